@@ -1,0 +1,86 @@
+"""secure-qdrant: a Qdrant host on AWS that is never reachable in cleartext or without credentials."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.api_keys import ApiKeys, ApiKeysArgs
+from components.config import NAMESPACE, ConfigError, load_settings
+from components.dns import DnsRecord, DnsRecordArgs
+from components.host import QdrantHost, QdrantHostArgs
+from components.network import QdrantSecurityGroup, QdrantSecurityGroupArgs
+from components.placement import resolve_placement
+from components.settings import PORTS, HostSettings
+from components.ssh import AdminSshKey
+from components.stack_config import raw_config
+from components.tokens import mint_tokens, token_claims
+
+try:
+    settings = load_settings(raw_config(NAMESPACE))
+except ConfigError as error:
+    # Raised before any resource exists: a bad value never leaves a half-built stack behind.
+    raise pulumi.RunError(str(error)) from None
+
+name = f"qdrant-{pulumi.get_stack()}"
+keys = ApiKeys(
+    f"{name}-keys",
+    ApiKeysArgs(
+        parameter_prefix=f"/{pulumi.get_project()}/{pulumi.get_stack()}",
+        version=settings.api_key_version,
+    ),
+)
+placement = resolve_placement(settings.subnet_id)
+firewall = QdrantSecurityGroup(
+    f"{name}-firewall",
+    QdrantSecurityGroupArgs(vpc_id=placement.vpc_id, admin_cidrs=settings.admin_cidrs),
+)
+ssh_key = AdminSshKey(f"{name}-admin") if settings.ssh_enabled else None
+host = QdrantHost(
+    name,
+    QdrantHostArgs(
+        host=HostSettings(
+            domain=settings.domain,
+            acme_email=settings.acme_email,
+            acme_server=settings.acme_server,
+            qdrant_version=settings.qdrant_version,
+            limits=settings.limits,
+            admin_cidrs=settings.admin_cidrs,
+            region=aws.get_region().region,
+            api_key_parameter=keys.api_key_parameter_name,
+            read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
+        ),
+        instance_type=settings.instance_type,
+        architecture=settings.architecture,
+        subnet_id=placement.subnet_id,
+        availability_zone=placement.availability_zone,
+        security_group_id=firewall.group_id,
+        data_volume_size_gb=settings.data_volume_size_gb,
+        secret_parameter_arns=keys.parameter_arns,
+        key_name=ssh_key.key_name if ssh_key else None,
+    ),
+)
+if settings.hosted_zone:
+    DnsRecord(
+        f"{name}-dns",
+        DnsRecordArgs(
+            zone_name=settings.hosted_zone, domain=settings.domain, address=host.public_ip
+        ),
+    )
+
+pulumi.export("restUrl", f"https://{settings.domain}")
+pulumi.export("grpcHost", settings.domain)
+pulumi.export("grpcPort", PORTS.grpc_tls)
+pulumi.export("publicIp", host.public_ip)
+pulumi.export("instanceId", host.instance_id)
+pulumi.export("dataVolumeId", host.data_volume_id)
+pulumi.export("apiKeyParameter", keys.api_key_parameter)
+pulumi.export("apiKey", pulumi.Output.secret(keys.api_key))
+pulumi.export("readOnlyApiKey", pulumi.Output.secret(keys.read_only_api_key))
+pulumi.export(
+    "tokens",
+    pulumi.Output.secret(keys.api_key.apply(lambda key: mint_tokens(settings.tokens, key))),
+)
+pulumi.export("tokenScopes", {spec.name: token_claims(spec) for spec in settings.tokens})
+if ssh_key:
+    pulumi.export("sshPrivateKey", ssh_key.private_key_openssh)

@@ -1,0 +1,1 @@
+"""Building blocks of the secure-qdrant program: pure renderers and thin ComponentResources."""

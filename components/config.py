@@ -1,0 +1,388 @@
+"""Stack configuration: raw Pulumi config strings in, validated `StackSettings` out, or one error.
+
+Pure: no Pulumi import, so every rule is tested directly, and `__main__` can refuse bad input before a
+single resource is registered. All problems are collected and reported together, each naming its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from components.instance_types import architecture_of
+from components.settings import (
+    QDRANT_VERSION_FLOOR,
+    AccessRule,
+    Architecture,
+    Limits,
+    StackSettings,
+    TokenSpec,
+    ValueExists,
+    ValueMatch,
+)
+
+NAMESPACE = "secure-qdrant"
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_FQDN = re.compile(rf"^(?:{_LABEL}\.)+[a-z]{{2,63}}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<host>[^@\s]+)$")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_COLLECTION_ACCESS = ("r", "rw", "prw")
+_GLOBAL_ACCESS = ("r", "m")
+_TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
+GP3_MAX_SIZE_GB = 16384
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """Bad stack configuration. The message has one line per problem, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class _Invalid(Exception):
+    """One problem with one key; collected into a ConfigError."""
+
+
+class _Reader:
+    """Reads typed values from the raw map, recording problems instead of stopping at the first."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def field(self, key: str, parse: Callable[[str], T], default: T) -> T:
+        # Pulumi.yaml gives optional keys an empty default: empty means unset.
+        if self.raw.get(key, "") == "":
+            return default
+        try:
+            return parse(self.raw[key])
+        except _Invalid as problem:
+            self.problems.append(f"{NAMESPACE}:{key}: {problem}")
+            return default
+
+    def check(self, key: str, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(f"{NAMESPACE}:{key}: {problem}")
+
+
+def _required(raw: Mapping[str, str], key: str, reader: _Reader) -> bool:
+    present = bool(raw.get(key, "").strip())
+    reader.check(key, present, "is required")
+    return present
+
+
+def _parse_domain(text: str) -> str:
+    name = text.strip().lower().rstrip(".")
+    if len(name) > 253 or not _FQDN.match(name):
+        raise _Invalid(f"{text!r} is not a fully qualified domain name (e.g. qdrant.example.com)")
+    return name
+
+
+def _parse_email(text: str) -> str:
+    match = _EMAIL.match(text.strip())
+    if not match:
+        raise _Invalid(f"{text!r} is not an e-mail address")
+    _parse_domain(match.group("host"))
+    return text.strip()
+
+
+def _parse_https_url(text: str) -> str:
+    if not re.match(r"^https://[^\s/]+(/\S*)?$", text):
+        raise _Invalid(f"{text!r} is not an https:// URL")
+    return text
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _Invalid(f"{text!r} is not an integer") from None
+
+
+def _parse_positive_int(text: str) -> int:
+    value = _parse_int(text)
+    if value <= 0:
+        raise _Invalid(f"must be a positive integer, got {value}")
+    return value
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise _Invalid(f"{text!r} is not true or false")
+    return lowered == "true"
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise _Invalid(f"{text!r} is not a list (set it with `pulumi config set --path`)") from None
+
+
+def _parse_cidr(text: Any) -> str:
+    if not isinstance(text, str) or "/" not in text:
+        raise _Invalid(f"{text!r} is not a CIDR block (address/prefix, e.g. 203.0.113.7/32)")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise _Invalid(f"{text!r} is not a CIDR block") from None
+    if str(network) != text:
+        raise _Invalid(f"{text!r} has host bits set or is not canonical; did you mean {network}?")
+    return text
+
+
+def _parse_cidrs(text: str) -> tuple[str, ...]:
+    items = _parse_json(text)
+    if not isinstance(items, list):
+        raise _Invalid("must be a list of CIDR blocks")
+    cidrs = tuple(_parse_cidr(item) for item in items)
+    duplicates = sorted({c for c in cidrs if cidrs.count(c) > 1})
+    if duplicates:
+        raise _Invalid(f"lists {', '.join(duplicates)} more than once")
+    return cidrs
+
+
+def _parse_volume_size(text: str) -> int:
+    size = _parse_positive_int(text)
+    if size > GP3_MAX_SIZE_GB:
+        raise _Invalid(f"{size} GiB is more than a gp3 volume holds ({GP3_MAX_SIZE_GB} GiB)")
+    return size
+
+
+def _parse_qdrant_version(text: str) -> str:
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise _Invalid(f"{text!r} is not a release version like v1.18.3")
+    version = tuple(int(part) for part in match.groups())
+    if version < QDRANT_VERSION_FLOOR:
+        floor = ".".join(map(str, QDRANT_VERSION_FLOOR))
+        raise _Invalid(f"{text!r} is older than v{floor}, which fixed an authentication bypass")
+    return "v" + ".".join(map(str, version))
+
+
+def _parse_architecture(text: str) -> Architecture:
+    if text not in ("x86_64", "arm64"):
+        raise _Invalid(f"{text!r} is not x86_64 or arm64")
+    return cast(Architecture, text)
+
+
+def _parse_instance_type(text: str) -> str:
+    if architecture_of(text) is None:
+        raise _Invalid(f"{text!r} is not a known EC2 instance type (family.size, e.g. t3.medium)")
+    return text
+
+
+def _parse_subnet_id(text: str) -> str:
+    if not _SUBNET_ID.match(text):
+        raise _Invalid(f"{text!r} is not a subnet id (subnet-...)")
+    return text
+
+
+def _parse_expiry(value: Any, now: dt.datetime) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _Invalid(f"expiresAt {value!r} is not an ISO-8601 date")
+    try:
+        if len(value) == 10:
+            # A bare date means the start of that day in UTC: the token is dead once the day begins.
+            expiry = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+        else:
+            expiry = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Invalid(f"expiresAt {value!r} is not an ISO-8601 date") from None
+    if expiry.tzinfo is None:
+        raise _Invalid(f"expiresAt {value!r} needs a time zone (e.g. Z)")
+    if expiry <= now:
+        raise _Invalid(f"expiresAt {value!r} is in the past")
+    return expiry
+
+
+def _parse_access(value: Any) -> str | tuple[AccessRule, ...]:
+    if value is None:
+        # Qdrant grants full manage rights to a token without `access`: never mint one.
+        raise _Invalid("has no access (a token without it would get full manage rights)")
+    if isinstance(value, str):
+        if value not in _GLOBAL_ACCESS:
+            raise _Invalid(f"access {value!r} is not r, m or a list of collection rules")
+        return value
+    if not isinstance(value, list) or not value:
+        raise _Invalid("access must be r, m or a non-empty list of {collection, access}")
+    rules = []
+    for rule in value:
+        if not isinstance(rule, dict) or set(rule) != {"collection", "access"}:
+            raise _Invalid(f"access rule {rule!r} must have exactly collection and access")
+        collection, level = rule["collection"], rule["access"]
+        if not isinstance(collection, str) or not collection:
+            raise _Invalid(f"access rule {rule!r} has no collection name")
+        if level not in _COLLECTION_ACCESS:
+            raise _Invalid(f"collection {collection!r} has access {level!r}, not r, rw or prw")
+        rules.append(AccessRule(collection, level))
+    names = [rule.collection for rule in rules]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        # Qdrant rejects such a token outright, so it would be dead on arrival.
+        raise _Invalid(f"collection {', '.join(duplicates)} appears more than once")
+    return tuple(rules)
+
+
+def _parse_value_exists(value: Any) -> ValueExists:
+    if not isinstance(value, dict) or set(value) != {"collection", "matches"}:
+        raise _Invalid("valueExists must have exactly collection and matches")
+    collection, matches = value["collection"], value["matches"]
+    if not isinstance(collection, str) or not collection:
+        raise _Invalid("valueExists has no collection name")
+    if not isinstance(matches, list) or not matches:
+        raise _Invalid("valueExists.matches must be a non-empty list of {key, value}")
+    parsed = []
+    for match in matches:
+        if (
+            not isinstance(match, dict)
+            or set(match) != {"key", "value"}
+            or not isinstance(match["key"], str)
+            or not isinstance(match["value"], (str, int, bool))
+        ):
+            raise _Invalid(f"valueExists match {match!r} must be {{key: str, value: str|int|bool}}")
+        parsed.append(ValueMatch(match["key"], match["value"]))
+    return ValueExists(collection, tuple(parsed))
+
+
+def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{value!r} is not a {{name, access}} object")
+    name = value.get("name")
+    if not isinstance(name, str) or not _TOKEN_NAME.match(name):
+        raise _Invalid(f"name {name!r} must be 1-63 letters, digits, '.', '_' or '-'")
+    try:
+        unknown = sorted(set(value) - _TOKEN_FIELDS)
+        if unknown:
+            raise _Invalid(f"unknown field {', '.join(unknown)}")
+        return TokenSpec(
+            name=name,
+            access=cast(Any, _parse_access(value.get("access"))),
+            expires_at=_parse_expiry(value["expiresAt"], now) if "expiresAt" in value else None,
+            value_exists=(
+                _parse_value_exists(value["valueExists"]) if "valueExists" in value else None
+            ),
+        )
+    except _Invalid as problem:
+        raise _Invalid(f"token {name!r}: {problem}") from None
+
+
+def _parse_tokens(text: str, now: dt.datetime) -> tuple[TokenSpec, ...]:
+    items = _parse_json(text)
+    if not isinstance(items, list):
+        raise _Invalid("must be a list of {name, access} objects")
+    tokens = tuple(_parse_token(item, now) for item in items)
+    names = [token.name for token in tokens]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _Invalid(f"token name {', '.join(duplicates)} is used more than once")
+    return tokens
+
+
+KNOWN_KEYS = frozenset(
+    {
+        "domain",
+        "hostedZone",
+        "acmeEmail",
+        "acmeServer",
+        "adminCidrs",
+        "allowSshFromAnywhere",
+        "instanceType",
+        "architecture",
+        "subnetId",
+        "dataVolumeSizeGb",
+        "qdrantVersion",
+        "rateLimitRps",
+        "restBurst",
+        "grpcBurst",
+        "maxBodySizeMb",
+        "tokens",
+        "apiKeyVersion",
+    }
+)
+
+
+def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> StackSettings:
+    """Validate the `secure-qdrant:` config (keys without the namespace) into `StackSettings`.
+
+    Raises ConfigError listing every problem; nothing is half-accepted.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    read = _Reader(raw)
+    for key in sorted(set(raw) - KNOWN_KEYS):
+        read.problems.append(f"{NAMESPACE}:{key}: unknown key (a typo?)")
+
+    defaults = StackSettings(domain="", acme_email="")
+    has_domain = _required(raw, "domain", read)
+    has_email = _required(raw, "acmeEmail", read)
+    domain = read.field("domain", _parse_domain, "") if has_domain else ""
+    acme_email = read.field("acmeEmail", _parse_email, "") if has_email else ""
+    hosted_zone = read.field("hostedZone", _parse_domain, None)
+    if domain and hosted_zone:
+        read.check(
+            "hostedZone",
+            domain == hosted_zone or domain.endswith("." + hosted_zone),
+            f"{domain!r} is not inside the zone {hosted_zone!r}",
+        )
+
+    admin_cidrs: tuple[str, ...] = read.field("adminCidrs", _parse_cidrs, tuple())
+    allow_anywhere = read.field("allowSshFromAnywhere", _parse_bool, False)
+    world = [cidr for cidr in admin_cidrs if ipaddress.ip_network(cidr).prefixlen == 0]
+    read.check(
+        "adminCidrs",
+        allow_anywhere or not world,
+        f"{', '.join(world)} opens SSH to the whole internet; "
+        "set secure-qdrant:allowSshFromAnywhere true if that is really meant",
+    )
+
+    instance_type = read.field("instanceType", _parse_instance_type, defaults.instance_type)
+    architecture: Architecture = read.field(
+        "architecture", _parse_architecture, defaults.architecture
+    )
+    type_architecture = architecture_of(instance_type)
+    read.check(
+        "architecture",
+        type_architecture in (None, architecture),
+        f"{architecture} does not match instance type {instance_type} ({type_architecture})",
+    )
+
+    limits = Limits(
+        rate_limit_rps=read.field("rateLimitRps", _parse_positive_int, Limits.rate_limit_rps),
+        rest_burst=read.field("restBurst", _parse_positive_int, Limits.rest_burst),
+        grpc_burst=read.field("grpcBurst", _parse_positive_int, Limits.grpc_burst),
+        max_body_size_mb=read.field("maxBodySizeMb", _parse_positive_int, Limits.max_body_size_mb),
+    )
+    settings = StackSettings(
+        domain=domain,
+        acme_email=acme_email,
+        hosted_zone=hosted_zone,
+        acme_server=read.field("acmeServer", _parse_https_url, defaults.acme_server),
+        admin_cidrs=admin_cidrs,
+        allow_ssh_from_anywhere=allow_anywhere,
+        instance_type=instance_type,
+        architecture=architecture,
+        subnet_id=read.field("subnetId", _parse_subnet_id, None),
+        data_volume_size_gb=read.field(
+            "dataVolumeSizeGb", _parse_volume_size, defaults.data_volume_size_gb
+        ),
+        qdrant_version=read.field("qdrantVersion", _parse_qdrant_version, defaults.qdrant_version),
+        limits=limits,
+        tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
+        api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
+    )
+    if read.problems:
+        raise ConfigError(read.problems)
+    return settings

@@ -1,0 +1,178 @@
+"""One Qdrant VM: instance, its own data volume, a stable address and the least-privilege role.
+
+Nothing here assumes a single host: every name derives from the component name, and shared pieces
+(security group, key parameters, SSH key) come in through the args, so a cluster is several of these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.settings import DATA_VOLUME_DEVICE, Architecture, HostSettings
+from components.user_data import render_user_data
+
+CANONICAL_OWNER = "099720109477"
+UBUNTU_AMI_NAME = {
+    "x86_64": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+    "arm64": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*",
+}
+ROOT_VOLUME_SIZE_GB = 16
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+@dataclass
+class QdrantHostArgs:
+    host: HostSettings
+    instance_type: str
+    architecture: Architecture
+    subnet_id: pulumi.Input[str]
+    availability_zone: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    data_volume_size_gb: int
+    secret_parameter_arns: pulumi.Input[Sequence[str]]
+    """The only SSM parameters the instance may read: the API keys it fetches at boot."""
+    key_name: pulumi.Input[str] | None = None
+
+
+class QdrantHost(pulumi.ComponentResource):
+    """An Ubuntu 24.04 instance (IMDSv2, encrypted root), a protected encrypted data volume, an EIP."""
+
+    instance_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    data_volume_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: QdrantHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-qdrant:host:QdrantHost", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        profile = self._instance_profile(name, args.secret_parameter_arns, child)
+        data_volume = aws.ebs.Volume(
+            f"{name}-data",
+            availability_zone=args.availability_zone,
+            size=args.data_volume_size_gb,
+            type="gp3",
+            encrypted=True,
+            tags={"Name": f"{name}-data"},
+            # The volume is the database: `pulumi destroy` must not take it along by accident.
+            opts=child.merge(pulumi.ResourceOptions(protect=True)),
+        )
+        ami = aws.ec2.get_ami_output(
+            owners=[CANONICAL_OWNER],
+            most_recent=True,
+            filters=[
+                {"name": "name", "values": [UBUNTU_AMI_NAME[args.architecture]]},
+                {"name": "architecture", "values": [args.architecture]},
+            ],
+        )
+        instance = aws.ec2.Instance(
+            f"{name}-vm",
+            ami=ami.id,
+            instance_type=args.instance_type,
+            subnet_id=args.subnet_id,
+            vpc_security_group_ids=[args.security_group_id],
+            iam_instance_profile=profile.name,
+            key_name=args.key_name,
+            user_data=data_volume.id.apply(lambda volume_id: render_user_data(args.host, volume_id)),
+            # cloud-init runs on first boot only: new user data must mean a new instance.
+            user_data_replace_on_change=True,
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                # One hop: containers on the host cannot reach IMDS and steal the role's credentials.
+                "http_put_response_hop_limit": 1,
+            },
+            root_block_device={
+                "encrypted": True,
+                "volume_type": "gp3",
+                "volume_size": ROOT_VOLUME_SIZE_GB,
+                "delete_on_termination": True,
+            },
+            tags={"Name": name},
+            # A newer Ubuntu AMI would otherwise replace the host on any `pulumi up`; unattended
+            # upgrades patch it in place, and `pulumi up --replace` moves to a new AMI on purpose.
+            opts=child.merge(pulumi.ResourceOptions(ignore_changes=["ami"])),
+        )
+        aws.ec2.VolumeAttachment(
+            f"{name}-data-attachment",
+            device_name=DATA_VOLUME_DEVICE,
+            volume_id=data_volume.id,
+            instance_id=instance.id,
+            # Stop the old instance before detaching so Qdrant's files are flushed and unmounted.
+            stop_instance_before_detaching=True,
+            # A volume attaches to one instance at a time: detach from the old one first.
+            opts=child.merge(pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+        address = aws.ec2.Eip(f"{name}-ip", domain="vpc", tags={"Name": name}, opts=child)
+        aws.ec2.EipAssociation(
+            f"{name}-ip-association",
+            allocation_id=address.allocation_id,
+            instance_id=instance.id,
+            opts=child.merge(pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+
+        self.instance_id = instance.id
+        self.public_ip = address.public_ip
+        self.data_volume_id = data_volume.id
+        self.register_outputs(
+            {
+                "instanceId": self.instance_id,
+                "publicIp": self.public_ip,
+                "dataVolumeId": self.data_volume_id,
+            }
+        )
+
+    @staticmethod
+    def _instance_profile(
+        name: str,
+        secret_parameter_arns: pulumi.Input[Sequence[str]],
+        child: pulumi.ResourceOptions,
+    ) -> aws.iam.InstanceProfile:
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-read-api-keys",
+            role=role.id,
+            policy=pulumi.Output.from_input(secret_parameter_arns).apply(read_parameters_policy),
+            opts=child,
+        )
+        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+
+
+def read_parameters_policy(parameter_arns: Sequence[str]) -> str:
+    """IAM policy that reads exactly these parameters (SecureStrings under the aws/ssm key)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameter",
+                    "Resource": sorted(parameter_arns),
+                }
+            ],
+        }
+    )

@@ -1,0 +1,159 @@
+"""The one source of truth for every port, path, limit and version.
+
+The Pulumi program, the cloud-init renderer, the Nginx renderer, the loopback lab and the docs all
+read these objects; nothing else in the project writes a port number or a VM path by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+CollectionAccess = Literal["r", "rw", "prw"]
+GlobalAccess = Literal["r", "m"]
+Architecture = Literal["x86_64", "arm64"]
+
+# v1.18.2 fixed an auth bypass (`/dashboard%2f..%2fcollections`), so nothing older is deployable.
+QDRANT_VERSION_FLOOR = (1, 18, 2)
+DEFAULT_QDRANT_VERSION = "v1.18.3"
+QDRANT_IMAGE = "qdrant/qdrant"
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+# The device name the data volume is attached under; Nitro instances show it as an NVMe disk instead,
+# which the VM finds by the volume id.
+DATA_VOLUME_DEVICE = "/dev/sdf"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Ports of the host. Only `public` ones are ever opened to the network."""
+
+    ssh: int = 22
+    http: int = 80
+    https: int = 443
+    grpc_tls: int = 6334
+    # Qdrant's own listeners are published on 127.0.0.1 only; Nginx is their sole client.
+    qdrant_rest: int = 6333
+    qdrant_grpc: int = 16334
+
+    @property
+    def public(self) -> tuple[int, ...]:
+        """Ports the world may reach (SSH is separate: admin CIDRs only)."""
+        return (self.http, self.https, self.grpc_tls)
+
+    @property
+    def loopback_only(self) -> tuple[int, ...]:
+        return (self.qdrant_rest, self.qdrant_grpc)
+
+
+PORTS = Ports()
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    collection: str
+    access: CollectionAccess
+
+
+@dataclass(frozen=True)
+class ValueMatch:
+    key: str
+    value: Union[str, int, bool]
+
+
+@dataclass(frozen=True)
+class ValueExists:
+    """Qdrant's `value_exists` claim: the token only works while a matching point exists."""
+
+    collection: str
+    matches: tuple[ValueMatch, ...]
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """One configured caller. `access` is mandatory: Qdrant gives a token without it full manage."""
+
+    name: str
+    access: Union[GlobalAccess, tuple[AccessRule, ...]]
+    expires_at: dt.datetime | None = None
+    value_exists: ValueExists | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Edge limits enforced by Nginx, shared by REST and gRPC."""
+
+    rate_limit_rps: int = 5
+    rest_burst: int = 20
+    grpc_burst: int = 50
+    max_body_size_mb: int = 128
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Validated stack configuration: everything `pulumi up` needs, and nothing unchecked."""
+
+    domain: str
+    acme_email: str
+    hosted_zone: str | None = None
+    acme_server: str = LETS_ENCRYPT_DIRECTORY
+    admin_cidrs: tuple[str, ...] = ()
+    allow_ssh_from_anywhere: bool = False
+    instance_type: str = "t3.medium"
+    architecture: Architecture = "x86_64"
+    subnet_id: str | None = None
+    data_volume_size_gb: int = 20
+    qdrant_version: str = DEFAULT_QDRANT_VERSION
+    limits: Limits = field(default_factory=Limits)
+    tokens: tuple[TokenSpec, ...] = ()
+    api_key_version: int = 1
+
+    @property
+    def ssh_enabled(self) -> bool:
+        return bool(self.admin_cidrs)
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Where things live on the host. The lab points these into a scratch directory."""
+
+    data_mount: str = "/var/lib/qdrant-data"
+    secrets_dir: str = "/etc/secure-qdrant"
+    acme_webroot: str = "/var/www/acme"
+    nginx_conf_dir: str = "/etc/nginx"
+    nginx_log_dir: str = "/var/log/nginx"
+    ready_marker: str = "/var/lib/secure-qdrant/ready"
+
+    @property
+    def qdrant_storage(self) -> str:
+        return f"{self.data_mount}/storage"
+
+    @property
+    def qdrant_snapshots(self) -> str:
+        return f"{self.data_mount}/snapshots"
+
+    @property
+    def letsencrypt_dir(self) -> str:
+        # On the data volume: a replaced instance keeps its certificate and its ACME account.
+        return f"{self.data_mount}/letsencrypt"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What one VM needs to build itself: rendered into its user data, and reused by the lab."""
+
+    domain: str
+    acme_email: str
+    acme_server: str
+    qdrant_version: str
+    limits: Limits
+    admin_cidrs: tuple[str, ...]
+    region: str
+    api_key_parameter: str
+    read_only_api_key_parameter: str
+    ports: Ports = PORTS
+    paths: HostPaths = field(default_factory=HostPaths)
+
+    @property
+    def qdrant_image(self) -> str:
+        return f"{QDRANT_IMAGE}:{self.qdrant_version}"

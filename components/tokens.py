@@ -1,0 +1,41 @@
+"""JWT claims and tokens for the configured callers, exactly as Qdrant v1.18 reads them.
+
+Tokens are HS256, signed with the raw master API key string. They carry no `iat`, so the same config
+and key always mint the same token and `pulumi up` shows no churn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+
+from components.settings import TokenSpec
+
+
+def token_claims(spec: TokenSpec) -> dict[str, Any]:
+    """The claims of one token; `access` is always present (its absence means full manage)."""
+    access: Any = (
+        spec.access
+        if isinstance(spec.access, str)
+        else [{"collection": rule.collection, "access": rule.access} for rule in spec.access]
+    )
+    claims: dict[str, Any] = {"access": access}
+    if spec.expires_at is not None:
+        claims["exp"] = int(spec.expires_at.timestamp())
+    if spec.value_exists is not None:
+        claims["value_exists"] = {
+            "collection": spec.value_exists.collection,
+            "matches": [{"key": m.key, "value": m.value} for m in spec.value_exists.matches],
+        }
+    return claims
+
+
+def mint_token(claims: dict[str, Any], api_key: str) -> str:
+    if "access" not in claims:
+        raise ValueError("refusing to mint a token without `access`: Qdrant would grant manage")
+    return jwt.encode(claims, api_key, algorithm="HS256")
+
+
+def mint_tokens(specs: tuple[TokenSpec, ...], api_key: str) -> dict[str, str]:
+    return {spec.name: mint_token(token_claims(spec), api_key) for spec in specs}

@@ -1,0 +1,200 @@
+"""Runs `__main__.py` against Pulumi mocks and hands back what it registered and exported.
+
+Each `deploy()` is a fresh program run: a new root stack, new config, new mocks. The mocks behave like
+AWS where the program depends on it (ids, ARNs, the EIP's address, invokes), and `RandomPassword`
+derives its result from its name and keepers, as a real one keeps its value until a keeper changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT = "secure-qdrant"
+MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
+REGION = "eu-central-1"
+ACCOUNT = "123456789012"
+PUBLIC_IP = "198.51.100.7"
+DEFAULT_SUBNETS = ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]
+
+MINIMAL_CONFIG: dict[str, Any] = {
+    "domain": "qdrant.example.com",
+    "acmeEmail": "ops@example.com",
+}
+
+
+def _digest(*parts: Any, length: int = 17) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]
+
+
+def _password(name: str, inputs: dict[str, Any]) -> str:
+    alphabet = string.ascii_letters + string.digits
+    seed = hashlib.sha256(repr((name, sorted(inputs.get("keepers", {}).items()))).encode()).digest()
+    stream = hashlib.shake_256(seed).digest(int(inputs["length"]))
+    return "".join(alphabet[b % len(alphabet)] for b in stream)
+
+
+@dataclass
+class Registered:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    options: Any = None
+    """The RegisterResourceRequest: protect, deleteBeforeReplace, ignoreChanges, parent, ..."""
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.registered: dict[tuple[str, str], Registered] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        self.registered[(args.typ, args.name)] = Registered(args.typ, args.name, inputs)
+        state = dict(inputs)
+        resource_id = f"{args.name}-{_digest(args.typ, args.name, length=8)}"
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = _password(args.name, inputs)
+        elif args.typ == "aws:ssm/parameter:Parameter":
+            state["arn"] = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{inputs['name']}"
+        elif args.typ == "aws:ec2/eip:Eip":
+            resource_id = f"eipalloc-{_digest(args.name)}"
+            state.update(allocationId=resource_id, publicIp=PUBLIC_IP)
+        elif args.typ == "aws:ebs/volume:Volume":
+            resource_id = f"vol-{_digest(args.name)}"
+        elif args.typ == "aws:ec2/instance:Instance":
+            resource_id = f"i-{_digest(args.name)}"
+        elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
+            resource_id = f"sg-{_digest(args.name)}"
+        elif args.typ == "aws:iam/role:Role":
+            state.update(name=args.name, arn=f"arn:aws:iam::{ACCOUNT}:role/{args.name}")
+        elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
+            state["name"] = args.name
+        elif args.typ == "aws:ec2/keyPair:KeyPair":
+            state["keyName"] = args.name
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            key = _digest(args.name, length=32)
+            state.update(
+                publicKeyOpenssh=f"ssh-ed25519 AAAA{key}",
+                privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
+            )
+        elif args.typ == "aws:route53/record:Record":
+            state["fqdn"] = inputs["name"]
+        return resource_id, state
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.calls.append((args.token, dict(args.args)))
+        return self._invoke(args), []
+
+    def _invoke(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": REGION, "name": REGION, "id": REGION}
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": f"ami-{_digest(repr(args.args))}", "architecture": "x86_64"}
+        if args.token == "aws:ec2/getSubnets:getSubnets":
+            return {"ids": DEFAULT_SUBNETS}
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            return {"id": args.args["id"], "vpcId": "vpc-0123", "availabilityZone": f"{REGION}b"}
+        if args.token == "aws:route53/getZone:getZone":
+            return {"zoneId": "Z0123456789ABC", "name": args.args["name"]}
+        raise NotImplementedError(f"no mock for invoke {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Keeps every RegisterResource request: resource options never reach `Mocks.new_resource`."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.requests: list[Any] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.requests.append(request)
+        return super().RegisterResource(request)
+
+
+@dataclass
+class Exported:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class Deployment:
+    resources: list[Registered]
+    outputs: dict[str, Exported]
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str) -> Registered:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+    @property
+    def user_data(self) -> str:
+        return str(self.one("aws:ec2/instance:Instance").inputs["userData"])
+
+
+class Failed(Exception):
+    """The program refused to run; `registered` is what it had registered by then."""
+
+    def __init__(self, error: BaseException, registered: list[Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.registered = registered
+
+
+def _config_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def deploy(config: dict[str, Any], stack: str = "test") -> Deployment:
+    """Run the program once with `secure-qdrant:` config; raise `Failed` if the program fails."""
+    mocks = AwsMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
+    )
+    outputs: dict[str, Exported] = {}
+
+    async def run() -> None:
+        runpy.run_path(MAIN, run_name="__main__")
+        root = pulumi_settings.get_root_resource()
+        for name, value in root.outputs.items():  # type: ignore[union-attr]
+            output = pulumi.Output.from_input(value)
+            outputs[name] = Exported(await output.future(), await output.is_secret())
+
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    try:
+        # What `pulumi.runtime.test` does: run, then wait for every registration to finish.
+        _sync_await(run_pulumi_func(lambda: _sync_await(run())))
+    except Exception as error:
+        registered = [r for r in monitor.requests if r.type != "pulumi:pulumi:Stack"]
+        raise Failed(error, registered) from error
+
+    resources = []
+    for request in monitor.requests:
+        if request.type == "pulumi:pulumi:Stack":
+            continue
+        recorded = mocks.registered[(request.type, request.name)]
+        recorded.options = request
+        resources.append(recorded)
+    return Deployment(resources=resources, outputs=outputs, calls=mocks.calls)

@@ -1,0 +1,129 @@
+"""Bad stack config fails `pulumi up` with a message naming the key, before any resource exists."""
+
+import pytest
+
+from components.config import load_settings
+from tests.program import MINIMAL_CONFIG, Failed, deploy
+
+
+def with_(**changes):
+    return {**MINIMAL_CONFIG, **changes}
+
+
+def without(key):
+    return {k: v for k, v in MINIMAL_CONFIG.items() if k != key}
+
+
+def token(**fields):
+    return {"name": "app", "access": "r", **fields}
+
+
+BAD_CONFIGS = {
+    "missing-domain": (without("domain"), "secure-qdrant:domain: is required"),
+    "invalid-domain": (with_(domain="not a domain"), "secure-qdrant:domain: 'not a domain' is not"),
+    "single-label-domain": (with_(domain="localhost"), "secure-qdrant:domain:"),
+    "missing-email": (without("acmeEmail"), "secure-qdrant:acmeEmail: is required"),
+    "invalid-email": (with_(acmeEmail="ops-at-example.com"), "secure-qdrant:acmeEmail: 'ops-at-example.com' is not"),
+    "domain-outside-zone": (with_(hostedZone="example.org"), "secure-qdrant:hostedZone: 'qdrant.example.com' is not inside"),
+    "unparsable-cidr": (with_(adminCidrs=["203.0.113.300/32"]), "secure-qdrant:adminCidrs: '203.0.113.300/32' is not a CIDR"),
+    "cidr-without-prefix": (with_(adminCidrs=["203.0.113.7"]), "secure-qdrant:adminCidrs: '203.0.113.7' is not a CIDR"),
+    "cidr-with-host-bits": (with_(adminCidrs=["203.0.113.7/24"]), "did you mean 203.0.113.0/24"),
+    "cidrs-not-a-list": (with_(adminCidrs="203.0.113.0/24"), "secure-qdrant:adminCidrs:"),
+    "duplicate-cidr": (with_(adminCidrs=["203.0.113.0/24", "203.0.113.0/24"]), "more than once"),
+    "world-ssh-v4": (with_(adminCidrs=["0.0.0.0/0"]), "secure-qdrant:adminCidrs: 0.0.0.0/0 opens SSH to the whole internet"),
+    "world-ssh-v6": (with_(adminCidrs=["::/0"]), "secure-qdrant:adminCidrs: ::/0 opens SSH"),
+    "unknown-instance-type": (with_(instanceType="t3.humongous"), "secure-qdrant:instanceType: 't3.humongous' is not a known"),
+    "unknown-architecture": (with_(architecture="riscv64"), "secure-qdrant:architecture: 'riscv64' is not x86_64 or arm64"),
+    "architecture-mismatch": (with_(instanceType="t4g.medium"), "secure-qdrant:architecture: x86_64 does not match instance type t4g.medium (arm64)"),
+    "version-below-floor": (with_(qdrantVersion="v1.18.1"), "secure-qdrant:qdrantVersion: 'v1.18.1' is older than v1.18.2"),
+    "version-unparsable": (with_(qdrantVersion="latest"), "secure-qdrant:qdrantVersion: 'latest' is not a release"),
+    "zero-rate": (with_(rateLimitRps=0), "secure-qdrant:rateLimitRps: must be a positive integer"),
+    "negative-rest-burst": (with_(restBurst=-1), "secure-qdrant:restBurst: must be a positive integer"),
+    "zero-grpc-burst": (with_(grpcBurst=0), "secure-qdrant:grpcBurst: must be a positive integer"),
+    "zero-body-size": (with_(maxBodySizeMb=0), "secure-qdrant:maxBodySizeMb: must be a positive integer"),
+    "zero-volume": (with_(dataVolumeSizeGb=0), "secure-qdrant:dataVolumeSizeGb: must be a positive integer"),
+    "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
+    "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
+    "bad-subnet-id": (with_(subnetId="my-subnet"), "secure-qdrant:subnetId: 'my-subnet' is not a subnet id"),
+    "token-without-access": (with_(tokens=[{"name": "app"}]), "secure-qdrant:tokens: token 'app': has no access"),
+    "token-unknown-global-access": (with_(tokens=[token(access="rw")]), "token 'app': access 'rw' is not r, m"),
+    "token-unknown-collection-access": (
+        with_(tokens=[token(access=[{"collection": "c", "access": "admin"}])]),
+        "token 'app': collection 'c' has access 'admin', not r, rw or prw",
+    ),
+    "token-empty-access-list": (with_(tokens=[token(access=[])]), "token 'app': access must be"),
+    "duplicate-token-names": (with_(tokens=[token(), token()]), "secure-qdrant:tokens: token name app is used more than once"),
+    "duplicate-collection-in-token": (
+        with_(tokens=[token(access=[{"collection": "c", "access": "r"}, {"collection": "c", "access": "rw"}])]),
+        "token 'app': collection c appears more than once",
+    ),
+    "expiry-in-the-past": (with_(tokens=[token(expiresAt="2020-01-01")]), "token 'app': expiresAt '2020-01-01' is in the past"),
+    "expiry-unparsable": (with_(tokens=[token(expiresAt="next year")]), "token 'app': expiresAt 'next year' is not an ISO-8601"),
+    "expiry-without-zone": (with_(tokens=[token(expiresAt="2099-01-01T10:00:00")]), "needs a time zone"),
+    "token-unknown-field": (with_(tokens=[token(scope="r")]), "token 'app': unknown field scope"),
+    "token-bad-name": (with_(tokens=[token(name="has space")]), "secure-qdrant:tokens: name 'has space'"),
+    "value-exists-malformed": (with_(tokens=[token(valueExists={"collection": "c"})]), "valueExists must have exactly"),
+    "unknown-key": (with_(adminCidr=["203.0.113.0/24"]), "secure-qdrant:adminCidr: unknown key (a typo?)"),
+    "non-boolean-flag": (with_(allowSshFromAnywhere="yes"), "secure-qdrant:allowSshFromAnywhere: 'yes' is not true or false"),
+}
+
+
+@pytest.mark.parametrize(("config", "message"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_bad_config_fails_with_its_message_before_any_resource(config, message):
+    """A half-built stack from a typo is worse than no stack: refuse, say why, register nothing."""
+    with pytest.raises(Failed) as failure:
+        deploy(config)
+
+    assert message in str(failure.value)
+    assert failure.value.registered == [], [r.type for r in failure.value.registered]
+
+
+def test_all_problems_are_reported_at_once():
+    """One `pulumi up` shows every mistake, not one per attempt."""
+    with pytest.raises(Failed) as failure:
+        deploy(with_(domain="bad domain", rateLimitRps=0, tokens=[{"name": "x"}]))
+
+    text = str(failure.value)
+    for key in ("secure-qdrant:domain", "secure-qdrant:rateLimitRps", "secure-qdrant:tokens"):
+        assert key in text
+
+
+def test_world_open_ssh_is_accepted_with_the_explicit_flag():
+    deployment = deploy(with_(adminCidrs=["0.0.0.0/0"], allowSshFromAnywhere=True))
+
+    ssh = [
+        r for r in deployment.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["fromPort"] == 22
+    ]
+    assert [r.inputs["cidrIpv4"] for r in ssh] == ["0.0.0.0/0"]
+
+
+def test_defaults_match_the_documented_contract():
+    settings = load_settings({"domain": "qdrant.example.com", "acmeEmail": "ops@example.com"})
+
+    assert (settings.instance_type, settings.architecture) == ("t3.medium", "x86_64")
+    assert settings.data_volume_size_gb == 20
+    assert settings.qdrant_version == "v1.18.3"
+    assert (settings.limits.rate_limit_rps, settings.limits.rest_burst) == (5, 20)
+    assert (settings.limits.grpc_burst, settings.limits.max_body_size_mb) == (50, 128)
+    assert settings.api_key_version == 1
+    assert settings.admin_cidrs == () and settings.tokens == ()
+    assert settings.hosted_zone is None and settings.subnet_id is None
+
+
+def test_empty_optional_values_mean_unset():
+    """Pulumi.yaml declares optional keys with empty defaults; those must not be validated as names."""
+    settings = load_settings(
+        {"domain": "qdrant.example.com", "acmeEmail": "ops@example.com", "hostedZone": "", "subnetId": ""}
+    )
+
+    assert settings.hosted_zone is None and settings.subnet_id is None
+
+
+def test_version_and_domain_are_normalised():
+    settings = load_settings(
+        {"domain": "Qdrant.Example.COM.", "acmeEmail": "ops@example.com", "qdrantVersion": "1.19.0"}
+    )
+
+    assert settings.domain == "qdrant.example.com"
+    assert settings.qdrant_version == "v1.19.0"

@@ -1,8 +1,12 @@
 """Bad stack config fails `pulumi up` with a message naming the key, before any resource exists."""
 
+import json
+
 import pytest
+from pulumi.runtime import config as runtime_config
 
 from components.config import load_settings
+from components.stack_config import raw_config
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 
 
@@ -127,3 +131,15 @@ def test_version_and_domain_are_normalised():
 
     assert settings.domain == "qdrant.example.com"
     assert settings.qdrant_version == "v1.19.0"
+
+
+def test_raw_config_sees_every_key_the_cli_passes_in_its_namespace(monkeypatch):
+    """The CLI hands the program its config as JSON in PULUMI_CONFIG; typo protection needs all of
+    it, including keys nobody asks `pulumi.Config` for."""
+    monkeypatch.setattr(runtime_config, "CONFIG", runtime_config.ContextVar("test_config", default={}))
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps({"secure-qdrant:domian": "x.example.com", "aws:region": "eu-west-1", "secure-qdrant:restBurst": "9"}),
+    )
+
+    assert raw_config("secure-qdrant") == {"domian": "x.example.com", "restBurst": "9"}

@@ -1,0 +1,664 @@
+"""Tests for lab/qdrant_double.py, the Qdrant auth test double.
+
+Every server listens on ephemeral loopback ports and is stopped by its fixture; all
+traffic goes to 127.0.0.1. Run from the repo root with PYTHONPATH=.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import grpc
+import jwt
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client import grpc as qgrpc
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from lab.qdrant_double import DoubleConfig, QdrantDouble
+
+# qdrant-client warns about credentials over plain http: here that is loopback by design.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
+    pytest.mark.filterwarnings("ignore:Auth token provider is used with an insecure connection"),
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KEY = "master-key-for-tests-0123456789abcdef"
+READ_ONLY_KEY = "read-only-key-for-tests-0123456789ab"
+WRONG_KEY = "not-the-master-key-0123456789abcdef0"
+VECTORS = {"size": 4, "distance": "Cosine"}
+UPSERT = {"points": [{"id": 7, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"n": 7}}]}
+INDEX = {"field_name": "n", "field_schema": "integer"}
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx and gRPC honour proxy variables; keep every request on loopback."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "grpc_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def start_double(**overrides: Any) -> QdrantDouble:
+    settings: dict[str, Any] = {
+        "api_key": KEY,
+        "read_only_api_key": READ_ONLY_KEY,
+        "jwt_rbac": True,
+        "rest_port": 0,
+        "grpc_port": 0,
+    }
+    settings.update(overrides)
+    double = QdrantDouble(DoubleConfig(**settings)).start()
+    double.store.create("alpha", VECTORS)
+    double.store.create("beta", VECTORS)
+    double.store.upsert("alpha", [(1, {"tenant": "acme", "token_id": "t-1"})])
+    return double
+
+
+@pytest.fixture
+def double() -> Iterator[QdrantDouble]:
+    running = start_double()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def token(claims: dict, key: str = KEY, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def api_key(value: str) -> dict[str, str]:
+    return {"api-key": value}
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def rest(
+    double: QdrantDouble,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: Optional[dict[str, str]] = None,
+) -> tuple[int, Any]:
+    """One request on a fresh connection; JSON bodies are decoded."""
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        connection.request(method, path, body=data, headers=headers or {})
+        response = connection.getresponse()
+        raw = response.read()
+        if response.getheader("Content-Type", "").startswith("application/json"):
+            return response.status, json.loads(raw)
+        return response.status, raw.decode()
+    finally:
+        connection.close()
+
+
+def status(double: QdrantDouble, method: str, path: str, body: Any = None, **kw: Any) -> int:
+    return rest(double, method, path, body, **kw)[0]
+
+
+# ----------------------------------------------------------------------------- REST: keys
+
+
+def test_request_without_credentials_is_401(double: QdrantDouble) -> None:
+    code, body = rest(double, "GET", "/collections")
+    assert code == 401
+    assert "error" in body["status"]
+
+
+def test_master_key_lists_collections(double: QdrantDouble) -> None:
+    code, body = rest(double, "GET", "/collections", headers=api_key(KEY))
+    assert code == 200
+    assert body["status"] == "ok"
+    assert body["result"]["collections"] == [{"name": "alpha"}, {"name": "beta"}]
+
+
+def test_wrong_api_key_is_401(double: QdrantDouble) -> None:
+    assert status(double, "GET", "/collections", headers=api_key(WRONG_KEY)) == 401
+
+
+def test_master_key_as_bearer_token_works(double: QdrantDouble) -> None:
+    assert status(double, "GET", "/collections", headers=bearer(KEY)) == 200
+
+
+def test_bearer_prefix_is_case_sensitive(double: QdrantDouble) -> None:
+    """Qdrant only strips "Bearer "; a proxy test must not pass with a laxer parser."""
+    headers = {"Authorization": f"bearer {KEY}"}
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_api_key_header_takes_precedence_over_bearer(double: QdrantDouble) -> None:
+    """A wrong api-key is not rescued by a valid bearer token, exactly as in Qdrant."""
+    headers = {**api_key(WRONG_KEY), **bearer(KEY)}
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_read_only_key_can_read(double: QdrantDouble) -> None:
+    headers = api_key(READ_ONLY_KEY)
+    assert status(double, "GET", "/collections/alpha", headers=headers) == 200
+    assert status(double, "POST", "/collections/alpha/points/scroll", {}, headers=headers) == 200
+
+
+def test_read_only_key_cannot_write(double: QdrantDouble) -> None:
+    """The read-only key must not upsert: 403, not 401, since it is a valid credential."""
+    headers = api_key(READ_ONLY_KEY)
+    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 403
+    assert status(double, "PUT", "/collections/gamma", {"vectors": VECTORS}, headers=headers) == 403
+
+
+# ----------------------------------------------------------------------------- REST: JWT scopes
+
+
+def test_global_read_token_can_read(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "r"}))
+    assert status(double, "GET", "/collections/alpha/points/1", headers=headers) == 200
+
+
+def test_global_read_token_cannot_write(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "r"}))
+    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 403
+
+
+def test_collection_rw_token_writes_its_collection(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
+    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
+    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+
+
+def test_collection_rw_token_is_denied_on_another_collection(double: QdrantDouble) -> None:
+    """A tenant token must not reach another tenant's collection, for reads or writes."""
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
+    assert status(double, "PUT", "/collections/beta/points", UPSERT, headers=headers) == 403
+    assert status(double, "GET", "/collections/beta", headers=headers) == 403
+
+
+def test_collection_token_lists_only_its_collections(double: QdrantDouble) -> None:
+    """Listing must not reveal other tenants' collection names."""
+    headers = bearer(token({"access": [{"collection": "beta", "access": "r"}]}))
+    code, body = rest(double, "GET", "/collections", headers=headers)
+    assert code == 200
+    assert body["result"]["collections"] == [{"name": "beta"}]
+
+
+def test_collection_token_cannot_create_collection(double: QdrantDouble) -> None:
+    """Creating collections needs global manage, even for a name the token covers."""
+    headers = bearer(token({"access": [{"collection": "gamma", "access": "rw"}]}))
+    assert status(double, "PUT", "/collections/gamma", {"vectors": VECTORS}, headers=headers) == 403
+
+
+def test_collection_r_token_cannot_write(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "r"}]}))
+    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 403
+
+
+def test_prw_token_can_upsert(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
+    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
+
+
+def test_prw_token_cannot_create_payload_index(double: QdrantDouble) -> None:
+    """prw is point read/write only: payload indexes change the collection for everyone."""
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
+    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 403
+
+
+def test_prw_token_cannot_create_snapshot(double: QdrantDouble) -> None:
+    """A snapshot is a copy of the whole collection: not for point-only tokens."""
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
+    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 403
+
+
+def test_rw_token_can_create_payload_index_and_snapshot(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
+    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 200
+    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 200
+
+
+def test_token_without_access_claim_has_manage_rights(double: QdrantDouble) -> None:
+    """Qdrant's surprising default: a token with no `access` claim is a full admin token."""
+    headers = bearer(token({"sub": "someone"}))
+    assert status(double, "PUT", "/collections/gamma", {"vectors": VECTORS}, headers=headers) == 200
+    assert status(double, "DELETE", "/collections/gamma", headers=headers) == 200
+
+
+# ----------------------------------------------------------------------------- REST: bad tokens
+
+
+def test_expired_token_is_403(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "r", "exp": int(time.time()) - 60}))
+    assert status(double, "GET", "/collections", headers=headers) == 403
+
+
+def test_token_expired_within_leeway_is_accepted(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "r", "exp": int(time.time()) - 10}))
+    assert status(double, "GET", "/collections", headers=headers) == 200
+
+
+def test_non_integer_exp_is_401(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "r", "exp": str(int(time.time()) + 60)}))
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_token_signed_with_wrong_key_is_403(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "m"}, key=WRONG_KEY))
+    assert status(double, "GET", "/collections", headers=headers) == 403
+
+
+def test_read_only_key_is_not_a_signing_key(double: QdrantDouble) -> None:
+    """Whoever holds the read-only key must not be able to mint manage tokens."""
+    headers = bearer(token({"access": "m"}, key=READ_ONLY_KEY))
+    assert status(double, "GET", "/collections", headers=headers) == 403
+
+
+def test_malformed_token_is_401(double: QdrantDouble) -> None:
+    assert status(double, "GET", "/collections", headers=bearer("foo.bar.baz")) == 401
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")
+def test_token_with_other_algorithm_is_401(double: QdrantDouble) -> None:
+    """Only HS256 is accepted, so an HS512 token with the right key is still invalid."""
+    headers = bearer(token({"access": "m"}, algorithm="HS512"))
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_unsigned_token_is_401(double: QdrantDouble) -> None:
+    """alg=none must never be accepted."""
+    headers = bearer(jwt.encode({"access": "m"}, "", algorithm="none"))
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_duplicate_collection_in_access_is_401(double: QdrantDouble) -> None:
+    access = [{"collection": "alpha", "access": "r"}, {"collection": "alpha", "access": "rw"}]
+    headers = bearer(token({"access": access}))
+    assert status(double, "GET", "/collections/alpha", headers=headers) == 401
+
+
+def test_deprecated_payload_constraint_is_401(double: QdrantDouble) -> None:
+    """Payload-restricted tokens are no longer enforced by Qdrant, so they are refused."""
+    access = [{"collection": "alpha", "access": "r", "payload": {"tenant": "acme"}}]
+    headers = bearer(token({"access": access}))
+    assert status(double, "GET", "/collections/alpha", headers=headers) == 401
+
+
+def test_unknown_access_mode_is_401(double: QdrantDouble) -> None:
+    headers = bearer(token({"access": "rw"}))
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_value_exists_without_matching_point_is_401(double: QdrantDouble) -> None:
+    claims = {"access": "r", "value_exists": {"collection": "alpha", "matches": [
+        {"key": "token_id", "value": "t-unknown"}]}}
+    assert status(double, "GET", "/collections", headers=bearer(token(claims))) == 401
+
+
+def test_value_exists_with_matching_point_is_accepted(double: QdrantDouble) -> None:
+    claims = {"access": "r", "value_exists": {"collection": "alpha", "matches": [
+        {"key": "token_id", "value": "t-1"}, {"key": "tenant", "value": "acme"}]}}
+    assert status(double, "GET", "/collections", headers=bearer(token(claims))) == 200
+
+
+def test_value_exists_token_is_revoked_when_its_point_changes(double: QdrantDouble) -> None:
+    """Qdrant's per-token revocation: changing the point invalidates the token at once."""
+    claims = {"access": "r", "value_exists": {"collection": "alpha", "matches": [
+        {"key": "token_id", "value": "t-1"}]}}
+    headers = bearer(token(claims))
+    assert status(double, "GET", "/collections", headers=headers) == 200
+    double.store.upsert("alpha", [(1, {"token_id": "revoked"})])
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_value_exists_on_missing_collection_is_403(double: QdrantDouble) -> None:
+    claims = {"access": "r", "value_exists": {"collection": "nope", "matches": []}}
+    assert status(double, "GET", "/collections", headers=bearer(token(claims))) == 403
+
+
+def test_jwt_is_rejected_when_rbac_is_disabled() -> None:
+    """Without jwt_rbac a signed token is just a wrong key."""
+    double = start_double(jwt_rbac=False)
+    try:
+        assert status(double, "GET", "/collections", headers=bearer(token({"access": "m"}))) == 401
+        assert status(double, "GET", "/collections", headers=api_key(KEY)) == 200
+    finally:
+        double.stop()
+
+
+# ----------------------------------------------------------------------------- REST: paths
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard%2f..%2fcollections",
+        "/dashboard%2F%2E%2E%2Fcollections",
+        "/dashboard/../collections",
+        "/healthz/../collections",
+        "/readyz%2f..%2fcollections%2falpha",
+        "//collections",
+    ],
+)
+def test_encoded_or_dotted_whitelist_path_is_not_a_bypass(double: QdrantDouble, path: str) -> None:
+    """The v1.18.2 fix: the whitelist is checked on the decoded, normalized path."""
+    assert status(double, "GET", path) == 401
+
+
+def test_dashboard_traversal_routes_where_it_points(double: QdrantDouble) -> None:
+    """Whitelist and router see the same path, so a credential reaches /collections."""
+    code, body = rest(double, "GET", "/dashboard%2f..%2fcollections", headers=api_key(KEY))
+    assert code == 200
+    assert "collections" in body["result"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/dashboard", "/dashboard/x.js"])
+def test_health_and_dashboard_need_no_credentials(double: QdrantDouble, path: str) -> None:
+    assert status(double, "GET", path) == 200
+
+
+def test_banner_needs_no_credentials(double: QdrantDouble) -> None:
+    code, body = rest(double, "GET", "/")
+    assert code == 200
+    assert body == {"title": "qdrant - vector search engine", "version": "1.18.3"}
+
+
+def test_unknown_path_without_credentials_is_401(double: QdrantDouble) -> None:
+    """Auth runs before routing, so probing for paths reveals nothing."""
+    assert status(double, "GET", "/telemetry-nope") == 401
+
+
+def test_unknown_path_with_credentials_is_404(double: QdrantDouble) -> None:
+    assert status(double, "GET", "/telemetry-nope", headers=api_key(KEY)) == 404
+
+
+# ----------------------------------------------------------------------------- REST: transport
+
+
+def test_body_larger_than_qdrant_default_limit_is_accepted(double: QdrantDouble) -> None:
+    """The double has no size cap, so a proxy's client_max_body_size is what a test measures."""
+    blob = "x" * (33 * 1024 * 1024)
+    body = {"points": [{"id": 2, "payload": {"blob": blob}}]}
+    assert status(double, "PUT", "/collections/alpha/points", body, headers=api_key(KEY)) == 200
+
+
+def test_chunked_request_body_is_read(double: QdrantDouble) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        chunks = iter([json.dumps(UPSERT).encode()])
+        connection.request(
+            "PUT", "/collections/alpha/points", body=chunks, headers=api_key(KEY),
+            encode_chunked=True,
+        )
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+
+
+def test_refused_request_with_unread_body_closes_connection(double: QdrantDouble) -> None:
+    """Refusing before reading the body (as Qdrant 1.18.1+ does) leaves the stream unusable."""
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        connection.request("PUT", "/collections/alpha/points", body=json.dumps(UPSERT))
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 401
+        assert response.getheader("Connection") == "close"
+    finally:
+        connection.close()
+
+
+def test_keep_alive_connection_is_reused_without_delayed_ack_stalls(double: QdrantDouble) -> None:
+    """Nagle plus delayed ACK would cost ~40 ms per response; 20 requests stay far below that."""
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        connection.connect()
+        first_socket = connection.sock
+        started = time.perf_counter()
+        for _ in range(20):
+            connection.request("GET", "/collections", headers=api_key(KEY))
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        elapsed = time.perf_counter() - started
+        assert connection.sock is first_socket
+    finally:
+        connection.close()
+    assert elapsed < 0.5
+
+
+# ----------------------------------------------------------------------------- gRPC (raw)
+
+
+@pytest.fixture
+def channel(double: QdrantDouble) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(double.grpc_target, options=[("grpc.enable_http_proxy", 0)]) as ch:
+        yield ch
+
+
+def grpc_code(call: Callable[[], Any]) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()
+
+
+def test_grpc_health_check_needs_no_credentials(channel: grpc.Channel) -> None:
+    reply = qgrpc.QdrantStub(channel).HealthCheck(qgrpc.HealthCheckRequest(), timeout=5)
+    assert reply.title == "qdrant - vector search engine"
+    assert reply.version == "1.18.3"
+
+
+def test_grpc_standard_health_check_needs_no_credentials(channel: grpc.Channel) -> None:
+    check = channel.unary_unary("/grpc.health.v1.Health/Check")
+    assert check(b"", timeout=5) == b"\x08\x01"  # status: SERVING
+
+
+def test_grpc_list_without_credentials_is_unauthenticated(channel: grpc.Channel) -> None:
+    stub = qgrpc.CollectionsStub(channel)
+    code = grpc_code(lambda: stub.List(qgrpc.ListCollectionsRequest(), timeout=5))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_grpc_list_with_forged_token_is_permission_denied(channel: grpc.Channel) -> None:
+    stub = qgrpc.CollectionsStub(channel)
+    metadata = [("authorization", f"Bearer {token({'access': 'm'}, key=WRONG_KEY)}")]
+    code = grpc_code(
+        lambda: stub.List(qgrpc.ListCollectionsRequest(), metadata=metadata, timeout=5)
+    )
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_grpc_list_with_key_works(channel: grpc.Channel) -> None:
+    stub = qgrpc.CollectionsStub(channel)
+    reply = stub.List(qgrpc.ListCollectionsRequest(), metadata=[("api-key", KEY)], timeout=5)
+    assert [c.name for c in reply.collections] == ["alpha", "beta"]
+
+
+def test_grpc_unknown_method_without_credentials_is_unauthenticated(channel: grpc.Channel) -> None:
+    """As in Qdrant, authentication comes before routing on gRPC too."""
+    method = channel.unary_unary("/qdrant.Nope/Nothing")
+    assert grpc_code(lambda: method(b"", timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+    unimplemented = grpc_code(lambda: method(b"", metadata=[("api-key", KEY)], timeout=5))
+    assert unimplemented == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_grpc_storage_read_answers_authenticated_callers(channel: grpc.Channel) -> None:
+    """qdrant.StorageRead exists so that a proxy test can show it is blocked."""
+    method = channel.unary_unary("/qdrant.StorageRead/ReadShardFile")
+    assert grpc_code(lambda: method(b"", timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+    assert method(b"", metadata=[("api-key", READ_ONLY_KEY)], timeout=5) == b""
+
+
+# ----------------------------------------------------------------------------- qdrant-client
+
+
+@pytest.fixture(params=["grpc", "rest"])
+def connect(
+    request: pytest.FixtureRequest, double: QdrantDouble
+) -> Iterator[Callable[..., QdrantClient]]:
+    """Builds qdrant-client instances over one transport and closes them afterwards."""
+    clients: list[QdrantClient] = []
+
+    def make(**credentials: Any) -> QdrantClient:
+        client = QdrantClient(
+            host="127.0.0.1",
+            port=double.rest_port,
+            grpc_port=double.grpc_port,
+            prefer_grpc=request.param == "grpc",
+            https=False,
+            check_compatibility=False,
+            timeout=10,
+            grpc_options={"grpc.enable_http_proxy": 0},
+            **credentials,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def denied(call: Callable[[], Any]) -> int:
+    """The HTTP-equivalent status of a refused qdrant-client call, on either transport."""
+    with pytest.raises((UnexpectedResponse, grpc.RpcError)) as info:
+        call()
+    error = info.value
+    if isinstance(error, UnexpectedResponse):
+        assert error.status_code is not None
+        return error.status_code
+    codes = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403}
+    return codes[error.code()]
+
+
+COSINE_4 = models.VectorParams(size=4, distance=models.Distance.COSINE)
+POINT = models.PointStruct(id=5, vector=[0.1, 0.2, 0.3, 0.4], payload={"tag": "five"})
+
+
+def test_client_master_key_round_trip(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(api_key=KEY)
+    assert client.create_collection("gamma", COSINE_4)
+    client.upsert("gamma", [POINT])
+    assert client.retrieve("gamma", [5])[0].payload == {"tag": "five"}
+    points, next_offset = client.scroll(
+        "gamma",
+        scroll_filter=models.Filter(
+            must=[models.FieldCondition(key="tag", match=models.MatchValue(value="five"))]
+        ),
+    )
+    assert [p.id for p in points] == [5] and next_offset is None
+    assert client.get_collection("gamma").points_count == 1
+    assert client.collection_exists("gamma")
+    assert "gamma" in [c.name for c in client.get_collections().collections]
+
+
+def test_client_without_credentials_is_401(connect: Callable[..., QdrantClient]) -> None:
+    client = connect()
+    assert denied(client.get_collections) == 401
+
+
+def test_client_read_only_key_reads_but_cannot_write(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(api_key=READ_ONLY_KEY)
+    assert client.retrieve("alpha", [1])[0].payload == {"tenant": "acme", "token_id": "t-1"}
+    assert denied(lambda: client.upsert("alpha", [POINT])) == 403
+
+
+def test_client_rw_token_is_denied_on_another_collection(
+    connect: Callable[..., QdrantClient],
+) -> None:
+    client = connect(api_key=token({"access": [{"collection": "alpha", "access": "rw"}]}))
+    client.upsert("alpha", [POINT])
+    assert denied(lambda: client.upsert("beta", [POINT])) == 403
+    assert denied(lambda: client.create_collection("beta2", COSINE_4)) == 403
+
+
+def test_client_prw_token_upserts_but_cannot_index(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(api_key=token({"access": [{"collection": "alpha", "access": "prw"}]}))
+    client.upsert("alpha", [POINT])
+    keyword = models.PayloadSchemaType.KEYWORD
+    assert denied(lambda: client.create_payload_index("alpha", "tag", keyword)) == 403
+
+
+def test_client_forged_token_is_403(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(api_key=token({"access": "m"}, key=WRONG_KEY))
+    assert denied(client.get_collections) == 403
+
+
+def test_client_bearer_token_provider_works(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(auth_token_provider=lambda: token({"access": "r"}))
+    assert [c.name for c in client.get_collections().collections] == ["alpha", "beta"]
+
+
+# ----------------------------------------------------------------------------- config & lifecycle
+
+
+def test_config_rejects_empty_api_key() -> None:
+    """An empty key would make the double accept an empty credential or none at all."""
+    with pytest.raises(ValueError):
+        DoubleConfig(api_key="")
+
+
+def test_config_from_env_reads_qdrant_variables() -> None:
+    environ = {
+        "QDRANT__SERVICE__API_KEY": KEY,
+        "QDRANT__SERVICE__READ_ONLY_API_KEY": READ_ONLY_KEY,
+        "QDRANT__SERVICE__JWT_RBAC": "true",
+    }
+    config = DoubleConfig.from_env(environ, rest_port=0)
+    assert (config.api_key, config.read_only_api_key, config.jwt_rbac) == (KEY, READ_ONLY_KEY, True)
+    assert config.rest_host == config.grpc_host == "127.0.0.1"
+
+
+def test_stop_frees_both_ports() -> None:
+    double = start_double()
+    ports = (double.rest_port, double.grpc_port)
+    keep_alive = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=5)
+    keep_alive.request("GET", "/healthz")
+    keep_alive.getresponse().read()
+    double.stop()
+    keep_alive.close()
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+
+
+def test_cli_reads_keys_from_environment_and_stops_on_sigterm() -> None:
+    environ = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QDRANT__SERVICE__API_KEY": KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab.qdrant_double", "--rest-port", "0", "--grpc-port", "0"],
+        env=environ, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 20)
+        assert ready, "the double did not report readiness"
+        line = process.stdout.readline()
+        rest_url = line.split("rest=")[1].split()[0]
+        host, port = rest_url.removeprefix("http://").rsplit(":", 1)
+        assert host == "127.0.0.1"
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        connection.request("GET", "/collections", headers=api_key(KEY))
+        assert connection.getresponse().status == 200
+        connection.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -15,6 +17,7 @@ from components.settings import PORTS, HostSettings
 from components.ssh import AdminSshKey
 from components.stack_config import raw_config
 from components.tokens import mint_tokens, token_claims
+from components.verify_gate import VerifyGate, VerifyGateArgs
 
 try:
     settings = load_settings(raw_config(NAMESPACE))
@@ -23,6 +26,7 @@ except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 
 name = f"qdrant-{pulumi.get_stack()}"
+region = aws.get_region().region
 keys = ApiKeys(
     f"{name}-keys",
     ApiKeysArgs(
@@ -46,7 +50,7 @@ host = QdrantHost(
             qdrant_version=settings.qdrant_version,
             limits=settings.limits,
             admin_cidrs=settings.admin_cidrs,
-            region=aws.get_region().region,
+            region=region,
             api_key_parameter=keys.api_key_parameter_name,
             read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
         ),
@@ -60,27 +64,45 @@ host = QdrantHost(
         key_name=ssh_key.key_name if ssh_key else None,
     ),
 )
-if settings.hosted_zone:
+dns = (
     DnsRecord(
         f"{name}-dns",
         DnsRecordArgs(
             zone_name=settings.hosted_zone, domain=settings.domain, address=host.public_ip
         ),
     )
-
-pulumi.export("restUrl", f"https://{settings.domain}")
-pulumi.export("grpcHost", settings.domain)
-pulumi.export("grpcPort", PORTS.grpc_tls)
-pulumi.export("publicIp", host.public_ip)
-pulumi.export("instanceId", host.instance_id)
-pulumi.export("dataVolumeId", host.data_volume_id)
-pulumi.export("apiKeyParameter", keys.api_key_parameter)
-pulumi.export("apiKey", pulumi.Output.secret(keys.api_key))
-pulumi.export("readOnlyApiKey", pulumi.Output.secret(keys.read_only_api_key))
-pulumi.export(
-    "tokens",
-    pulumi.Output.secret(keys.api_key.apply(lambda key: mint_tokens(settings.tokens, key))),
+    if settings.hosted_zone
+    else None
 )
-pulumi.export("tokenScopes", {spec.name: token_claims(spec) for spec in settings.tokens})
+
+outputs: dict[str, Any] = {
+    "restUrl": f"https://{settings.domain}",
+    "grpcHost": settings.domain,
+    "grpcPort": PORTS.grpc_tls,
+    "publicIp": host.public_ip,
+    "instanceId": host.instance_id,
+    "dataVolumeId": host.data_volume_id,
+    "apiKeyParameter": keys.api_key_parameter,
+    "adminCidrs": list(settings.admin_cidrs),
+    "apiKey": pulumi.Output.secret(keys.api_key),
+    "readOnlyApiKey": pulumi.Output.secret(keys.read_only_api_key),
+    "tokens": pulumi.Output.secret(
+        keys.api_key.apply(lambda key: mint_tokens(settings.tokens, key))
+    ),
+    "tokenScopes": {spec.name: token_claims(spec) for spec in settings.tokens},
+}
 if ssh_key:
-    pulumi.export("sshPrivateKey", ssh_key.private_key_openssh)
+    outputs["sshPrivateKey"] = ssh_key.private_key_openssh
+for output_name, value in outputs.items():
+    pulumi.export(output_name, value)
+
+if settings.verify_on_deploy:
+    VerifyGate(
+        f"{name}-verify",
+        VerifyGateArgs(
+            outputs=outputs,
+            region=region,
+            triggers=[host.instance_id],
+            depends_on=[host, *([dns] if dns else [])],
+        ),
+    )

@@ -311,6 +311,7 @@ KNOWN_KEYS = frozenset(
         "maxBodySizeMb",
         "tokens",
         "apiKeyVersion",
+        "verifyOnDeploy",
     }
 )
 
@@ -382,6 +383,7 @@ def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> Sta
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
         api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
+        verify_on_deploy=read.field("verifyOnDeploy", _parse_bool, defaults.verify_on_deploy),
     )
     if read.problems:
         raise ConfigError(read.problems)

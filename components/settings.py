@@ -107,6 +107,7 @@ class StackSettings:
     limits: Limits = field(default_factory=Limits)
     tokens: tuple[TokenSpec, ...] = ()
     api_key_version: int = 1
+    verify_on_deploy: bool = True
 
     @property
     def ssh_enabled(self) -> bool:

@@ -1,0 +1,1 @@
+"""`verify`: the hardening guide's security checks, run against a deployed stack."""

@@ -1,0 +1,270 @@
+"""The AWS audit sees a deployed host through EC2's Describe calls and names every way it drifted.
+
+Each test builds, in moto, the host the program builds (IMDSv2 at one hop, encrypted root and data
+volumes, the program's own ingress rules), changes one thing, and reads the audit's verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from components.network import ingress_rules
+from components.settings import DATA_VOLUME_DEVICE, PORTS
+from verify.aws_audit import IMDS, INGRESS, VOLUMES, audit_instance
+from verify.result import CheckResult, Status
+
+REGION = "eu-west-1"
+ZONE = f"{REGION}a"
+ADMIN_CIDRS = ("203.0.113.0/24", "2001:db8:1234::/48")
+UNLISTED_CIDR = "198.51.100.0/24"
+# moto does not validate image ids, and the audit never looks at the image.
+IMAGE_ID = "ami-12c6146b"
+METADATA_OPTIONS = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+
+
+@dataclass(frozen=True)
+class Host:
+    instance_id: str
+    group_id: str
+    vpc_id: str
+
+
+@pytest.fixture(scope="module")
+def ec2() -> Iterator[Any]:
+    # One mocked account per module: starting it costs a second, and every test builds its own VPC.
+    with mock_aws():
+        yield boto3.client("ec2", region_name=REGION)
+
+
+@pytest.fixture
+def host(ec2) -> Host:
+    """A host exactly as `pulumi up` leaves it."""
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24", AvailabilityZone=ZONE)[
+        "Subnet"
+    ]["SubnetId"]
+    group_id = ec2.create_security_group(
+        GroupName="qdrant", Description="Qdrant behind Nginx", VpcId=vpc_id
+    )["GroupId"]
+    for rule in ingress_rules(ADMIN_CIDRS):
+        allow(ec2, group_id, tcp(rule.port), cidr=rule.cidr)
+    instance_id = ec2.run_instances(
+        ImageId=IMAGE_ID,
+        InstanceType="t3.medium",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet_id,
+        SecurityGroupIds=[group_id],
+        MetadataOptions=METADATA_OPTIONS,
+        BlockDeviceMappings=[
+            {
+                "DeviceName": "/dev/sda1",
+                "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 16},
+            }
+        ],
+    )["Instances"][0]["InstanceId"]
+    attach_volume(ec2, instance_id, DATA_VOLUME_DEVICE, encrypted=True)
+    return Host(instance_id, group_id, vpc_id)
+
+
+def audit(ec2, host: Host) -> dict[str, CheckResult]:
+    return {result.name: result for result in audit_instance(ec2, host.instance_id, ADMIN_CIDRS)}
+
+
+def tcp(low: int, high: int | None = None) -> dict[str, Any]:
+    return {"IpProtocol": "tcp", "FromPort": low, "ToPort": low if high is None else high}
+
+
+def allow(ec2, group_id: str, ports: dict[str, Any], cidr: str) -> None:
+    ranges = {"Ipv6Ranges": [{"CidrIpv6": cidr}]} if ":" in cidr else {"IpRanges": [{"CidrIp": cidr}]}
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{**ports, **ranges}])
+
+
+def attach_volume(ec2, instance_id: str, device: str, encrypted: bool) -> str:
+    volume_id = ec2.create_volume(
+        AvailabilityZone=ZONE, Size=20, VolumeType="gp3", Encrypted=encrypted
+    )["VolumeId"]
+    ec2.attach_volume(Device=device, InstanceId=instance_id, VolumeId=volume_id)
+    return volume_id
+
+
+def change_metadata_options(ec2, host: Host, **changes: Any) -> None:
+    # AWS keeps the options a call leaves out; moto 5.2.5 drops them, so always send the full set.
+    options = {**METADATA_OPTIONS, **changes}
+    ec2.modify_instance_metadata_options(InstanceId=host.instance_id, **options)
+
+
+def assert_fails(result: CheckResult, *evidence: str) -> None:
+    assert result.status is Status.FAIL, result
+    for text in evidence:
+        assert text in result.detail, result.detail
+
+
+# The host as deployed
+
+
+def test_the_programs_host_passes_every_check(ec2, host):
+    """What `pulumi up` builds is the hardened baseline: anything else here is drift from it."""
+    results = audit_instance(ec2, host.instance_id, ADMIN_CIDRS)
+
+    assert [result.name for result in results] == [IMDS, VOLUMES, INGRESS]
+    assert all(result.status is Status.PASS for result in results), results
+
+
+# Instance metadata
+
+
+def test_imdsv1_fails_imds(ec2, host):
+    """With IMDSv1 a single server-side request forgery reads the role's credentials; v2 needs a PUT."""
+    change_metadata_options(ec2, host, HttpTokens="optional")
+
+    assert_fails(audit(ec2, host)[IMDS], "HttpTokens=optional")
+
+
+def test_hop_limit_above_one_fails_imds(ec2, host):
+    """At two hops, IMDS answers reach Docker containers, which could then take the role's keys."""
+    change_metadata_options(ec2, host, HttpPutResponseHopLimit=2)
+
+    assert_fails(audit(ec2, host)[IMDS], "HttpPutResponseHopLimit=2")
+
+
+# Volumes
+
+
+def test_unencrypted_attached_volume_fails_volumes(ec2, host):
+    """Every disk holds vectors, keys or certificates: a plain one leaks them through a snapshot."""
+    plain = attach_volume(ec2, host.instance_id, "/dev/sdg", encrypted=False)
+
+    result = audit(ec2, host)[VOLUMES]
+
+    assert_fails(result, f"{plain} (/dev/sdg)")
+    assert result.detail.count("vol-") == 1, "only the unencrypted volume is evidence"
+
+
+# Security groups
+
+
+def test_rule_opening_qdrant_rest_port_fails_ingress(ec2, host):
+    """6333 is Qdrant's own plaintext listener; only Nginx on loopback may reach it."""
+    allow(ec2, host.group_id, tcp(PORTS.qdrant_rest), cidr="0.0.0.0/0")
+
+    assert_fails(
+        audit(ec2, host)[INGRESS], host.group_id, f"tcp {PORTS.qdrant_rest} from 0.0.0.0/0"
+    )
+
+
+def test_port_range_covering_a_loopback_port_fails_ingress(ec2, host):
+    """A range that starts on a public port still opens every port up to its end."""
+    allow(ec2, host.group_id, tcp(PORTS.grpc_tls, PORTS.qdrant_grpc), cidr="::/0")
+
+    assert_fails(
+        audit(ec2, host)[INGRESS], f"tcp {PORTS.grpc_tls}-{PORTS.qdrant_grpc} from ::/0"
+    )
+
+
+def test_all_traffic_rule_fails_ingress(ec2, host):
+    """Protocol -1 opens every port, Qdrant's included, even if only to the VPC."""
+    ec2.authorize_security_group_ingress(
+        GroupId=host.group_id,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}],
+    )
+
+    assert_fails(audit(ec2, host)[INGRESS], "all traffic from 10.0.0.0/16")
+
+
+def test_udp_on_a_public_port_fails_ingress(ec2, host):
+    """Nothing on the host serves UDP: an open UDP port is a listener nobody hardened."""
+    ec2.authorize_security_group_ingress(
+        GroupId=host.group_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "udp",
+                "FromPort": PORTS.https,
+                "ToPort": PORTS.https,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+
+    assert_fails(audit(ec2, host)[INGRESS], f"udp {PORTS.https} from 0.0.0.0/0")
+
+
+def test_ssh_from_an_unlisted_cidr_fails_ingress(ec2, host):
+    """SSH is for the admin networks alone; any other source is a brute-force target."""
+    allow(ec2, host.group_id, tcp(PORTS.ssh), cidr=UNLISTED_CIDR)
+
+    assert_fails(audit(ec2, host)[INGRESS], f"tcp {PORTS.ssh} from {UNLISTED_CIDR}")
+
+
+def test_ssh_from_inside_an_admin_network_passes_ingress(ec2, host):
+    """One address of an admin network opens less than the network itself, so nothing beyond it."""
+    allow(ec2, host.group_id, tcp(PORTS.ssh), cidr="203.0.113.7/32")
+
+    assert audit(ec2, host)[INGRESS].status is Status.PASS
+
+
+def test_ssh_from_a_referenced_security_group_fails_ingress(ec2, host):
+    """A group's members are not admin networks: anything in it could become an SSH client."""
+    other = ec2.create_security_group(GroupName="other", Description="other", VpcId=host.vpc_id)
+    ec2.authorize_security_group_ingress(
+        GroupId=host.group_id,
+        IpPermissions=[{**tcp(PORTS.ssh), "UserIdGroupPairs": [{"GroupId": other["GroupId"]}]}],
+    )
+
+    assert_fails(audit(ec2, host)[INGRESS], f"from security group {other['GroupId']}")
+
+
+def test_a_second_attached_group_is_audited_too(ec2, host):
+    """Groups add up: a permissive group attached beside the program's opens the host all the same."""
+    extra = ec2.create_security_group(GroupName="extra", Description="extra", VpcId=host.vpc_id)
+    allow(ec2, extra["GroupId"], tcp(PORTS.qdrant_grpc), cidr="0.0.0.0/0")
+    ec2.modify_instance_attribute(
+        InstanceId=host.instance_id, Groups=[host.group_id, extra["GroupId"]]
+    )
+
+    assert_fails(audit(ec2, host)[INGRESS], extra["GroupId"], f"tcp {PORTS.qdrant_grpc}")
+
+
+# When AWS cannot answer
+
+
+def test_missing_instance_fails_every_check_without_raising(ec2):
+    """A gate pointed at the wrong instance, region or account must fail, not pass or crash."""
+    results = audit_instance(ec2, "i-0123456789abcdef0", ADMIN_CIDRS)
+
+    assert [result.name for result in results] == [IMDS, VOLUMES, INGRESS]
+    for result in results:
+        assert_fails(result, "InvalidInstanceID.NotFound")
+
+
+def test_terminated_instance_fails_every_check(ec2, host):
+    """A terminated instance still answers Describe calls, but it has nothing left to verify."""
+    ec2.terminate_instances(InstanceIds=[host.instance_id])
+
+    for result in audit(ec2, host).values():
+        assert_fails(result, "terminated")
+
+
+def test_denied_describe_call_skips_only_its_check(host):
+    """Missing read permission proves nothing either way: the check says so, the others still run."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.meta.events.register("before-call.ec2.DescribeVolumes", deny)
+
+    results = audit(ec2, host)
+
+    assert results[VOLUMES].status is Status.SKIP
+    assert "UnauthorizedOperation" in results[VOLUMES].detail
+    assert results[IMDS].status is results[INGRESS].status is Status.PASS
+
+
+def deny(**_: Any) -> None:
+    raise ClientError(
+        {"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}}, "DescribeVolumes"
+    )

@@ -1,0 +1,105 @@
+"""`python -m verify`: check a deployed secure-qdrant stack's security posture.
+
+Credentials come from the stack's outputs (`--stack`, read with `pulumi stack output`) or from the
+environment variable SECURE_QDRANT_OUTPUTS (the same JSON), never from the command line, and are
+never printed. Exit status 1 when any check fails, 2 when the target cannot be described.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from verify.aws_audit import audit_instance
+from verify.checks import endpoint_checks
+from verify.client import https_request
+from verify.report import as_json, failed, table
+from verify.result import CheckResult, Status
+from verify.target import OUTPUTS_VARIABLE, Target, TargetError, target_from_outputs
+
+
+def stack_outputs(stack: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    if stack is None:
+        if OUTPUTS_VARIABLE not in environ:
+            raise TargetError(f"give --stack, or the outputs as JSON in {OUTPUTS_VARIABLE}")
+        return dict(json.loads(environ[OUTPUTS_VARIABLE]))
+    printed = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(printed.stdout))
+
+
+def wait_until_serving(target: Target, seconds: float) -> None:
+    """Bounded wait for a fresh host: cloud-init needs minutes before TLS is up."""
+    deadline = time.monotonic() + seconds
+    delay = 2.0
+    while time.monotonic() < deadline:
+        try:
+            if https_request(target, "GET", "/healthz").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 30.0)
+
+
+def aws_checks(target: Target, region: str | None) -> list[CheckResult]:
+    if not target.instance_id:
+        return [CheckResult("aws", Status.SKIP, "no instanceId output")]
+    try:
+        client = boto3.client("ec2", region_name=region)
+        return audit_instance(client, target.instance_id, target.admin_cidrs)
+    except (BotoCoreError, ClientError) as error:
+        return [CheckResult("aws", Status.SKIP, f"no AWS access: {error}")]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__)
+    parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
+    parser.add_argument("--address", help="connect here instead of the publicIp output")
+    parser.add_argument("--ca-file", help="trust these CAs instead of the system's")
+    parser.add_argument("--http-port", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="machine-readable report")
+    parser.add_argument(
+        "--rate-limit", action="store_true", help="also check for 429 (spends the burst budget)"
+    )
+    parser.add_argument("--no-aws", action="store_true", help="skip the boto3 audit")
+    parser.add_argument("--region", help="AWS region of the instance (default: the AWS config)")
+    parser.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="wait for the endpoint first"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    args = parse_args(argv)
+    try:
+        outputs = stack_outputs(args.stack, environ)
+        overrides = {"http_port": args.http_port} if args.http_port else {}
+        target = target_from_outputs(outputs, args.address, args.ca_file, **overrides)
+    except (TargetError, ValueError, subprocess.CalledProcessError) as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return 2
+    if args.wait:
+        wait_until_serving(target, args.wait)
+    results = endpoint_checks(target, rate_limit=args.rate_limit)
+    if not args.no_aws:
+        results += aws_checks(target, args.region)
+    print(as_json(results, target.secrets) if args.json else table(results, target.secrets))
+    return 1 if failed(results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))

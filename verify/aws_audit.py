@@ -1,0 +1,195 @@
+"""The AWS side of a deployed host, checked with read-only EC2 `Describe*` calls.
+
+The client comes in from outside: `boto3.client("ec2", region_name=...)` in real use, moto in tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Union
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from components.settings import PORTS
+from verify.result import CheckResult, Status
+
+IMDS = "imdsv2-required"
+VOLUMES = "volumes-encrypted"
+INGRESS = "security-group-ingress"
+
+# At one hop, IMDS replies die before they reach a container's network namespace.
+MAX_HOP_LIMIT = 1
+# Denied calls, throttling, missing credentials, no network: none of them is a traceback.
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Resource = Mapping[str, Any]
+
+
+def audit_instance(
+    ec2_client: BaseClient, instance_id: str, admin_cidrs: Sequence[str]
+) -> list[CheckResult]:
+    """Check the instance's metadata service, its volumes and its security groups.
+
+    An instance that cannot be described fails every check: a gate must not pass what it cannot see.
+    An AWS error in a later call skips only the check that needed it, with the error as the reason.
+    """
+    try:
+        instance = _describe_instance(ec2_client, instance_id)
+    except AWS_ERRORS as error:
+        return _fail_all(f"cannot describe {instance_id}: {error}")
+    # A terminated instance lingers in the API for a while with no groups and no volumes; and an
+    # empty GroupIds would make DescribeSecurityGroups return every group in the region.
+    if instance["State"]["Name"] == "terminated":
+        return _fail_all(f"{instance_id} is terminated")
+
+    admin_networks = [ipaddress.ip_network(cidr, strict=False) for cidr in admin_cidrs]
+    return [
+        check_imds(instance),
+        _skip_on_aws_error(VOLUMES, lambda: check_volumes(ec2_client, instance_id)),
+        _skip_on_aws_error(
+            INGRESS, lambda: check_ingress(ec2_client, _group_ids(instance), admin_networks)
+        ),
+    ]
+
+
+def check_imds(instance: Resource) -> CheckResult:
+    options = instance["MetadataOptions"]
+    tokens, hops = options["HttpTokens"], options["HttpPutResponseHopLimit"]
+    seen = f"HttpTokens={tokens}, HttpPutResponseHopLimit={hops}"
+    problems = []
+    if tokens != "required":
+        problems.append("IMDSv1 is on: one SSRF'd GET reads the instance role's credentials")
+    if hops > MAX_HOP_LIMIT:
+        problems.append(f"hop limit above {MAX_HOP_LIMIT}: containers can reach the role's credentials")
+    if problems:
+        return CheckResult(IMDS, Status.FAIL, f"{seen}; " + "; ".join(problems))
+    return CheckResult(IMDS, Status.PASS, seen)
+
+
+def check_volumes(ec2_client: BaseClient, instance_id: str) -> CheckResult:
+    pages = ec2_client.get_paginator("describe_volumes").paginate(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )
+    volumes = [volume for page in pages for volume in page["Volumes"]]
+    if not volumes:
+        return CheckResult(VOLUMES, Status.SKIP, f"{instance_id} has no EBS volume attached")
+    plain = [_volume_label(v, instance_id) for v in volumes if not v["Encrypted"]]
+    if plain:
+        return CheckResult(VOLUMES, Status.FAIL, "unencrypted: " + ", ".join(plain))
+    return CheckResult(
+        VOLUMES, Status.PASS, "encrypted: " + ", ".join(_volume_label(v, instance_id) for v in volumes)
+    )
+
+
+def check_ingress(
+    ec2_client: BaseClient, group_ids: Sequence[str], admin_networks: Sequence[Network]
+) -> CheckResult:
+    """Every rule of every group may open only SSH to admin networks and the public ports to anyone."""
+    pages = ec2_client.get_paginator("describe_security_groups").paginate(GroupIds=list(group_ids))
+    groups = [group for page in pages for group in page["SecurityGroups"]]
+    violations = [
+        violation
+        for group in groups
+        for permission in group["IpPermissions"]
+        for violation in _violations(group["GroupId"], permission, admin_networks)
+    ]
+    if violations:
+        return CheckResult(INGRESS, Status.FAIL, "; ".join(violations))
+    return CheckResult(
+        INGRESS,
+        Status.PASS,
+        f"{', '.join(group_ids)}: tcp {_ports_text(PORTS.public)} from anywhere, "
+        f"tcp {PORTS.ssh} from admin networks only",
+    )
+
+
+def _describe_instance(ec2_client: BaseClient, instance_id: str) -> Resource:
+    # An unknown id raises InvalidInstanceID.NotFound rather than returning nothing.
+    response = ec2_client.describe_instances(InstanceIds=[instance_id])
+    instance: Resource = response["Reservations"][0]["Instances"][0]
+    return instance
+
+
+def _fail_all(detail: str) -> list[CheckResult]:
+    return [CheckResult(name, Status.FAIL, detail) for name in (IMDS, VOLUMES, INGRESS)]
+
+
+def _skip_on_aws_error(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return check()
+    except AWS_ERRORS as error:
+        return CheckResult(name, Status.SKIP, f"not verified: {error}")
+
+
+def _group_ids(instance: Resource) -> list[str]:
+    # Each network interface carries its own groups; the instance-level list can miss a second ENI's.
+    groups = list(instance["SecurityGroups"])
+    groups += [group for eni in instance["NetworkInterfaces"] for group in eni["Groups"]]
+    return sorted({group["GroupId"] for group in groups})
+
+
+def _volume_label(volume: Resource, instance_id: str) -> str:
+    devices = [a["Device"] for a in volume["Attachments"] if a["InstanceId"] == instance_id]
+    return f"{volume['VolumeId']} ({', '.join(devices)})"
+
+
+def _violations(
+    group_id: str, permission: Resource, admin_networks: Sequence[Network]
+) -> Iterator[str]:
+    for source, network in _sources(permission):
+        allowed = _allowed_ports(network, admin_networks)
+        if not _opens_only(permission, allowed):
+            yield (
+                f"{group_id} allows {_rule_text(permission)} from {source} "
+                f"(that source may reach only tcp {_ports_text(allowed)})"
+            )
+
+
+def _sources(permission: Resource) -> Iterator[tuple[str, Network | None]]:
+    """Every source of one permission; prefix lists and groups have no network we could compare."""
+    for ipv4 in permission.get("IpRanges", []):
+        yield ipv4["CidrIp"], ipaddress.ip_network(ipv4["CidrIp"], strict=False)
+    for ipv6 in permission.get("Ipv6Ranges", []):
+        yield ipv6["CidrIpv6"], ipaddress.ip_network(ipv6["CidrIpv6"], strict=False)
+    for prefix_list in permission.get("PrefixListIds", []):
+        yield f"prefix list {prefix_list['PrefixListId']}", None
+    for pair in permission.get("UserIdGroupPairs", []):
+        yield f"security group {pair['GroupId']}", None
+
+
+def _allowed_ports(network: Network | None, admin_networks: Sequence[Network]) -> tuple[int, ...]:
+    # Narrower than an admin network opens nothing beyond it; an opaque source is never an admin.
+    # (mypy cannot see that the version test makes the two networks the same type.)
+    is_admin = network is not None and any(
+        network.version == admin.version and network.subnet_of(admin)  # type: ignore[arg-type]
+        for admin in admin_networks
+    )
+    return (PORTS.ssh, *PORTS.public) if is_admin else PORTS.public
+
+
+def _opens_only(permission: Resource, allowed: tuple[int, ...]) -> bool:
+    """True if the permission is TCP and its whole port range is within `allowed`."""
+    # AWS reports TCP by name, even for a rule created as protocol 6.
+    if permission["IpProtocol"] != "tcp":
+        return False
+    ports = range(permission["FromPort"], permission["ToPort"] + 1)
+    # Stops at the first port not allowed, so even 0-65535 costs a handful of steps.
+    return all(port in allowed for port in ports)
+
+
+def _rule_text(permission: Resource) -> str:
+    protocol = permission["IpProtocol"]
+    if protocol == "-1":
+        return "all traffic"
+    # Only TCP and UDP have port ranges; ICMP reuses the fields for type and code, others leave them out.
+    if protocol not in ("tcp", "udp"):
+        return f"protocol {protocol}"
+    low, high = permission["FromPort"], permission["ToPort"]
+    return f"{protocol} {low}" if low == high else f"{protocol} {low}-{high}"
+
+
+def _ports_text(ports: Sequence[int]) -> str:
+    return ", ".join(str(port) for port in ports)

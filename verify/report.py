@@ -1,0 +1,52 @@
+"""Reports for people (a table) and for machines (JSON), with the credentials blanked out.
+
+The checks never put a credential in their evidence; the report redacts anyway, because evidence
+quotes what servers said, and a misconfigured server may echo a header back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from verify.result import CheckResult, Status
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def failed(results: Sequence[CheckResult]) -> bool:
+    return any(result.status is Status.FAIL for result in results)
+
+
+def summary(results: Sequence[CheckResult]) -> str:
+    counts = ", ".join(
+        f"{sum(r.status is status for r in results)} {status.value}" for status in Status
+    )
+    return f"verify: {'FAILED' if failed(results) else 'passed'} ({counts})"
+
+
+def table(results: Sequence[CheckResult], secrets: Sequence[str]) -> str:
+    width = max((len(r.name) for r in results), default=0)
+    lines = [
+        f"{r.status.value:4}  {r.name:{width}}  {redact(r.detail, secrets)}" for r in results
+    ]
+    return "\n".join([*lines, summary(results)])
+
+
+def as_json(results: Sequence[CheckResult], secrets: Sequence[str]) -> str:
+    return json.dumps(
+        {
+            "passed": not failed(results),
+            "checks": [
+                {"name": r.name, "status": r.status.value, "detail": redact(r.detail, secrets)}
+                for r in results
+            ],
+        },
+        indent=2,
+    )

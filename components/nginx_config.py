@@ -1,0 +1,294 @@
+"""The Nginx site of the host: settings in, config text out.
+
+The site is one file, `site_file(paths)`, included from the distro's `nginx.conf` inside its
+`http {}` block (Debian and Ubuntu include `conf.d/*.conf` there). It has two states:
+
+- `render_http_site`: before a certificate exists. Port 80 serves ACME HTTP-01 challenges and
+  redirects everything else; nothing proxies to Qdrant, so it is unreachable from outside until TLS
+  is up (fail closed).
+- `render_tls_site`: once certbot has issued the certificate, it replaces the file. It keeps the
+  same port-80 server and adds REST and gRPC over TLS. Replacing one file (rather than adding a
+  second) means there is never a moment with two servers competing for port 80.
+
+The distro's `http {}` block already sets `ssl_protocols`, `access_log` and friends, and nginx
+rejects a directive repeated in one block, so everything here that overrides them is set per
+`server`; only names nginx needs at `http` level (zone, upstreams, log format) live there, each
+prefixed `secure_qdrant` so nothing else in the distro config can clash with them.
+
+The same functions render the loopback lab's site: only `listen` addresses and `HostSettings`
+(ports, paths) differ, never the directives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.settings import HostPaths, HostSettings
+
+NAME = "secure_qdrant"
+SITE_FILE_NAME = "secure-qdrant.conf"
+ACCESS_LOG_NAME = "secure-qdrant.access.log"
+ERROR_LOG_NAME = "secure-qdrant.error.log"
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+# What `https://` means without a port (RFC 9110), not a port of the host: any other port must be
+# spelled out in the redirect.
+_HTTPS_SCHEME_PORT = 443
+# Qdrant 1.18's raw shard-file reads, open to any collection reader: not part of the public API.
+REFUSED_GRPC_SERVICES = ("qdrant.StorageRead",)
+
+# Mozilla "intermediate" (guideline 5.7), verbatim. The DHE suites need an RSA certificate; with the
+# ECDSA certificate certbot is asked for they are never negotiated, so no `ssl_dhparam` is needed.
+MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    )
+)
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+TLS_CURVES = "X25519:prime256v1:secp384r1"
+
+SECURITY_HEADERS = (
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+# Close to nginx's `combined`, so existing tooling reads it, with three changes:
+# - `$remote_user` is written as `-`: it is decoded from an `Authorization: Basic` header, i.e. from
+#   a credential, and nothing credential-derived belongs in a log;
+# - `port=` tells REST from gRPC;
+# - `grpc_status=`: gRPC reports failures inside an HTTP 200, so a gRPC 401 is only visible here
+#   (16 = UNAUTHENTICATED, 7 = PERMISSION_DENIED).
+# A rejected request therefore reads `<ip> - - [<time>] "<request>" 401|429 ...` (REST and any 429)
+# or `... 200 ... grpc_status=16 ...` (gRPC auth failure).
+# A gRPC error without a body comes back as headers only ("trailers-only"), any other status as a
+# trailer: exactly one of the two is set.
+_GRPC_STATUS = "$upstream_http_grpc_status$upstream_trailer_grpc_status"
+LOG_FORMAT = (
+    '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" '
+    f"port=$server_port grpc_status=${NAME}_grpc_status rt=$request_time"
+)
+
+
+@dataclass(frozen=True)
+class ListenAddresses:
+    """The IPv4 and IPv6 addresses every server listens on."""
+
+    ipv4: str
+    ipv6: str
+
+
+# The VM serves every interface; the lab keeps its servers on loopback.
+ALL_INTERFACES = ListenAddresses("0.0.0.0", "[::]")
+LOOPBACK = ListenAddresses("127.0.0.1", "[::1]")
+
+
+def site_file(paths: HostPaths) -> str:
+    """Where the site lives; both states are written to this one file."""
+    return f"{paths.nginx_conf_dir}/conf.d/{SITE_FILE_NAME}"
+
+
+def certificate_paths(host: HostSettings) -> tuple[str, str]:
+    """(fullchain, private key) of the lineage certbot keeps under `--cert-name <domain>`."""
+    live = f"{host.paths.letsencrypt_dir}/live/{host.domain}"
+    return f"{live}/fullchain.pem", f"{live}/privkey.pem"
+
+
+def render_http_site(host: HostSettings, listen: ListenAddresses = ALL_INTERFACES) -> str:
+    """The site before a certificate exists: ACME challenges and redirects, no route to Qdrant."""
+    return _file(_http_level(host), _http_server(host, listen))
+
+
+def render_tls_site(
+    host: HostSettings,
+    certificate: str,
+    certificate_key: str,
+    listen: ListenAddresses = ALL_INTERFACES,
+) -> str:
+    """The full site: the port-80 server plus REST and gRPC behind TLS, keys and rate limits."""
+    tls = _tls(certificate, certificate_key)
+    return _file(
+        _http_level(host),
+        *_upstreams(host),
+        _http_server(host, listen),
+        _rest_server(host, listen, tls),
+        _grpc_server(host, listen, tls),
+    )
+
+
+def _http_level(host: HostSettings) -> str:
+    # One zone keyed by client address for REST and gRPC alike: alternating protocols gains nothing.
+    return _lines(
+        f"limit_req_zone $binary_remote_addr zone={NAME}:10m rate={host.limits.rate_limit_rps}r/s;",
+        f"log_format {NAME} '{LOG_FORMAT}';",
+        _block(
+            f'map "{_GRPC_STATUS}" ${NAME}_grpc_status',
+            '"" "-";',
+            f'default "{_GRPC_STATUS}";',
+        ),
+    )
+
+
+def _upstreams(host: HostSettings) -> tuple[str, ...]:
+    # Keep-alive to Qdrant: without it every request pays a fresh loopback TCP connection, which
+    # measured at well under half the throughput.
+    return (
+        _block(
+            f"upstream {NAME}_rest",
+            f"server 127.0.0.1:{host.ports.qdrant_rest};",
+            "keepalive 32;",
+        ),
+        _block(
+            f"upstream {NAME}_grpc",
+            f"server 127.0.0.1:{host.ports.qdrant_grpc};",
+            "keepalive 32;",
+        ),
+    )
+
+
+def _http_server(host: HostSettings, listen: ListenAddresses) -> str:
+    https = host.ports.https
+    authority = "$host" if https == _HTTPS_SCHEME_PORT else f"$host:{https}"
+    return _block(
+        "server",
+        *_listen(listen, host.ports.http, ""),
+        *_common(host),
+        _block(
+            # `^~`: no other location may take the challenge path away from certbot's webroot.
+            f"location ^~ {ACME_CHALLENGE_PATH}",
+            f"root {host.paths.acme_webroot};",
+            "default_type text/plain;",
+            "try_files $uri =404;",
+        ),
+        _block("location /", f"return 301 https://{authority}$request_uri;"),
+    )
+
+
+def _rest_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ...]) -> str:
+    return _tls_server(
+        host,
+        listen,
+        host.ports.https,
+        tls,
+        host.limits.rest_burst,
+        _block(
+            "location /",
+            f"proxy_pass http://{NAME}_rest;",
+            # HTTP/1.1 with an empty Connection header is what lets the upstream keep-alive work.
+            "proxy_http_version 1.1;",
+            'proxy_set_header Connection "";',
+            # Setting any proxy_set_header drops nginx's defaults, so Host is restated. api-key and
+            # Authorization are not touched: nginx forwards request headers unchanged.
+            "proxy_set_header Host $host;",
+            # The edge is the first proxy: a client-supplied X-Forwarded-For is not passed on.
+            "proxy_set_header X-Forwarded-For $remote_addr;",
+            "proxy_set_header X-Forwarded-Proto https;",
+        ),
+    )
+
+
+def _grpc_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ...]) -> str:
+    # A plain 403 reaches gRPC clients as PERMISSION_DENIED; `return` runs before the rate limit.
+    refusals = (
+        _block(f"location ^~ /{service}/", "return 403;") for service in REFUSED_GRPC_SERVICES
+    )
+    return _tls_server(
+        host,
+        listen,
+        host.ports.grpc_tls,
+        tls,
+        host.limits.grpc_burst,
+        *refusals,
+        _block(
+            "location /",
+            # grpc_pass forwards all metadata (api-key, authorization) as received.
+            f"grpc_pass grpc://{NAME}_grpc;",
+            "grpc_set_header X-Forwarded-For $remote_addr;",
+        ),
+    )
+
+
+def _tls_server(
+    host: HostSettings,
+    listen: ListenAddresses,
+    port: int,
+    tls: tuple[str, ...],
+    burst: int,
+    *locations: str,
+) -> str:
+    return _block(
+        "server",
+        *_listen(listen, port, " ssl http2"),
+        *_common(host),
+        *tls,
+        # `always`, or nginx omits them on 401 and 429. Declared per server only: a location with
+        # an add_header of its own would silently drop all of these.
+        *(f'add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS),
+        # `nodelay`: a burst is served at once and the excess refused, never queued into latency.
+        f"limit_req zone={NAME} burst={burst} nodelay;",
+        "limit_req_status 429;",
+        f"client_max_body_size {host.limits.max_body_size_mb}m;",
+        *locations,
+    )
+
+
+def _listen(listen: ListenAddresses, port: int, options: str) -> tuple[str, ...]:
+    # `listen ... ssl http2`, not `http2 on;`: that needs nginx 1.25.1 (Debian 12 has 1.22, the
+    # VM's Ubuntu 24.04 has 1.24).
+    return (
+        f"listen {listen.ipv4}:{port}{options};",
+        f"listen {listen.ipv6}:{port}{options};",
+    )
+
+
+def _common(host: HostSettings) -> tuple[str, ...]:
+    log_dir = host.paths.nginx_log_dir
+    return (
+        f"server_name {host.domain};",
+        "server_tokens off;",
+        f"access_log {log_dir}/{ACCESS_LOG_NAME} {NAME};",
+        f"error_log {log_dir}/{ERROR_LOG_NAME};",
+    )
+
+
+def _tls(certificate: str, certificate_key: str) -> tuple[str, ...]:
+    return (
+        f"ssl_certificate {certificate};",
+        f"ssl_certificate_key {certificate_key};",
+        f"ssl_protocols {' '.join(TLS_PROTOCOLS)};",
+        f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};",
+        f"ssl_ecdh_curve {TLS_CURVES};",
+        # Every intermediate suite is strong: let clients pick the one their hardware runs fastest.
+        "ssl_prefer_server_ciphers off;",
+        f"ssl_session_cache shared:{NAME}_tls:10m;",
+        "ssl_session_timeout 1d;",
+        # A ticket key that lives as long as the nginx process would decrypt every recorded session:
+        # no tickets keeps forward secrecy. No OCSP stapling: Let's Encrypt no longer runs OCSP.
+        "ssl_session_tickets off;",
+    )
+
+
+def _block(head: str, *body: str) -> str:
+    inner = "\n".join(_indent(line) for line in body)
+    return f"{head} {{\n{inner}\n}}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" if line else line for line in text.splitlines())
+
+
+def _lines(*lines: str) -> str:
+    return "\n".join(lines)
+
+
+def _file(*sections: str) -> str:
+    return "\n\n".join(sections) + "\n"

@@ -1,0 +1,147 @@
+"""The whole edge of the host on loopback: Qdrant double, pebble, certbot and nginx, for real.
+
+`running_edge_lab()` brings it up the way cloud-init does on the VM (HTTP-only site, certificate
+over HTTP-01, then the TLS site) and takes every process down again on exit. Tests, the "try it
+without AWS" command and benchmarks all start from it.
+
+Ports: every listener is a free high port on 127.0.0.1 (and ::1 for nginx), carried in the lab's
+`HostSettings`, so the lab runs as any user, next to anything else, and nothing listens beyond
+loopback. Paths: `HostPaths` pointed into one scratch directory.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.nginx_config import (
+    LOOPBACK,
+    certificate_paths,
+    render_http_site,
+    render_tls_site,
+)
+from components.settings import (
+    DEFAULT_QDRANT_VERSION,
+    HostPaths,
+    HostSettings,
+    Limits,
+    Ports,
+)
+from lab.certbot import Certbot
+from lab.nginx import Nginx
+from lab.pebble import Pebble, running_pebble
+from lab.processes import free_port
+from lab.qdrant_double import DoubleConfig, QdrantDouble
+
+LAB_DOMAIN = "qdrant.lab.test"
+LAB_EMAIL = "ops@lab.test"
+
+
+@dataclass(frozen=True)
+class EdgeLab:
+    host: HostSettings
+    api_key: str
+    read_only_api_key: str
+    client_ca: Path
+    """The root pebble issued the site's certificate under: all a client may trust."""
+    workdir: Path
+    nginx: Nginx
+    certbot: Certbot
+    pebble: Pebble
+    qdrant: QdrantDouble
+
+    @property
+    def domain(self) -> str:
+        return self.host.domain
+
+    def renew_certificate(self) -> None:
+        """`certbot renew` now; its deploy hook, not the lab, reloads nginx."""
+        self.certbot.renew()
+
+
+def lab_host_settings(
+    workdir: Path, ports: Ports, acme_server: str, limits: Limits
+) -> HostSettings:
+    """The VM's settings with the lab's ports, and every path inside `workdir`."""
+    return HostSettings(
+        domain=LAB_DOMAIN,
+        acme_email=LAB_EMAIL,
+        acme_server=acme_server,
+        qdrant_version=DEFAULT_QDRANT_VERSION,
+        limits=limits,
+        admin_cidrs=(),
+        region="lab",
+        api_key_parameter="lab/api-key",
+        read_only_api_key_parameter="lab/read-only-api-key",
+        ports=ports,
+        paths=HostPaths(
+            data_mount=str(workdir / "data"),
+            secrets_dir=str(workdir / "secrets"),
+            acme_webroot=str(workdir / "acme"),
+            nginx_conf_dir=str(workdir / "nginx" / "conf"),
+            nginx_log_dir=str(workdir / "nginx" / "logs"),
+            ready_marker=str(workdir / "ready"),
+        ),
+    )
+
+
+@contextmanager
+def running_edge_lab(workdir: Path | None = None, limits: Limits = Limits()) -> Iterator[EdgeLab]:
+    """The lab, up and holding a certificate. A given `workdir` is kept afterwards for inspection;
+    without one a temporary directory is used and removed."""
+    with ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-lab-"))
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        # Run as root, nginx's workers drop to `nobody`, which must still reach the webroot.
+        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.chmod(0o755)
+        api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
+        qdrant = stack.enter_context(
+            QdrantDouble(
+                DoubleConfig(
+                    api_key=api_key,
+                    read_only_api_key=read_only_api_key,
+                    jwt_rbac=True,
+                    rest_port=0,
+                    grpc_port=0,
+                )
+            )
+        )
+        ports = Ports(
+            http=free_port(),
+            https=free_port(),
+            grpc_tls=free_port(),
+            qdrant_rest=qdrant.rest_port,
+            qdrant_grpc=qdrant.grpc_port,
+        )
+        pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
+        host = lab_host_settings(workdir, ports, pebble.directory_url, limits)
+
+        nginx = Nginx(host, workdir / "nginx")
+        nginx.install_site(render_http_site(host, LOOPBACK))
+        stack.callback(nginx.stop)
+        nginx.start()
+
+        certbot = Certbot(host, pebble.listener_ca, workdir / "certbot")
+        certbot.issue(deploy_hook=nginx.reload_command)
+        nginx.install_site(render_tls_site(host, *certificate_paths(host), LOOPBACK))
+
+        client_ca = workdir / "client-ca.pem"
+        client_ca.write_bytes(pebble.issuing_root())
+        yield EdgeLab(
+            host=host,
+            api_key=api_key,
+            read_only_api_key=read_only_api_key,
+            client_ca=client_ca,
+            workdir=workdir,
+            nginx=nginx,
+            certbot=certbot,
+            pebble=pebble,
+            qdrant=qdrant,
+        )

@@ -1,0 +1,342 @@
+"""The rendered Nginx site, read as nginx reads it: what each directive guarantees, no nginx needed.
+
+Settings use unusual ports and limits, so every number found in the output provably came from them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from components.nginx_config import (
+    ALL_INTERFACES,
+    LOOPBACK,
+    MOZILLA_INTERMEDIATE_CIPHERS,
+    SECURITY_HEADERS,
+    certificate_paths,
+    render_http_site,
+    render_tls_site,
+    site_file,
+)
+from components.settings import HostPaths, HostSettings, Limits, Ports
+
+PORTS = Ports(http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
+LIMITS = Limits(rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64)
+PATHS = HostPaths(acme_webroot="/srv/acme", nginx_log_dir="/srv/logs/nginx")
+CERTIFICATE = ("/certs/fullchain.pem", "/certs/privkey.pem")
+
+
+def host_settings(ports: Ports = PORTS) -> HostSettings:
+    return HostSettings(
+        domain="qdrant.example.com",
+        acme_email="ops@example.com",
+        acme_server="https://acme.example.com/dir",
+        qdrant_version="v1.18.3",
+        limits=LIMITS,
+        admin_cidrs=(),
+        region="eu-west-1",
+        api_key_parameter="/secure-qdrant/test/api-key",
+        read_only_api_key_parameter="/secure-qdrant/test/read-only-api-key",
+        ports=ports,
+        paths=PATHS,
+    )
+
+
+HOST = host_settings()
+
+
+# --------------------------------------------------------------------------- reading nginx text
+
+
+@dataclass
+class Block:
+    """One `{ }` context: its directives (name, *arguments) and nested blocks, in order."""
+
+    head: tuple[str, ...]
+    directives: list[tuple[str, ...]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    def values(self, name: str) -> list[tuple[str, ...]]:
+        return [d[1:] for d in self.directives if d[0] == name]
+
+    def value(self, name: str) -> tuple[str, ...]:
+        (found,) = self.values(name)
+        return found
+
+    def walk(self) -> Iterator[Block]:
+        yield self
+        for block in self.blocks:
+            yield from block.walk()
+
+    def location(self, path: str) -> Block:
+        (found,) = [b for b in self.blocks if b.head[0] == "location" and b.head[-1] == path]
+        return found
+
+
+def parse(text: str) -> Block:
+    tokens = _tokens(text)
+    root = Block(("http",))
+    stack: list[Block] = [root]
+    words: list[str] = []
+    for token in tokens:
+        if token == "{":
+            block = Block(tuple(words))
+            stack[-1].blocks.append(block)
+            stack.append(block)
+            words = []
+        elif token == "}":
+            assert not words, f"unterminated directive {words}"
+            stack.pop()
+        elif token == ";":
+            stack[-1].directives.append(tuple(words))
+            words = []
+        else:
+            words.append(token)
+    assert len(stack) == 1 and not words, "unbalanced braces"
+    return root
+
+
+def _tokens(text: str) -> list[str]:
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";{}")
+    lexer.wordchars += "$:/.-^~=[]*?&@%,+"
+    lexer.commenters = "#"
+    return list(lexer)
+
+
+def servers(site: Block) -> dict[int, Block]:
+    """Server blocks by the port they listen on."""
+    by_port = {}
+    for server in (b for b in site.blocks if b.head == ("server",)):
+        ports = {int(listen[0].rsplit(":", 1)[1]) for listen in server.values("listen")}
+        (port,) = ports
+        by_port[port] = server
+    return by_port
+
+
+HTTP_SITE = parse(render_http_site(HOST))
+TLS_SITE = parse(render_tls_site(HOST, *CERTIFICATE))
+TLS_SERVERS = servers(TLS_SITE)
+REST, GRPC = TLS_SERVERS[PORTS.https], TLS_SERVERS[PORTS.grpc_tls]
+
+
+# --------------------------------------------------------------------------- before the certificate
+
+
+def test_http_site_has_no_route_to_qdrant() -> None:
+    """Fail closed: until TLS is up, nothing from outside reaches Qdrant, not even in cleartext."""
+    directives = {d[0] for block in HTTP_SITE.walk() for d in block.directives}
+    assert not directives & {"proxy_pass", "grpc_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass"}
+    assert not [b for b in HTTP_SITE.blocks if b.head[0] == "upstream"]
+    assert set(servers(HTTP_SITE)) == {PORTS.http}
+
+
+def test_http_site_serves_acme_challenges_from_the_webroot() -> None:
+    """certbot --webroot writes the token there; Let's Encrypt must fetch it over plain HTTP."""
+    challenge = servers(HTTP_SITE)[PORTS.http].location("/.well-known/acme-challenge/")
+    assert challenge.head == ("location", "^~", "/.well-known/acme-challenge/")
+    assert challenge.value("root") == (PATHS.acme_webroot,)
+
+
+def test_port_80_redirects_everything_else_to_https_keeping_host_and_path() -> None:
+    """Cleartext is never answered with content, only sent to the same URL over TLS."""
+    at_443 = parse(render_http_site(host_settings(Ports())))
+    assert servers(at_443)[80].location("/").value("return") == (
+        "301",
+        "https://$host$request_uri",
+    )
+    elsewhere = servers(HTTP_SITE)[PORTS.http].location("/")
+    assert elsewhere.value("return") == ("301", f"https://$host:{PORTS.https}$request_uri")
+
+
+def test_tls_site_keeps_the_same_port_80_server() -> None:
+    """Renewals still need the challenge path: installing TLS must not take port 80 away."""
+    assert TLS_SERVERS[PORTS.http] == servers(HTTP_SITE)[PORTS.http]
+
+
+# --------------------------------------------------------------------------- listeners
+
+
+@pytest.mark.parametrize("site", [HTTP_SITE, TLS_SITE], ids=["http-site", "tls-site"])
+def test_every_server_listens_on_ipv4_and_ipv6(site: Block) -> None:
+    """An IPv6-only client must get the same hardened server, not the distro's default site."""
+    for port, server in servers(site).items():
+        addresses = {listen[0].rsplit(":", 1)[0] for listen in server.values("listen")}
+        assert addresses == {ALL_INTERFACES.ipv4, ALL_INTERFACES.ipv6}, port
+
+
+def test_lab_listeners_stay_on_loopback() -> None:
+    """The lab renders the same directives but must not expose a test server to the network."""
+    lab = parse(render_tls_site(HOST, *CERTIFICATE, listen=LOOPBACK))
+    listens = {listen[0] for server in servers(lab).values() for listen in server.values("listen")}
+    assert {address.rsplit(":", 1)[0] for address in listens} == {"127.0.0.1", "[::1]"}
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_tls_listeners_use_the_http2_syntax_of_nginx_1_22_and_1_24(port: int) -> None:
+    """`http2 on;` needs nginx 1.25.1: Debian 12 (1.22) and Ubuntu 24.04 (1.24) refuse it."""
+    server = TLS_SERVERS[port]
+    assert all(listen[1:] == ("ssl", "http2") for listen in server.values("listen"))
+    assert "http2" not in {d[0] for block in TLS_SITE.walk() for d in block.directives}
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_tls_is_mozilla_intermediate(port: int) -> None:
+    """TLS 1.2 and 1.3 with AEAD suites and modern curves only: no downgrade to broken crypto."""
+    server = TLS_SERVERS[port]
+    assert server.value("ssl_protocols") == ("TLSv1.2", "TLSv1.3")
+    assert server.value("ssl_ciphers") == (MOZILLA_INTERMEDIATE_CIPHERS,)
+    assert server.value("ssl_ecdh_curve") == ("X25519:prime256v1:secp384r1",)
+    assert server.value("ssl_prefer_server_ciphers") == ("off",)
+    assert (server.value("ssl_certificate"), server.value("ssl_certificate_key")) == tuple(
+        (path,) for path in CERTIFICATE
+    )
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_sessions_resume_from_a_shared_cache_without_tickets(port: int) -> None:
+    """Tickets are encrypted with a key that lives as long as nginx: off keeps forward secrecy."""
+    server = TLS_SERVERS[port]
+    assert server.value("ssl_session_tickets") == ("off",)
+    assert server.value("ssl_session_cache")[0].startswith("shared:")
+    assert server.values("ssl_session_timeout")
+
+
+def test_mozilla_cipher_list_is_the_intermediate_one() -> None:
+    """Only ECDHE/DHE AEAD suites: forward secrecy and no CBC, RC4 or 3DES."""
+    suites = MOZILLA_INTERMEDIATE_CIPHERS.split(":")
+    aead_with_forward_secrecy = r"(ECDHE-(ECDSA|RSA)|DHE-RSA)-\S+-(GCM-SHA\d+|POLY1305)"
+    assert all(re.fullmatch(aead_with_forward_secrecy, suite) for suite in suites)
+    assert len(suites) == 9
+
+
+# --------------------------------------------------------------------------- response headers
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_security_headers_are_sent_always(port: int) -> None:
+    """Without `always` nginx drops them on 401 and 429: exactly the responses attackers see."""
+    headers = {args[0]: args[1:] for args in TLS_SERVERS[port].values("add_header")}
+    assert headers == {name: (value, "always") for name, value in SECURITY_HEADERS}
+    assert dict(SECURITY_HEADERS)["Strict-Transport-Security"] == (
+        "max-age=31536000; includeSubDomains"
+    )
+
+
+def test_no_location_shadows_the_security_headers() -> None:
+    """nginx inherits add_header only into blocks that declare none: one would drop them all."""
+    for server in TLS_SERVERS.values():
+        for location in server.blocks:
+            assert not location.values("add_header"), location.head
+
+
+def test_server_tokens_are_off_on_every_server() -> None:
+    """The version banner only helps an attacker pick an exploit."""
+    for server in [*TLS_SERVERS.values(), *servers(HTTP_SITE).values()]:
+        assert server.value("server_tokens") == ("off",)
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_one_rate_limit_zone_per_client_address_is_shared_by_rest_and_grpc() -> None:
+    """Alternating protocols must not double an attacker's budget."""
+    (zone,) = TLS_SITE.values("limit_req_zone")
+    assert zone[0] == "$binary_remote_addr"
+    assert zone[2] == f"rate={LIMITS.rate_limit_rps}r/s"
+    name = zone[1].removeprefix("zone=").split(":")[0]
+    assert REST.value("limit_req") == (f"zone={name}", f"burst={LIMITS.rest_burst}", "nodelay")
+    assert GRPC.value("limit_req") == (f"zone={name}", f"burst={LIMITS.grpc_burst}", "nodelay")
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_excess_requests_get_429_and_bodies_are_capped(port: int) -> None:
+    """429 tells clients to back off (and fail2ban whom to ban); the body cap is the only one
+    on gRPC and snapshot uploads, which Qdrant does not limit itself."""
+    server = TLS_SERVERS[port]
+    assert server.value("limit_req_status") == ("429",)
+    assert server.value("client_max_body_size") == (f"{LIMITS.max_body_size_mb}m",)
+    for location in server.blocks:
+        assert not location.values("limit_req"), "a location with its own limit_req escapes"
+
+
+# --------------------------------------------------------------------------- proxying
+
+
+def test_rest_goes_to_qdrant_on_loopback_over_kept_alive_connections() -> None:
+    """Qdrant listens on loopback only; keep-alive spares a TCP handshake per request."""
+    upstream_name = REST.location("/").value("proxy_pass")[0].removeprefix("http://")
+    upstream = next(b for b in TLS_SITE.blocks if b.head == ("upstream", upstream_name))
+    assert upstream.value("server") == (f"127.0.0.1:{PORTS.qdrant_rest}",)
+    assert upstream.values("keepalive")
+    location = REST.location("/")
+    assert location.value("proxy_http_version") == ("1.1",)
+    assert ("Connection", "") in location.values("proxy_set_header")
+
+
+def test_grpc_goes_to_qdrant_grpc_on_loopback() -> None:
+    """gRPC needs HTTP/2 end to end: grpc_pass, never proxy_pass, to Qdrant's internal port."""
+    upstream_name = GRPC.location("/").value("grpc_pass")[0].removeprefix("grpc://")
+    upstream = next(b for b in TLS_SITE.blocks if b.head == ("upstream", upstream_name))
+    assert upstream.value("server") == (f"127.0.0.1:{PORTS.qdrant_grpc}",)
+
+
+def test_credentials_reach_qdrant_unchanged() -> None:
+    """Qdrant authenticates from `api-key` or `Authorization`; the edge must neither drop nor
+    rewrite them, on REST or gRPC."""
+    for block in TLS_SITE.walk():
+        for directive in ("proxy_set_header", "grpc_set_header"):
+            touched = {args[0].lower() for args in block.values(directive)}
+            assert not touched & {"api-key", "authorization"}
+        for directive in ("proxy_pass_request_headers", "grpc_pass_request_headers"):
+            assert block.values(directive) in ([], [("on",)])
+        assert not block.values("proxy_hide_header") and not block.values("ignore_invalid_headers")
+
+
+def test_grpc_storage_read_service_is_refused() -> None:
+    """qdrant.StorageRead reads raw shard files for any collection reader: not a public API."""
+    refusal = GRPC.location("/qdrant.StorageRead/")
+    assert refusal.head == ("location", "^~", "/qdrant.StorageRead/")
+    assert refusal.value("return") == ("403",)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@pytest.mark.parametrize("site", [HTTP_SITE, TLS_SITE], ids=["http-site", "tls-site"])
+def test_every_server_logs_to_the_log_dir_in_the_edge_format(site: Block) -> None:
+    """fail2ban reads these files: a server logging elsewhere would be invisible to it."""
+    (log_format,) = site.values("log_format")
+    for server in servers(site).values():
+        access_log, format_name = server.value("access_log")
+        assert access_log.startswith(f"{PATHS.nginx_log_dir}/")
+        assert format_name == log_format[0]
+        assert server.value("error_log")[0].startswith(f"{PATHS.nginx_log_dir}/")
+
+
+def test_access_log_starts_with_client_and_status_and_records_no_credential() -> None:
+    """fail2ban needs the client address and the status; a logged key would be a leaked key."""
+    (log_format,) = TLS_SITE.values("log_format")
+    line = log_format[1]
+    assert line.startswith('$remote_addr - - [$time_local] "$request" $status ')
+    assert "grpc_status=" in line, "a gRPC auth failure is an HTTP 200: only grpc-status shows it"
+    for secret in ("$http_api_key", "$http_authorization", "$remote_user", "$http_cookie"):
+        assert secret not in line
+
+
+# --------------------------------------------------------------------------- where files go
+
+
+def test_site_and_certificate_paths_come_from_host_paths() -> None:
+    """cloud-init, certbot and nginx must agree on every path; HostPaths is the one source."""
+    assert site_file(PATHS) == f"{PATHS.nginx_conf_dir}/conf.d/secure-qdrant.conf"
+    assert certificate_paths(HOST) == (
+        f"{PATHS.letsencrypt_dir}/live/{HOST.domain}/fullchain.pem",
+        f"{PATHS.letsencrypt_dir}/live/{HOST.domain}/privkey.pem",
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +31,39 @@ from components.settings import (
     HostSettings,
     Limits,
     Ports,
+    TokenSpec,
 )
+from components.tokens import mint_tokens, token_claims
 from lab.certbot import Certbot
 from lab.nginx import Nginx
-from lab.pebble import Pebble, running_pebble
+from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
+from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
 from lab.processes import free_port
 from lab.qdrant_double import DoubleConfig, QdrantDouble
+from verify.target import Target, Token
 
 LAB_DOMAIN = "qdrant.lab.test"
+PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
+
+
+def _unchanged(site: str) -> str:
+    return site
+
+
+@dataclass(frozen=True)
+class LabFaults:
+    """Deliberate misconfigurations, so tests can prove that `verify` catches each one."""
+
+    tls_site: Callable[[str], str] = _unchanged
+    """Rewrites the rendered TLS site (which also holds the port-80 server) before nginx loads it."""
+    qdrant_host: str = LOOPBACK_ADDRESS
+    """Where the Qdrant double listens; anything wider than loopback exposes cleartext Qdrant."""
+    read_only_writes: bool = False
+    certificate_validity_seconds: int = CERTIFICATE_VALIDITY_SECONDS
+
+
+NO_FAULTS = LabFaults()
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,24 @@ class EdgeLab:
     @property
     def domain(self) -> str:
         return self.host.domain
+
+    def verify_target(self, tokens: Sequence[TokenSpec] = ()) -> Target:
+        """The lab as `verify` sees a deployment. IPv6 loopback plays the public address: nginx
+        listens there, the Qdrant double (on 127.0.0.1) does not."""
+        minted = mint_tokens(tuple(tokens), self.api_key)
+        ports = self.host.ports
+        return Target(
+            domain=self.domain,
+            address=PUBLIC_ADDRESS,
+            api_key=self.api_key,
+            read_only_api_key=self.read_only_api_key,
+            tokens=tuple(Token(spec.name, minted[spec.name], token_claims(spec)) for spec in tokens),
+            https_port=ports.https,
+            grpc_port=ports.grpc_tls,
+            http_port=ports.http,
+            closed_ports=ports.loopback_only,
+            ca_file=str(self.client_ca),
+        )
 
     def renew_certificate(self) -> None:
         """`certbot renew` now; its deploy hook, not the lab, reloads nginx."""
@@ -91,7 +133,9 @@ def lab_host_settings(
 
 
 @contextmanager
-def running_edge_lab(workdir: Path | None = None, limits: Limits = Limits()) -> Iterator[EdgeLab]:
+def running_edge_lab(
+    workdir: Path | None = None, limits: Limits = Limits(), faults: LabFaults = NO_FAULTS
+) -> Iterator[EdgeLab]:
     """The lab, up and holding a certificate. A given `workdir` is kept afterwards for inspection;
     without one a temporary directory is used and removed."""
     with ExitStack() as stack:
@@ -108,8 +152,10 @@ def running_edge_lab(workdir: Path | None = None, limits: Limits = Limits()) -> 
                     api_key=api_key,
                     read_only_api_key=read_only_api_key,
                     jwt_rbac=True,
+                    rest_host=faults.qdrant_host,
                     rest_port=0,
                     grpc_port=0,
+                    read_only_writes=faults.read_only_writes,
                 )
             )
         )
@@ -120,7 +166,9 @@ def running_edge_lab(workdir: Path | None = None, limits: Limits = Limits()) -> 
             qdrant_rest=qdrant.rest_port,
             qdrant_grpc=qdrant.grpc_port,
         )
-        pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
+        pebble = stack.enter_context(
+            running_pebble(workdir / "pebble", ports.http, faults.certificate_validity_seconds)
+        )
         host = lab_host_settings(workdir, ports, pebble.directory_url, limits)
 
         nginx = Nginx(host, workdir / "nginx")
@@ -130,7 +178,9 @@ def running_edge_lab(workdir: Path | None = None, limits: Limits = Limits()) -> 
 
         certbot = Certbot(host, pebble.listener_ca, workdir / "certbot")
         certbot.issue(deploy_hook=nginx.reload_command)
-        nginx.install_site(render_tls_site(host, *certificate_paths(host), LOOPBACK))
+        nginx.install_site(
+            faults.tls_site(render_tls_site(host, *certificate_paths(host), LOOPBACK))
+        )
 
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())

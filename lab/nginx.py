@@ -26,6 +26,8 @@ def render_main_config(host: HostSettings, prefix: Path) -> str:
 # Foreground, so the lab owns the master process and stops it with its workers.
 daemon off;
 worker_processes 2;
+# Old workers holding a client's idle HTTP/2 connection would otherwise delay a reload's end.
+worker_shutdown_timeout 5s;
 pid {prefix}/nginx.pid;
 error_log {paths.nginx_log_dir}/main.error.log;
 
@@ -80,11 +82,13 @@ class Nginx:
         self._service.wait_for_port(self.host.ports.http)
 
     def reload(self) -> None:
-        """Reload and wait until the new workers, which run the new config, have started."""
+        """Reload and wait until only new workers, which run the new config, are left: until the
+        old ones exit they still accept connections and answer with the old config."""
         service = self._require_running()
         before = self.workers()
         service.send_signal(signal.SIGHUP)
         wait_until(lambda: bool(self.workers() - before), "nginx to start new workers")
+        wait_until(lambda: not self.workers() & before, "nginx's old workers to exit")
 
     def workers(self) -> set[int]:
         service = self._require_running()

@@ -46,7 +46,9 @@ class Pebble:
 
 
 @contextmanager
-def running_pebble(workdir: Path, validation_port: int) -> Iterator[Pebble]:
+def running_pebble(
+    workdir: Path, validation_port: int, validity_seconds: int = CERTIFICATE_VALIDITY_SECONDS
+) -> Iterator[Pebble]:
     """pebble validating HTTP-01 on `validation_port`, plus its DNS; both stop on exit."""
     require_tools("pebble", "pebble-challtestsrv", "openssl")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,7 @@ def running_pebble(workdir: Path, validation_port: int) -> Iterator[Pebble]:
                     "tlsPort": free_port(),
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
-                    "certificateValidityPeriod": CERTIFICATE_VALIDITY_SECONDS,
+                    "certificateValidityPeriod": validity_seconds,
                 }
             },
             indent=2,

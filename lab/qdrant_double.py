@@ -145,6 +145,8 @@ class DoubleConfig:
     grpc_port: int = 16334
     version: str = "1.18.3"
     log_requests: bool = False
+    read_only_writes: bool = False
+    """A deliberate bug, for fault injection: global read access may also write."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
@@ -239,11 +241,18 @@ class Authenticator:
             config.read_only_api_key.encode() if config.read_only_api_key else None
         )
         self._jwt_rbac = config.jwt_rbac
+        self._read_only_writes = config.read_only_writes
         self._store = store
         self._jws = jwt.PyJWS(algorithms=["HS256"])
 
     def authenticate(self, header: Callable[[str], Optional[str]]) -> Access:
         """``header(name)`` returns the first value of a lower-case header name, or None."""
+        access = self._authenticate(header)
+        if self._read_only_writes and access.global_mode == "r":
+            return FULL_ACCESS
+        return access
+
+    def _authenticate(self, header: Callable[[str], Optional[str]]) -> Access:
         credential = header("api-key")
         if credential is None:
             authorization = header("authorization")

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import jwt
 
+from components.settings import PORTS
 from verify.client import (
     Response,
     http_request,
@@ -69,7 +70,8 @@ def check_http_redirect(target: Target) -> CheckResult:
     """Plain HTTP must never serve content, only send the client to HTTPS (same host and path)."""
     path = "/collections?verify=redirect"
     reply = http_request(target, path)
-    expected = f"https://{target.domain}{path}"
+    port = "" if target.https_port == PORTS.https else f":{target.https_port}"
+    expected = f"https://{target.domain}{port}{path}"
     location = reply.headers.get("Location", "")
     if reply.status == 301 and location == expected:
         return _pass("http-redirect", f"301 -> {location}")
@@ -271,7 +273,8 @@ def _grpc_status(target: Target, metadata: tuple[tuple[str, str], ...]) -> grpc.
     root = open(target.ca_file, "rb").read() if target.ca_file else None
     credentials = grpc.ssl_channel_credentials(root_certificates=root)
     options = [("grpc.ssl_target_name_override", target.domain)]
-    with grpc.secure_channel(f"{target.address}:{target.grpc_port}", credentials, options) as channel:
+    host = f"[{target.address}]" if ":" in target.address else target.address
+    with grpc.secure_channel(f"{host}:{target.grpc_port}", credentials, options) as channel:
         # Collections/List with an empty request: needs no generated stubs, only authorization.
         list_collections = channel.unary_unary(
             "/qdrant.Collections/List",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -80,8 +81,11 @@ def negotiate_tls(target: Target, version: ssl.TLSVersion) -> str | None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_ciphers("ALL:@SECLEVEL=0")
-    context.minimum_version = version
-    context.maximum_version = version
+    with warnings.catch_warnings():
+        # Offering the deprecated versions is the point: the server must be the one to refuse.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+        context.maximum_version = version
     try:
         with socket.create_connection((target.address, target.https_port), TIMEOUT) as raw:
             with context.wrap_socket(raw, server_hostname=target.domain) as tls:

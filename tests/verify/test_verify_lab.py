@@ -1,0 +1,186 @@
+"""`verify` against the real edge on loopback: all green on the correct stack, and each deliberate
+misconfiguration caught by the check meant for it (and only by plausibly related ones).
+
+Each fault gets a lab of its own (about four seconds): pebble, certbot, nginx and the Qdrant double,
+with one thing broken the way an operator could break it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from components.settings import AccessRule, Limits, TokenSpec
+from lab.edge import EdgeLab, LabFaults, running_edge_lab
+from lab.processes import LabUnavailable
+from verify.checks import endpoint_checks
+from verify.report import as_json, table
+from verify.result import CheckResult, Status
+
+USER_COLLECTION = "products"
+TOKENS = (
+    TokenSpec("search", (AccessRule(USER_COLLECTION, "r"),)),
+    TokenSpec("ingest", (AccessRule(USER_COLLECTION, "rw"),)),
+    TokenSpec("reader", "r"),
+    TokenSpec("admin", "m"),
+)
+
+
+def start_lab(stack: ExitStack, faults: LabFaults = LabFaults(), limits: Limits = Limits()) -> EdgeLab:
+    try:
+        lab = stack.enter_context(running_edge_lab(limits=limits, faults=faults))
+    except LabUnavailable as missing:
+        pytest.skip(f"loopback lab unavailable: {missing}")
+    lab.qdrant.store.create(USER_COLLECTION)
+    return lab
+
+
+def run_verify(lab: EdgeLab) -> dict[str, CheckResult]:
+    results = endpoint_checks(lab.verify_target(TOKENS), rate_limit=True)
+    return {result.name: result for result in results}
+
+
+def failing(results: dict[str, CheckResult]) -> set[str]:
+    return {name for name, result in results.items() if result.status is Status.FAIL}
+
+
+@pytest.fixture(scope="module")
+def healthy() -> Iterator[tuple[EdgeLab, dict[str, CheckResult]]]:
+    with ExitStack() as stack:
+        lab = start_lab(stack)
+        yield lab, run_verify(lab)
+
+
+def test_every_check_passes_on_the_correct_stack(healthy):
+    _, results = healthy
+
+    assert failing(results) == set(), table(list(results.values()), ())
+    assert {r.status for r in results.values()} == {Status.PASS}
+    assert {f"token:{t.name}" for t in TOKENS} <= set(results)
+
+
+def test_user_collections_are_never_written_and_the_probe_is_removed(healthy):
+    """The checks may only write to a collection of their own, and must leave nothing behind."""
+    lab, _ = healthy
+
+    assert lab.qdrant.store.names() == [USER_COLLECTION]
+    assert lab.qdrant.store.info(USER_COLLECTION)["points_count"] == 0
+
+
+def test_reports_never_contain_a_credential(healthy):
+    lab, results = healthy
+    target = lab.verify_target(TOKENS)
+
+    for report in (table(list(results.values()), target.secrets), as_json(list(results.values()), target.secrets)):
+        for secret in target.secrets:
+            assert secret not in report
+
+
+def replacing(old: str, new: str, count: int = -1) -> Callable[[str], str]:
+    """A site rewrite that fails loudly if it changes nothing: a no-op fault would prove nothing."""
+
+    def rewrite(site: str) -> str:
+        assert old in site, f"fault injection found no {old!r} to replace"
+        return site.replace(old, new, count)
+
+    return rewrite
+
+
+def removing(pattern: str) -> Callable[[str], str]:
+    def rewrite(site: str) -> str:
+        changed, found = re.subn(pattern, "", site)
+        assert found, f"fault injection found no {pattern!r} to remove"
+        return changed
+
+    return rewrite
+
+
+def rest_upstream_on_ipv6_loopback(site: str) -> str:
+    """Point nginx at a REST double that listens on ::1, which is also where `verify` connects."""
+    changed, found = re.subn(
+        r"(upstream secure_qdrant_rest \{\s*server )127\.0\.0\.1:", r"\1[::1]:", site
+    )
+    assert found
+    return changed
+
+
+def legacy_tls_enabled(site: str) -> str:
+    """What enabling TLS 1.0 "for one old client" takes on OpenSSL 3: the versions and a lower
+    security level for their ciphers."""
+    site = replacing("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;")(site)
+    return re.sub(r"ssl_ciphers [^;]*;", "ssl_ciphers DEFAULT:@SECLEVEL=0;", site)
+
+
+FAULTS = {
+    "http-served-without-redirect": (
+        LabFaults(tls_site=replacing("return 301 https://", "return 200 https://")),
+        {"http-redirect"},
+    ),
+    "hsts-missing": (
+        LabFaults(tls_site=removing(r"add_header Strict-Transport-Security \"[^\"]*\" always;")),
+        {"security-headers"},
+    ),
+    "security-headers-only-on-200": (
+        LabFaults(tls_site=replacing(" always;", ";")),
+        {"security-headers"},
+    ),
+    "tls-1.0-enabled": (
+        LabFaults(tls_site=legacy_tls_enabled),
+        {"tls-legacy-refused"},
+    ),
+    "server-tokens-on": (
+        LabFaults(tls_site=replacing("server_tokens off;", "server_tokens on;")),
+        {"server-version-hidden"},
+    ),
+    "proxy-strips-api-key": (
+        LabFaults(tls_site=replacing("proxy_pass ", 'proxy_set_header api-key "";\n        proxy_pass ')),
+        {"master-key", "security-headers", *(f"token:{t.name}" for t in TOKENS)},
+    ),
+    "backend-reachable-beyond-loopback": (
+        LabFaults(qdrant_host="::1", tls_site=rest_upstream_on_ipv6_loopback),
+        {"qdrant-ports-closed"},
+    ),
+    "backend-lets-read-only-write": (
+        LabFaults(read_only_writes=True),
+        {"token:reader"},
+    ),
+    "rate-limiting-removed": (
+        LabFaults(tls_site=removing(r"limit_req zone=[^;]*;")),
+        {"rate-limit"},
+    ),
+}
+
+
+@pytest.mark.parametrize(("faults", "expected"), FAULTS.values(), ids=FAULTS.keys())
+def test_verify_fails_on_the_check_that_should_catch_the_fault(faults, expected):
+    with ExitStack() as stack:
+        results = run_verify(start_lab(stack, faults))
+
+    assert failing(results) and failing(results) <= expected, table(list(results.values()), ())
+    assert failing(results) & expected
+
+
+def test_a_certificate_close_to_expiry_fails_only_the_certificate_check():
+    """Renewal runs 30 days ahead; under 14 days left means renewal is broken."""
+    with ExitStack() as stack:
+        results = run_verify(start_lab(stack, LabFaults(certificate_validity_seconds=10 * 86400)))
+
+    assert failing(results) == {"certificate"}
+    assert "in 9 days" in results["certificate"].detail or "in 10 days" in results["certificate"].detail
+
+
+def test_an_expired_certificate_fails_the_certificate_check():
+    """Clients refuse an expired certificate, so every check over verified TLS fails with it."""
+    with ExitStack() as stack:
+        lab = start_lab(stack, LabFaults(certificate_validity_seconds=1))
+        time.sleep(2)
+        results = run_verify(lab)
+
+    assert "certificate" in failing(results)
+    assert "expired" in results["certificate"].detail
+    for name in failing(results) - {"certificate", "grpc"}:
+        assert "certificate" in results[name].detail, (name, results[name].detail)

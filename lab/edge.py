@@ -11,8 +11,10 @@ loopback. Paths: `HostPaths` pointed into one scratch directory.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -38,7 +40,7 @@ from lab.certbot import Certbot
 from lab.nginx import Nginx
 from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
-from lab.processes import free_port
+from lab.processes import LabUnavailable, free_port
 from lab.qdrant_double import DoubleConfig, QdrantDouble
 from verify.target import Target, Token
 
@@ -132,6 +134,17 @@ def lab_host_settings(
     )
 
 
+def _require_traversable(workdir: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    closed = [p for p in workdir.resolve().parents if not p.stat().st_mode & stat.S_IXOTH]
+    if closed:
+        raise LabUnavailable(
+            f"nginx's workers (user nobody) cannot enter {closed[0]}: choose a lab directory "
+            "whose parents are world-searchable, e.g. under /tmp"
+        )
+
+
 @contextmanager
 def running_edge_lab(
     workdir: Path | None = None, limits: Limits = Limits(), faults: LabFaults = NO_FAULTS
@@ -145,6 +158,7 @@ def running_edge_lab(
         # Run as root, nginx's workers drop to `nobody`, which must still reach the webroot.
         workdir.mkdir(parents=True, exist_ok=True)
         workdir.chmod(0o755)
+        _require_traversable(workdir)
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         qdrant = stack.enter_context(
             QdrantDouble(

@@ -53,6 +53,7 @@ host = QdrantHost(
             region=region,
             api_key_parameter=keys.api_key_parameter_name,
             read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
+            api_key_version=settings.api_key_version,
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,

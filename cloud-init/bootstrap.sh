@@ -1,11 +1,430 @@
 #!/usr/bin/env bash
-# Builds the locked-down Qdrant host from settings.env. Idempotent: a re-run changes nothing.
+# Builds the locked-down Qdrant host from its settings file (the only argument), step by step.
+#
+# Idempotent: every step looks before it changes anything, so a re-run changes nothing and a
+# replaced instance picks up the data volume (and the certificate on it) where the old one left off.
+# BOOTSTRAP_STEPS (space-separated step names, default: all) selects steps; selected steps still
+# run in the order of STEPS, which is the order the host depends on. The loopback lab uses it to run
+# only what needs no apt, Docker, ufw or systemd.
 set -euo pipefail
+shopt -s inherit_errexit
 
-SETTINGS=${SECURE_QDRANT_SETTINGS:-/etc/secure-qdrant/settings.env}
-# shellcheck source=/dev/null
-. "$SETTINGS"
+readonly STEPS=(
+  packages data_volume secrets qdrant nginx_http dns certificate renewal nginx_tls firewall fail2ban
+  ready
+)
+readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-boto3 curl openssl)
+readonly APT_OPTIONS=(
+  -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold
+)
+# The volume attachment is created after the instance, so the disk may appear a little later.
+readonly VOLUME_WAIT_SECONDS=300
+# DNS may be set by hand once the address is known: wait long, then give up loudly.
+readonly DNS_WAIT_SECONDS=3600
+readonly QDRANT_WAIT_SECONDS=180
+readonly NGINX_WAIT_SECONDS=30
+readonly BACKOFF_CAP_SECONDS=60
+# A certificate closer to expiry than this is renewed now rather than reused.
+readonly CERTIFICATE_MIN_VALIDITY_SECONDS=$((7 * 24 * 3600))
+readonly FILESYSTEM=ext4
+readonly MOUNT_OPTIONS=defaults,nofail,nodev,nosuid
+readonly IMDS_DEFAULT_ENDPOINT=http://169.254.169.254
 
-log() { echo "secure-qdrant: $*" | tee /dev/stderr | logger -t secure-qdrant 2>/dev/null || true; }
+CURRENT_STEP=setup
+TEMP=
+TEMP_FILES=()
+SECRETS_CHANGED=0
 
-log "bootstrap not yet implemented beyond settings"
+log() {
+  printf 'secure-qdrant: %s\n' "$*" >&2
+  logger -t secure-qdrant -- "$*" 2>/dev/null || true
+}
+
+die() {
+  log "error: $*"
+  exit 1
+}
+
+on_exit() {
+  local status=$?
+  rm -f -- "${TEMP_FILES[@]}"
+  if ((status != 0)); then
+    log "failed in step ${CURRENT_STEP} (exit ${status})"
+  fi
+}
+
+# Sets TEMP to a new file next to $1 (same filesystem: the final `mv` is an atomic rename). Whatever
+# is not moved into place is removed on exit.
+temp_beside() {
+  TEMP=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX")
+  TEMP_FILES+=("$TEMP")
+}
+
+# retry ATTEMPTS COMMAND...: for transient failures (mirrors, registries, ACME), with backoff.
+retry() {
+  local attempts=$1 attempt=1 delay=2
+  shift
+  until "$@"; do
+    ((attempt < attempts)) || return 1
+    log "$1 failed (attempt ${attempt}/${attempts}); retrying in ${delay}s"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2))
+  done
+}
+
+# wait_for SECONDS WHAT PREDICATE...: poll with exponential backoff, fail after about SECONDS.
+wait_for() {
+  local limit=$1 what=$2 waited=0 delay=1
+  shift 2
+  until "$@"; do
+    ((waited < limit)) || die "gave up after ${waited}s waiting for ${what}"
+    sleep "$delay"
+    waited=$((waited + delay))
+    delay=$((delay * 2 > BACKOFF_CAP_SECONDS ? BACKOFF_CAP_SECONDS : delay * 2))
+  done
+}
+
+# --- 1. packages ----------------------------------------------------------------------------------
+
+all_installed() {
+  local states
+  # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+  states=$(dpkg-query -W -f='${db:Status-Status}\n' "$@" 2>/dev/null) || return 1
+  ! grep -qvx installed <<<"$states"
+}
+
+step_packages() {
+  # Checked first, so a re-run needs no mirror and changes no package lists.
+  if ! all_installed "${PACKAGES[@]}"; then
+    export DEBIAN_FRONTEND=noninteractive
+    retry 5 apt-get "${APT_OPTIONS[@]}" update
+    retry 5 apt-get "${APT_OPTIONS[@]}" install -y "${PACKAGES[@]}"
+  fi
+  systemctl enable --now docker.service nginx.service
+}
+
+# --- 2. data volume -------------------------------------------------------------------------------
+
+# Nitro: an NVMe disk named after the volume id; Xen: the API device name, shown as /dev/xvdX.
+find_data_volume() {
+  local candidate
+  for candidate in \
+    "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME_ID//-/}" \
+    "$DATA_VOLUME_DEVICE" \
+    "${DATA_VOLUME_DEVICE/#\/dev\/sd//dev/xvd}"; do
+    if [[ -b $candidate ]]; then
+      readlink -f "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The volume is the database: a filesystem is created only where blkid finds nothing at all (no
+# filesystem, no partition table), and anything other than ours is refused, never "fixed".
+ensure_filesystem() {
+  local device=$1 found=0 type
+  blkid -p "$device" >/dev/null 2>&1 || found=$?
+  case $found in
+    0)
+      type=$(blkid -p -s TYPE -o value "$device" || true)
+      [[ $type == "$FILESYSTEM" ]] ||
+        die "${device} holds '${type:-a partition table}', not ${FILESYSTEM}; refusing to touch it"
+      ;;
+    2)
+      log "no filesystem on ${device}: creating ${FILESYSTEM}"
+      mkfs."$FILESYSTEM" -q "$device"
+      ;;
+    *) die "blkid could not probe ${device} (exit ${found})" ;;
+  esac
+}
+
+# One line per mount point: a line for an older volume at the same place is replaced, others kept.
+ensure_fstab_entry() {
+  local line="UUID=$1 ${DATA_MOUNT} ${FILESYSTEM} ${MOUNT_OPTIONS} 0 2" staged
+  grep -qxF -- "$line" "$FSTAB" && return 0
+  temp_beside "$FSTAB"
+  staged=$TEMP
+  awk -v mount_point="$DATA_MOUNT" '$2 != mount_point' "$FSTAB" >"$staged"
+  printf '%s\n' "$line" >>"$staged"
+  chmod 0644 "$staged"
+  mv -f "$staged" "$FSTAB"
+}
+
+ensure_mounted() {
+  local uuid=$1 mounted
+  mounted=$(findmnt -n -o UUID --mountpoint "$DATA_MOUNT" || true)
+  [[ $mounted == "$uuid" ]] && return 0
+  [[ -z $mounted ]] || die "${DATA_MOUNT} already holds another filesystem (${mounted})"
+  install -d -m 0755 "$DATA_MOUNT"
+  mount --fstab "$FSTAB" "$DATA_MOUNT"
+}
+
+# certbot and its timer use the distro path; the link makes both use the volume's copy. What the
+# distro put there (cli.ini) moves over unless the volume already has its own.
+link_letsencrypt() {
+  [[ -L $LETSENCRYPT_LINK && $(readlink "$LETSENCRYPT_LINK") == "$LETSENCRYPT_DIR" ]] && return 0
+  if [[ -d $LETSENCRYPT_LINK && ! -L $LETSENCRYPT_LINK ]]; then
+    tar -C "$LETSENCRYPT_LINK" -cf - . | tar -C "$LETSENCRYPT_DIR" -xf - --skip-old-files
+    rm -rf -- "$LETSENCRYPT_LINK"
+  fi
+  ln -sfn -- "$LETSENCRYPT_DIR" "$LETSENCRYPT_LINK"
+}
+
+step_data_volume() {
+  local device uuid
+  wait_for "$VOLUME_WAIT_SECONDS" "data volume ${DATA_VOLUME_ID}" find_data_volume >/dev/null
+  device=$(find_data_volume)
+  ensure_filesystem "$device"
+  uuid=$(blkid -p -s UUID -o value "$device")
+  ensure_fstab_entry "$uuid"
+  ensure_mounted "$uuid"
+  install -d -o "$QDRANT_UID" -g "$QDRANT_UID" -m 0750 "$QDRANT_STORAGE" "$QDRANT_SNAPSHOTS"
+  install -d -m 0755 "$LETSENCRYPT_DIR"
+  link_letsencrypt
+  log "data volume ${DATA_VOLUME_ID} (${device}) mounted at ${DATA_MOUNT}"
+}
+
+# --- 3. secrets -----------------------------------------------------------------------------------
+
+# The keys travel from SSM straight into a 0600 file inside this Python process: never through a
+# shell variable, an argument list or a log line. Endpoint and credentials come from the standard
+# AWS environment (on the VM: the instance role through IMDS).
+fetch_api_keys() {
+  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" "$1" <<'PYTHON'
+import sys
+
+import boto3
+from botocore.config import Config
+
+region, master, read_only, target = sys.argv[1:]
+wanted = {"QDRANT__SERVICE__API_KEY": master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
+# botocore retries what is transient (network, throttling); a missing parameter fails at once.
+retries = Config(retries={"mode": "standard", "max_attempts": 8})
+ssm = boto3.client("ssm", region_name=region, config=retries)
+found = ssm.get_parameters(Names=list(wanted.values()), WithDecryption=True)
+values = {parameter["Name"]: parameter["Value"] for parameter in found["Parameters"]}
+for name in wanted.values():
+    value = values.get(name, "")
+    # Qdrant 1.18 takes an empty string as a valid key; an env file cannot carry line breaks.
+    if not value or value != value.strip() or "\n" in value:
+        sys.exit(f"secure-qdrant: SSM parameter {name} is missing, empty or malformed")
+with open(target, "w", encoding="utf-8") as env_file:
+    env_file.writelines(f"{variable}={values[name]}\n" for variable, name in wanted.items())
+PYTHON
+}
+
+step_secrets() {
+  local staged
+  install -d -m 0700 "$SECRETS_DIR"
+  temp_beside "$QDRANT_ENV_FILE"
+  staged=$TEMP
+  fetch_api_keys "$staged"
+  if cmp -s "$staged" "$QDRANT_ENV_FILE"; then
+    log "API keys unchanged"
+    return 0
+  fi
+  mv -f "$staged" "$QDRANT_ENV_FILE"
+  SECRETS_CHANGED=1
+  log "API keys written to ${QDRANT_ENV_FILE}"
+}
+
+# --- 4. qdrant ------------------------------------------------------------------------------------
+
+qdrant_is_healthy() {
+  curl -fsS -o /dev/null "http://127.0.0.1:${QDRANT_REST_PORT}/healthz"
+}
+
+step_qdrant() {
+  # Also makes systemd take in the data volume's new fstab line.
+  systemctl daemon-reload
+  # Pulled here, with retries, so the unit itself never depends on the registry.
+  retry 5 docker pull --quiet "$QDRANT_IMAGE" >/dev/null
+  systemctl enable "$QDRANT_UNIT"
+  if ((SECRETS_CHANGED)); then
+    systemctl restart "$QDRANT_UNIT"
+  else
+    systemctl start "$QDRANT_UNIT"
+  fi
+  wait_for "$QDRANT_WAIT_SECONDS" "Qdrant on 127.0.0.1:${QDRANT_REST_PORT}" qdrant_is_healthy
+}
+
+# --- 5. nginx and the certificate -----------------------------------------------------------------
+
+# NGINX_ARGS is empty on the VM (the distro's nginx) and `-p PREFIX -c CONF` in the lab.
+nginx_ctl() {
+  local arguments
+  read -ra arguments <<<"$NGINX_ARGS"
+  nginx "${arguments[@]}" "$@"
+}
+
+# A site nginx rejects never stays in place, or the next restart would load it.
+swap_site_checked() {
+  local staged=$1 previous
+  install -d -m 0755 "$(dirname "$NGINX_SITE")"
+  temp_beside "$NGINX_SITE"
+  previous=$TEMP
+  [[ ! -e $NGINX_SITE ]] || cp "$NGINX_SITE" "$previous"
+  install -D -m 0644 "$staged" "$NGINX_SITE"
+  nginx_ctl -t && return 0
+  if [[ -s $previous ]]; then
+    install -m 0644 "$previous" "$NGINX_SITE"
+  else
+    rm -f "$NGINX_SITE"
+  fi
+  die "nginx rejected ${staged}; the previous site stays"
+}
+
+install_site() {
+  cmp -s "$1" "$NGINX_SITE" || swap_site_checked "$1"
+  nginx_ctl -s reload
+  log "nginx serves $(basename "$1")"
+}
+
+step_nginx_http() {
+  install -d -m 0755 "$ACME_WEBROOT"
+  # The distro's catch-all site would answer on port 80 for any name.
+  rm -f "${NGINX_CONF_DIR}/sites-enabled/default"
+  # On a re-run the TLS site is live already: going back to HTTP-only would be a needless outage.
+  if cmp -s "$NGINX_TLS_SITE" "$NGINX_SITE"; then
+    log "TLS site already live"
+    return 0
+  fi
+  install_site "$NGINX_HTTP_SITE"
+}
+
+# IMDSv2. The session token flows through a pipe into the second request's headers: never in a
+# variable (an xtrace would print it) or an argument (other processes could read it).
+public_ipv4() {
+  local endpoint=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-$IMDS_DEFAULT_ENDPOINT}
+  curl -fsS --retry 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
+    "${endpoint}/latest/api/token" |
+    sed 's/^/X-aws-ec2-metadata-token: /' |
+    curl -fsS --retry 5 -H @- "${endpoint}/latest/meta-data/public-ipv4"
+}
+
+domain_resolves_to() {
+  getent ahostsv4 "$DOMAIN" | awk '{ print $1 }' | grep -qxF -- "$1"
+}
+
+# HTTP-01 only succeeds once the name points here; asking earlier burns Let's Encrypt's rate limit.
+step_dns() {
+  local address
+  address=$(public_ipv4)
+  wait_for "$DNS_WAIT_SECONDS" "${DOMAIN} to resolve to ${address}" domain_resolves_to "$address"
+  log "${DOMAIN} resolves to ${address}"
+}
+
+# Reused when valid for a while yet and issued by the configured ACME server (moving from staging to
+# production must not keep an untrusted certificate).
+certificate_is_current() {
+  [[ -s $CERTIFICATE && -s $CERTIFICATE_KEY ]] &&
+    openssl x509 -noout -checkend "$CERTIFICATE_MIN_VALIDITY_SECONDS" -in "$CERTIFICATE" \
+      >/dev/null &&
+    grep -qxF -- "server = ${ACME_SERVER}" "${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf"
+}
+
+step_certificate() {
+  local reload arguments
+  if certificate_is_current; then
+    log "reusing the certificate on the data volume"
+    return 0
+  fi
+  read -ra arguments <<<"$NGINX_ARGS"
+  # certbot keeps the hook in the lineage's renewal config: renewals reload nginx too.
+  printf -v reload '%q ' nginx "${arguments[@]}" -s reload
+  reload=${reload% }
+  retry 4 certbot certonly --non-interactive --agree-tos --no-eff-email \
+    --webroot --webroot-path "$ACME_WEBROOT" \
+    --domain "$DOMAIN" --cert-name "$DOMAIN" --email "$ACME_EMAIL" \
+    --server "$ACME_SERVER" --key-type ecdsa --elliptic-curve secp256r1 \
+    --force-renewal --deploy-hook "$reload" \
+    --config-dir "$LETSENCRYPT_DIR" --work-dir "$CERTBOT_WORK_DIR" --logs-dir "$CERTBOT_LOGS_DIR"
+  log "certificate issued for ${DOMAIN}"
+}
+
+step_renewal() {
+  systemctl enable --now certbot.timer
+}
+
+https_is_listening() {
+  (: <"/dev/tcp/127.0.0.1/${HTTPS_PORT}") 2>/dev/null
+}
+
+step_nginx_tls() {
+  install_site "$NGINX_TLS_SITE"
+  # A reload completes after `nginx -s reload` returns; "ready" must mean TLS is being served.
+  wait_for "$NGINX_WAIT_SECONDS" "nginx on port ${HTTPS_PORT}" https_is_listening
+}
+
+# --- 6. host firewall -----------------------------------------------------------------------------
+
+# Docker's published ports skip ufw's chains entirely. That is harmless here only because the Qdrant
+# unit publishes on 127.0.0.1 and nothing else: keep it that way.
+step_firewall() {
+  local cidrs cidr port
+  ufw default deny incoming
+  ufw default allow outgoing
+  read -ra cidrs <<<"$ADMIN_CIDRS"
+  for cidr in "${cidrs[@]}"; do
+    ufw allow proto tcp from "$cidr" to any port "$SSH_PORT"
+  done
+  for port in "$HTTP_PORT" "$HTTPS_PORT" "$GRPC_TLS_PORT"; do
+    ufw allow "${port}/tcp"
+  done
+  ufw --force enable
+}
+
+# --- 7. fail2ban ----------------------------------------------------------------------------------
+
+step_fail2ban() {
+  local log_file
+  # fail2ban refuses to start at all while a jail's log file does not exist.
+  for log_file in "$NGINX_ACCESS_LOG" "$NGINX_ERROR_LOG"; do
+    [[ -e $log_file ]] || install -D -m 0640 /dev/null "$log_file"
+  done
+  # A broken jail would stop fail2ban altogether: check before (re)loading.
+  fail2ban-client --test >/dev/null
+  systemctl enable fail2ban.service
+  systemctl reload-or-restart fail2ban.service
+}
+
+# --- 8. ready -------------------------------------------------------------------------------------
+
+step_ready() {
+  if [[ ! -e $READY_MARKER ]]; then
+    install -d -m 0755 "$(dirname "$READY_MARKER")"
+    printf 'ready\n' >"$READY_MARKER"
+  fi
+  log "ready"
+}
+
+# --- main -----------------------------------------------------------------------------------------
+
+selected_steps() {
+  local requested step
+  read -ra requested <<<"${BOOTSTRAP_STEPS:-${STEPS[*]}}"
+  for step in "${requested[@]}"; do
+    [[ " ${STEPS[*]} " == *" ${step} "* ]] || die "unknown step '${step}' (steps: ${STEPS[*]})"
+  done
+  for step in "${STEPS[@]}"; do
+    [[ " ${requested[*]} " != *" ${step} "* ]] || printf '%s\n' "$step"
+  done
+}
+
+main() {
+  (($# == 1)) || die "usage: $0 SETTINGS_FILE"
+  # shellcheck source=/dev/null # rendered by components/user_data.py
+  . "$1"
+  local steps step
+  steps=$(selected_steps)
+  for step in $steps; do
+    CURRENT_STEP=$step
+    log "step ${step}"
+    "step_${step}"
+  done
+}
+
+trap on_exit EXIT
+main "$@"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.settings import HostPaths, HostSettings
+from components.settings import HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"
 SITE_FILE_NAME = "secure-qdrant.conf"
@@ -79,19 +79,6 @@ LOG_FORMAT = (
 )
 
 
-@dataclass(frozen=True)
-class ListenAddresses:
-    """The IPv4 and IPv6 addresses every server listens on."""
-
-    ipv4: str
-    ipv6: str
-
-
-# The VM serves every interface; the lab keeps its servers on loopback.
-ALL_INTERFACES = ListenAddresses("0.0.0.0", "[::]")
-LOOPBACK = ListenAddresses("127.0.0.1", "[::1]")
-
-
 def site_file(paths: HostPaths) -> str:
     """Where the site lives; both states are written to this one file."""
     return f"{paths.nginx_conf_dir}/conf.d/{SITE_FILE_NAME}"
@@ -103,25 +90,20 @@ def certificate_paths(host: HostSettings) -> tuple[str, str]:
     return f"{live}/fullchain.pem", f"{live}/privkey.pem"
 
 
-def render_http_site(host: HostSettings, listen: ListenAddresses = ALL_INTERFACES) -> str:
+def render_http_site(host: HostSettings) -> str:
     """The site before a certificate exists: ACME challenges and redirects, no route to Qdrant."""
-    return _file(_http_level(host), _http_server(host, listen))
+    return _file(_http_level(host), _http_server(host, host.listen))
 
 
-def render_tls_site(
-    host: HostSettings,
-    certificate: str,
-    certificate_key: str,
-    listen: ListenAddresses = ALL_INTERFACES,
-) -> str:
+def render_tls_site(host: HostSettings, certificate: str, certificate_key: str) -> str:
     """The full site: the port-80 server plus REST and gRPC behind TLS, keys and rate limits."""
     tls = _tls(certificate, certificate_key)
     return _file(
         _http_level(host),
         *_upstreams(host),
-        _http_server(host, listen),
-        _rest_server(host, listen, tls),
-        _grpc_server(host, listen, tls),
+        _http_server(host, host.listen),
+        _rest_server(host, host.listen, tls),
+        _grpc_server(host, host.listen, tls),
     )
 
 

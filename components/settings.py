@@ -22,6 +22,8 @@ LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 # The device name the data volume is attached under; Nitro instances show it as an NVMe disk instead,
 # which the VM finds by the volume id.
 DATA_VOLUME_DEVICE = "/dev/sdf"
+# The user Qdrant runs as in its container; it owns Qdrant's directories on the data volume.
+QDRANT_UID = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,19 @@ class Ports:
 
 
 PORTS = Ports()
+
+
+@dataclass(frozen=True)
+class ListenAddresses:
+    """The IPv4 and IPv6 addresses every public server of the host listens on."""
+
+    ipv4: str
+    ipv6: str
+
+
+# The VM serves every interface; the lab keeps its servers on loopback.
+ALL_INTERFACES = ListenAddresses("0.0.0.0", "[::]")
+LOOPBACK = ListenAddresses("127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,14 @@ class HostPaths:
     nginx_conf_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
     ready_marker: str = "/var/lib/secure-qdrant/ready"
+    bootstrap: str = "/usr/local/sbin/secure-qdrant-bootstrap"
+    fstab: str = "/etc/fstab"
+    letsencrypt_link: str = "/etc/letsencrypt"
+    """Where the distro's certbot (and its renewal timer) looks; it points at `letsencrypt_dir`."""
+    certbot_work_dir: str = "/var/lib/letsencrypt"
+    certbot_logs_dir: str = "/var/log/letsencrypt"
+    systemd_unit_dir: str = "/etc/systemd/system"
+    fail2ban_dir: str = "/etc/fail2ban"
 
     @property
     def qdrant_storage(self) -> str:
@@ -152,8 +175,14 @@ class HostSettings:
     region: str
     api_key_parameter: str
     read_only_api_key_parameter: str
+    api_key_version: int = 1
+    """In the user data so that rotating the keys replaces the host, which then fetches the new ones."""
     ports: Ports = PORTS
     paths: HostPaths = field(default_factory=HostPaths)
+    listen: ListenAddresses = ALL_INTERFACES
+    data_volume_device: str = DATA_VOLUME_DEVICE
+    nginx_args: tuple[str, ...] = ()
+    """Arguments for every `nginx` call: none for the distro's, `-p PREFIX -c CONF` in the lab."""
 
     @property
     def qdrant_image(self) -> str:

@@ -3,6 +3,10 @@
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs
 is byte for byte what the VM runs. User data is readable by anyone with `ec2:DescribeInstanceAttribute`
 and by every process on the VM via IMDS, so it carries names of secrets, never their values.
+
+Files under `cloud-init/` are data: shell scripts read `settings.env` at run time; the few files
+that cannot (systemd, fail2ban) are templates whose `{NAME}` placeholders are `settings.env` keys,
+filled in here from the same values.
 """
 
 from __future__ import annotations
@@ -13,11 +17,21 @@ from pathlib import Path
 
 import yaml
 
-from components.settings import DATA_VOLUME_DEVICE, HostSettings
+from components.nginx_config import (
+    ACCESS_LOG_NAME,
+    ERROR_LOG_NAME,
+    certificate_paths,
+    render_http_site,
+    render_tls_site,
+    site_file,
+)
+from components.settings import QDRANT_UID, HostSettings
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
-SETTINGS_ENV = "/etc/secure-qdrant/settings.env"
-BOOTSTRAP = "/usr/local/sbin/secure-qdrant-bootstrap"
+QDRANT_UNIT = "qdrant.service"
+# Relative to fail2ban's config dir, and mirrored under cloud-init/fail2ban/.
+AUTH_FILTER = "filter.d/secure-qdrant-auth.conf"
+JAIL = "jail.d/secure-qdrant.conf"
 
 
 @dataclass(frozen=True)
@@ -27,27 +41,57 @@ class HostFile:
     permissions: str = "0644"
 
 
+def settings_env_path(host: HostSettings) -> str:
+    return f"{host.paths.secrets_dir}/settings.env"
+
+
+def qdrant_env_path(host: HostSettings) -> str:
+    """The API keys, fetched at boot: the only file on the host holding them."""
+    return f"{host.paths.secrets_dir}/qdrant.env"
+
+
+def staged_site_path(host: HostSettings, state: str) -> str:
+    """Where a site state waits for the bootstrap to install it; nginx includes nothing here."""
+    return f"{host.paths.nginx_conf_dir}/secure-qdrant/{state}.conf"
+
+
 def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
-    """Every value the bootstrap script reads, from the one settings object."""
-    ports, paths, limits = host.ports, host.paths, host.limits
+    """Every value the bootstrap script and the templates read, from the one settings object."""
+    ports, paths = host.ports, host.paths
+    certificate, certificate_key = certificate_paths(host)
     return {
         "DOMAIN": host.domain,
         "ACME_EMAIL": host.acme_email,
         "ACME_SERVER": host.acme_server,
         "QDRANT_IMAGE": host.qdrant_image,
+        "QDRANT_UID": str(QDRANT_UID),
+        "QDRANT_UNIT": QDRANT_UNIT,
         "AWS_REGION": host.region,
+        "API_KEY_VERSION": str(host.api_key_version),
         "API_KEY_PARAMETER": host.api_key_parameter,
         "READ_ONLY_API_KEY_PARAMETER": host.read_only_api_key_parameter,
         "DATA_VOLUME_ID": data_volume_id,
-        "DATA_VOLUME_DEVICE": DATA_VOLUME_DEVICE,
+        "DATA_VOLUME_DEVICE": host.data_volume_device,
         "DATA_MOUNT": paths.data_mount,
+        "FSTAB": paths.fstab,
         "QDRANT_STORAGE": paths.qdrant_storage,
         "QDRANT_SNAPSHOTS": paths.qdrant_snapshots,
         "LETSENCRYPT_DIR": paths.letsencrypt_dir,
+        "LETSENCRYPT_LINK": paths.letsencrypt_link,
+        "CERTBOT_WORK_DIR": paths.certbot_work_dir,
+        "CERTBOT_LOGS_DIR": paths.certbot_logs_dir,
+        "CERTIFICATE": certificate,
+        "CERTIFICATE_KEY": certificate_key,
         "ACME_WEBROOT": paths.acme_webroot,
         "SECRETS_DIR": paths.secrets_dir,
+        "QDRANT_ENV_FILE": qdrant_env_path(host),
+        "NGINX_ARGS": _words(host.nginx_args),
         "NGINX_CONF_DIR": paths.nginx_conf_dir,
-        "NGINX_LOG_DIR": paths.nginx_log_dir,
+        "NGINX_SITE": site_file(paths),
+        "NGINX_HTTP_SITE": staged_site_path(host, "http"),
+        "NGINX_TLS_SITE": staged_site_path(host, "tls"),
+        "NGINX_ACCESS_LOG": f"{paths.nginx_log_dir}/{ACCESS_LOG_NAME}",
+        "NGINX_ERROR_LOG": f"{paths.nginx_log_dir}/{ERROR_LOG_NAME}",
         "READY_MARKER": paths.ready_marker,
         "SSH_PORT": str(ports.ssh),
         "HTTP_PORT": str(ports.http),
@@ -55,19 +99,42 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "GRPC_TLS_PORT": str(ports.grpc_tls),
         "QDRANT_REST_PORT": str(ports.qdrant_rest),
         "QDRANT_GRPC_PORT": str(ports.qdrant_grpc),
-        "ADMIN_CIDRS": " ".join(host.admin_cidrs),
-        "MAX_BODY_SIZE_MB": str(limits.max_body_size_mb),
+        "ADMIN_CIDRS": _words(host.admin_cidrs),
     }
+
+
+def _words(values: tuple[str, ...]) -> str:
+    # The bootstrap splits these lists on whitespace (`read -ra`), which no element may contain.
+    if any(len(value.split()) != 1 for value in values):
+        raise ValueError(f"list elements must be single words: {values!r}")
+    return " ".join(values)
 
 
 def render_settings_env(values: dict[str, str]) -> str:
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
+def _cloud_init_file(name: str) -> str:
+    return (CLOUD_INIT_DIR / name).read_text()
+
+
 def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
+    env = settings_env(host, data_volume_id)
+    paths = host.paths
+    certificate, certificate_key = certificate_paths(host)
+    fail2ban = paths.fail2ban_dir
     return [
-        HostFile(SETTINGS_ENV, render_settings_env(settings_env(host, data_volume_id)), "0600"),
-        HostFile(BOOTSTRAP, (CLOUD_INIT_DIR / "bootstrap.sh").read_text(), "0755"),
+        # Root-only: it names the key parameters and maps the host, which is nobody else's business.
+        HostFile(settings_env_path(host), render_settings_env(env), "0600"),
+        HostFile(paths.bootstrap, _cloud_init_file("bootstrap.sh"), "0755"),
+        HostFile(
+            f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
+            _cloud_init_file(QDRANT_UNIT).format_map(env),
+        ),
+        HostFile(f"{fail2ban}/{AUTH_FILTER}", _cloud_init_file(f"fail2ban/{AUTH_FILTER}")),
+        HostFile(f"{fail2ban}/{JAIL}", _cloud_init_file(f"fail2ban/{JAIL}").format_map(env)),
+        HostFile(env["NGINX_HTTP_SITE"], render_http_site(host)),
+        HostFile(env["NGINX_TLS_SITE"], render_tls_site(host, certificate, certificate_key)),
     ]
 
 
@@ -89,7 +156,7 @@ def render_user_data(host: HostSettings, data_volume_id: str) -> str:
             {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": "root:root"}
             for f in host_files(host, data_volume_id)
         ],
-        "runcmd": [[BOOTSTRAP]],
+        "runcmd": [[host.paths.bootstrap, settings_env_path(host)]],
     }
     return "#cloud-config\n" + yaml.dump(
         cloud_config, Dumper=_BlockStyleDumper, sort_keys=False, width=1000

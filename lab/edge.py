@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.nginx_config import (
-    LOOPBACK,
     certificate_paths,
     render_http_site,
     render_tls_site,
 )
 from components.settings import (
     DEFAULT_QDRANT_VERSION,
+    LOOPBACK,
     HostPaths,
     HostSettings,
     Limits,
@@ -131,6 +131,7 @@ def lab_host_settings(
             nginx_log_dir=str(workdir / "nginx" / "logs"),
             ready_marker=str(workdir / "ready"),
         ),
+        listen=LOOPBACK,
     )
 
 
@@ -186,14 +187,14 @@ def running_edge_lab(
         host = lab_host_settings(workdir, ports, pebble.directory_url, limits)
 
         nginx = Nginx(host, workdir / "nginx")
-        nginx.install_site(render_http_site(host, LOOPBACK))
+        nginx.install_site(render_http_site(host))
         stack.callback(nginx.stop)
         nginx.start()
 
         certbot = Certbot(host, pebble.listener_ca, workdir / "certbot")
         certbot.issue(deploy_hook=nginx.reload_command)
         nginx.install_site(
-            faults.tls_site(render_tls_site(host, *certificate_paths(host), LOOPBACK))
+            faults.tls_site(render_tls_site(host, *certificate_paths(host)))
         )
 
         client_ca = workdir / "client-ca.pem"

@@ -112,6 +112,15 @@ def test_bumping_api_key_version_rotates_both_keys_and_every_token():
         jwt.decode(token, after.outputs["apiKey"].value, algorithms=["HS256"])
 
 
+def test_bumping_api_key_version_replaces_the_host_so_it_fetches_the_new_keys():
+    """Qdrant reads its keys at start; a host left running would keep serving the old ones."""
+    before, after = deploy(CONFIG), deploy(dict(CONFIG, apiKeyVersion=2))
+
+    assert "API_KEY_VERSION=2" in after.user_data
+    assert after.user_data != before.user_data
+    assert after.one("aws:ec2/instance:Instance").inputs["userDataReplaceOnChange"] is True
+
+
 def test_api_keys_are_long_random_alphanumerics(deployment):
     """Qdrant warns below 32 bytes; alphanumerics survive headers, env files and shells unquoted."""
     for password in deployment.of_type("random:index/randomPassword:RandomPassword"):

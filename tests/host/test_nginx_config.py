@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from components.nginx_config import (
-    ALL_INTERFACES,
-    LOOPBACK,
     MOZILLA_INTERMEDIATE_CIPHERS,
     SECURITY_HEADERS,
     certificate_paths,
@@ -22,7 +21,7 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import HostPaths, HostSettings, Limits, Ports
+from components.settings import ALL_INTERFACES, LOOPBACK, HostPaths, HostSettings, Limits, Ports
 
 PORTS = Ports(http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
 LIMITS = Limits(rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64)
@@ -170,7 +169,7 @@ def test_every_server_listens_on_ipv4_and_ipv6(site: Block) -> None:
 
 def test_lab_listeners_stay_on_loopback() -> None:
     """The lab renders the same directives but must not expose a test server to the network."""
-    lab = parse(render_tls_site(HOST, *CERTIFICATE, listen=LOOPBACK))
+    lab = parse(render_tls_site(dataclasses.replace(HOST, listen=LOOPBACK), *CERTIFICATE))
     listens = {listen[0] for server in servers(lab).values() for listen in server.values("listen")}
     assert {address.rsplit(":", 1)[0] for address in listens} == {"127.0.0.1", "[::1]"}
 

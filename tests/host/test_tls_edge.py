@@ -30,7 +30,6 @@ from qdrant_client import grpc as qdrant_grpc
 from components.nginx_config import (
     ACCESS_LOG_NAME,
     ACME_CHALLENGE_PATH,
-    LOOPBACK,
     SECURITY_HEADERS,
     certificate_paths,
     render_http_site,

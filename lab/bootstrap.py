@@ -1,0 +1,415 @@
+"""The real bootstrap on this machine: cloud-init's files and command, with lab settings, as root.
+
+`bootstrap_lab()` does what cloud-init does on the VM: it writes every `write_files` entry of the
+rendered user data and runs its `runcmd`, with `HostSettings` and `HostSystem` pointed into a
+scratch directory, a sparse file on a loop device as the data volume and a moto server as SSM. Only
+the steps that need no apt, Docker, ufw or systemd run (`LAB_STEPS`).
+
+Nothing leaks into this machine: the bootstrap runs in a private mount namespace, so its mounts end
+with it; fstab and /etc/letsencrypt are scratch files; the loop device is detached on exit.
+
+`edge_bootstrap_lab()` adds what the DNS, nginx and certificate steps need: an IMDSv2 double that
+gives 127.0.0.1 as the public address, the lab's domain resolving there (a scratch /etc/hosts, bound
+inside the namespace only), pebble as the ACME server and nginx already serving (as the distro's is
+on the VM), all on free loopback ports.
+
+`python -m lab.bootstrap` runs it once and prints what the bootstrap logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.settings import PORTS, HostSettings, Limits, Ports
+from components.user_data import qdrant_env_path, render_user_data
+from lab.edge import lab_host_settings
+from lab.nginx import Nginx
+from lab.pebble import running_pebble
+from lab.processes import (
+    LOOPBACK,
+    LabUnavailable,
+    Service,
+    clean_env,
+    free_port,
+    require_tools,
+    run,
+    wait_until,
+)
+
+LAB_STEPS = ("data_volume", "secrets", "ready")
+EDGE_STEPS = ("data_volume", "secrets", "nginx_http", "dns", "certificate", "nginx_tls", "ready")
+LAB_VOLUME_ID = "vol-0000000000000lab0"
+# moto only serves real region names.
+LAB_REGION = "eu-central-1"
+# `.invalid` never resolves: `LAB_STEPS` hold no certificate step, and nothing may reach a real ACME
+# server by mistake (the edge lab brings its own pebble).
+LAB_ACME_SERVER = "https://acme.invalid/directory"
+VOLUME_SIZE_BYTES = 64 * 1024 * 1024
+# Stands in for the cli.ini the distro's certbot package puts in /etc/letsencrypt.
+DISTRO_CERTBOT_INI = "# from the distro's certbot package\n"
+_TOOLS = ("losetup", "unshare", "nsenter", "mkfs.ext4", "blkid", "findmnt", "mount", "bash")
+
+
+def require_root_lab() -> None:
+    """Raise `LabUnavailable` unless this process may make loop devices and mounts."""
+    if os.geteuid() != 0:
+        raise LabUnavailable("the bootstrap lab needs root (loop devices, mounts, chown)")
+    require_tools(*_TOOLS)
+
+
+@contextmanager
+def loop_device(image: Path, size: int = VOLUME_SIZE_BYTES) -> Iterator[str]:
+    """A sparse file attached as a loop device: the lab's EBS volume. Detached on exit."""
+    with image.open("wb") as sparse:
+        sparse.truncate(size)
+    device = run(["losetup", "--find", "--show", str(image)]).strip()
+    try:
+        yield device
+    finally:
+        run(["losetup", "--detach", device])
+
+
+class MountNamespace:
+    """A private mount namespace, held open by a sleeping process: its mounts vanish with it."""
+
+    def __init__(self, log: Path) -> None:
+        self._holder = Service(
+            "mount-namespace",
+            ["unshare", "--mount", "--propagation", "private", "sleep", "infinity"],
+            log,
+        )
+        own = os.readlink("/proc/self/ns/mnt")
+        wait_until(lambda: os.readlink(f"/proc/{self.pid}/ns/mnt") != own, "a mount namespace")
+
+    @property
+    def pid(self) -> int:
+        return self._holder.pid
+
+    def command(self, *arguments: str) -> list[str]:
+        return ["nsenter", "--target", str(self.pid), "--mount", "--", *arguments]
+
+    def path(self, path: str) -> Path:
+        """`path` as seen from inside the namespace (with its mounts)."""
+        return Path(f"/proc/{self.pid}/root{path}")
+
+    def stop(self) -> None:
+        self._holder.stop()
+
+
+@dataclass(frozen=True)
+class Ssm:
+    endpoint: str
+
+    def client(self) -> Any:
+        import boto3  # only the lab needs it; the program never talks to SSM itself
+
+        return boto3.client(
+            "ssm",
+            region_name=LAB_REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="lab",
+            aws_secret_access_key="lab",
+        )
+
+    def put(self, name: str, value: str) -> None:
+        self.client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+    def delete(self, name: str) -> None:
+        self.client().delete_parameter(Name=name)
+
+
+@contextmanager
+def moto_ssm(workdir: Path) -> Iterator[Ssm]:
+    """A moto server on loopback standing in for SSM Parameter Store."""
+    try:
+        import moto.server  # noqa: F401  (only checking that it is installed)
+    except ImportError as missing:
+        raise LabUnavailable('not installed: moto ("moto[server,ssm]")') from missing
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+    with Service("moto", command, workdir / "moto.log") as service:
+        service.wait_for_port(port, timeout=30)
+        yield Ssm(f"http://{LOOPBACK}:{port}")
+
+
+class _ImdsHandler(BaseHTTPRequestHandler):
+    """The two IMDSv2 calls the bootstrap makes: a PUT for a session token, then a GET for the
+    public address that must present it. A GET without the token is refused, as IMDSv2 refuses it."""
+
+    server: _ImdsServer
+
+    def do_PUT(self) -> None:
+        ttl = self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+        if self.path == "/latest/api/token" and ttl:
+            self._reply(200, self.server.token)
+        else:
+            self._reply(400, "")
+
+    def do_GET(self) -> None:
+        if self.headers["X-aws-ec2-metadata-token"] != self.server.token:
+            self._reply(401, "")
+        elif self.path == "/latest/meta-data/public-ipv4":
+            self._reply(200, self.server.public_ipv4)
+        else:
+            self._reply(404, "")
+
+    def _reply(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the bootstrap's own log is what a test reads."""
+
+
+class _ImdsServer(ThreadingHTTPServer):
+    def __init__(self, public_ipv4: str) -> None:
+        super().__init__((LOOPBACK, 0), _ImdsHandler)
+        self.token = secrets.token_urlsafe(32)
+        self.public_ipv4 = public_ipv4
+
+
+@dataclass(frozen=True)
+class Imds:
+    endpoint: str
+    """For `AWS_EC2_METADATA_SERVICE_ENDPOINT`."""
+    token: str
+    """The session token it hands out: a credential, so it must not show in any log."""
+
+
+@contextmanager
+def imds_double(public_ipv4: str) -> Iterator[Imds]:
+    """An IMDSv2 stand-in on loopback."""
+    server = _ImdsServer(public_ipv4)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Imds(f"http://{LOOPBACK}:{server.server_address[1]}", server.token)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def lab_system(
+    host: HostSettings, workdir: Path, device: str, nginx_args: tuple[str, ...] = ()
+) -> HostSettings:
+    """`host` with the VM's OS integration pointed into `workdir` and the loop device as volume."""
+    return dataclasses.replace(
+        host,
+        paths=dataclasses.replace(
+            host.paths,
+            bootstrap=str(workdir / "sbin" / "secure-qdrant-bootstrap"),
+            fstab=str(workdir / "etc" / "fstab"),
+            letsencrypt_link=str(workdir / "etc" / "letsencrypt"),
+            certbot_work_dir=str(workdir / "certbot" / "work"),
+            certbot_logs_dir=str(workdir / "certbot" / "logs"),
+            systemd_unit_dir=str(workdir / "etc" / "systemd"),
+            fail2ban_dir=str(workdir / "etc" / "fail2ban"),
+        ),
+        data_volume_device=device,
+        nginx_args=nginx_args,
+    )
+
+
+def lab_host(
+    workdir: Path, ports: Ports = PORTS, acme_server: str = LAB_ACME_SERVER
+) -> HostSettings:
+    host = lab_host_settings(workdir, ports, acme_server, Limits())
+    return dataclasses.replace(host, region=LAB_REGION)
+
+
+@dataclass(frozen=True)
+class BootstrapLab:
+    workdir: Path
+    host: HostSettings
+    user_data: str
+    api_key: str
+    read_only_api_key: str
+    ssm: Ssm
+    namespace: MountNamespace
+    environment: Mapping[str, str]
+    """Added to the bootstrap's environment (e.g. the trust anchor for the ACME server)."""
+
+    @property
+    def device(self) -> str:
+        return self.host.data_volume_device
+
+    @property
+    def secrets_file(self) -> str:
+        return qdrant_env_path(self.host)
+
+    def run(
+        self, steps: Sequence[str] = LAB_STEPS, trace: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """cloud-init's `runcmd`, inside the namespace; `trace` runs it under `bash -x`."""
+        (command,) = yaml.safe_load(self.user_data)["runcmd"]
+        argv = ["bash", "-x", *command] if trace else command
+        return subprocess.run(
+            self.namespace.command(*argv),
+            env=self._environment(steps),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def view(self, path: str) -> Path:
+        """`path` as the bootstrap sees it, data volume mounted."""
+        return self.namespace.path(path)
+
+    def _environment(self, steps: Sequence[str]) -> dict[str, str]:
+        # The lab's Python has boto3, as python3-boto3 gives the VM's; no AWS config of this
+        # machine may leak in, only the standard variables pointing at moto.
+        python_bin = str(Path(sys.executable).parent)
+        env = {key: value for key, value in clean_env().items() if not key.startswith("AWS_")}
+        env.update(
+            PATH=f"{python_bin}:{env.get('PATH', os.defpath)}",
+            BOOTSTRAP_STEPS=" ".join(steps),
+            AWS_ENDPOINT_URL=self.ssm.endpoint,
+            AWS_ACCESS_KEY_ID="lab",
+            AWS_SECRET_ACCESS_KEY="lab",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        env.update(self.environment)
+        return env
+
+
+def write_files(user_data: str) -> None:
+    """cloud-init's `write_files`: each file with its permissions (owner root, as this process)."""
+    for entry in yaml.safe_load(user_data)["write_files"]:
+        path = Path(entry["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(entry["content"])
+        path.chmod(int(entry["permissions"], 8))
+
+
+def _prepare_distro_files(host: HostSettings) -> None:
+    """What Ubuntu has before the bootstrap runs: an fstab, and certbot's /etc/letsencrypt."""
+    fstab = Path(host.paths.fstab)
+    fstab.parent.mkdir(parents=True, exist_ok=True)
+    fstab.write_text("# <file system> <mount point> <type> <options> <dump> <pass>\n")
+    letsencrypt = Path(host.paths.letsencrypt_link)
+    letsencrypt.mkdir(parents=True, exist_ok=True)
+    (letsencrypt / "cli.ini").write_text(DISTRO_CERTBOT_INI)
+
+
+@contextmanager
+def bootstrap_lab(
+    workdir: Path,
+    ssm: Ssm,
+    host: HostSettings | None = None,
+    nginx_args: tuple[str, ...] = (),
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[BootstrapLab]:
+    """Files written as cloud-init would, keys in SSM, a blank volume; nothing run yet."""
+    require_root_lab()
+    with ExitStack() as stack:
+        device = stack.enter_context(loop_device(workdir / "data-volume.img"))
+        host = lab_system(host or lab_host(workdir), workdir, device, nginx_args)
+        user_data = render_user_data(host, LAB_VOLUME_ID)
+        _prepare_distro_files(host)
+        write_files(user_data)
+        api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
+        ssm.put(host.api_key_parameter, api_key)
+        ssm.put(host.read_only_api_key_parameter, read_only_api_key)
+        namespace = MountNamespace(workdir / "namespace.log")
+        stack.callback(namespace.stop)
+        yield BootstrapLab(
+            workdir=workdir,
+            host=host,
+            user_data=user_data,
+            api_key=api_key,
+            read_only_api_key=read_only_api_key,
+            ssm=ssm,
+            namespace=namespace,
+            environment=dict(environment or {}),
+        )
+
+
+@dataclass(frozen=True)
+class EdgeBootstrap:
+    lab: BootstrapLab
+    client_ca: Path
+    """The root pebble issues under: what a client of the lab's TLS site trusts."""
+    imds: Imds
+
+
+def _distro_default_site(host: HostSettings) -> str:
+    # Stands in for Ubuntu's default site: when the bootstrap starts, nginx already serves port 80.
+    listen = f"listen {LOOPBACK}:{host.ports.http} default_server;"
+    return f"server {{\n    {listen}\n    return 404;\n}}\n"
+
+
+@contextmanager
+def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
+    """`bootstrap_lab` with pebble and a running nginx, for `EDGE_STEPS`.
+
+    nginx runs inside the bootstrap's mount namespace: the certificate it loads is on the data
+    volume, which is only mounted there. Run as root, its workers drop to `nobody`, so `workdir`
+    (and the way to it) must be world-traversable.
+    """
+    require_root_lab()
+    with ExitStack() as stack:
+        ports = Ports(http=free_port(), https=free_port(), grpc_tls=free_port())
+        pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
+        imds = stack.enter_context(imds_double(LOOPBACK))
+        host = lab_host(workdir, ports, pebble.directory_url)
+        nginx = Nginx(host, workdir / "nginx")
+        lab = stack.enter_context(
+            bootstrap_lab(
+                workdir,
+                ssm,
+                host,
+                nginx_args=tuple(nginx.command()[1:]),
+                environment={
+                    "REQUESTS_CA_BUNDLE": str(pebble.listener_ca),
+                    "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint,
+                },
+            )
+        )
+        hosts = workdir / "hosts"
+        hosts.write_text(f"{LOOPBACK} localhost\n{LOOPBACK} {host.domain}\n")
+        run(lab.namespace.command("mount", "--bind", str(hosts), "/etc/hosts"))
+        nginx.site.with_name("distro-default.conf").write_text(_distro_default_site(host))
+        server = stack.enter_context(
+            Service("nginx", lab.namespace.command(*nginx.command()), workdir / "nginx.log")
+        )
+        server.wait_for_port(ports.http)
+        client_ca = workdir / "client-ca.pem"
+        client_ca.write_bytes(pebble.issuing_root())
+        yield EdgeBootstrap(lab, client_ca, imds)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="secure-qdrant-bootstrap-") as scratch:
+        workdir = Path(scratch)
+        with moto_ssm(workdir / "moto") as ssm, bootstrap_lab(workdir, ssm) as lab:
+            result = lab.run()
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+            print(Path(lab.host.paths.fstab).read_text(), end="")
+            print(run(lab.namespace.command("findmnt", "--mountpoint", lab.host.paths.data_mount)))
+            return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The real bootstrap script, run as cloud-init runs it, on this machine (`lab/bootstrap.py`).
+
+The data volume is a sparse file on a loop device, SSM is a moto server on 127.0.0.1, and every
+path (fstab and /etc/letsencrypt included) is in the test's scratch directory. The bootstrap runs in
+a private mount namespace, so its mounts end with the test; the loop device is detached by the
+fixture. Needs root and util-linux/e2fsprogs; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from components.nginx_config import certificate_paths
+from components.user_data import QDRANT_UID
+from lab.bootstrap import (
+    DISTRO_CERTBOT_INI,
+    EDGE_STEPS,
+    LAB_STEPS,
+    BootstrapLab,
+    EdgeBootstrap,
+    Ssm,
+    bootstrap_lab,
+    edge_bootstrap_lab,
+    moto_ssm,
+    require_root_lab,
+)
+from lab.processes import CommandFailed, LabUnavailable, run
+
+Snapshot = dict[str, tuple[object, ...]]
+
+
+@pytest.fixture(scope="module")
+def ssm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ssm]:
+    with ExitStack() as stack:
+        try:
+            require_root_lab()
+            server = stack.enter_context(moto_ssm(tmp_path_factory.mktemp("moto")))
+        except LabUnavailable as reason:
+            pytest.skip(str(reason))
+        yield server
+
+
+@pytest.fixture
+def lab(ssm: Ssm, tmp_path: Path) -> Iterator[BootstrapLab]:
+    with bootstrap_lab(tmp_path, ssm) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def edge(ssm: Ssm) -> Iterator[EdgeBootstrap]:
+    """One bootstrap through the nginx and certificate steps, shared by the module's edge tests."""
+    with ExitStack() as stack:
+        # nginx's workers run as `nobody` and must reach the webroot: no 0700 pytest directory.
+        workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-edge-bootstrap-"))
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        workdir.chmod(0o755)
+        try:
+            lab = stack.enter_context(edge_bootstrap_lab(workdir, ssm))
+        except LabUnavailable as reason:
+            pytest.skip(str(reason))
+        succeed(lab.lab, EDGE_STEPS)
+        yield lab
+
+
+def succeed(lab: BootstrapLab, steps: Sequence[str] = LAB_STEPS, trace: bool = False) -> str:
+    """Run the steps; fail the test with the bootstrap's log if they fail; return the log."""
+    result = lab.run(steps, trace=trace)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def volume_uuid(lab: BootstrapLab) -> str:
+    return run(["blkid", "-p", "-s", "UUID", "-o", "value", lab.device]).strip()
+
+
+def fstab_lines(lab: BootstrapLab) -> list[str]:
+    return Path(lab.host.paths.fstab).read_text().splitlines()
+
+
+def mounted_source(lab: BootstrapLab) -> str:
+    """What is mounted at the data mount inside the bootstrap's namespace ("" for nothing)."""
+    command = ["findmnt", "-n", "-o", "SOURCE", "--mountpoint", lab.host.paths.data_mount]
+    try:
+        return run(lab.namespace.command(*command)).strip()
+    except CommandFailed:
+        return ""
+
+
+def snapshot(lab: BootstrapLab) -> Snapshot:
+    """Every file the bootstrap could touch, as it sees them (data volume mounted): type, mode,
+    owner, and for files content and mtime, so that even an identical rewrite shows."""
+    root = lab.view(str(lab.workdir))
+    ignored = {"data-volume.img", "namespace.log"}
+    state: Snapshot = {}
+    for directory, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(directory, name)
+            relative = str(path.relative_to(root))
+            if relative in ignored:
+                continue
+            info = path.lstat()
+            entry: tuple[object, ...] = (info.st_mode, info.st_uid, info.st_gid)
+            if path.is_symlink():
+                entry += (os.readlink(path),)
+            elif path.is_file():
+                entry += (info.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            state[relative] = entry
+    state["<fstab>"] = tuple(fstab_lines(lab))
+    state["<mount>"] = (mounted_source(lab), volume_uuid(lab))
+    return state
+
+
+# --------------------------------------------------------------------------- the data volume
+
+
+def test_blank_volume_gets_ext4_and_is_mounted_by_uuid(lab: BootstrapLab) -> None:
+    """Mounting by UUID survives device renames (NVMe order changes between boots); `nofail`
+    keeps a missing volume from dropping the host into emergency mode, out of reach."""
+    succeed(lab)
+    uuid = volume_uuid(lab)
+    assert run(["blkid", "-p", "-s", "TYPE", "-o", "value", lab.device]).strip() == "ext4"
+    entries = [line.split() for line in fstab_lines(lab) if not line.startswith("#")]
+    assert len(entries) == 1
+    (source, mount_point, fs_type, options, _, _) = entries[0]
+    assert (source, mount_point, fs_type) == (f"UUID={uuid}", lab.host.paths.data_mount, "ext4")
+    assert "nofail" in options.split(",")
+    assert mounted_source(lab) == lab.device
+
+
+def test_volume_that_holds_data_is_mounted_never_reformatted(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """The volume is the database: a replaced instance must find the old data, not an empty disk."""
+    existing = tmp_path / "existing"
+    (existing / "storage").mkdir(parents=True)
+    (existing / "storage" / "collection.dat").write_text("points that must survive\n")
+    run(["mkfs.ext4", "-q", "-d", str(existing), lab.device])
+    uuid_before = volume_uuid(lab)
+
+    succeed(lab)
+
+    assert volume_uuid(lab) == uuid_before
+    kept = lab.view(f"{lab.host.paths.qdrant_storage}/collection.dat")
+    assert kept.read_text() == "points that must survive\n"
+
+
+def test_volume_with_a_foreign_filesystem_is_left_alone(lab: BootstrapLab) -> None:
+    """A disk that is not what the bootstrap expects may hold someone's data: refuse, change
+    nothing, and say why."""
+    run(["mkfs.ext2", "-q", lab.device])
+    uuid_before, fstab_before = volume_uuid(lab), fstab_lines(lab)
+
+    result = lab.run()
+
+    assert result.returncode != 0
+    assert "refusing to touch it" in result.stderr
+    assert (volume_uuid(lab), fstab_lines(lab)) == (uuid_before, fstab_before)
+    assert mounted_source(lab) == ""
+
+
+def test_fstab_gets_one_line_for_the_volume_and_keeps_the_rest(lab: BootstrapLab) -> None:
+    """fstab is the host's: other entries must survive, and a line left by an earlier volume at
+    the same mount point must go, or the next boot would mount the wrong (or no) disk there."""
+    fstab = Path(lab.host.paths.fstab)
+    other = "UUID=11111111-2222-3333-4444-555555555555 /srv/other ext4 defaults 0 2"
+    data_mount = lab.host.paths.data_mount
+    stale = f"UUID=99999999-8888-7777-6666-555555555555 {data_mount} ext4 defaults 0 2"
+    fstab.write_text(fstab.read_text() + f"{other}\n{stale}\n")
+
+    succeed(lab)
+
+    lines = fstab_lines(lab)
+    assert other in lines and stale not in lines
+    assert [line for line in lines if lab.host.paths.data_mount in line] == [
+        f"UUID={volume_uuid(lab)} {lab.host.paths.data_mount} ext4 defaults,nofail,nodev,nosuid 0 2"
+    ]
+
+
+def test_qdrant_directories_belong_to_the_container_user(lab: BootstrapLab) -> None:
+    """Qdrant runs as an unprivileged uid: it must own its storage, and others must not read it."""
+    succeed(lab)
+    for directory in (lab.host.paths.qdrant_storage, lab.host.paths.qdrant_snapshots):
+        info = lab.view(directory).stat()
+        assert (info.st_uid, info.st_gid) == (QDRANT_UID, QDRANT_UID), directory
+        assert stat.S_IMODE(info.st_mode) == 0o750, directory
+
+
+def test_letsencrypt_lives_on_the_volume_behind_the_distro_path(lab: BootstrapLab) -> None:
+    """certbot's timer renews through the distro path; the link makes it renew the certificate a
+    replaced instance inherits, and keeps what the distro put there."""
+    succeed(lab)
+    link = Path(lab.host.paths.letsencrypt_link)
+    assert link.is_symlink() and os.readlink(link) == lab.host.paths.letsencrypt_dir
+    carried = lab.view(f"{lab.host.paths.letsencrypt_dir}/cli.ini")
+    assert carried.read_text() == DISTRO_CERTBOT_INI
+
+
+# --------------------------------------------------------------------------- the API keys
+
+
+def test_secrets_file_is_root_only_and_holds_both_keys(lab: BootstrapLab) -> None:
+    """The keys grant full (or read) access to every collection: only root may read them."""
+    succeed(lab)
+    secrets_file = Path(lab.secrets_file)
+    info = secrets_file.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert (info.st_uid, info.st_gid) == (0, 0)
+    assert stat.S_IMODE(secrets_file.parent.stat().st_mode) == 0o700
+    assert secrets_file.read_text().splitlines() == [
+        f"QDRANT__SERVICE__API_KEY={lab.api_key}",
+        f"QDRANT__SERVICE__READ_ONLY_API_KEY={lab.read_only_api_key}",
+    ]
+
+
+def test_keys_never_reach_the_output_even_under_xtrace(lab: BootstrapLab) -> None:
+    """The bootstrap's output lands in cloud-init's world-readable log and on the serial console:
+    a key there is a key leaked, and `bash -x` shows every expanded command line."""
+    output = succeed(lab, trace=True)
+    assert "+ " in output, "expected an xtrace"
+    for key in (lab.api_key, lab.read_only_api_key):
+        assert key not in output
+
+
+def test_missing_key_parameter_stops_before_any_secrets_file(lab: BootstrapLab) -> None:
+    """Qdrant 1.18 takes an empty key as a valid key: a missing one must stop the bootstrap, not
+    start Qdrant with a key anyone can guess."""
+    lab.ssm.delete(lab.host.read_only_api_key_parameter)
+
+    result = lab.run()
+
+    assert result.returncode != 0
+    assert lab.host.read_only_api_key_parameter in result.stderr
+    assert not Path(lab.secrets_file).exists()
+    assert not list(Path(lab.secrets_file).parent.glob(".qdrant.env.*")), "a partial file was left"
+    assert not Path(lab.host.paths.ready_marker).exists()
+
+
+# --------------------------------------------------------------------------- the run as a whole
+
+
+def test_second_run_changes_nothing(lab: BootstrapLab) -> None:
+    """Re-running the bootstrap (by hand, or after a partial failure) must be safe: no reformat,
+    no duplicate fstab line, no file rewritten."""
+    succeed(lab)
+    first = snapshot(lab)
+
+    succeed(lab)
+
+    assert snapshot(lab) == first
+
+
+def test_ready_marker_is_written_and_announced_last(lab: BootstrapLab) -> None:
+    """Callers wait on the marker (or the log line) before trusting the host; it must only appear
+    once every selected step has succeeded."""
+    output = succeed(lab)
+    assert Path(lab.host.paths.ready_marker).exists()
+    assert output.rstrip().endswith("secure-qdrant: ready")
+
+
+def test_unknown_step_is_refused_before_anything_runs(lab: BootstrapLab) -> None:
+    """A misspelt step list must not silently skip a hardening step while reporting success."""
+    result = lab.run(steps=("data_volume", "firewal"))
+
+    assert result.returncode != 0
+    assert "unknown step 'firewal'" in result.stderr
+    assert not [line for line in fstab_lines(lab) if lab.host.paths.data_mount in line]
+    probe = subprocess.run(["blkid", "-p", lab.device], capture_output=True, check=False)
+    assert probe.returncode == 2, "the volume was formatted"
+
+
+# --------------------------------------------------------------------------- nginx and certificate
+
+
+def leaf_certificate(fullchain: str) -> bytes:
+    """The first certificate of a PEM chain, as DER."""
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(fullchain.split(end)[0] + end)
+
+
+def served_certificate(edge: EdgeBootstrap) -> bytes:
+    """The certificate nginx presents for the domain, verified against pebble's root."""
+    host = edge.lab.host
+    context = ssl.create_default_context(cafile=str(edge.client_ca))
+    with socket.create_connection(("127.0.0.1", host.ports.https), timeout=5) as connection:
+        with context.wrap_socket(connection, server_hostname=host.domain) as tls:
+            certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return certificate
+
+
+def test_tls_site_goes_live_with_the_certificate_on_the_volume(edge: EdgeBootstrap) -> None:
+    """Qdrant is only ever reachable through TLS, with a certificate the ACME server issued for
+    the domain and kept on the data volume, where a replaced instance finds it."""
+    fullchain, _ = certificate_paths(edge.lab.host)
+    on_volume = leaf_certificate(edge.lab.view(fullchain).read_text())
+    assert served_certificate(edge) == on_volume
+
+
+def test_rerun_reuses_the_certificate_and_keeps_tls_up(edge: EdgeBootstrap) -> None:
+    """Every issuance counts against Let's Encrypt's rate limits, and falling back to the HTTP-only
+    site would take TLS down: a re-run must do neither."""
+    fullchain, _ = certificate_paths(edge.lab.host)
+    before = edge.lab.view(fullchain).read_text()
+
+    output = succeed(edge.lab, EDGE_STEPS)
+
+    assert "reusing the certificate on the data volume" in output
+    assert "TLS site already live" in output
+    assert edge.lab.view(fullchain).read_text() == before
+    assert served_certificate(edge) == leaf_certificate(before)
+
+
+def test_dns_step_waits_for_the_domain_to_reach_the_imds_public_address(
+    edge: EdgeBootstrap,
+) -> None:
+    """HTTP-01 can only succeed once the name points at this host; asking the ACME server earlier
+    burns Let's Encrypt's failed-validation limit. The address comes from IMDSv2 (tokens only)."""
+    output = succeed(edge.lab, ("dns",))
+    assert f"{edge.lab.host.domain} resolves to 127.0.0.1" in output
+
+
+def test_no_credential_reaches_the_output_of_a_full_run_under_xtrace(edge: EdgeBootstrap) -> None:
+    """cloud-init's log and the console are readable by far more than root: neither the API keys
+    nor the IMDS session token (which reads the instance role's credentials) may appear there."""
+    output = succeed(edge.lab, EDGE_STEPS, trace=True)
+    assert "+ " in output, "expected an xtrace"
+    for credential in (edge.lab.api_key, edge.lab.read_only_api_key, edge.imds.token):
+        assert credential not in output

@@ -1,0 +1,382 @@
+"""The rendered user data and the files it carries, checked as the VM's tools would read them.
+
+Pure and fast: nothing runs on this machine except offline checkers (cloud-init's schema check,
+shellcheck, fail2ban's config and regex testers, bash to read settings.env), each skipped with a
+reason when missing. Settings use unusual ports so every number found provably came from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.nginx_config import LOG_FORMAT, site_file
+from components.settings import QDRANT_UID, HostPaths, HostSettings, Limits, Ports
+from components.user_data import (
+    AUTH_FILTER,
+    CLOUD_INIT_DIR,
+    QDRANT_UNIT,
+    host_files,
+    qdrant_env_path,
+    render_settings_env,
+    render_user_data,
+    settings_env,
+    settings_env_path,
+)
+
+PORTS = Ports(ssh=2222, http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
+VOLUME_ID = "vol-0123456789abcdef0"
+HOST = HostSettings(
+    domain="qdrant.example.com",
+    acme_email="ops@example.com",
+    acme_server="https://acme.example.com/dir",
+    qdrant_version="v1.18.3",
+    limits=Limits(),
+    admin_cidrs=("203.0.113.7/32", "2001:db8::/48"),
+    region="eu-west-1",
+    api_key_parameter="/secure-qdrant/test/api-key",
+    read_only_api_key_parameter="/secure-qdrant/test/read-only-api-key",
+    ports=PORTS,
+)
+USER_DATA = render_user_data(HOST, VOLUME_ID)
+CLOUD_CONFIG = yaml.safe_load(USER_DATA)
+WRITE_FILES = {entry["path"]: entry for entry in CLOUD_CONFIG["write_files"]}
+SHELL_SCRIPTS = sorted(CLOUD_INIT_DIR.rglob("*.sh"))
+
+
+def require(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+
+
+def written(path: str) -> str:
+    content: str = WRITE_FILES[path]["content"]
+    return content
+
+
+# --------------------------------------------------------------------------- the cloud-config
+
+
+def test_user_data_is_cloud_config_yaml() -> None:
+    """cloud-init ignores user data without the `#cloud-config` header: the host would stay bare."""
+    assert USER_DATA.startswith("#cloud-config\n")
+    assert set(CLOUD_CONFIG) == {"write_files", "runcmd"}
+
+
+def test_cloud_init_accepts_the_schema(tmp_path: Path) -> None:
+    """A config cloud-init rejects leaves a host with no bootstrap, no firewall and no TLS."""
+    require("cloud-init")
+    config = tmp_path / "user-data.yaml"
+    config.write_text(USER_DATA)
+    result = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runcmd_runs_the_bootstrap_on_the_settings_file() -> None:
+    """The bootstrap reads everything from the root-only settings file cloud-init wrote."""
+    assert CLOUD_CONFIG["runcmd"] == [[HOST.paths.bootstrap, settings_env_path(HOST)]]
+    assert WRITE_FILES[HOST.paths.bootstrap]["permissions"] == "0755"
+
+
+def test_every_host_file_is_written_by_root_for_root() -> None:
+    """Files another user could write would let that user run code as root at the next boot step."""
+    files = host_files(HOST, VOLUME_ID)
+    assert sorted(WRITE_FILES) == sorted(f.path for f in files)
+    for f in files:
+        entry = WRITE_FILES[f.path]
+        assert (entry["content"], entry["permissions"]) == (f.content, f.permissions), f.path
+        assert entry["owner"] == "root:root", f.path
+        assert int(f.permissions, 8) & 0o022 == 0, f"{f.path} is writable by non-root"
+
+
+def test_files_in_the_secrets_dir_are_root_only() -> None:
+    """settings.env lays out the host and names the key parameters: nobody else's business."""
+    secret = [f for f in host_files(HOST, VOLUME_ID) if f.path.startswith(HOST.paths.secrets_dir)]
+    assert [f.path for f in secret] == [settings_env_path(HOST)]
+    assert all(f.permissions == "0600" for f in secret)
+
+
+def test_user_data_carries_no_key_or_token_value() -> None:
+    """User data is readable through the EC2 API and IMDS: it may name secrets, never hold them."""
+    # Keys are 48 random alphanumerics, tokens are JWTs (`eyJ...`), private keys are PEM.
+    assert not re.search(r"[A-Za-z0-9]{32,}", USER_DATA)
+    assert "eyJ" not in USER_DATA
+    assert "PRIVATE KEY" not in USER_DATA
+    assert not re.search(r"QDRANT__SERVICE__(READ_ONLY_)?API_KEY=\S", USER_DATA)
+    env = settings_env(HOST, VOLUME_ID)
+    assert env["API_KEY_PARAMETER"] == HOST.api_key_parameter
+    assert env["READ_ONLY_API_KEY_PARAMETER"] == HOST.read_only_api_key_parameter
+
+
+def test_settings_env_reads_back_exactly_in_bash(tmp_path: Path) -> None:
+    """A value bash splits or expands differently would send the bootstrap to the wrong path."""
+    env = settings_env(
+        dataclasses.replace(HOST, nginx_args=("-p", "/srv/nginx", "-c", "x.conf")), VOLUME_ID
+    )
+    settings = tmp_path / "settings.env"
+    settings.write_text(render_settings_env(env))
+    script = '. "$1"; shift; for name; do printf "%s\\0" "${!name}"; done'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(settings), *env],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert dict(zip(env, result.stdout.split("\0"))) == env
+
+
+def test_list_settings_refuse_elements_bash_would_split() -> None:
+    """The bootstrap splits CIDR and nginx argument lists on whitespace: a space would inject a
+    second element."""
+    with pytest.raises(ValueError):
+        settings_env(dataclasses.replace(HOST, nginx_args=("-p", "/a dir")), VOLUME_ID)
+
+
+# --------------------------------------------------------------------------- the Qdrant unit
+
+
+def qdrant_unit() -> str:
+    return written(f"{HOST.paths.systemd_unit_dir}/{QDRANT_UNIT}")
+
+
+def unit_values(key: str) -> list[str]:
+    text = qdrant_unit().replace("\\\n", " ")
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
+
+
+# Every `docker run` option the unit may use. An option outside these lists fails the tests on
+# purpose: `--network host`, `-P` or `--privileged` each undo a guarantee checked below.
+DOCKER_FLAGS = {"--rm"}
+DOCKER_VALUED = {"-p", "--publish", "-e", "--env", "--env-file", "-v", "--volume", "--user",
+                 "--name", "--pull", "--cap-drop", "--security-opt", "--log-driver"}  # fmt: skip
+
+
+def docker_run_options() -> list[tuple[str, str]]:
+    """`docker run`'s options as (name, value) pairs, flags with an empty value."""
+    (exec_start,) = unit_values("ExecStart")
+    words = shlex.split(exec_start)
+    assert words[:2] == ["/usr/bin/docker", "run"], exec_start
+    *options, image = words[2:]
+    assert image == HOST.qdrant_image
+    pairs, words_left = [], iter(options)
+    for word in words_left:
+        name, _, inline = word.partition("=")
+        if name in DOCKER_FLAGS:
+            pairs.append((name, ""))
+        else:
+            assert name in DOCKER_VALUED, f"unreviewed docker option {word!r}"
+            pairs.append((name, inline or next(words_left)))
+    return pairs
+
+
+def option_values(*names: str) -> list[str]:
+    return [value for name, value in docker_run_options() if name in names]
+
+
+def test_qdrant_is_published_on_loopback_only() -> None:
+    """Docker's published ports bypass ufw: anything but 127.0.0.1 would expose Qdrant, keyless
+    endpoints and all, to the internet."""
+    published = option_values("-p", "--publish")
+    assert published == [
+        f"127.0.0.1:{PORTS.qdrant_rest}:6333",
+        f"127.0.0.1:{PORTS.qdrant_grpc}:6334",
+    ]
+
+
+def test_qdrant_runs_with_rbac_and_without_cors_telemetry_or_url_recovery() -> None:
+    """JWT RBAC makes scoped tokens work; CORS (any origin by default), telemetry and snapshot
+    recovery from a URL (an SSRF) are off."""
+    environment = option_values("-e", "--env")
+    for setting in (
+        "QDRANT__SERVICE__JWT_RBAC=true",
+        "QDRANT__TELEMETRY_DISABLED=true",
+        "QDRANT__SERVICE__ENABLE_CORS=false",
+        "QDRANT__SERVICE__ENABLE_SNAPSHOT_URL_RECOVERY=false",
+    ):
+        assert setting in environment
+
+
+def test_qdrant_takes_its_keys_from_the_env_file_only() -> None:
+    """A key on a command line is readable by every local user in /proc and by anyone who can
+    read the unit; the root-only env file is the one place it lives."""
+    assert option_values("--env-file") == [qdrant_env_path(HOST)]
+    assert not [value for value in option_values("-e", "--env") if "API_KEY" in value]
+    assert not unit_values("Environment") and not unit_values("EnvironmentFile")
+
+
+def test_qdrant_runs_unprivileged() -> None:
+    """A compromised Qdrant process gets no root, no capabilities and no way to regain them."""
+    assert option_values("--user") == [f"{QDRANT_UID}:{QDRANT_UID}"]
+    assert option_values("--cap-drop") == ["ALL"]
+    assert option_values("--security-opt") == ["no-new-privileges"]
+
+
+def test_qdrant_only_starts_on_the_mounted_data_volume() -> None:
+    """Started on the root disk's empty mount point, Qdrant would serve (and later lose) an empty
+    database instead of the real one."""
+    data = HOST.paths.data_mount
+    assert unit_values("RequiresMountsFor") == [data]
+    assert unit_values("AssertPathIsMountPoint") == [data]
+    assert option_values("-v", "--volume") == [
+        f"{HOST.paths.qdrant_storage}:/qdrant/storage",
+        f"{HOST.paths.qdrant_snapshots}:/qdrant/snapshots",
+    ]
+
+
+def test_qdrant_restarts_whenever_it_stops() -> None:
+    """A crashed Qdrant must come back on its own; nginx would otherwise answer 502 indefinitely."""
+    assert unit_values("Restart") == ["always"]
+
+
+# --------------------------------------------------------------------------- nginx sites
+
+
+def test_nginx_sites_are_staged_for_the_bootstrap_not_live() -> None:
+    """The TLS site names a certificate that does not exist at first boot: live, it would stop
+    nginx from loading at all. The bootstrap installs each state when its time comes."""
+    assert site_file(HOST.paths) not in WRITE_FILES
+    env = settings_env(HOST, VOLUME_ID)
+    assert "ssl_certificate" not in written(env["NGINX_HTTP_SITE"])
+    assert "ssl_certificate" in written(env["NGINX_TLS_SITE"])
+
+
+# --------------------------------------------------------------------------- shell scripts
+
+
+def shellcheck(script: Path) -> subprocess.CompletedProcess[str]:
+    require("shellcheck")
+    return subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
+def test_shell_scripts_pass_shellcheck(script: Path) -> None:
+    """shellcheck finds the quoting and error-handling bugs that turn a bootstrap into a half-built
+    host."""
+    result = shellcheck(script)
+    assert result.returncode == 0, result.stdout
+
+
+def test_bootstrap_as_rendered_passes_shellcheck(tmp_path: Path) -> None:
+    """What cloud-init writes is what runs: check that copy, not only the source."""
+    rendered = tmp_path / "bootstrap"
+    rendered.write_text(written(HOST.paths.bootstrap))
+    result = shellcheck(rendered)
+    assert result.returncode == 0, result.stdout
+
+
+# --------------------------------------------------------------------------- fail2ban
+
+
+def access_log_line(**values: str) -> str:
+    """One line in nginx's access log format for this site, from `LOG_FORMAT` itself."""
+    defaults = {
+        "remote_addr": "203.0.113.9",
+        "time_local": "29/Nov/2026:10:00:00 +0000",
+        "request": "GET /collections HTTP/2.0",
+        "status": "200",
+        "body_bytes_sent": "52",
+        "http_referer": "-",
+        "http_user_agent": "qdrant-client/1.20",
+        "server_port": str(PORTS.https),
+        "secure_qdrant_grpc_status": "-",
+        "request_time": "0.002",
+    }
+    defaults.update(values)
+    return re.sub(r"\$(\w+)", lambda match: defaults[match.group(1)], LOG_FORMAT)
+
+
+def filter_matches(line: str, filter_file: Path) -> bool:
+    require("fail2ban-regex")
+    result = subprocess.run(
+        ["fail2ban-regex", line, str(filter_file)], capture_output=True, text=True, check=True
+    )
+    counts = re.search(r"Lines: 1 lines, 0 ignored, (\d) matched", result.stdout)
+    assert counts, result.stdout
+    return counts.group(1) == "1"
+
+
+# nginx writes a `"` inside a field as `\x22`.
+FORGED_401 = "x\\x22 401 0 \\x22-\\x22 \\x22-\\x22 port=1 grpc_status="
+AUTH_FILTER_SOURCE = CLOUD_INIT_DIR / "fail2ban" / AUTH_FILTER
+
+
+@pytest.mark.parametrize(
+    ("line", "banned"),
+    [
+        (access_log_line(status="401"), True),
+        (access_log_line(server_port=str(PORTS.grpc_tls), secure_qdrant_grpc_status="16"), True),
+        (access_log_line(), False),
+        (access_log_line(status="403"), False),
+        (access_log_line(status="429"), False),
+        (access_log_line(server_port=str(PORTS.grpc_tls), secure_qdrant_grpc_status="7"), False),
+        # Client-controlled fields imitating a failure must not count.
+        (access_log_line(http_user_agent=FORGED_401), False),
+        (access_log_line(http_user_agent="port=1 grpc_status=16"), False),
+    ],
+    ids=["rest-401", "grpc-unauthenticated", "ok", "forbidden", "rate-limited", "grpc-denied",
+         "fake-401-in-agent", "fake-grpc-status-in-agent"],  # fmt: skip
+)
+def test_auth_filter_counts_failed_authentication_only(line: str, banned: bool) -> None:
+    """Key guessing floods are banned; a scoped token hitting 403 or a client hitting the rate
+    limit is not an attack on the keys, and a forged log field must never frame anyone."""
+    assert filter_matches(line, AUTH_FILTER_SOURCE) is banned
+
+
+def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
+    """Clients that keep hammering past the rate limit are banned by the bundled filter, as long
+    as it reads the lines this nginx writes."""
+    bundled = Path("/etc/fail2ban/filter.d/nginx-limit-req.conf")
+    if not bundled.exists():
+        pytest.skip("fail2ban's bundled filters are not installed")
+    line = (
+        '2026/11/29 10:00:00 [error] 812#812: *4 limiting requests, excess: 20.600 by zone '
+        '"secure_qdrant", client: 203.0.113.9, server: qdrant.example.com, '
+        'request: "GET /collections HTTP/2.0", host: "qdrant.example.com"'
+    )
+    assert filter_matches(line, bundled)
+
+
+def test_fail2ban_accepts_both_jails(tmp_path: Path) -> None:
+    """A jail fail2ban rejects stops fail2ban altogether: no bans at all, silently."""
+    require("fail2ban-client")
+    if not Path("/etc/fail2ban/jail.conf").exists():
+        pytest.skip("fail2ban's configuration is not installed")
+    config = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", config)
+    # This machine has no sshd log; the distro's sshd jail is not ours to test.
+    (config / "jail.d" / "zz-no-sshd.local").write_text("[sshd]\nenabled = false\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    host = dataclasses.replace(
+        HOST, paths=HostPaths(nginx_log_dir=str(logs), fail2ban_dir=str(config))
+    )
+    env = settings_env(host, VOLUME_ID)
+    for log in (env["NGINX_ACCESS_LOG"], env["NGINX_ERROR_LOG"]):
+        Path(log).touch()
+    for f in host_files(host, VOLUME_ID):
+        if f.path.startswith(str(config)):
+            Path(f.path).write_text(f.content)
+    test = subprocess.run(
+        ["fail2ban-client", "-c", str(config), "-t"], capture_output=True, text=True, check=False
+    )
+    assert test.returncode == 0, test.stdout + test.stderr
+    dump = subprocess.run(
+        ["fail2ban-client", "-c", str(config), "-d"], capture_output=True, text=True, check=True
+    ).stdout
+    for jail in ("secure-qdrant-auth", "secure-qdrant-rate-limit"):
+        assert f"['add', '{jail}', 'auto']" in dump
+        assert f"['set', '{jail}', 'addignoreip', '127.0.0.1/8', '::1']" in dump
+        ports = f"{PORTS.http},{PORTS.https},{PORTS.grpc_tls}"
+        assert f"['port', '{ports}']" in dump

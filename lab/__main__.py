@@ -1,23 +1,32 @@
 """`python -m lab`: try secure-qdrant without AWS.
 
-Brings the host's edge up on loopback exactly as the VM builds it (pebble stands in for Let's
-Encrypt, a Qdrant test double for Qdrant), runs every `verify` check against it, prints the report,
-and stops everything. `--serve` keeps it up for your own curl and qdrant-client experiments.
+Runs the VM's real bootstrap, from the real rendered user data, on loopback: a loop device as the
+data volume, moto as SSM Parameter Store, pebble as Let's Encrypt, Debian's nginx and certbot. Then
+a Qdrant test double starts from the API keys the bootstrap fetched (the env file the Qdrant
+container would read), every `verify` check runs against the edge, and everything stops again.
+`--serve` keeps it up for your own curl and qdrant-client experiments. Needs root (loop device,
+private mount namespace); nothing leaks into the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from components.settings import AccessRule, TokenSpec
-from lab.edge import EdgeLab, running_edge_lab
+from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
+from lab.edge import lab_target
 from lab.processes import LabUnavailable
+from lab.qdrant_double import DoubleConfig, QdrantDouble
 from verify.checks import endpoint_checks
 from verify.report import failed, table
+from verify.target import Target
 
 DEMO_COLLECTION = "products"
 DEMO_TOKENS = (
@@ -27,50 +36,83 @@ DEMO_TOKENS = (
 )
 
 
-def describe(lab: EdgeLab) -> str:
-    ports = lab.host.ports
+def read_env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def start_qdrant(edge: EdgeBootstrap, stack: ExitStack) -> QdrantDouble:
+    """The double, configured the way the Qdrant unit configures the container."""
+    ports = edge.lab.host.ports
+    # The keys from the env file the bootstrap wrote; JWT RBAC on, as the unit's --env sets it.
+    environment = {**read_env_file(Path(edge.lab.secrets_file)), "QDRANT__SERVICE__JWT_RBAC": "true"}
+    config = DoubleConfig.from_env(
+        environment,
+        rest_port=ports.qdrant_rest,
+        grpc_port=ports.qdrant_grpc,
+    )
+    return stack.enter_context(QdrantDouble(config))
+
+
+def describe(edge: EdgeBootstrap, key_file: Path) -> str:
+    host = edge.lab.host
+    ports = host.ports
     return "\n".join(
         [
-            f"lab directory: {lab.workdir}",
-            f"REST:  https://{lab.domain}:{ports.https}  (connect to 127.0.0.1 or ::1)",
-            f"gRPC:  {lab.domain}:{ports.grpc_tls}",
-            f"HTTP:  http://{lab.domain}:{ports.http}  (ACME challenges, redirect)",
-            f"CA:    {lab.client_ca}",
-            f"try:   curl --cacert {lab.client_ca} --resolve {lab.domain}:{ports.https}:127.0.0.1 "
-            f"-H \"api-key: $(cat {lab.workdir / 'api-key'})\" https://{lab.domain}:{ports.https}/collections",
+            f"REST:  https://{host.domain}:{ports.https}  (connect to 127.0.0.1 or ::1)",
+            f"gRPC:  {host.domain}:{ports.grpc_tls}",
+            f"CA:    {edge.client_ca}",
+            f"try:   curl --cacert {edge.client_ca} --resolve {host.domain}:{ports.https}:127.0.0.1 "
+            f'-H "api-key: $(cat {key_file})" https://{host.domain}:{ports.https}/collections',
         ]
     )
 
 
-def serve(lab: EdgeLab) -> None:
+def serve(edge: EdgeBootstrap, workdir: Path) -> None:
     # The key goes to an owner-only file, never to the terminal.
-    key_file = lab.workdir / "api-key"
+    key_file = workdir / "api-key"
     key_file.touch(mode=0o600)
-    key_file.write_text(lab.api_key)
-    print(f"\n{describe(lab)}\n\nserving; Ctrl-C stops everything", flush=True)
+    key_file.write_text(edge.lab.api_key)
+    print(f"\n{describe(edge, key_file)}\n\nserving; Ctrl-C stops everything", flush=True)
     # Wait for the signal instead of dying of it, so every lab process is stopped on the way out.
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     signal.sigwait(stop)
 
 
+def run_lab(workdir: Path, serve_after: bool) -> int:
+    with ExitStack() as stack:
+        ssm = stack.enter_context(moto_ssm(workdir / "moto"))
+        edge = stack.enter_context(edge_bootstrap_lab(workdir, ssm))
+        bootstrap = edge.lab.run(EDGE_STEPS)
+        print(bootstrap.stderr, end="")
+        if bootstrap.returncode != 0:
+            return 1
+        qdrant = start_qdrant(edge, stack)
+        qdrant.store.create(DEMO_COLLECTION)
+        target: Target = lab_target(
+            edge.lab.host, edge.lab.api_key, edge.lab.read_only_api_key, edge.client_ca, DEMO_TOKENS
+        )
+        results = endpoint_checks(target, rate_limit=True)
+        print(f"\n{table(results, target.secrets)}", flush=True)
+        if serve_after:
+            serve(edge, workdir)
+        return 1 if failed(results) else 0
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
-    parser.add_argument("--workdir", type=Path, help="keep the lab's files here (default: a temp dir)")
     parser.add_argument("--serve", action="store_true", help="keep the lab running until Ctrl-C")
     args = parser.parse_args(argv)
+    # In /tmp: run as root, nginx's workers are `nobody` and must be able to reach the webroot.
+    workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-lab-"))
+    workdir.chmod(0o755)
     try:
-        with running_edge_lab(args.workdir) as lab:
-            lab.qdrant.store.create(DEMO_COLLECTION)
-            target = lab.verify_target(DEMO_TOKENS)
-            results = endpoint_checks(target, rate_limit=True)
-            print(table(results, target.secrets))
-            if args.serve:
-                serve(lab)
-            return 1 if failed(results) else 0
+        return run_lab(workdir, args.serve)
     except LabUnavailable as missing:
         print(f"lab unavailable: {missing} (scripts/test installs every tool it needs)", file=sys.stderr)
         return 2
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -369,7 +369,13 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
     """
     require_root_lab()
     with ExitStack() as stack:
-        ports = Ports(http=free_port(), https=free_port(), grpc_tls=free_port())
+        ports = Ports(
+            http=free_port(),
+            https=free_port(),
+            grpc_tls=free_port(),
+            qdrant_rest=free_port(),
+            qdrant_grpc=free_port(),
+        )
         pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
         imds = stack.enter_context(imds_double(LOOPBACK))
         host = lab_host(workdir, ports, pebble.directory_url)

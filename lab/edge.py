@@ -86,26 +86,36 @@ class EdgeLab:
         return self.host.domain
 
     def verify_target(self, tokens: Sequence[TokenSpec] = ()) -> Target:
-        """The lab as `verify` sees a deployment. IPv6 loopback plays the public address: nginx
-        listens there, the Qdrant double (on 127.0.0.1) does not."""
-        minted = mint_tokens(tuple(tokens), self.api_key)
-        ports = self.host.ports
-        return Target(
-            domain=self.domain,
-            address=PUBLIC_ADDRESS,
-            api_key=self.api_key,
-            read_only_api_key=self.read_only_api_key,
-            tokens=tuple(Token(spec.name, minted[spec.name], token_claims(spec)) for spec in tokens),
-            https_port=ports.https,
-            grpc_port=ports.grpc_tls,
-            http_port=ports.http,
-            closed_ports=ports.loopback_only,
-            ca_file=str(self.client_ca),
-        )
+        return lab_target(self.host, self.api_key, self.read_only_api_key, self.client_ca, tokens)
 
     def renew_certificate(self) -> None:
         """`certbot renew` now; its deploy hook, not the lab, reloads nginx."""
         self.certbot.renew()
+
+
+def lab_target(
+    host: HostSettings,
+    api_key: str,
+    read_only_api_key: str,
+    client_ca: Path,
+    tokens: Sequence[TokenSpec] = (),
+) -> Target:
+    """A lab as `verify` sees a deployment. IPv6 loopback plays the public address: nginx listens
+    there, the Qdrant double (on 127.0.0.1) does not."""
+    minted = mint_tokens(tuple(tokens), api_key)
+    ports = host.ports
+    return Target(
+        domain=host.domain,
+        address=PUBLIC_ADDRESS,
+        api_key=api_key,
+        read_only_api_key=read_only_api_key,
+        tokens=tuple(Token(spec.name, minted[spec.name], token_claims(spec)) for spec in tokens),
+        https_port=ports.https,
+        grpc_port=ports.grpc_tls,
+        http_port=ports.http,
+        closed_ports=ports.loopback_only,
+        ca_file=str(client_ca),
+    )
 
 
 def lab_host_settings(

@@ -768,6 +768,9 @@ class _RestServer(ThreadingHTTPServer):
     """Tracks open connections so that stop() can end keep-alive sessions and free ports."""
 
     daemon_threads = False  # server_close() joins the handler threads
+    # socketserver's default listen backlog is 5: a proxy opening a few dozen upstream
+    # connections at once overflows it, and every dropped SYN costs its request a 1 s retry.
+    request_queue_size = 128
 
     def __init__(self, config: DoubleConfig, store: Store, auth: Authenticator) -> None:
         self.address_family = socket.AF_INET6 if ":" in config.rest_host else socket.AF_INET

@@ -29,6 +29,7 @@ from qdrant_client import grpc as qdrant_grpc
 
 from components.nginx_config import (
     ACCESS_LOG_NAME,
+    ERROR_LOG_NAME,
     ACME_CHALLENGE_PATH,
     SECURITY_HEADERS,
     certificate_paths,
@@ -57,6 +58,7 @@ from lab.probes import (
 )
 from lab.processes import LabUnavailable, clean_env, require_tools, run, wait_until
 
+REPOSITORY = Path(__file__).resolve().parent.parent.parent
 COLLECTION, OTHER_COLLECTION = "jwt_demo", "other"
 POINTS = b'{"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}]}'
 HTTP_VERSIONS = ["2", "1.1"]
@@ -536,3 +538,37 @@ def test_renewal_replaces_the_certificate_and_the_deploy_hook_reloads_nginx(lab:
         return pki.certificate_info(served_certificate(lab, lab.host.ports.https)).serial
 
     wait_until(lambda: served_serial() == after.serial, "nginx to serve the renewed certificate")
+
+
+def fail2ban_matches(log: Path, filter_file: Path, source: str) -> int:
+    """How many of `log`'s lines from `source` the filter counts against it."""
+    require_tools("fail2ban-regex")
+    lines = [line for line in log.read_text().splitlines() if source in line]
+    assert lines, f"nginx logged nothing from {source} in {log}"
+    matched = subprocess.run(
+        ["fail2ban-regex", "--print-all-matched", "\n".join(lines), str(filter_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    counts = re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", matched)
+    assert counts, matched
+    return int(counts.group(1))
+
+
+def test_fail2ban_counts_the_labs_own_401_and_429_lines(lab: EdgeLab) -> None:
+    """The jails read what this nginx really writes: a key-guessing client's 401s and a flooding
+    client's rate-limit rejections both count against its address."""
+    logs = Path(lab.host.paths.nginx_log_dir)
+    guesser, flooder = fresh_source_address(), fresh_source_address()
+    for _ in range(3):
+        assert curl(lab, Request("/collections", headers=key("guess"), source=guesser)).status == 401
+    statuses = curl_statuses(lab, Request("/collections", headers=key(lab.api_key), source=flooder), 30)
+    assert 429 in statuses
+
+    auth_filter = REPOSITORY / "cloud-init" / "fail2ban" / "filter.d" / "secure-qdrant-auth.conf"
+    assert fail2ban_matches(logs / ACCESS_LOG_NAME, auth_filter, guesser) == 3
+    rate_filter = Path("/etc/fail2ban/filter.d/nginx-limit-req.conf")
+    if not rate_filter.exists():
+        pytest.skip("fail2ban's bundled filters are not installed")
+    assert fail2ban_matches(logs / ERROR_LOG_NAME, rate_filter, flooder) == statuses.count(429)

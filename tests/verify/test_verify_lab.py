@@ -7,10 +7,12 @@ with one thing broken the way an operator could break it.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 import pytest
 
@@ -19,7 +21,9 @@ from lab.edge import EdgeLab, LabFaults, running_edge_lab
 from lab.processes import LabUnavailable
 from verify.checks import endpoint_checks
 from verify.report import as_json, table
+from verify.__main__ import main as verify_main
 from verify.result import CheckResult, Status
+from verify.target import OUTPUTS_VARIABLE
 
 USER_COLLECTION = "products"
 TOKENS = (
@@ -184,3 +188,79 @@ def test_an_expired_certificate_fails_the_certificate_check():
     assert "expired" in results["certificate"].detail
     for name in failing(results) - {"certificate", "grpc"}:
         assert "certificate" in results[name].detail, (name, results[name].detail)
+
+
+def lab_outputs(lab: EdgeLab, **changes: object) -> dict[str, object]:
+    """The lab described the way `pulumi stack output --json --show-secrets` describes a stack."""
+    target = lab.verify_target(TOKENS)
+    outputs = {
+        "restUrl": f"https://{lab.domain}:{lab.host.ports.https}",
+        "grpcHost": lab.domain,
+        "grpcPort": lab.host.ports.grpc_tls,
+        # Not ::1, whose rate-limit budget the module's first verify run spent.
+        "publicIp": "127.0.0.1",
+        "apiKey": lab.api_key,
+        "readOnlyApiKey": lab.read_only_api_key,
+        "tokens": {token.name: token.jwt for token in target.tokens},
+        "tokenScopes": {token.name: dict(token.claims) for token in target.tokens},
+    }
+    return {**outputs, **changes}
+
+
+def run_cli(lab: EdgeLab, outputs: dict[str, object], *arguments: str) -> tuple[int, str, str]:
+    environ = {OUTPUTS_VARIABLE: json.dumps(outputs)}
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        status = verify_main(
+            ["--ca-file", str(lab.client_ca), "--http-port", str(lab.host.ports.http), "--no-aws", *arguments],
+            environ,
+        )
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+def test_cli_reads_the_outputs_from_the_environment_and_exits_0_when_all_pass(healthy):
+    lab, _ = healthy
+
+    status, stdout, _ = run_cli(lab, lab_outputs(lab), "--json")
+
+    report = json.loads(stdout)
+    assert status == 0
+    assert report["passed"] is True
+    assert {check["name"] for check in report["checks"]} >= {"certificate", "grpc", "token:search"}
+    for secret in lab.verify_target(TOKENS).secrets:
+        assert secret not in stdout
+
+
+def test_cli_exits_1_and_names_the_failing_check(healthy):
+    """A wrong key in the outputs: the master-key check fails, and so does the exit status."""
+    lab, _ = healthy
+
+    status, stdout, _ = run_cli(lab, lab_outputs(lab, apiKey="not-the-key"))
+
+    assert status == 1
+    assert re.search(r"^FAIL  master-key ", stdout, re.MULTILINE)
+    assert "not-the-key" not in stdout
+
+
+def test_cli_exits_2_when_the_outputs_do_not_describe_a_deployment(healthy):
+    lab, _ = healthy
+    outputs = lab_outputs(lab)
+    del outputs["apiKey"]
+
+    status, stdout, stderr = run_cli(lab, outputs)
+
+    assert status == 2
+    assert "apiKey" in stderr and stdout == ""
+
+
+def test_cli_refuses_to_run_without_outputs():
+    """Secrets come from the stack or the environment; there is no flag to pass them."""
+    stderr = io.StringIO()
+    with redirect_stderr(stderr):
+        status = verify_main([], {})
+
+    assert status == 2
+    assert OUTPUTS_VARIABLE in stderr.getvalue()
+    with pytest.raises(SystemExit):
+        with redirect_stderr(io.StringIO()):
+            verify_main(["--api-key", "k"], {})

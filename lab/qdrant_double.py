@@ -893,8 +893,9 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        if self._has_unread_body():
-            # The request was refused before its body was read: the stream is unusable.
+        # A server about to close says so (RFC 9112, 9.6): the client asked for it, or the request
+        # was refused before its body was read and the stream is unusable.
+        if self.close_connection or self._has_unread_body():
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)

@@ -17,8 +17,8 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, closing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import pytest
 from qdrant_client import grpc as qdrant_grpc
 
 from components.nginx_config import (
+    ACCESS_LOG_FLUSH_SECONDS,
     ACCESS_LOG_NAME,
     ERROR_LOG_NAME,
     ACME_CHALLENGE_PATH,
@@ -138,6 +139,15 @@ def certificate_on_disk(lab: EdgeLab) -> pki.CertificateInfo:
 
 def access_log(lab: EdgeLab) -> str:
     return (Path(lab.host.paths.nginx_log_dir) / ACCESS_LOG_NAME).read_text()
+
+
+def flushed_access_log(lab: EdgeLab, complete: Callable[[str], bool]) -> str:
+    """The access log once `complete` holds for it, or after the flush interval and a margin:
+    each worker buffers its lines for up to ACCESS_LOG_FLUSH_SECONDS. Callers assert on it."""
+    timeout = ACCESS_LOG_FLUSH_SECONDS + 4
+    with suppress(TimeoutError):
+        wait_until(lambda: complete(access_log(lab)), "nginx to write out its log", timeout)
+    return access_log(lab)
 
 
 # --------------------------------------------------------------------------- nginx accepts the site
@@ -514,10 +524,22 @@ def test_rejections_are_logged_in_a_format_fail2ban_can_match(lab: EdgeLab) -> N
         lab.host.limits.rest_burst + 2,
     )
     curl(lab, grpc_request(lab, "/qdrant.Collections/List", source=grpc_client))
-    log = access_log(lab)
+    expected = (
+        (rest_client, "401 "),
+        (rest_client, "429 "),
+        (grpc_client, r"200 .* grpc_status=16 "),
+    )
+
+    def pattern(client: str, outcome: str) -> str:
+        return rf'^{re.escape(client)} - - \[[^\]]*\] "[^"]*" {outcome}'
+
+    def complete(log: str) -> bool:
+        return all(re.search(pattern(client, outcome), log, re.M) for client, outcome in expected)
+
+    log = flushed_access_log(lab, complete)
 
     def lines(client: str, outcome: str) -> list[str]:
-        return re.findall(rf'^{re.escape(client)} - - \[[^\]]*\] "[^"]*" {outcome}', log, re.M)
+        return re.findall(pattern(client, outcome), log, re.M)
 
     assert lines(rest_client, "401 "), "REST 401 not logged"
     assert lines(rest_client, "429 "), "429 not logged"
@@ -566,6 +588,7 @@ def test_fail2ban_counts_the_labs_own_401_and_429_lines(lab: EdgeLab) -> None:
     statuses = curl_statuses(lab, Request("/collections", headers=key(lab.api_key), source=flooder), 30)
     assert 429 in statuses
 
+    flushed_access_log(lab, lambda log: len(re.findall(rf"^{re.escape(guesser)} ", log, re.M)) >= 3)
     auth_filter = REPOSITORY / "cloud-init" / "fail2ban" / "filter.d" / "secure-qdrant-auth.conf"
     assert fail2ban_matches(logs / ACCESS_LOG_NAME, auth_filter, guesser) == 3
     rate_filter = Path("/etc/fail2ban/filter.d/nginx-limit-req.conf")

@@ -1,0 +1,51 @@
+"""The command line: ``python -m lab.qdrant_double``; keys come from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from typing import Optional, Sequence
+
+from lab.qdrant_double.config import DoubleConfig
+from lab.qdrant_double.server import QdrantDouble
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point; runs until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.qdrant_double",
+        description="Qdrant auth test double (not Qdrant). Keys are read from "
+        "QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__READ_ONLY_API_KEY and "
+        "QDRANT__SERVICE__JWT_RBAC.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
+    parser.add_argument("--rest-port", type=int, default=6333)
+    parser.add_argument("--grpc-port", type=int, default=16334)
+    parser.add_argument("--version", default="1.18.3", help="version the banner reports")
+    parser.add_argument("--log-requests", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = DoubleConfig.from_env(
+            os.environ,
+            rest_host=args.host,
+            rest_port=args.rest_port,
+            grpc_host=args.host,
+            grpc_port=args.grpc_port,
+            version=args.version,
+            log_requests=args.log_requests,
+        )
+    except ValueError as error:
+        print(f"qdrant-double: {error}", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with QdrantDouble(config) as double:
+        print(
+            f"qdrant-double ready rest={double.rest_url} grpc={double.grpc_target}", flush=True
+        )
+        stopping.wait()
+    return 0

@@ -1,0 +1,55 @@
+"""The configuration of one double and its parsing from Qdrant's environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+TITLE = "qdrant - vector search engine"
+
+
+@dataclass(frozen=True)
+class DoubleConfig:
+    """Keys and listeners of one double. Hosts default to loopback only."""
+
+    api_key: str
+    read_only_api_key: Optional[str] = None
+    jwt_rbac: bool = False
+    rest_host: str = "127.0.0.1"
+    rest_port: int = 6333
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 16334
+    version: str = "1.18.3"
+    log_requests: bool = False
+    read_only_writes: bool = False
+    """A deliberate bug, for fault injection: global read access may also write."""
+
+    def __post_init__(self) -> None:
+        # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
+        # double configured like that would hide a broken deployment.
+        if not self.api_key:
+            raise ValueError("api_key must be a non-empty string")
+        if self.read_only_api_key == "":
+            raise ValueError("read_only_api_key must be non-empty when set")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "DoubleConfig":
+        """Read the keys from the variables real Qdrant uses; ``overrides`` set the rest."""
+        api_key = environ.get("QDRANT__SERVICE__API_KEY")
+        if api_key is None:
+            raise ValueError("QDRANT__SERVICE__API_KEY is not set")
+        return cls(
+            api_key=api_key,
+            read_only_api_key=environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY"),
+            jwt_rbac=_env_bool(environ.get("QDRANT__SERVICE__JWT_RBAC", "false")),
+            **overrides,
+        )
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")

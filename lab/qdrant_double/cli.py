@@ -22,9 +22,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "QDRANT__SERVICE__JWT_RBAC.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
-    parser.add_argument("--rest-port", type=int, default=6333)
-    parser.add_argument("--grpc-port", type=int, default=16334)
-    parser.add_argument("--version", default="1.18.3", help="version the banner reports")
+    parser.add_argument("--rest-port", type=int, default=DoubleConfig.rest_port)
+    parser.add_argument("--grpc-port", type=int, default=DoubleConfig.grpc_port)
+    parser.add_argument("--version", default=DoubleConfig.version, help="version the banner reports")
     parser.add_argument("--log-requests", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from components.settings import DEFAULT_QDRANT_VERSION, PORTS
+
 TITLE = "qdrant - vector search engine"
 
 
@@ -16,10 +18,10 @@ class DoubleConfig:
     read_only_api_key: Optional[str] = None
     jwt_rbac: bool = False
     rest_host: str = "127.0.0.1"
-    rest_port: int = 6333
+    rest_port: int = PORTS.qdrant_rest
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = 16334
-    version: str = "1.18.3"
+    grpc_port: int = PORTS.qdrant_grpc
+    version: str = DEFAULT_QDRANT_VERSION.removeprefix("v")
     log_requests: bool = False
     read_only_writes: bool = False
     """A deliberate bug, for fault injection: global read access may also write."""

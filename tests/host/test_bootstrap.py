@@ -36,7 +36,7 @@ from lab.bootstrap import (
     moto_ssm,
     require_root_lab,
 )
-from lab.processes import CommandFailed, LabUnavailable, run
+from lab.processes import CommandFailed, LabUnavailable, clean_env, run, wait_until
 
 Snapshot = dict[str, tuple[object, ...]]
 
@@ -338,3 +338,28 @@ def test_no_credential_reaches_the_output_of_a_full_run_under_xtrace(edge: EdgeB
     assert "+ " in output, "expected an xtrace"
     for credential in (edge.lab.api_key, edge.lab.read_only_api_key, edge.imds.token):
         assert credential not in output
+
+
+def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBootstrap) -> None:
+    """certbot.timer runs a bare `certbot renew`: only what the bootstrap stored in the lineage's
+    renewal config (server, webroot, deploy hook) makes the renewed certificate go live. A hook
+    that does not reload nginx leaves it serving the old certificate until it expires."""
+    host = edge.lab.host
+    renewal = edge.lab.view(f"{host.paths.letsencrypt_dir}/renewal/{host.domain}.conf").read_text()
+    # Never leave loopback: the stored server must be the lab's pebble.
+    assert f"server = {host.acme_server}\n" in renewal
+    before = served_certificate(edge)
+
+    run(
+        edge.lab.namespace.command(
+            "certbot", "renew", "--force-renewal", "--no-random-sleep-on-renew", "--non-interactive",
+            "--config-dir", host.paths.letsencrypt_link,
+            "--work-dir", host.paths.certbot_work_dir,
+            "--logs-dir", host.paths.certbot_logs_dir,
+        ),
+        env=clean_env(**edge.lab.environment),
+    )  # fmt: skip
+
+    wait_until(lambda: served_certificate(edge) != before, "nginx to serve the renewed certificate")
+    fullchain, _ = certificate_paths(host)
+    assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())

@@ -32,11 +32,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from components.settings import PORTS, HostSettings, Limits, Ports
 from components.user_data import qdrant_env_path, render_user_data
-from lab.edge import lab_host_settings
+from lab.cloud_init import run_bootstrap, write_files
+from lab.edge import LAB_VOLUME_ID, lab_host_settings
 from lab.nginx import Nginx
 from lab.pebble import running_pebble
 from lab.processes import (
@@ -52,7 +52,6 @@ from lab.processes import (
 
 LAB_STEPS = ("data_volume", "secrets", "ready")
 EDGE_STEPS = ("data_volume", "secrets", "nginx_http", "dns", "certificate", "nginx_tls", "ready")
-LAB_VOLUME_ID = "vol-0000000000000lab0"
 # moto only serves real region names.
 LAB_REGION = "eu-central-1"
 # `.invalid` never resolves: `LAB_STEPS` hold no certificate step, and nothing may reach a real ACME
@@ -208,25 +207,6 @@ def imds_double(public_ipv4: str) -> Iterator[Imds]:
         thread.join()
 
 
-def lab_system(
-    host: HostSettings, workdir: Path, device: str, nginx_args: tuple[str, ...] = ()
-) -> HostSettings:
-    """`host` with the VM's OS integration pointed into `workdir` and the loop device as volume."""
-    return dataclasses.replace(
-        host,
-        paths=dataclasses.replace(
-            host.paths,
-            bootstrap=str(workdir / "sbin" / "secure-qdrant-bootstrap"),
-            fstab=str(workdir / "etc" / "fstab"),
-            letsencrypt_link=str(workdir / "etc" / "letsencrypt"),
-            certbot_work_dir=str(workdir / "certbot" / "work"),
-            certbot_logs_dir=str(workdir / "certbot" / "logs"),
-            systemd_unit_dir=str(workdir / "etc" / "systemd"),
-            fail2ban_dir=str(workdir / "etc" / "fail2ban"),
-        ),
-        data_volume_device=device,
-        nginx_args=nginx_args,
-    )
 
 
 def lab_host(
@@ -260,46 +240,25 @@ class BootstrapLab:
         self, steps: Sequence[str] = LAB_STEPS, trace: bool = False
     ) -> subprocess.CompletedProcess[str]:
         """cloud-init's `runcmd`, inside the namespace; `trace` runs it under `bash -x`."""
-        (command,) = yaml.safe_load(self.user_data)["runcmd"]
-        argv = ["bash", "-x", *command] if trace else command
-        return subprocess.run(
-            self.namespace.command(*argv),
-            env=self._environment(steps),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        # No AWS config of this machine may leak in, only the standard variables pointing at moto.
+        aws = {
+            "AWS_ENDPOINT_URL": self.ssm.endpoint,
+            "AWS_ACCESS_KEY_ID": "lab",
+            "AWS_SECRET_ACCESS_KEY": "lab",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+        return run_bootstrap(
+            self.user_data,
+            steps,
+            {**aws, **self.environment},
+            trace=trace,
+            wrap=lambda argv: self.namespace.command(*argv),
         )
 
     def view(self, path: str) -> Path:
         """`path` as the bootstrap sees it, data volume mounted."""
         return self.namespace.path(path)
-
-    def _environment(self, steps: Sequence[str]) -> dict[str, str]:
-        # The lab's Python has boto3, as python3-boto3 gives the VM's; no AWS config of this
-        # machine may leak in, only the standard variables pointing at moto.
-        python_bin = str(Path(sys.executable).parent)
-        env = {key: value for key, value in clean_env().items() if not key.startswith("AWS_")}
-        env.update(
-            PATH=f"{python_bin}:{env.get('PATH', os.defpath)}",
-            BOOTSTRAP_STEPS=" ".join(steps),
-            AWS_ENDPOINT_URL=self.ssm.endpoint,
-            AWS_ACCESS_KEY_ID="lab",
-            AWS_SECRET_ACCESS_KEY="lab",
-            AWS_CONFIG_FILE=os.devnull,
-            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        )
-        env.update(self.environment)
-        return env
-
-
-def write_files(user_data: str) -> None:
-    """cloud-init's `write_files`: each file with its permissions (owner root, as this process)."""
-    for entry in yaml.safe_load(user_data)["write_files"]:
-        path = Path(entry["path"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(entry["content"])
-        path.chmod(int(entry["permissions"], 8))
 
 
 def _prepare_distro_files(host: HostSettings) -> None:
@@ -324,7 +283,9 @@ def bootstrap_lab(
     require_root_lab()
     with ExitStack() as stack:
         device = stack.enter_context(loop_device(workdir / "data-volume.img"))
-        host = lab_system(host or lab_host(workdir), workdir, device, nginx_args)
+        host = dataclasses.replace(
+            host or lab_host(workdir), data_volume_device=device, nginx_args=nginx_args
+        )
         user_data = render_user_data(host, LAB_VOLUME_ID)
         _prepare_distro_files(host)
         write_files(user_data)
@@ -351,12 +312,6 @@ class EdgeBootstrap:
     client_ca: Path
     """The root pebble issues under: what a client of the lab's TLS site trusts."""
     imds: Imds
-
-
-def _distro_default_site(host: HostSettings) -> str:
-    # Stands in for Ubuntu's default site: when the bootstrap starts, nginx already serves port 80.
-    listen = f"listen {LOOPBACK}:{host.ports.http} default_server;"
-    return f"server {{\n    {listen}\n    return 404;\n}}\n"
 
 
 @contextmanager
@@ -395,7 +350,7 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
         hosts = workdir / "hosts"
         hosts.write_text(f"{LOOPBACK} localhost\n{LOOPBACK} {host.domain}\n")
         run(lab.namespace.command("mount", "--bind", str(hosts), "/etc/hosts"))
-        nginx.site.with_name("distro-default.conf").write_text(_distro_default_site(host))
+        nginx.install_distro_default_site()
         server = stack.enter_context(
             Service("nginx", lab.namespace.command(*nginx.command()), workdir / "nginx.log")
         )

@@ -1,4 +1,4 @@
-"""Real certbot against the lab's pebble: `certonly --webroot` as on the VM, every file in scratch.
+"""Real certbot renewals against the lab's pebble (the bootstrap obtains the certificate).
 
 Each call names the ACME server explicitly: without `--server`, `renew` would go to Let's Encrypt
 staging, and the lab must never leave loopback.
@@ -19,22 +19,6 @@ class Certbot:
     """`acme_server` and `paths.letsencrypt_dir` (certbot's config dir) come from here."""
     acme_trust: Path
     """The CA of the ACME server's own listener."""
-    scratch: Path
-    """For certbot's work and logs dirs."""
-
-    def issue(self, deploy_hook: str) -> None:
-        """Obtain an ECDSA certificate over HTTP-01 through the webroot nginx serves on port 80."""
-        host = self.host
-        self._certbot(
-            "certonly",
-            "--webroot", "--webroot-path", host.paths.acme_webroot,
-            "--domain", host.domain,
-            # Pinned lineage name, so the certificate path never gains a `-0001` suffix.
-            "--cert-name", host.domain,
-            "--email", host.acme_email, "--agree-tos", "--no-eff-email",
-            "--key-type", "ecdsa", "--elliptic-curve", "secp256r1",
-            "--deploy-hook", deploy_hook,
-        )  # fmt: skip
 
     def renew(self) -> None:
         """Renew now, whatever the expiry; the stored deploy hook reloads nginx."""
@@ -42,15 +26,15 @@ class Certbot:
 
     def _certbot(self, *arguments: str) -> None:
         require_tools("certbot")
-        Path(self.host.paths.acme_webroot).mkdir(parents=True, exist_ok=True)
+        paths = self.host.paths
         run(
             [
                 "certbot", *arguments,
                 "--non-interactive",
                 "--server", self.host.acme_server,
-                "--config-dir", self.host.paths.letsencrypt_dir,
-                "--work-dir", str(self.scratch / "work"),
-                "--logs-dir", str(self.scratch / "logs"),
+                "--config-dir", paths.letsencrypt_dir,
+                "--work-dir", paths.certbot_work_dir,
+                "--logs-dir", paths.certbot_logs_dir,
             ],
             env=clean_env(REQUESTS_CA_BUNDLE=str(self.acme_trust)),
         )  # fmt: skip

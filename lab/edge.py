@@ -1,12 +1,14 @@
 """The whole edge of the host on loopback: Qdrant double, pebble, certbot and nginx, for real.
 
-`running_edge_lab()` brings it up the way cloud-init does on the VM (HTTP-only site, certificate
-over HTTP-01, then the TLS site) and takes every process down again on exit. Tests, the "try it
-without AWS" command and benchmarks all start from it.
+`running_edge_lab()` brings it up with the VM's own files: it renders the user data with lab
+settings, writes its files as cloud-init would and runs the real bootstrap's edge steps (HTTP-only
+site, certificate over HTTP-01 from pebble, TLS site) against an nginx that already serves, as the
+distro's does. Every process goes down again on exit. Tests, benchmarks and fault injection start
+from it; `lab.bootstrap` runs the other steps (data volume, secrets, DNS), which need root.
 
 Ports: every listener is a free high port on 127.0.0.1 (and ::1 for nginx), carried in the lab's
-`HostSettings`, so the lab runs as any user, next to anything else, and nothing listens beyond
-loopback. Paths: `HostPaths` pointed into one scratch directory.
+`HostSettings`, so the lab runs next to anything else and nothing listens beyond loopback. Paths:
+`HostPaths` pointed into one scratch directory.
 """
 
 from __future__ import annotations
@@ -18,14 +20,9 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components.nginx_config import (
-    certificate_paths,
-    render_http_site,
-    render_tls_site,
-)
 from components.settings import (
     DEFAULT_QDRANT_VERSION,
     LOOPBACK,
@@ -36,15 +33,21 @@ from components.settings import (
     TokenSpec,
 )
 from components.tokens import mint_tokens, token_claims
+from components.user_data import render_user_data, staged_site_path
 from lab.certbot import Certbot
+from lab.cloud_init import run_bootstrap, write_files
 from lab.nginx import Nginx
 from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
-from lab.processes import LabUnavailable, free_port
+from lab.processes import CommandFailed, LabUnavailable, free_port
 from lab.qdrant_double import DoubleConfig, QdrantDouble
 from verify.target import Target, Token
 
 LAB_DOMAIN = "qdrant.lab.test"
+# Named in the user data; no step the edge lab runs looks for the volume.
+LAB_VOLUME_ID = "vol-0000000000000lab0"
+# The bootstrap's steps that build the edge: no volume, keys, IMDS or DNS needed.
+TLS_EDGE_STEPS = ("nginx_http", "certificate", "nginx_tls")
 PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
 
@@ -140,6 +143,13 @@ def lab_host_settings(
             nginx_conf_dir=str(workdir / "nginx" / "conf"),
             nginx_log_dir=str(workdir / "nginx" / "logs"),
             ready_marker=str(workdir / "ready"),
+            bootstrap=str(workdir / "sbin" / "secure-qdrant-bootstrap"),
+            fstab=str(workdir / "etc" / "fstab"),
+            letsencrypt_link=str(workdir / "etc" / "letsencrypt"),
+            certbot_work_dir=str(workdir / "certbot" / "work"),
+            certbot_logs_dir=str(workdir / "certbot" / "logs"),
+            systemd_unit_dir=str(workdir / "etc" / "systemd"),
+            fail2ban_dir=str(workdir / "etc" / "fail2ban"),
         ),
         listen=LOOPBACK,
     )
@@ -195,17 +205,24 @@ def running_edge_lab(
             running_pebble(workdir / "pebble", ports.http, faults.certificate_validity_seconds)
         )
         host = lab_host_settings(workdir, ports, pebble.directory_url, limits)
-
         nginx = Nginx(host, workdir / "nginx")
-        nginx.install_site(render_http_site(host))
+        host = replace(host, nginx_args=tuple(nginx.command()[1:]))
+
+        user_data = render_user_data(host, LAB_VOLUME_ID)
+        write_files(user_data)
+        tls_site = Path(staged_site_path(host, "tls"))
+        tls_site.write_text(faults.tls_site(tls_site.read_text()))
+        nginx.install_distro_default_site()
         stack.callback(nginx.stop)
         nginx.start()
-
-        certbot = Certbot(host, pebble.listener_ca, workdir / "certbot")
-        certbot.issue(deploy_hook=nginx.reload_command)
-        nginx.install_site(
-            faults.tls_site(render_tls_site(host, *certificate_paths(host)))
+        bootstrap = run_bootstrap(
+            user_data, TLS_EDGE_STEPS, {"REQUESTS_CA_BUNDLE": str(pebble.listener_ca)}
         )
+        if bootstrap.returncode != 0:
+            raise CommandFailed(f"the bootstrap failed:\n{bootstrap.stderr}")
+        # The bootstrap's own reloads return before old workers (old config) are gone.
+        nginx.reload()
+        certbot = Certbot(host, pebble.listener_ca)
 
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())

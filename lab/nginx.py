@@ -13,7 +13,7 @@ from pathlib import Path
 
 from components.nginx_config import site_file
 from components.settings import HostSettings
-from lab.processes import Service, require_tools, run, wait_until
+from lab.processes import LOOPBACK, Service, require_tools, run, wait_until
 
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -68,6 +68,13 @@ class Nginx:
     def check(self) -> None:
         """`nginx -t` on the installed config; raises with nginx's complaint when it fails."""
         run(self.command("-t"))
+
+    def install_distro_default_site(self) -> None:
+        """Stands in for Ubuntu's default site: nginx serves port 80 before the bootstrap runs."""
+        listen = f"listen {LOOPBACK}:{self.host.ports.http} default_server;"
+        self.site.with_name("distro-default.conf").write_text(
+            f"server {{\n    {listen}\n    return 404;\n}}\n"
+        )
 
     def install_site(self, text: str) -> None:
         """Write the site and make it live; a config nginx rejects is never loaded."""

@@ -13,7 +13,6 @@ from bench.load import LoadResult
 from bench.resumption import ResumptionLoad, run_s_time
 from bench.targets import Bench, Target
 from bench.wrk import HttpLoad, run_wrk
-from lab.processes import LOOPBACK
 
 # An authenticated read every Qdrant client makes; it reaches the double's auth and router.
 REST_PATH = "/collections"

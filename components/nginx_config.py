@@ -21,7 +21,6 @@ The same functions render the loopback lab's site: only `listen` addresses and `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from components.settings import HostPaths, HostSettings, ListenAddresses
 

@@ -43,7 +43,6 @@ from lab.processes import (
     LOOPBACK,
     LabUnavailable,
     Service,
-    clean_env,
     free_port,
     require_tools,
     run,

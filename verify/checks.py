@@ -48,24 +48,28 @@ def _fail(name: str, detail: str) -> CheckResult:
     return CheckResult(name, Status.FAIL, detail)
 
 
-def _guarded(check: Check) -> Check:
-    """A check whose endpoint is unreachable fails with the error, rather than stopping the run."""
+def _guarded(name: str) -> Callable[[Check], Check]:
+    """A check whose endpoint is unreachable fails under its own name with the error, rather than
+    stopping the run."""
 
-    def run(target: Target) -> CheckResult:
-        try:
-            return check(target)
-        except (OSError, ssl.SSLError) as error:
-            return _fail(check.__name__.removeprefix("check_").replace("_", "-"), f"{error}")
+    def decorate(check: Check) -> Check:
+        def run(target: Target) -> CheckResult:
+            try:
+                return check(target)
+            except (OSError, ssl.SSLError) as error:
+                return _fail(name, f"{error}")
 
-    run.__name__ = check.__name__
-    return run
+        run.__name__ = check.__name__
+        return run
+
+    return decorate
 
 
 def _key(secret: str) -> dict[str, str]:
     return {"api-key": secret}
 
 
-@_guarded
+@_guarded("http-redirect")
 def check_http_redirect(target: Target) -> CheckResult:
     """Plain HTTP must never serve content, only send the client to HTTPS (same host and path)."""
     path = "/collections?verify=redirect"
@@ -78,7 +82,7 @@ def check_http_redirect(target: Target) -> CheckResult:
     return _fail("http-redirect", f"HTTP {reply.status}, Location {location!r}, expected 301 -> {expected}")
 
 
-@_guarded
+@_guarded("certificate")
 def check_certificate(target: Target) -> CheckResult:
     try:
         certificate = peer_certificate(target)
@@ -93,7 +97,7 @@ def check_certificate(target: Target) -> CheckResult:
     return _pass("certificate", f"verifies for {target.domain}, expires {expires:%Y-%m-%d} ({days_left} days)")
 
 
-@_guarded
+@_guarded("tls-1.3")
 def check_tls13(target: Target) -> CheckResult:
     version = negotiate_tls(target, ssl.TLSVersion.TLSv1_3)
     if version == "TLSv1.3":
@@ -101,7 +105,7 @@ def check_tls13(target: Target) -> CheckResult:
     return _fail("tls-1.3", f"offering only TLS 1.3 got {version or 'a refusal'}")
 
 
-@_guarded
+@_guarded("tls-legacy-refused")
 def check_legacy_tls_refused(target: Target) -> CheckResult:
     """TLS 1.0 and 1.1 have known weaknesses (BEAST, SHA-1 MACs) and no place on a new endpoint."""
     accepted = [
@@ -128,7 +132,7 @@ def _header_problems(reply: Response) -> list[str]:
     return problems
 
 
-@_guarded
+@_guarded("security-headers")
 def check_security_headers(target: Target) -> CheckResult:
     """Browsers (the dashboard) get HSTS and anti-sniffing/framing headers on every response,
     including errors, which Nginx drops unless `always` is set."""
@@ -146,7 +150,7 @@ def check_security_headers(target: Target) -> CheckResult:
     return _pass("security-headers", "HSTS, nosniff, X-Frame-Options, Referrer-Policy on 200 and 401")
 
 
-@_guarded
+@_guarded("server-version-hidden")
 def check_server_version_hidden(target: Target) -> CheckResult:
     server = https_request(target, "GET", "/healthz").headers.get("Server", "")
     if re.search(r"\d", server):
@@ -154,7 +158,7 @@ def check_server_version_hidden(target: Target) -> CheckResult:
     return _pass("server-version-hidden", f"Server: {server or '(absent)'}")
 
 
-@_guarded
+@_guarded("auth-required")
 def check_auth_required(target: Target) -> CheckResult:
     status = https_request(target, "GET", "/collections").status
     if status == 401:
@@ -162,7 +166,7 @@ def check_auth_required(target: Target) -> CheckResult:
     return _fail("auth-required", f"no credentials -> {status}, expected 401")
 
 
-@_guarded
+@_guarded("forged-token-refused")
 def check_forged_token_refused(target: Target) -> CheckResult:
     """A token signed with any key but the master key must not get in, whatever it claims."""
     forged = jwt.encode({"access": "m"}, secrets.token_urlsafe(32), algorithm="HS256")
@@ -172,7 +176,7 @@ def check_forged_token_refused(target: Target) -> CheckResult:
     return _fail("forged-token-refused", f"forged manage token -> {status}")
 
 
-@_guarded
+@_guarded("master-key")
 def check_master_key(target: Target) -> CheckResult:
     reply = https_request(target, "GET", "/", _key(target.api_key))
     try:
@@ -288,7 +292,7 @@ def _grpc_status(target: Target, metadata: tuple[tuple[str, str], ...]) -> grpc.
             return error.code()
 
 
-@_guarded
+@_guarded("grpc")
 def check_grpc(target: Target) -> CheckResult:
     """gRPC goes through the same TLS edge and the same authentication as REST."""
     with_key = _grpc_status(target, (("api-key", target.api_key),))
@@ -307,7 +311,7 @@ def check_qdrant_ports_closed(target: Target) -> CheckResult:
     return _pass("qdrant-ports-closed", f"{target.address} does not answer on {list(target.closed_ports)}")
 
 
-@_guarded
+@_guarded("rate-limit")
 def check_rate_limit(target: Target) -> CheckResult:
     """Opt-in: it spends the caller's burst budget. Stops at the first 429."""
     for sent in range(1, RATE_LIMIT_PROBES + 1):

@@ -40,10 +40,7 @@ class _DialingHTTPSConnection(http.client.HTTPSConnection):
 
 def tls_context(target: Target) -> ssl.SSLContext:
     """Verifies the chain and the host name, like any client of the endpoint."""
-    context = ssl.create_default_context(cafile=target.ca_file)
-    if target.ca_file is None:
-        context.load_default_certs()
-    return context
+    return ssl.create_default_context(cafile=target.ca_file)
 
 
 def https_request(

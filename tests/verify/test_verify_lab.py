@@ -7,6 +7,7 @@ with one thing broken the way an operator could break it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -18,7 +19,7 @@ import pytest
 
 from components.settings import AccessRule, Limits, TokenSpec
 from lab.edge import EdgeLab, LabFaults, running_edge_lab
-from lab.processes import LabUnavailable
+from lab.processes import LabUnavailable, free_port
 from verify.checks import endpoint_checks
 from verify.report import as_json, table
 from verify.__main__ import main as verify_main
@@ -264,3 +265,22 @@ def test_cli_refuses_to_run_without_outputs():
     with pytest.raises(SystemExit):
         with redirect_stderr(io.StringIO()):
             verify_main(["--api-key", "k"], {})
+
+
+def test_an_unreachable_endpoint_fails_every_check_under_its_own_name(healthy):
+    """A report must name the same checks whether the endpoint answers or not, so that a gate or a
+    dashboard keyed on check names sees the failure where the pass used to be."""
+    lab, results = healthy
+    nothing_listens = [free_port() for _ in range(4)]
+    unreachable = dataclasses.replace(
+        lab.verify_target(TOKENS),
+        https_port=nothing_listens[0],
+        grpc_port=nothing_listens[1],
+        http_port=nothing_listens[2],
+        closed_ports=(nothing_listens[3],),
+    )
+
+    down = {result.name: result for result in endpoint_checks(unreachable, rate_limit=True)}
+
+    assert set(down) == set(results)
+    assert failing(down) == set(down) - {"qdrant-ports-closed"}

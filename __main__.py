@@ -27,6 +27,8 @@ except ConfigError as error:
 
 name = f"qdrant-{pulumi.get_stack()}"
 region = aws.get_region().region
+# Looked up before any resource: a subnet or zone that cannot host the instance type stops here.
+placement = resolve_placement(settings.subnet_id, settings.instance_type)
 keys = ApiKeys(
     f"{name}-keys",
     ApiKeysArgs(
@@ -34,7 +36,6 @@ keys = ApiKeys(
         version=settings.api_key_version,
     ),
 )
-placement = resolve_placement(settings.subnet_id)
 firewall = QdrantSecurityGroup(
     f"{name}-firewall",
     QdrantSecurityGroupArgs(vpc_id=placement.vpc_id, admin_cidrs=settings.admin_cidrs),
@@ -57,12 +58,14 @@ host = QdrantHost(
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,
+        image_release=settings.image_release,
         subnet_id=placement.subnet_id,
         availability_zone=placement.availability_zone,
         security_group_id=firewall.group_id,
         data_volume_size_gb=settings.data_volume_size_gb,
         secret_parameter_arns=keys.parameter_arns,
         key_name=ssh_key.key_name if ssh_key else None,
+        boot_dependencies=keys.parameters,
     ),
 )
 dns = (

@@ -32,6 +32,7 @@ class ApiKeys(pulumi.ComponentResource):
     read_only_api_key: pulumi.Output[str]
     api_key_parameter: pulumi.Output[str]
     parameter_arns: pulumi.Output[list[str]]
+    parameters: list[aws.ssm.Parameter]
 
     def __init__(
         self, name: str, args: ApiKeysArgs, opts: pulumi.ResourceOptions | None = None
@@ -48,6 +49,7 @@ class ApiKeys(pulumi.ComponentResource):
         self.read_only_api_key_parameter_name = args.parameter_name(READ_ONLY_API_KEY)
         self.api_key_parameter = master_parameter.name
         self.parameter_arns = pulumi.Output.all(master_parameter.arn, read_only_parameter.arn)
+        self.parameters = [master_parameter, read_only_parameter]
         self.register_outputs(
             {
                 "apiKeyParameter": master_parameter.name,

@@ -20,6 +20,7 @@ from components.settings import (
     Architecture,
     Limits,
     StackSettings,
+    UNTRUSTED_ACME_HOSTS,
     TokenSpec,
     ValueExists,
     ValueMatch,
@@ -33,6 +34,8 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<host>[^@\s]+)$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+# Canonical's image serials: the build date, sometimes with a respin suffix (20240423.1).
+_IMAGE_RELEASE = re.compile(r"^20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])(\.[0-9]{1,2})?$")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
@@ -185,6 +188,19 @@ def _parse_instance_type(text: str) -> str:
     return text
 
 
+def _parse_image_release(text: str) -> str:
+    if not _IMAGE_RELEASE.match(text):
+        raise _Invalid(
+            f"{text!r} is not an image release serial (YYYYMMDD as in the AMI name "
+            "ubuntu-noble-24.04-amd64-server-YYYYMMDD)"
+        )
+    return text
+
+
+def _acme_host(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0].lower()
+
+
 def _parse_subnet_id(text: str) -> str:
     if not _SUBNET_ID.match(text):
         raise _Invalid(f"{text!r} is not a subnet id (subnet-...)")
@@ -302,6 +318,7 @@ KNOWN_KEYS = frozenset(
         "allowSshFromAnywhere",
         "instanceType",
         "architecture",
+        "imageRelease",
         "subnetId",
         "dataVolumeSizeGb",
         "qdrantVersion",
@@ -360,6 +377,16 @@ def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> Sta
         f"{architecture} does not match instance type {instance_type} ({type_architecture})",
     )
 
+    acme_server = read.field("acmeServer", _parse_https_url, defaults.acme_server)
+    verify_on_deploy = read.field("verifyOnDeploy", _parse_bool, defaults.verify_on_deploy)
+    read.check(
+        "acmeServer",
+        not (verify_on_deploy and _acme_host(acme_server) in UNTRUSTED_ACME_HOSTS),
+        f"{acme_server} issues certificates no client trusts, so the deploy gate's certificate "
+        "check would fail after waiting 15 minutes; set secure-qdrant:verifyOnDeploy false while "
+        "you use it",
+    )
+
     limits = Limits(
         rate_limit_rps=read.field("rateLimitRps", _parse_positive_int, Limits.rate_limit_rps),
         rest_burst=read.field("restBurst", _parse_positive_int, Limits.rest_burst),
@@ -370,11 +397,12 @@ def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> Sta
         domain=domain,
         acme_email=acme_email,
         hosted_zone=hosted_zone,
-        acme_server=read.field("acmeServer", _parse_https_url, defaults.acme_server),
+        acme_server=acme_server,
         admin_cidrs=admin_cidrs,
         allow_ssh_from_anywhere=allow_anywhere,
         instance_type=instance_type,
         architecture=architecture,
+        image_release=read.field("imageRelease", _parse_image_release, defaults.image_release),
         subnet_id=read.field("subnetId", _parse_subnet_id, None),
         data_volume_size_gb=read.field(
             "dataVolumeSizeGb", _parse_volume_size, defaults.data_volume_size_gb
@@ -383,7 +411,7 @@ def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> Sta
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
         api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
-        verify_on_deploy=read.field("verifyOnDeploy", _parse_bool, defaults.verify_on_deploy),
+        verify_on_deploy=verify_on_deploy,
     )
     if read.problems:
         raise ConfigError(read.problems)

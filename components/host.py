@@ -17,10 +17,7 @@ from components.settings import DATA_VOLUME_DEVICE, Architecture, HostSettings
 from components.user_data import render_user_data
 
 CANONICAL_OWNER = "099720109477"
-UBUNTU_AMI_NAME = {
-    "x86_64": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
-    "arm64": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*",
-}
+_UBUNTU_IMAGE_ARCHITECTURE = {"x86_64": "amd64", "arm64": "arm64"}
 ROOT_VOLUME_SIZE_GB = 16
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
@@ -33,10 +30,21 @@ class QdrantHostArgs:
     subnet_id: pulumi.Input[str]
     availability_zone: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
+    image_release: str
     data_volume_size_gb: int
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot."""
     key_name: pulumi.Input[str] | None = None
+    boot_dependencies: Sequence[pulumi.Resource] = ()
+    """What the first boot reads (the key parameters): the instance is launched only after them."""
+
+
+def ubuntu_ami_name(architecture: Architecture, release: str) -> str:
+    """The exact name of Canonical's Ubuntu 24.04 image: no wildcard, so the choice never drifts."""
+    return (
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-"
+        f"{_UBUNTU_IMAGE_ARCHITECTURE[architecture]}-server-{release}"
+    )
 
 
 class QdrantHost(pulumi.ComponentResource):
@@ -52,7 +60,7 @@ class QdrantHost(pulumi.ComponentResource):
         super().__init__("secure-qdrant:host:QdrantHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        profile = self._instance_profile(name, args.secret_parameter_arns, child)
+        profile, permissions = self._instance_profile(name, args.secret_parameter_arns, child)
         data_volume = aws.ebs.Volume(
             f"{name}-data",
             availability_zone=args.availability_zone,
@@ -66,8 +74,10 @@ class QdrantHost(pulumi.ComponentResource):
         ami = aws.ec2.get_ami_output(
             owners=[CANONICAL_OWNER],
             most_recent=True,
+            # Canonical deprecates old images; a pinned release must keep resolving all the same.
+            include_deprecated=True,
             filters=[
-                {"name": "name", "values": [UBUNTU_AMI_NAME[args.architecture]]},
+                {"name": "name", "values": [ubuntu_ami_name(args.architecture, args.image_release)]},
                 {"name": "architecture", "values": [args.architecture]},
             ],
         )
@@ -95,9 +105,11 @@ class QdrantHost(pulumi.ComponentResource):
                 "delete_on_termination": True,
             },
             tags={"Name": name},
-            # A newer Ubuntu AMI would otherwise replace the host on any `pulumi up`; unattended
-            # upgrades patch it in place, and `pulumi up --replace` moves to a new AMI on purpose.
-            opts=child.merge(pulumi.ResourceOptions(ignore_changes=["ami"])),
+            # The bootstrap reads the keys at first boot and IAM is eventually consistent: launch
+            # only once the parameters and the permission to read them exist.
+            opts=child.merge(
+                pulumi.ResourceOptions(depends_on=[*permissions, *args.boot_dependencies])
+            ),
         )
         aws.ec2.VolumeAttachment(
             f"{name}-data-attachment",
@@ -133,7 +145,7 @@ class QdrantHost(pulumi.ComponentResource):
         name: str,
         secret_parameter_arns: pulumi.Input[Sequence[str]],
         child: pulumi.ResourceOptions,
-    ) -> aws.iam.InstanceProfile:
+    ) -> tuple[aws.iam.InstanceProfile, list[pulumi.Resource]]:
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=json.dumps(
@@ -150,16 +162,17 @@ class QdrantHost(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        session_manager = aws.iam.RolePolicyAttachment(
             f"{name}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
         )
-        aws.iam.RolePolicy(
+        read_keys = aws.iam.RolePolicy(
             f"{name}-read-api-keys",
             role=role.id,
             policy=pulumi.Output.from_input(secret_parameter_arns).apply(read_parameters_policy),
             opts=child,
         )
-        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+        return profile, [session_manager, read_keys]
 
 
 def read_parameters_policy(parameter_arns: Sequence[str]) -> str:

@@ -19,6 +19,19 @@ QDRANT_VERSION_FLOOR = (1, 18, 2)
 DEFAULT_QDRANT_VERSION = "v1.18.3"
 QDRANT_IMAGE = "qdrant/qdrant"
 LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+# ACME directories whose certificates no public trust store accepts: fine for experiments, but the
+# deploy gate's certificate check (and every client) refuses what they issue.
+UNTRUSTED_ACME_HOSTS = frozenset(
+    {
+        "acme-staging-v02.api.letsencrypt.org",
+        "dv.acme-v02.test-api.pki.goog",
+        "api.test4.buypass.no",
+    }
+)
+# The Ubuntu 24.04 image release the host boots: Canonical's serial in the AMI name. Pinned, so a
+# newly published image never replaces the host on a routine `pulumi up`; bumping it is a planned
+# replacement (unattended upgrades patch the running host in between).
+DEFAULT_IMAGE_RELEASE = "20251212"
 # The device name the data volume is attached under; Nitro instances show it as an NVMe disk instead,
 # which the VM finds by the volume id.
 DATA_VOLUME_DEVICE = "/dev/sdf"
@@ -116,6 +129,7 @@ class StackSettings:
     allow_ssh_from_anywhere: bool = False
     instance_type: str = "t3.medium"
     architecture: Architecture = "x86_64"
+    image_release: str = DEFAULT_IMAGE_RELEASE
     subnet_id: str | None = None
     data_volume_size_gb: int = 20
     qdrant_version: str = DEFAULT_QDRANT_VERSION

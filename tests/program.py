@@ -26,7 +26,19 @@ MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 PUBLIC_IP = "198.51.100.7"
-DEFAULT_SUBNETS = ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]
+# The region's default subnets and their zones; subnet ids sort in another order than their zones.
+DEFAULT_SUBNET_ZONES = {
+    "subnet-0aaaaaaaaaaaaaaaa": f"{REGION}b",
+    "subnet-0bbbbbbbbbbbbbbbb": f"{REGION}a",
+    "subnet-0cccccccccccccccc": f"{REGION}c",
+}
+CONFIGURED_SUBNET_ZONE = f"{REGION}b"
+# Zones offering each instance type (DescribeInstanceTypeOfferings); types not listed are everywhere.
+INSTANCE_TYPE_ZONES = {
+    "m7i.large": [f"{REGION}b", f"{REGION}c"],
+    "m8i.large": [f"{REGION}c"],
+    "c7gn.large": [],
+}
 
 MINIMAL_CONFIG: dict[str, Any] = {
     "domain": "qdrant.example.com",
@@ -104,13 +116,26 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"region": REGION, "name": REGION, "id": REGION}
         if args.token == "aws:ec2/getAmi:getAmi":
             return {"id": f"ami-{_digest(repr(args.args))}", "architecture": "x86_64"}
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            [instance_type] = _filter(args.args, "instance-type")
+            zones = INSTANCE_TYPE_ZONES.get(instance_type, sorted(DEFAULT_SUBNET_ZONES.values()))
+            return {"locations": zones, "locationTypes": ["availability-zone"] * len(zones)}
         if args.token == "aws:ec2/getSubnets:getSubnets":
-            return {"ids": DEFAULT_SUBNETS}
+            assert _filter(args.args, "default-for-az") == ["true"]
+            zones = _filter(args.args, "availability-zone")
+            return {"ids": [id_ for id_, zone in DEFAULT_SUBNET_ZONES.items() if zone in zones]}
         if args.token == "aws:ec2/getSubnet:getSubnet":
-            return {"id": args.args["id"], "vpcId": "vpc-0123", "availabilityZone": f"{REGION}b"}
+            zone = DEFAULT_SUBNET_ZONES.get(args.args["id"], CONFIGURED_SUBNET_ZONE)
+            return {"id": args.args["id"], "vpcId": "vpc-0123", "availabilityZone": zone}
         if args.token == "aws:route53/getZone:getZone":
             return {"zoneId": "Z0123456789ABC", "name": args.args["name"]}
         raise NotImplementedError(f"no mock for invoke {args.token}")
+
+
+def _filter(invoke_args: dict[str, Any], name: str) -> list[str]:
+    """The values of one filter of a Describe* invoke (an absent filter is a test bug)."""
+    [values] = [f["values"] for f in invoke_args["filters"] if f["name"] == name]
+    return list(values)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -49,6 +49,13 @@ BAD_CONFIGS = {
     "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
     "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
     "bad-subnet-id": (with_(subnetId="my-subnet"), "secure-qdrant:subnetId: 'my-subnet' is not a subnet id"),
+    "image-release-wildcard": (with_(imageRelease="*"), "secure-qdrant:imageRelease: '*' is not an image release serial"),
+    "image-release-not-a-date": (with_(imageRelease="20251332"), "secure-qdrant:imageRelease: '20251332' is not"),
+    "staging-acme-with-the-gate": (
+        with_(acmeServer="https://acme-staging-v02.api.letsencrypt.org/directory"),
+        "secure-qdrant:acmeServer: https://acme-staging-v02.api.letsencrypt.org/directory issues "
+        "certificates no client trusts, so the deploy gate's certificate check would fail",
+    ),
     "token-without-access": (with_(tokens=[{"name": "app"}]), "secure-qdrant:tokens: token 'app': has no access"),
     "token-unknown-global-access": (with_(tokens=[token(access="rw")]), "token 'app': access 'rw' is not r, m"),
     "token-unknown-collection-access": (
@@ -100,6 +107,19 @@ def test_world_open_ssh_is_accepted_with_the_explicit_flag():
         if r.inputs["fromPort"] == 22
     ]
     assert [r.inputs["cidrIpv4"] for r in ssh] == ["0.0.0.0/0"]
+
+
+def test_staging_acme_is_accepted_with_the_gate_turned_off():
+    """Staging is for experiments; what fails is only the gate's trust check, so say how to opt out."""
+    settings = load_settings(
+        {
+            **MINIMAL_CONFIG,
+            "acmeServer": "https://acme-staging-v02.api.letsencrypt.org/directory",
+            "verifyOnDeploy": "false",
+        }
+    )
+
+    assert settings.acme_server.startswith("https://acme-staging-v02.")
 
 
 def test_defaults_match_the_documented_contract():

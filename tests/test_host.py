@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from components.settings import DATA_VOLUME_DEVICE
-from tests.program import DEFAULT_SUBNETS, MINIMAL_CONFIG, REGION, deploy
+from components.settings import DATA_VOLUME_DEVICE, DEFAULT_IMAGE_RELEASE
+from tests.program import DEFAULT_SUBNET_ZONES, MINIMAL_CONFIG, REGION, Failed, deploy
 
 INSTANCE = "aws:ec2/instance:Instance"
+GET_AMI = "aws:ec2/getAmi:getAmi"
 VOLUME = "aws:ebs/volume:Volume"
 ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
 
@@ -51,7 +52,7 @@ def test_data_volume_is_attached_in_the_instances_zone_and_detached_before_repla
 
     volume = deployment.one(VOLUME)
     attachment = deployment.one(ATTACHMENT)
-    assert volume.inputs["availabilityZone"] == f"{REGION}b"
+    assert volume.inputs["availabilityZone"] == f"{REGION}a"
     assert attachment.inputs["deviceName"] == DATA_VOLUME_DEVICE
     assert attachment.inputs["stopInstanceBeforeDetaching"] is True
     assert attachment.options.deleteBeforeReplace is True
@@ -64,19 +65,70 @@ def test_new_user_data_replaces_the_instance():
     assert instance.inputs["userDataReplaceOnChange"] is True
 
 
+def _ami_query(deployment) -> dict:
+    [query] = [args for token, args in deployment.calls if token == GET_AMI]
+    return query
+
+
 @pytest.mark.parametrize(
     ("instance_type", "architecture", "image_arch"),
     [("t3.medium", "x86_64", "amd64"), ("t4g.medium", "arm64", "arm64")],
 )
-def test_ami_is_canonicals_ubuntu_noble_for_the_architecture(instance_type, architecture, image_arch):
+def test_ami_is_canonicals_ubuntu_noble_of_the_pinned_release_for_the_architecture(
+    instance_type, architecture, image_arch
+):
+    """An exact image name, never `*` with most_recent: a newly published image must not replace
+    the host on a routine `pulumi up`."""
     deployment = deploy(dict(MINIMAL_CONFIG, instanceType=instance_type, architecture=architecture))
 
-    [ami_query] = [args for token, args in deployment.calls if token == "aws:ec2/getAmi:getAmi"]
-    filters = {f["name"]: f["values"] for f in ami_query["filters"]}
-    assert ami_query["owners"] == ["099720109477"]
-    assert filters["name"] == [f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{image_arch}-server-*"]
+    query = _ami_query(deployment)
+    filters = {f["name"]: f["values"] for f in query["filters"]}
+    assert query["owners"] == ["099720109477"]
+    assert filters["name"] == [
+        f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{image_arch}-server-{DEFAULT_IMAGE_RELEASE}"
+    ]
     assert filters["architecture"] == [architecture]
     assert deployment.one(INSTANCE).inputs["instanceType"] == instance_type
+
+
+def test_a_pinned_release_still_resolves_after_canonical_deprecates_it():
+    """DescribeImages hides deprecated images unless asked: the pin would otherwise break a later
+    `pulumi up` two years on."""
+    assert _ami_query(deploy(MINIMAL_CONFIG))["includeDeprecated"] is True
+
+
+def test_image_release_config_chooses_the_image():
+    query = _ami_query(deploy(dict(MINIMAL_CONFIG, imageRelease="20250610")))
+
+    [name] = [f["values"] for f in query["filters"] if f["name"] == "name"]
+    assert name == ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"]
+
+
+def test_instance_follows_the_chosen_image_instead_of_ignoring_it():
+    """`ignore_changes` on `ami` makes the engine reuse the old AMI for every replacement: a key
+    rotation or an architecture switch would relaunch the first image (x86_64 -> arm64 fails)."""
+    x86 = deploy(MINIMAL_CONFIG).one(INSTANCE)
+    arm = deploy(dict(MINIMAL_CONFIG, instanceType="t4g.medium", architecture="arm64")).one(INSTANCE)
+
+    assert list(x86.options.ignoreChanges) == []
+    assert x86.inputs["ami"] != arm.inputs["ami"]
+
+
+def test_instance_launches_after_the_key_parameters_and_the_permission_to_read_them():
+    """The first boot fetches the keys: a launch racing their creation, or IAM's propagation,
+    would find nothing to read."""
+    deployment = deploy(MINIMAL_CONFIG)
+
+    dependencies = set(deployment.one(INSTANCE).options.dependencies)
+    for typ in (
+        "aws:ssm/parameter:Parameter",
+        "aws:iam/rolePolicy:RolePolicy",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    ):
+        for resource in deployment.of_type(typ):
+            assert any(urn.endswith(f"{typ}::{resource.name}") for urn in dependencies), (
+                f"the instance does not wait for {resource.name}"
+            )
 
 
 def test_elastic_ip_is_associated_and_exported():
@@ -104,11 +156,36 @@ def test_instance_role_reads_exactly_the_two_key_parameters():
     assert managed.inputs["policyArn"].endswith("/AmazonSSMManagedInstanceCore")
 
 
-def test_default_vpc_subnet_is_chosen_stably_when_none_is_configured():
-    """The same subnet on every run: a moving choice would replace the host and strand its data."""
+def test_default_vpc_subnet_is_the_one_in_the_first_zone_by_name():
+    """The same subnet on every run, and zones a region adds later sort last: a moving choice
+    would replace the host and strand its data."""
     instance = deploy(MINIMAL_CONFIG).one(INSTANCE)
 
-    assert instance.inputs["subnetId"] == sorted(DEFAULT_SUBNETS)[0]
+    first_zone = min(DEFAULT_SUBNET_ZONES.values())
+    assert DEFAULT_SUBNET_ZONES[instance.inputs["subnetId"]] == first_zone
+
+
+def test_default_subnet_is_in_a_zone_that_offers_the_instance_type():
+    """RunInstances fails in a zone where the type is not offered."""
+    deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m7i.large"))
+
+    subnet = deployment.one(INSTANCE).inputs["subnetId"]
+    assert DEFAULT_SUBNET_ZONES[subnet] == f"{REGION}b"
+    assert deployment.one(VOLUME).inputs["availabilityZone"] == f"{REGION}b"
+
+
+def test_instance_type_offered_in_no_zone_fails_before_any_resource():
+    with pytest.raises(Failed, match="c7gn.large is not offered in any availability zone") as failed:
+        deploy(dict(MINIMAL_CONFIG, instanceType="c7gn.large", architecture="arm64"))
+
+    assert failed.value.registered == []
+
+
+def test_configured_subnet_in_a_zone_without_the_instance_type_fails_before_any_resource():
+    with pytest.raises(Failed, match="subnet-0123456789abcdef0 is in eu-central-1b, where m8i.large") as failed:
+        deploy(dict(MINIMAL_CONFIG, instanceType="m8i.large", subnetId="subnet-0123456789abcdef0"))
+
+    assert failed.value.registered == []
 
 
 def test_configured_subnet_is_used():

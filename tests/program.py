@@ -35,7 +35,6 @@ DEFAULT_SUBNET_ZONES = {
 CONFIGURED_SUBNET_ZONE = f"{REGION}b"
 # Zones offering each instance type (DescribeInstanceTypeOfferings); types not listed are everywhere.
 INSTANCE_TYPE_ZONES = {
-    "m7i.large": [f"{REGION}b", f"{REGION}c"],
     "m8i.large": [f"{REGION}c"],
     "c7gn.large": [],
 }

@@ -167,11 +167,11 @@ def test_default_vpc_subnet_is_the_one_in_the_first_zone_by_name():
 
 def test_default_subnet_is_in_a_zone_that_offers_the_instance_type():
     """RunInstances fails in a zone where the type is not offered."""
-    deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m7i.large"))
+    deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m8i.large"))
 
     subnet = deployment.one(INSTANCE).inputs["subnetId"]
-    assert DEFAULT_SUBNET_ZONES[subnet] == f"{REGION}b"
-    assert deployment.one(VOLUME).inputs["availabilityZone"] == f"{REGION}b"
+    assert DEFAULT_SUBNET_ZONES[subnet] == f"{REGION}c"
+    assert deployment.one(VOLUME).inputs["availabilityZone"] == f"{REGION}c"
 
 
 def test_instance_type_offered_in_no_zone_fails_before_any_resource():

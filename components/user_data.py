@@ -11,6 +11,8 @@ filled in here from the same values.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,3 +163,18 @@ def render_user_data(host: HostSettings, data_volume_id: str) -> str:
     return "#cloud-config\n" + yaml.dump(
         cloud_config, Dumper=_BlockStyleDumper, sort_keys=False, width=1000
     )
+
+
+def ec2_user_data(host: HostSettings, data_volume_id: str) -> str:
+    """What EC2 receives (pulumi-aws `user_data_base64`): the cloud-config gzip-compressed, then
+    base64-encoded for the API.
+
+    EC2 refuses more than 16 KB of user data before base64 (EC2 User Guide, "Work with instance
+    user data"); the text is well over that, compressed it is a fraction. cloud-init recognises
+    gzip by its magic bytes and decompresses before reading the `#cloud-config` header. mtime=0
+    keeps the bytes a function of the text alone: a timestamp would change the user data on
+    every `pulumi up`, and with it replace the instance.
+    """
+    text = render_user_data(host, data_volume_id)
+    compressed = gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    return base64.b64encode(compressed).decode("ascii")

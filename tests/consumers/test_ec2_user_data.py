@@ -1,0 +1,100 @@
+"""The user data as EC2's API takes it.
+
+EC2 refuses user data over 16 KB "in raw form, before it is base64-encoded" (EC2 User Guide, "Work
+with instance user data",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html), so
+`pulumi up` would fail at RunInstances. What counts is the decoded `user_data_base64`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import ipaddress
+import json
+import random
+
+import pytest
+
+from components.config import load_settings
+from components.settings import HostSettings
+from components.user_data import ec2_user_data, render_user_data
+
+EC2_USER_DATA_LIMIT = 16 * 1024
+VOLUME_ID = "vol-0123456789abcdef0"
+
+
+def admin_cidrs(count: int) -> list[str]:
+    """Scattered networks, half IPv6 at full length: they compress the least."""
+    rng = random.Random(8)
+    ipv4 = [f"{ipaddress.IPv4Address(rng.getrandbits(32))}/32" for _ in range(count // 2)]
+    ipv6 = [f"{ipaddress.IPv6Address(rng.getrandbits(128) | 1 << 127 | 1 << 112)}/128"
+            for _ in range(count - count // 2)]  # fmt: skip
+    return ipv4 + ipv6
+
+
+# The largest user data a valid configuration produces: every value at the longest the validator
+# takes or AWS allows (a 253-character domain, a 100-character stack name in the parameter paths)
+# and 60 admin CIDRs (a security group holds 60 inbound rules by default; the public ports take 6).
+LONGEST_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 53, "example"])
+STACK = "s" * 100
+SETTINGS = load_settings(
+    {
+        "domain": LONGEST_DOMAIN,
+        "acmeEmail": f"{'p' * 64}@{LONGEST_DOMAIN}",
+        "acmeServer": f"https://{LONGEST_DOMAIN}/acme/directory/{'x' * 200}",
+        "adminCidrs": json.dumps(admin_cidrs(60)),
+        "qdrantVersion": "v1.180.300",
+        "rateLimitRps": "100000",
+        "restBurst": "100000",
+        "grpcBurst": "100000",
+        "maxBodySizeMb": "10240",
+        "apiKeyVersion": "999999",
+    }
+)
+LARGEST_HOST = HostSettings(
+    domain=SETTINGS.domain,
+    acme_email=SETTINGS.acme_email,
+    acme_server=SETTINGS.acme_server,
+    qdrant_version=SETTINGS.qdrant_version,
+    limits=SETTINGS.limits,
+    admin_cidrs=SETTINGS.admin_cidrs,
+    region="ap-southeast-5",
+    api_key_parameter=f"/secure-qdrant/{STACK}/api-key",
+    read_only_api_key_parameter=f"/secure-qdrant/{STACK}/read-only-api-key",
+    api_key_version=SETTINGS.api_key_version,
+)
+
+
+def received_by_ec2(host: HostSettings) -> bytes:
+    """The bytes EC2 stores and serves: the provider's base64 decoded, as the API does."""
+    return base64.b64decode(ec2_user_data(host, VOLUME_ID), validate=True)
+
+
+def test_largest_user_data_fits_ec2s_limit(
+    capsys: pytest.CaptureFixture[str], record_property: pytest.RecordProperty
+) -> None:
+    """Over 16 KB, RunInstances rejects the instance and the first `pulumi up` fails."""
+    size = len(received_by_ec2(LARGEST_HOST))
+    record_property("ec2_user_data_bytes", size)
+    uncompressed = len(render_user_data(LARGEST_HOST, VOLUME_ID).encode())
+    with capsys.disabled():
+        print(
+            f"\n  EC2 user data, largest configuration: {size} of {EC2_USER_DATA_LIMIT} bytes "
+            f"(headroom {EC2_USER_DATA_LIMIT - size}; {uncompressed} uncompressed)"
+        )
+    assert size < EC2_USER_DATA_LIMIT
+
+
+def test_user_data_bytes_do_not_depend_on_when_they_were_rendered() -> None:
+    """A timestamp in the gzip header would change the user data on every `pulumi up`, and
+    `user_data_replace_on_change` would replace the instance each time."""
+    header_mtime = received_by_ec2(LARGEST_HOST)[4:8]
+    assert header_mtime == b"\0\0\0\0"
+
+
+def test_user_data_decompresses_to_the_rendered_cloud_config() -> None:
+    """Compression may change the size, never the content cloud-init reads."""
+    assert gzip.decompress(received_by_ec2(LARGEST_HOST)).decode() == render_user_data(
+        LARGEST_HOST, VOLUME_ID
+    )

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.settings import DATA_VOLUME_DEVICE, Architecture, HostSettings
-from components.user_data import render_user_data
+from components.user_data import ec2_user_data
 
 CANONICAL_OWNER = "099720109477"
 _UBUNTU_IMAGE_ARCHITECTURE = {"x86_64": "amd64", "arm64": "arm64"}
@@ -89,7 +89,10 @@ class QdrantHost(pulumi.ComponentResource):
             vpc_security_group_ids=[args.security_group_id],
             iam_instance_profile=profile.name,
             key_name=args.key_name,
-            user_data=data_volume.id.apply(lambda volume_id: render_user_data(args.host, volume_id)),
+            # Compressed: the cloud-config is larger than the 16 KB EC2 accepts.
+            user_data_base64=data_volume.id.apply(
+                lambda volume_id: ec2_user_data(args.host, volume_id)
+            ),
             # cloud-init runs on first boot only: new user data must mean a new instance.
             user_data_replace_on_change=True,
             metadata_options={

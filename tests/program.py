@@ -7,6 +7,8 @@ derives its result from its name and keepers, as a real one keeps its value unti
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import runpy
@@ -171,7 +173,9 @@ class Deployment:
 
     @property
     def user_data(self) -> str:
-        return str(self.one("aws:ec2/instance:Instance").inputs["userData"])
+        """The cloud-config text, from the compressed bytes the instance is given."""
+        encoded = self.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
+        return gzip.decompress(base64.b64decode(encoded)).decode()
 
 
 class Failed(Exception):

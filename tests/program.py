@@ -169,12 +169,13 @@ def _config_value(value: Any) -> str:
 
 def deploy(config: dict[str, Any], stack: str = "test") -> Deployment:
     """Run the program once with `secure-qdrant:` config; raise `Failed` if the program fails."""
-    return _run(stack, {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}, [])
+    raw = {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
+    return _run(stack, raw, [])
 
 
 def deploy_from_environment(environment: Mapping[str, str], stack: str) -> Deployment:
-    """Run the program with its config only in `environment` (PULUMI_CONFIG, PULUMI_CONFIG_SECRET_KEYS),
-    read the way `pulumi-language-python-exec` reads it before it starts the program."""
+    """Run the program with its config only in `environment` (PULUMI_CONFIG and
+    PULUMI_CONFIG_SECRET_KEYS), read the way `pulumi-language-python-exec` reads it."""
     with mock.patch.dict(os.environ, environment):
         return _run(
             stack, runtime_config.get_config_env(), runtime_config.get_config_secret_keys_env()

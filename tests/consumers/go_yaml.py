@@ -72,9 +72,8 @@ class GoYamlLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 first = seen[key].start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"mapping key {key!r} already defined at line {first}", key_node.start_mark
-                )
+                problem = f"mapping key {key!r} already defined at line {first}"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
 

@@ -138,7 +138,8 @@ def project_problems(project: Any) -> list[str]:
     if not isinstance(runtime_name, str) or not runtime_name:
         problems.append("runtime: a name (string, or `name:` with optional `options:`) is required")
     if isinstance(runtime, dict):
-        problems += [f"runtime: unknown property {field!r}" for field in sorted(set(runtime) - {"name", "options"})]
+        unknown = sorted(set(runtime) - {"name", "options"})
+        problems += [f"runtime: unknown property {field!r}" for field in unknown]
         if not isinstance(runtime.get("options", {}), dict):
             problems.append("runtime.options: must be a mapping")
     problems += [
@@ -250,7 +251,9 @@ def stack_problems(project: Mapping[str, Any], stack: Any, stack_name: str) -> l
     if not isinstance(stack, dict):
         return [f"stack {stack_name!r}: the file is not a mapping"]
     config = stack.get("config") or {}
-    problems = [f"{key}: not of the form <namespace>:<name>" for key in config if parse_key(str(key)) is None]
+    problems = [
+        f"{key}: not of the form <namespace>:<name>" for key in config if parse_key(str(key)) is None
+    ]
     values = {parse_key(str(key)): raw for key, raw in config.items()}
     for name, declaration in declared_config(project).items():
         key = (project["name"], name)

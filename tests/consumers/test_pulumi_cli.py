@@ -118,8 +118,14 @@ BAD_PROJECTS = {
         {**BASE, "config": {"k": {"type": "array", "items": {"type": "string"}, "default": [1]}}},
         "not of the expected type 'array<string>'",
     ),
-    "default-and-value": ({**BASE, "config": {"k": {"default": "a", "value": "b"}}}, "both a 'default' and 'value'"),
-    "foreign-key-typed": ({**BASE, "config": {"aws:region": {"type": "string"}}}, "config.aws:region: another"),
+    "default-and-value": (
+        {**BASE, "config": {"k": {"default": "a", "value": "b"}}},
+        "both a 'default' and 'value'",
+    ),
+    "foreign-key-typed": (
+        {**BASE, "config": {"aws:region": {"type": "string"}}},
+        "config.aws:region: another namespace",
+    ),
 }
 
 
@@ -184,7 +190,9 @@ def test_stack_values_are_typed_as_the_cli_types_them(line, accepted):
 
 
 def test_a_declared_key_without_default_must_be_set_by_the_stack():
-    assert stack_problems(DECLARED, {"config": {}}, "s") == ["Stack 's' is missing configuration value 'domain'"]
+    problems = stack_problems(DECLARED, {"config": {}}, "s")
+
+    assert problems == ["Stack 's' is missing configuration value 'domain'"]
 
 
 def test_the_program_receives_stack_values_and_project_defaults_as_strings():

@@ -11,13 +11,17 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 import runpy
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -193,13 +197,25 @@ def _config_value(value: Any) -> str:
 
 def deploy(config: dict[str, Any], stack: str = "test") -> Deployment:
     """Run the program once with `secure-qdrant:` config; raise `Failed` if the program fails."""
+    raw = {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
+    return _run(stack, raw, [])
+
+
+def deploy_from_environment(environment: Mapping[str, str], stack: str) -> Deployment:
+    """Run the program with its config only in `environment` (PULUMI_CONFIG and
+    PULUMI_CONFIG_SECRET_KEYS), read the way `pulumi-language-python-exec` reads it."""
+    with mock.patch.dict(os.environ, environment):
+        return _run(
+            stack, runtime_config.get_config_env(), runtime_config.get_config_secret_keys_env()
+        )
+
+
+def _run(stack: str, config: dict[str, str], secret_keys: list[str]) -> Deployment:
     mocks = AwsMocks()
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
-    )
+    pulumi.runtime.set_all_config(config, secret_keys)
     outputs: dict[str, Exported] = {}
 
     async def run() -> None:

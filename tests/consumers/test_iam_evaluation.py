@@ -26,10 +26,18 @@ from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
 
 SIMULATOR = Path(__file__).resolve().parent / "iam_simulate"
 PARAMETER = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter"
-KEY_PARAMETERS = [f"{PARAMETER}/secure-qdrant/test/api-key", f"{PARAMETER}/secure-qdrant/test/read-only-api-key"]
+KEY_PARAMETERS = [
+    f"{PARAMETER}/secure-qdrant/test/api-key",
+    f"{PARAMETER}/secure-qdrant/test/read-only-api-key",
+]
 OTHER_PARAMETER = f"{PARAMETER}/billing/prod/database-password"
 INSTANCE = f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0"
-VALUE_READS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:GetParametersByPath"]
+VALUE_READS = [
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParameterHistory",
+    "ssm:GetParametersByPath",
+]
 
 
 def managed_policy_document(arn: str) -> dict[str, Any]:
@@ -106,7 +114,8 @@ def test_key_reads_are_granted_by_the_roles_own_policy(role, parameter):
 @pytest.mark.parametrize("action", VALUE_READS)
 def test_instance_reads_no_other_parameter_in_the_account(role, action):
     """A compromised host must not turn into a reader of every secret in Parameter Store: the
-    managed Session Manager policy allows GetParameter(s) on `*`, the inline Deny takes that back."""
+    managed Session Manager policy allows GetParameter(s) on `*`, the inline Deny takes that back.
+    """
     assert decide(role, action, OTHER_PARAMETER) == "ExplicitlyDenied"
 
 

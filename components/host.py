@@ -179,16 +179,33 @@ class QdrantHost(pulumi.ComponentResource):
 
 
 def read_parameters_policy(parameter_arns: Sequence[str]) -> str:
-    """IAM policy that reads exactly these parameters (SecureStrings under the aws/ssm key)."""
+    """IAM policy under which the role reads these parameters' values and no other parameter's.
+
+    `AmazonSSMManagedInstanceCore` allows `ssm:GetParameter(s)` on every parameter in the account, so
+    an Allow alone would leave them all readable: the Deny overrides it. `ssm:GetParameter*` is every
+    action that returns a value (GetParameter, GetParameters, GetParameterHistory and
+    GetParametersByPath, which AWS authorizes against the requested path, so it is denied on every
+    path). Nothing grants history or path reads of the keys themselves, nor `ssm:DescribeParameters`
+    (names of other parameters). SecureStrings under the AWS managed `aws/ssm` key need no KMS grant:
+    that key's policy lets every principal in the account decrypt through Parameter Store.
+    """
+    arns = sorted(parameter_arns)
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
+                    "Sid": "ReadTheApiKeys",
                     "Effect": "Allow",
-                    "Action": "ssm:GetParameter",
-                    "Resource": sorted(parameter_arns),
-                }
+                    "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+                    "Resource": arns,
+                },
+                {
+                    "Sid": "NoOtherParameter",
+                    "Effect": "Deny",
+                    "Action": "ssm:GetParameter*",
+                    "NotResource": arns,
+                },
             ],
         }
     )

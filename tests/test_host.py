@@ -1,7 +1,5 @@
 """The VM and its data: IMDSv2, encryption, and a database that outlives any instance."""
 
-import json
-
 import pytest
 
 from components.settings import DATA_VOLUME_DEVICE, DEFAULT_IMAGE_RELEASE
@@ -141,19 +139,6 @@ def test_elastic_ip_is_associated_and_exported():
     assert association.inputs["allocationId"].startswith("eipalloc-")
     assert association.inputs["instanceId"] == deployment.outputs["instanceId"].value
     assert deployment.outputs["publicIp"].value == "198.51.100.7"
-
-
-def test_instance_role_reads_exactly_the_two_key_parameters():
-    """Least privilege: the role may read the API keys and nothing else in Parameter Store."""
-    deployment = deploy(MINIMAL_CONFIG)
-
-    policy = json.loads(deployment.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    arns = sorted(p.inputs["name"] for p in deployment.of_type("aws:ssm/parameter:Parameter"))
-    [statement] = policy["Statement"]
-    assert statement["Action"] == "ssm:GetParameter"
-    assert [arn.split(":parameter")[1] for arn in statement["Resource"]] == arns
-    managed = deployment.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert managed.inputs["policyArn"].endswith("/AmazonSSMManagedInstanceCore")
 
 
 def test_default_vpc_subnet_is_the_one_in_the_first_zone_by_name():

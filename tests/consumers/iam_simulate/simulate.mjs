@@ -1,0 +1,28 @@
+// Reads {policies, principal, accountId, requests: [{action, resource}]} as JSON on stdin and prints
+// one IAM decision per request ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied") as a JSON list.
+// A request the evaluator rejects (unknown action, resource of the wrong type for the action) exits
+// non-zero: a test asking about an impossible request must not pass as "denied".
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+
+let input = ''
+for await (const chunk of process.stdin) input += chunk
+const { policies, principal, accountId, requests } = JSON.parse(input)
+
+const decisions = []
+for (const { action, resource } of requests) {
+  const response = await runSimulation(
+    {
+      identityPolicies: policies,
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      request: { principal, action, resource: { resource, accountId }, contextVariables: {} },
+    },
+    {},
+  )
+  if (response.resultType !== 'single') {
+    console.error(`${action} on ${resource}: ${JSON.stringify(response.errors ?? response)}`)
+    process.exit(2)
+  }
+  decisions.push(response.overallResult)
+}
+console.log(JSON.stringify(decisions))

@@ -20,7 +20,7 @@ from components.tokens import mint_tokens, token_claims
 from components.verify_gate import VerifyGate, VerifyGateArgs
 
 try:
-    settings = load_settings(raw_config(NAMESPACE))
+    settings = load_settings(raw_config(NAMESPACE), stack=pulumi.get_stack())
 except ConfigError as error:
     # Raised before any resource exists: a bad value never leaves a half-built stack behind.
     raise pulumi.RunError(str(error)) from None

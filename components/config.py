@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from components.instance_types import architecture_of
 from components.settings import (
+    PORTS,
     QDRANT_VERSION_FLOOR,
     AccessRule,
     Architecture,
@@ -40,6 +41,13 @@ _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
 GP3_MAX_SIZE_GB = 16384
+# "Inbound rules per security group: 60, enforced separately for IPv4 and IPv6" (Amazon VPC quotas);
+# each family also carries one rule per public port.
+SECURITY_GROUP_RULES_PER_FAMILY = 60
+MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
+# Resource names derive from the stack: `qdrant-<stack>-role` plus the 8 characters Pulumi's
+# auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
+MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
 
 T = TypeVar("T")
 
@@ -333,13 +341,20 @@ KNOWN_KEYS = frozenset(
 )
 
 
-def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> StackSettings:
+def load_settings(
+    raw: Mapping[str, str], now: dt.datetime | None = None, stack: str = ""
+) -> StackSettings:
     """Validate the `secure-qdrant:` config (keys without the namespace) into `StackSettings`.
 
     Raises ConfigError listing every problem; nothing is half-accepted.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     read = _Reader(raw)
+    if len(stack) > MAX_STACK_NAME_LENGTH:
+        read.problems.append(
+            f"stack name {stack!r} has {len(stack)} characters; the IAM role named after it allows "
+            f"at most {MAX_STACK_NAME_LENGTH}"
+        )
     for key in sorted(set(raw) - KNOWN_KEYS):
         read.problems.append(f"{NAMESPACE}:{key}: unknown key (a typo?)")
 
@@ -365,6 +380,16 @@ def load_settings(raw: Mapping[str, str], now: dt.datetime | None = None) -> Sta
         f"{', '.join(world)} opens SSH to the whole internet; "
         "set secure-qdrant:allowSshFromAnywhere true if that is really meant",
     )
+
+    for family in (4, 6):
+        count = sum(1 for cidr in admin_cidrs if ipaddress.ip_network(cidr).version == family)
+        read.check(
+            "adminCidrs",
+            count <= MAX_ADMIN_CIDRS_PER_FAMILY,
+            f"{count} IPv{family} blocks exceed the {MAX_ADMIN_CIDRS_PER_FAMILY} a security group "
+            f"holds next to the public ports (AWS allows {SECURITY_GROUP_RULES_PER_FAMILY} rules "
+            "per family); aggregate them into larger blocks",
+        )
 
     instance_type = read.field("instanceType", _parse_instance_type, defaults.instance_type)
     architecture: Architecture = read.field(

@@ -33,6 +33,10 @@ BAD_CONFIGS = {
     "cidr-without-prefix": (with_(adminCidrs=["203.0.113.7"]), "secure-qdrant:adminCidrs: '203.0.113.7' is not a CIDR"),
     "cidr-with-host-bits": (with_(adminCidrs=["203.0.113.7/24"]), "did you mean 203.0.113.0/24"),
     "cidrs-not-a-list": (with_(adminCidrs="203.0.113.0/24"), "secure-qdrant:adminCidrs:"),
+    "too-many-ipv4-cidrs": (
+        with_(adminCidrs=[f"198.51.{i}.0/24" for i in range(58)]),
+        "secure-qdrant:adminCidrs: 58 IPv4 blocks exceed the 57 a security group holds",
+    ),
     "duplicate-cidr": (with_(adminCidrs=["203.0.113.0/24", "203.0.113.0/24"]), "more than once"),
     "world-ssh-v4": (with_(adminCidrs=["0.0.0.0/0"]), "secure-qdrant:adminCidrs: 0.0.0.0/0 opens SSH to the whole internet"),
     "world-ssh-v6": (with_(adminCidrs=["::/0"]), "secure-qdrant:adminCidrs: ::/0 opens SSH"),
@@ -87,6 +91,20 @@ def test_bad_config_fails_with_its_message_before_any_resource(config, message):
 
     assert message in str(failure.value)
     assert failure.value.registered == [], [r.type for r in failure.value.registered]
+
+
+def test_as_many_admin_cidrs_as_a_security_group_holds_are_accepted():
+    cidrs = [f"198.51.{i}.0/24" for i in range(57)] + [f"2001:db8:{i + 1:x}::/48" for i in range(57)]
+
+    assert len(load_settings({**MINIMAL_CONFIG, "adminCidrs": json.dumps(cidrs)}).admin_cidrs) == 114
+
+
+def test_a_stack_name_too_long_for_the_iam_role_is_refused_before_any_resource():
+    """AWS would refuse the role minutes into `pulumi up`, after other resources exist."""
+    with pytest.raises(Failed, match="has 45 characters; the IAM role named after it allows at most 44") as failure:
+        deploy(MINIMAL_CONFIG, stack="s" * 45)
+
+    assert failure.value.registered == []
 
 
 def test_all_problems_are_reported_at_once():

@@ -23,6 +23,7 @@ from typing import Any
 import botocore.session
 import pytest
 
+from components.config import MAX_STACK_NAME_LENGTH
 from tests.program import MINIMAL_CONFIG, Deployment, Registered, deploy
 
 AUTONAME_SUFFIX = 8
@@ -364,7 +365,9 @@ RULES = [
 
 # A 253-character name (the DNS maximum) in labels of at most 63.
 LONGEST_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 49, "example", "com"])
-MAXIMAL_STACK = "production-eu-central-1-blue-green"
+# The longest stack name the config accepts: every name derived from it must still fit.
+MAXIMAL_STACK = "production-eu-central-1-blue-green-canary-xy"
+assert len(MAXIMAL_STACK) == MAX_STACK_NAME_LENGTH
 MAXIMAL_CONFIG = dict(
     MINIMAL_CONFIG,
     domain=LONGEST_DOMAIN,

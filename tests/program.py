@@ -164,13 +164,17 @@ def _config_value(value: Any) -> str:
 
 
 def deploy(config: dict[str, Any], stack: str = "test") -> Deployment:
-    """Run the program once with `secure-qdrant:` config; raise `Failed` if the program fails."""
+    """Run the program once with `secure-qdrant:` config (keys with a namespace, e.g. `aws:profile`,
+    go in as they are); raise `Failed` if the program fails."""
     mocks = AwsMocks()
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
+        {
+            key if ":" in key else f"{PROJECT}:{key}": _config_value(value)
+            for key, value in config.items()
+        }
     )
     outputs: dict[str, Exported] = {}
 

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.api_keys import ApiKeys, ApiKeysArgs
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.dns import DnsRecord, DnsRecordArgs
+from components.gate_credentials import gate_aws_environment
 from components.host import QdrantHost, QdrantHostArgs
 from components.network import QdrantSecurityGroup, QdrantSecurityGroupArgs
 from components.placement import resolve_placement
@@ -21,6 +22,8 @@ from components.verify_gate import VerifyGate, VerifyGateArgs
 
 try:
     settings = load_settings(raw_config(NAMESPACE), stack=pulumi.get_stack())
+    # The gate audits as the stack's AWS provider signs in: read before anything is created.
+    gate_environment = gate_aws_environment(raw_config("aws")) if settings.verify_on_deploy else {}
 except ConfigError as error:
     # Raised before any resource exists: a bad value never leaves a half-built stack behind.
     raise pulumi.RunError(str(error)) from None
@@ -106,6 +109,7 @@ if settings.verify_on_deploy:
         VerifyGateArgs(
             outputs=outputs,
             region=region,
+            aws_environment=gate_environment,
             triggers=[host.instance_id],
             depends_on=[host, *([dns] if dns else [])],
         ),

@@ -28,6 +28,8 @@ class VerifyGateArgs:
     outputs: Mapping[str, pulumi.Input[Any]]
     """The stack outputs `verify` reads, secrets included; they reach it by environment only."""
     region: str
+    aws_environment: Mapping[str, str]
+    """How the stack signs in to AWS (`gate_credentials.gate_aws_environment`), keys included."""
     triggers: Sequence[pulumi.Input[Any]]
     """Values whose change means a new deployment to check (e.g. the instance id)."""
     depends_on: Sequence[pulumi.Resource]
@@ -58,7 +60,10 @@ class VerifyGate(pulumi.ComponentResource):
             f"{name}-checks",
             create=verify_command(args.region),
             dir=str(PROJECT_DIR),
-            environment={OUTPUTS_VARIABLE: outputs_json},
+            # Secret as a whole: it carries API keys, tokens and possibly the stack's AWS keys.
+            environment=pulumi.Output.secret(
+                {**args.aws_environment, OUTPUTS_VARIABLE: outputs_json}
+            ),
             triggers=list(args.triggers),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

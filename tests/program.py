@@ -196,8 +196,12 @@ def _config_value(value: Any) -> str:
 
 
 def deploy(config: dict[str, Any], stack: str = "test") -> Deployment:
-    """Run the program once with `secure-qdrant:` config; raise `Failed` if the program fails."""
-    raw = {f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
+    """Run the program once with `secure-qdrant:` config (keys with a namespace, e.g. `aws:profile`,
+    go in as they are); raise `Failed` if the program fails."""
+    raw = {
+        key if ":" in key else f"{PROJECT}:{key}": _config_value(value)
+        for key, value in config.items()
+    }
     return _run(stack, raw, [])
 
 

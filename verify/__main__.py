@@ -2,7 +2,9 @@
 
 Credentials come from the stack's outputs (`--stack`, read with `pulumi stack output`) or from the
 environment variable SECURE_QDRANT_OUTPUTS (the same JSON), never from the command line, and are
-never printed. Exit status 1 when any check fails, 2 when the target cannot be described.
+never printed. The AWS audit uses boto3's credentials, then assumes the roles the deploy gate lists
+in SECURE_QDRANT_AWS_ASSUME_ROLES. Exit status 1 when any check fails, 2 when the target cannot be
+described.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
-from verify.aws_audit import audit_instance
+from verify.aws_audit import AWS_ERRORS, audit_instance, unverifiable
+from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
 from verify.report import as_json, failed, table
@@ -55,14 +55,16 @@ def wait_until_serving(target: Target, seconds: float) -> None:
         delay = min(delay * 2, 30.0)
 
 
-def aws_checks(target: Target, region: str | None) -> list[CheckResult]:
+def aws_checks(
+    target: Target, region: str | None, environ: Mapping[str, str]
+) -> list[CheckResult]:
     if not target.instance_id:
         return [CheckResult("aws", Status.SKIP, "no instanceId output")]
     try:
-        client = boto3.client("ec2", region_name=region)
-        return audit_instance(client, target.instance_id, target.admin_cidrs)
-    except (BotoCoreError, ClientError) as error:
-        return [CheckResult("aws", Status.SKIP, f"no AWS access: {error}")]
+        client = aws_session(region, environ).client("ec2")
+    except AWS_ERRORS as error:
+        return unverifiable("cannot authenticate to AWS", error)
+    return audit_instance(client, target.instance_id, target.admin_cidrs)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -96,7 +98,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         wait_until_serving(target, args.wait)
     results = endpoint_checks(target, rate_limit=args.rate_limit)
     if not args.no_aws:
-        results += aws_checks(target, args.region)
+        results += aws_checks(target, args.region, environ)
     print(as_json(results, target.secrets) if args.json else table(results, target.secrets))
     return 1 if failed(results) else 0
 

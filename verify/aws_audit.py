@@ -1,6 +1,6 @@
 """The AWS side of a deployed host, checked with read-only EC2 `Describe*` calls.
 
-The client comes in from outside: `boto3.client("ec2", region_name=...)` in real use, moto in tests.
+The client comes in from outside: a client of `verify.aws_session` in real use, moto in tests.
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
 from botocore.client import BaseClient
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 
 from components.settings import PORTS
 from verify.result import CheckResult, Status
@@ -23,6 +29,10 @@ INGRESS = "security-group-ingress"
 MAX_HOP_LIMIT = 1
 # Denied calls, throttling, missing credentials, no network: none of them is a traceback.
 AWS_ERRORS = (ClientError, BotoCoreError)
+# Nothing to authenticate with (or nowhere to ask): the audit cannot run at all, which is not a
+# finding about the host. Any other error, such as a denied call or a role that cannot be assumed,
+# means credentials exist and something is wrong with them.
+NOT_CONFIGURED = (NoCredentialsError, ProfileNotFound, NoRegionError)
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Resource = Mapping[str, Any]
@@ -33,17 +43,17 @@ def audit_instance(
 ) -> list[CheckResult]:
     """Check the instance's metadata service, its volumes and its security groups.
 
-    An instance that cannot be described fails every check: a gate must not pass what it cannot see.
-    An AWS error in a later call skips only the check that needed it, with the error as the reason.
+    An instance that cannot be described fails every check: a gate must not pass what it cannot see;
+    without any credentials to describe it with, every check is skipped instead. An AWS error in a later call skips only the check that needed it, with the error as the reason.
     """
     try:
         instance = _describe_instance(ec2_client, instance_id)
     except AWS_ERRORS as error:
-        return _fail_all(f"cannot describe {instance_id}: {error}")
+        return unverifiable(f"cannot describe {instance_id}", error)
     # A terminated instance lingers in the API for a while with no groups and no volumes; and an
     # empty GroupIds would make DescribeSecurityGroups return every group in the region.
     if instance["State"]["Name"] == "terminated":
-        return _fail_all(f"{instance_id} is terminated")
+        return _all(Status.FAIL, f"{instance_id} is terminated")
 
     admin_networks = [ipaddress.ip_network(cidr, strict=False) for cidr in admin_cidrs]
     return [
@@ -113,8 +123,15 @@ def _describe_instance(ec2_client: BaseClient, instance_id: str) -> Resource:
     return instance
 
 
-def _fail_all(detail: str) -> list[CheckResult]:
-    return [CheckResult(name, Status.FAIL, detail) for name in (IMDS, VOLUMES, INGRESS)]
+def unverifiable(action: str, error: Exception) -> list[CheckResult]:
+    """Every check, when AWS could not be asked: SKIP without credentials, FAIL with broken ones."""
+    if isinstance(error, NOT_CONFIGURED):
+        return _all(Status.SKIP, f"not verified, {action}: {error}")
+    return _all(Status.FAIL, f"{action}: {error}")
+
+
+def _all(status: Status, detail: str) -> list[CheckResult]:
+    return [CheckResult(name, status, detail) for name in (IMDS, VOLUMES, INGRESS)]
 
 
 def _skip_on_aws_error(name: str, check: Callable[[], CheckResult]) -> CheckResult:

@@ -6,6 +6,8 @@ volumes, the program's own ingress rules), changes one thing, and reads the audi
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +16,16 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.sts.models import sts_backends
 
+import verify.__main__ as verify_cli
+from components.gate_credentials import gate_aws_environment
 from components.network import ingress_rules
 from components.settings import DATA_VOLUME_DEVICE, PORTS
-from verify.aws_audit import IMDS, INGRESS, VOLUMES, audit_instance
+from verify.__main__ import aws_checks
+from verify.aws_audit import IMDS, INGRESS, VOLUMES, audit_instance, unverifiable
 from verify.result import CheckResult, Status
+from verify.target import OUTPUTS_VARIABLE, Target
 
 REGION = "eu-west-1"
 ZONE = f"{REGION}a"
@@ -45,6 +52,10 @@ def ec2() -> Iterator[Any]:
 
 @pytest.fixture
 def host(ec2) -> Host:
+    return build_host(ec2)
+
+
+def build_host(ec2) -> Host:
     """A host exactly as `pulumi up` leaves it."""
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24", AvailabilityZone=ZONE)[
@@ -268,3 +279,154 @@ def deny(**_: Any) -> None:
     raise ClientError(
         {"Error": {"Code": "UnauthorizedOperation", "Message": "not authorized"}}, "DescribeVolumes"
     )
+
+
+# Whose credentials: the gate signs in as the stack's AWS provider does
+
+# The stack's account; moto's default account (the shell's keys) is somebody else's.
+STACK_ACCOUNT = "111111111111"
+STACK_ROLE = f"arn:aws:iam::{STACK_ACCOUNT}:role/deployer"
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+@pytest.fixture
+def stack_account(ec2) -> dict[str, str]:
+    """Temporary keys for the stack's account, obtained the way moto hands out an account's keys."""
+    sts = boto3.client("sts", region_name=REGION)
+    return sts.assume_role(RoleArn=STACK_ROLE, RoleSessionName="setup")["Credentials"]
+
+
+@pytest.fixture
+def stack_host(stack_account) -> Host:
+    """The host, deployed in the stack's account only: the shell's account has no such instance."""
+    session = boto3.Session(
+        aws_access_key_id=stack_account["AccessKeyId"],
+        aws_secret_access_key=stack_account["SecretAccessKey"],
+        aws_session_token=stack_account["SessionToken"],
+        region_name=REGION,
+    )
+    return build_host(session.client("ec2"))
+
+
+def gate_audit(host: Host, aws_config: dict[str, str], monkeypatch) -> list[CheckResult]:
+    """What the gate's `verify` reports for `host`, run in the environment the gate builds.
+
+    The shell still holds moto's keys for the default account, as a deployer's shell would hold
+    keys for some account: the stack's config has to win over them.
+    """
+    for variable, value in gate_aws_environment(aws_config).items():
+        monkeypatch.setenv(variable, value)
+    target = Target(
+        domain="qdrant.example.com",
+        address="198.51.100.7",
+        api_key="unused",
+        instance_id=host.instance_id,
+        admin_cidrs=ADMIN_CIDRS,
+    )
+    return aws_checks(target, REGION, os.environ)
+
+
+def test_the_audit_signs_in_with_the_profile_the_stack_names(
+    stack_account, stack_host, tmp_path, monkeypatch
+):
+    """With `aws:profile`, the stack deployed into that profile's account: auditing with the shell's
+    keys instead would report a missing instance, or pass another account's host."""
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[default]\naws_access_key_id = AKIADEFAULTACCOUNT\naws_secret_access_key = x\n"
+        "[deployer]\n"
+        f"aws_access_key_id = {stack_account['AccessKeyId']}\n"
+        f"aws_secret_access_key = {stack_account['SecretAccessKey']}\n"
+        f"aws_session_token = {stack_account['SessionToken']}\n"
+    )
+
+    results = gate_audit(
+        stack_host,
+        {"profile": "deployer", "sharedCredentialsFiles": json.dumps([str(credentials)])},
+        monkeypatch,
+    )
+
+    assert [result.status for result in results] == [Status.PASS] * 3, results
+
+
+def test_the_audit_assumes_the_role_the_stack_assumes(stack_host, monkeypatch):
+    """With `aws:assumeRoles`, the stack lives in the role's account, reached with the role's
+    session name and external id (a role's trust policy may require both)."""
+    role = {"roleArn": STACK_ROLE, "sessionName": "gate", "externalId": "tenant-7"}
+
+    results = gate_audit(stack_host, {"assumeRoles": json.dumps([role])}, monkeypatch)
+
+    assert [result.status for result in results] == [Status.PASS] * 3, results
+    session = sts_backends[STACK_ACCOUNT]["global"].assumed_roles[-1]
+    assert (session.role_arn, session.session_name, session.external_id) == (
+        STACK_ROLE,
+        "gate",
+        "tenant-7",
+    )
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch) -> None:
+    """A machine with no AWS credentials anywhere: no variables, no files, no instance role."""
+    for variable in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_without_credentials_every_audit_check_is_skipped_with_the_reason(
+    host, no_credentials, monkeypatch
+):
+    """No credentials says nothing about the host: each check says it was not verified, and why."""
+    results = gate_audit(host, {}, monkeypatch)
+
+    assert [result.name for result in results] == [IMDS, VOLUMES, INGRESS]
+    for result in results:
+        assert result.status is Status.SKIP, result
+        assert "Unable to locate credentials" in result.detail
+
+
+def test_without_credentials_the_cli_does_not_fail(host, no_credentials, monkeypatch, capsys):
+    """Skipped checks are reported, not counted as failures: exit status 0."""
+    monkeypatch.setattr(verify_cli, "endpoint_checks", lambda target, rate_limit: [])
+    outputs = {
+        "restUrl": "https://qdrant.example.com",
+        "publicIp": "198.51.100.7",
+        "apiKey": "unused",
+        "instanceId": host.instance_id,
+    }
+
+    status = verify_cli.main(["--region", REGION], {OUTPUTS_VARIABLE: json.dumps(outputs)})
+
+    assert status == 0
+    assert "verify: passed (0 PASS, 0 FAIL, 3 SKIP)" in capsys.readouterr().out
+
+
+def test_a_profile_missing_from_the_files_skips_every_audit_check(
+    host, no_credentials, monkeypatch
+):
+    results = gate_audit(host, {"profile": "nowhere"}, monkeypatch)
+
+    for result in results:
+        assert result.status is Status.SKIP, result
+        assert "nowhere" in result.detail
+
+
+def test_a_role_that_cannot_be_assumed_fails_every_audit_check():
+    """Credentials exist but are refused: that is a broken deployment setup, not a missing one."""
+    error = {"Error": {"Code": "AccessDenied", "Message": "not trusted"}}
+    denied = ClientError(error, "AssumeRole")
+
+    results = unverifiable("cannot authenticate to AWS", denied)
+
+    assert [result.name for result in results] == [IMDS, VOLUMES, INGRESS]
+    for result in results:
+        assert_fails(result, "AccessDenied")

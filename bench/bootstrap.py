@@ -20,7 +20,7 @@ from lab.processes import LabUnavailable
 
 ALL_STEPS = (
     "packages", "data_volume", "secrets", "qdrant", "nginx_http", "dns", "certificate", "renewal",
-    "nginx_tls", "firewall", "fail2ban", "ready",
+    "nginx_tls", "firewall", "fail2ban", "qdrant_health", "ready",
 )  # fmt: skip
 
 

@@ -6,12 +6,17 @@
 # BOOTSTRAP_STEPS (space-separated step names, default: all) selects steps; selected steps still
 # run in the order of STEPS, which is the order the host depends on. The loopback lab uses it to run
 # only what needs no apt, Docker, ufw or systemd.
+#
+# The edge comes up before the wait for Qdrant's health: Qdrant loads every collection before it
+# serves, which on a large data volume outlasts any fixed wait, and cloud-init never runs this again
+# after a failure. A host whose Qdrant is still loading serves TLS (answering 502) and turns ready
+# once Qdrant does.
 set -euo pipefail
 shopt -s inherit_errexit
 
 readonly STEPS=(
   packages data_volume secrets qdrant nginx_http dns certificate renewal nginx_tls firewall fail2ban
-  ready
+  qdrant_health ready
 )
 readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-boto3 curl openssl)
 readonly APT_OPTIONS=(
@@ -21,7 +26,6 @@ readonly APT_OPTIONS=(
 readonly VOLUME_WAIT_SECONDS=300
 # DNS may be set by hand once the address is known: wait long, then give up loudly.
 readonly DNS_WAIT_SECONDS=3600
-readonly QDRANT_WAIT_SECONDS=180
 readonly NGINX_WAIT_SECONDS=30
 readonly BACKOFF_CAP_SECONDS=60
 # A certificate closer to expiry than this is renewed now rather than reused.
@@ -172,6 +176,40 @@ link_letsencrypt() {
   ln -sfn -- "$LETSENCRYPT_DIR" "$LETSENCRYPT_LINK"
 }
 
+# superblock_field DEVICE NAME: one number from the filesystem's superblock.
+superblock_field() {
+  tune2fs -l "$1" | awk -F: -v name="$2" '$1 == name { print $2 + 0 }'
+}
+
+# Growing the EBS volume grows the device in place, never the filesystem on it. ext4 grows online
+# (the kernel wants CAP_SYS_RESOURCE), so Qdrant keeps running. Only whole blocks count: a device a
+# fraction of a block larger has nothing to grow into. A failed resize leaves a working filesystem
+# at its old size: worth an error line, not a host without Qdrant.
+grow_filesystem() {
+  local device=$1 block_size blocks device_blocks
+  block_size=$(superblock_field "$device" "Block size")
+  blocks=$(superblock_field "$device" "Block count")
+  device_blocks=$(($(blockdev --getsize64 "$device") / block_size))
+  ((device_blocks > blocks)) || return 0
+  log "growing the filesystem on ${device} from ${blocks} to ${device_blocks} blocks"
+  resize2fs "$device" ||
+    log "error: could not grow the filesystem on ${device}; it keeps ${blocks} blocks"
+}
+
+# Earlier releases ran Qdrant as QDRANT_LEGACY_UID, so a volume they wrote belongs to it, and
+# Qdrant, now another uid, could not write its own data. Each directory is migrated only while its
+# top is still owned by the old uid: after one migration (or if an operator re-owned it on
+# purpose) it is left alone, so a re-run costs no walk over the whole database. Only what the old
+# uid owns changes hands, and symlinks are never followed.
+migrate_legacy_owner() {
+  local directory
+  for directory in "$@"; do
+    [[ -d $directory && $(stat -c %u "$directory") == "$QDRANT_LEGACY_UID" ]] || continue
+    log "moving ${directory} from uid ${QDRANT_LEGACY_UID} to ${QDRANT_UID}"
+    chown -R --no-dereference --from="$QDRANT_LEGACY_UID" "${QDRANT_UID}:${QDRANT_UID}" "$directory"
+  done
+}
+
 step_data_volume() {
   local device uuid
   wait_for "$VOLUME_WAIT_SECONDS" "data volume ${DATA_VOLUME_ID}" find_data_volume >/dev/null
@@ -180,6 +218,8 @@ step_data_volume() {
   uuid=$(blkid -p -s UUID -o value "$device")
   ensure_fstab_entry "$uuid"
   ensure_mounted "$uuid"
+  grow_filesystem "$device"
+  migrate_legacy_owner "$QDRANT_STORAGE" "$QDRANT_SNAPSHOTS"
   install -d -o "$QDRANT_UID" -g "$QDRANT_UID" -m 0750 "$QDRANT_STORAGE" "$QDRANT_SNAPSHOTS"
   install -d -m 0755 "$LETSENCRYPT_DIR"
   link_letsencrypt
@@ -191,25 +231,59 @@ step_data_volume() {
 # The keys travel from SSM straight into a 0600 file inside this Python process: never through a
 # shell variable, an argument list or a log line. Endpoint and credentials come from the standard
 # AWS environment (on the VM: the instance role through IMDS).
+#
+# The instance may boot before the parameters exist or before its role's policy has propagated (IAM
+# is eventually consistent): a missing parameter, a denied read or not-yet-available credentials are
+# retried with backoff for SECRETS_WAIT_SECONDS, then the bootstrap fails naming what it lacked.
 fetch_api_keys() {
-  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" "$1" <<'PYTHON'
+  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" "$1" \
+    "$SECRETS_WAIT_SECONDS" "$BACKOFF_CAP_SECONDS" <<'PYTHON'
 import sys
+import time
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError
 
-region, master, read_only, target = sys.argv[1:]
+region, master, read_only, target, wait_seconds, backoff_cap = sys.argv[1:]
 wanted = {"QDRANT__SERVICE__API_KEY": master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
-# botocore retries what is transient (network, throttling); a missing parameter fails at once.
+# botocore itself retries what is transient on the wire (network, throttling).
 retries = Config(retries={"mode": "standard", "max_attempts": 8})
 ssm = boto3.client("ssm", region_name=region, config=retries)
-found = ssm.get_parameters(Names=list(wanted.values()), WithDecryption=True)
-values = {parameter["Name"]: parameter["Value"] for parameter in found["Parameters"]}
+
+
+def fetch():
+    """The parameters' values by name, and what keeps any of them from being read ("" for nothing)."""
+    try:
+        found = ssm.get_parameters(Names=list(wanted.values()), WithDecryption=True)
+    except NoCredentialsError:
+        return {}, "no credentials from the instance role yet"
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code != "AccessDeniedException":
+            raise
+        return {}, code
+    values = {parameter["Name"]: parameter["Value"] for parameter in found["Parameters"]}
+    missing = [name for name in wanted.values() if name not in values]
+    return values, f"ParameterNotFound: {', '.join(missing)}" if missing else ""
+
+
+deadline = time.monotonic() + int(wait_seconds)
+delay = 1
+values, problem = fetch()
+while problem:
+    if time.monotonic() + delay > deadline:
+        sys.exit(f"secure-qdrant: gave up after {wait_seconds}s reading SSM parameters ({problem})")
+    print(f"secure-qdrant: SSM parameters not readable yet ({problem}); retrying in {delay}s",
+          file=sys.stderr, flush=True)
+    time.sleep(delay)
+    delay = min(delay * 2, int(backoff_cap))
+    values, problem = fetch()
 for name in wanted.values():
     value = values.get(name, "")
     # Qdrant 1.18 takes an empty string as a valid key; an env file cannot carry line breaks.
     if not value or value != value.strip() or "\n" in value:
-        sys.exit(f"secure-qdrant: SSM parameter {name} is missing, empty or malformed")
+        sys.exit(f"secure-qdrant: SSM parameter {name} is empty or malformed")
 with open(target, "w", encoding="utf-8") as env_file:
     env_file.writelines(f"{variable}={values[name]}\n" for variable, name in wanted.items())
 PYTHON
@@ -236,6 +310,7 @@ qdrant_is_healthy() {
   curl -fsS -o /dev/null "http://127.0.0.1:${QDRANT_REST_PORT}/healthz"
 }
 
+# Started, not waited for: its health is the last thing the bootstrap waits for (qdrant_health).
 step_qdrant() {
   # Also makes systemd take in the data volume's new fstab line.
   systemctl daemon-reload
@@ -247,7 +322,6 @@ step_qdrant() {
   else
     systemctl start "$QDRANT_UNIT"
   fi
-  wait_for "$QDRANT_WAIT_SECONDS" "Qdrant on 127.0.0.1:${QDRANT_REST_PORT}" qdrant_is_healthy
 }
 
 # --- 5. nginx and the certificate -----------------------------------------------------------------
@@ -390,7 +464,15 @@ step_fail2ban() {
   systemctl reload-or-restart fail2ban.service
 }
 
-# --- 8. ready -------------------------------------------------------------------------------------
+# --- 8. Qdrant's health and ready -----------------------------------------------------------------
+
+# The edge is already up. Should this give up, systemd keeps Qdrant starting (Restart=always) and
+# nginx keeps serving, but the host never reports ready: its log says what it waited for.
+step_qdrant_health() {
+  wait_for "$QDRANT_WAIT_SECONDS" "Qdrant on 127.0.0.1:${QDRANT_REST_PORT}" qdrant_is_healthy
+  log "Qdrant is healthy"
+}
+
 
 step_ready() {
   if [[ ! -e $READY_MARKER ]]; then

@@ -35,8 +35,16 @@ DEFAULT_IMAGE_RELEASE = "20251212"
 # The device name the data volume is attached under; Nitro instances show it as an NVMe disk instead,
 # which the VM finds by the volume id.
 DATA_VOLUME_DEVICE = "/dev/sdf"
-# The user Qdrant runs as in its container; it owns Qdrant's directories on the data volume.
-QDRANT_UID = 1000
+# The user Qdrant runs as in its container; it owns Qdrant's files on the data volume, which outlive
+# the instance, so it must be the same number on every host. 1000 (what earlier releases used) is
+# Ubuntu's `ubuntu` user, with passwordless sudo. This one is in the only range systemd's
+# UIDS-GIDS.md leaves unused below 65536 (60578-61183): above the distro's system (up to 999) and
+# login (1000-60000, login.defs) allocations, and outside systemd-homed's (60001-60577), DynamicUser's
+# (61184-65519) and nspawn's container (524288 and up) ranges, so no package, login user or
+# systemd allocation on the host can ever be handed the same number.
+QDRANT_UID = 61000
+# What Qdrant ran as before: a data volume from an earlier deploy still belongs to it.
+LEGACY_QDRANT_UID = 1000
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,19 @@ class StackSettings:
 
 
 @dataclass(frozen=True)
+class BootstrapWaits:
+    """How long the bootstrap waits for what other parties bring up, in seconds: long enough for the
+    slow case, bounded so a host that cannot come up says so instead of waiting forever."""
+
+    secrets: int = 300
+    """For the key parameters to be readable: the instance may boot before they exist or before
+    its role's policy has propagated (IAM is eventually consistent)."""
+    qdrant: int = 3600
+    """For Qdrant's health, after the edge is up: Qdrant loads every collection before serving, which
+    on a large volume takes many minutes."""
+
+
+@dataclass(frozen=True)
 class HostPaths:
     """Where things live on the host. The lab points these into a scratch directory."""
 
@@ -195,6 +216,7 @@ class HostSettings:
     paths: HostPaths = field(default_factory=HostPaths)
     listen: ListenAddresses = ALL_INTERFACES
     data_volume_device: str = DATA_VOLUME_DEVICE
+    waits: BootstrapWaits = field(default_factory=BootstrapWaits)
     nginx_args: tuple[str, ...] = ()
     """Arguments for every `nginx` call: none for the distro's, `-p PREFIX -c CONF` in the lab."""
 

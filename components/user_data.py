@@ -27,13 +27,17 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import QDRANT_UID, HostSettings
+from components.settings import LEGACY_QDRANT_UID, QDRANT_UID, HostSettings
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
 # Relative to fail2ban's config dir, and mirrored under cloud-init/fail2ban/.
 AUTH_FILTER = "filter.d/secure-qdrant-auth.conf"
 JAIL = "jail.d/secure-qdrant.conf"
+# Units that read the data volume (nginx and certbot: the certificate) and the drop-in, from
+# cloud-init/, that makes systemd start them only once it is mounted.
+DATA_VOLUME_UNITS = ("nginx.service", "certbot.service")
+DATA_VOLUME_DROP_IN = "requires-data-volume.conf"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ def staged_site_path(host: HostSettings, state: str) -> str:
     return f"{host.paths.nginx_conf_dir}/secure-qdrant/{state}.conf"
 
 
+def drop_in_path(host: HostSettings, unit: str) -> str:
+    return f"{host.paths.systemd_unit_dir}/{unit}.d/secure-qdrant-{DATA_VOLUME_DROP_IN}"
+
+
 def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
     """Every value the bootstrap script and the templates read, from the one settings object."""
     ports, paths = host.ports, host.paths
@@ -67,6 +75,9 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "ACME_SERVER": host.acme_server,
         "QDRANT_IMAGE": host.qdrant_image,
         "QDRANT_UID": str(QDRANT_UID),
+        "QDRANT_LEGACY_UID": str(LEGACY_QDRANT_UID),
+        "QDRANT_WAIT_SECONDS": str(host.waits.qdrant),
+        "SECRETS_WAIT_SECONDS": str(host.waits.secrets),
         "QDRANT_UNIT": QDRANT_UNIT,
         "AWS_REGION": host.region,
         "API_KEY_VERSION": str(host.api_key_version),
@@ -132,6 +143,10 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
         HostFile(
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),
+        ),
+        *(
+            HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
+            for unit in DATA_VOLUME_UNITS
         ),
         HostFile(f"{fail2ban}/{AUTH_FILTER}", _cloud_init_file(f"fail2ban/{AUTH_FILTER}")),
         HostFile(f"{fail2ban}/{JAIL}", _cloud_init_file(f"fail2ban/{JAIL}").format_map(env)),

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 
-from components.settings import PORTS, HostSettings, Limits, Ports
+from components.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
 from components.user_data import qdrant_env_path, render_user_data
 from lab.cloud_init import run_bootstrap, write_files
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
@@ -57,9 +57,15 @@ LAB_REGION = "eu-central-1"
 # server by mistake (the edge lab brings its own pebble).
 LAB_ACME_SERVER = "https://acme.invalid/directory"
 VOLUME_SIZE_BYTES = 64 * 1024 * 1024
+VOLUME_IMAGE = "data-volume.img"
+# Short, so a test of a key that never appears, or of a Qdrant that never gets healthy, ends soon.
+LAB_WAITS = BootstrapWaits(secrets=3, qdrant=60)
 # Stands in for the cli.ini the distro's certbot package puts in /etc/letsencrypt.
 DISTRO_CERTBOT_INI = "# from the distro's certbot package\n"
-_TOOLS = ("losetup", "unshare", "nsenter", "mkfs.ext4", "blkid", "findmnt", "mount", "bash")
+_TOOLS = (
+    "losetup", "unshare", "nsenter", "mkfs.ext4", "blkid", "findmnt", "mount", "bash", "tune2fs",
+    "resize2fs", "blockdev",
+)  # fmt: skip
 
 
 def require_root_lab() -> None:
@@ -212,7 +218,7 @@ def lab_host(
     workdir: Path, ports: Ports = PORTS, acme_server: str = LAB_ACME_SERVER
 ) -> HostSettings:
     host = lab_host_settings(workdir, ports, acme_server, Limits())
-    return dataclasses.replace(host, region=LAB_REGION)
+    return dataclasses.replace(host, region=LAB_REGION, waits=LAB_WAITS)
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,12 @@ class BootstrapLab:
         """`path` as the bootstrap sees it, data volume mounted."""
         return self.namespace.path(path)
 
+    def grow_volume(self, size: int) -> None:
+        """What modifying the EBS volume does: the same device, bigger, filesystem untouched."""
+        with (self.workdir / VOLUME_IMAGE).open("r+b") as image:
+            image.truncate(size)
+        run(["losetup", "--set-capacity", self.device])
+
 
 def _prepare_distro_files(host: HostSettings) -> None:
     """What Ubuntu has before the bootstrap runs: an fstab, and certbot's /etc/letsencrypt."""
@@ -281,7 +293,7 @@ def bootstrap_lab(
     """Files written as cloud-init would, keys in SSM, a blank volume; nothing run yet."""
     require_root_lab()
     with ExitStack() as stack:
-        device = stack.enter_context(loop_device(workdir / "data-volume.img"))
+        device = stack.enter_context(loop_device(workdir / VOLUME_IMAGE))
         host = dataclasses.replace(
             host or lab_host(workdir), data_volume_device=device, nginx_args=nginx_args
         )

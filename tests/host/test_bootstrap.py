@@ -8,6 +8,7 @@ fixture. Needs root and util-linux/e2fsprogs; skipped with the reason otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -16,23 +17,29 @@ import ssl
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from components.nginx_config import certificate_paths
-from components.user_data import QDRANT_UID
+from components.settings import LEGACY_QDRANT_UID, BootstrapWaits
+from components.user_data import DATA_VOLUME_UNITS, QDRANT_UID
+from lab.__main__ import start_qdrant
 from lab.bootstrap import (
     DISTRO_CERTBOT_INI,
     EDGE_STEPS,
     LAB_STEPS,
+    VOLUME_SIZE_BYTES,
     BootstrapLab,
     EdgeBootstrap,
     Ssm,
     bootstrap_lab,
     edge_bootstrap_lab,
+    lab_host,
     moto_ssm,
     require_root_lab,
 )
@@ -58,18 +65,31 @@ def lab(ssm: Ssm, tmp_path: Path) -> Iterator[BootstrapLab]:
         yield bootstrap
 
 
+@pytest.fixture
+def patient_lab(ssm: Ssm, tmp_path: Path) -> Iterator[BootstrapLab]:
+    """A lab whose bootstrap waits a minute for the key parameters, as the VM waits minutes."""
+    host = dataclasses.replace(lab_host(tmp_path), waits=BootstrapWaits(secrets=60, qdrant=60))
+    with bootstrap_lab(tmp_path, ssm, host) as bootstrap:
+        yield bootstrap
+
+
+def fresh_edge(ssm: Ssm, stack: ExitStack) -> EdgeBootstrap:
+    """An edge lab with nothing run yet, torn down with `stack`."""
+    # nginx's workers run as `nobody` and must reach the webroot: no 0700 pytest directory.
+    workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-edge-bootstrap-"))
+    stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+    workdir.chmod(0o755)
+    try:
+        return stack.enter_context(edge_bootstrap_lab(workdir, ssm))
+    except LabUnavailable as reason:
+        pytest.skip(str(reason))
+
+
 @pytest.fixture(scope="module")
 def edge(ssm: Ssm) -> Iterator[EdgeBootstrap]:
     """One bootstrap through the nginx and certificate steps, shared by the module's edge tests."""
     with ExitStack() as stack:
-        # nginx's workers run as `nobody` and must reach the webroot: no 0700 pytest directory.
-        workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-edge-bootstrap-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        workdir.chmod(0o755)
-        try:
-            lab = stack.enter_context(edge_bootstrap_lab(workdir, ssm))
-        except LabUnavailable as reason:
-            pytest.skip(str(reason))
+        lab = fresh_edge(ssm, stack)
         succeed(lab.lab, EDGE_STEPS)
         yield lab
 
@@ -79,6 +99,14 @@ def succeed(lab: BootstrapLab, steps: Sequence[str] = LAB_STEPS, trace: bool = F
     result = lab.run(steps, trace=trace)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
+
+
+def in_background(lab: BootstrapLab, steps: Sequence[str]) -> Future[subprocess.CompletedProcess[str]]:
+    """The bootstrap started as cloud-init starts it, while the test goes on."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    running = pool.submit(lab.run, steps)
+    pool.shutdown(wait=False)
+    return running
 
 
 def volume_uuid(lab: BootstrapLab) -> str:
@@ -197,6 +225,178 @@ def test_qdrant_directories_belong_to_the_container_user(lab: BootstrapLab) -> N
         assert stat.S_IMODE(info.st_mode) == 0o750, directory
 
 
+def volume_with(lab: BootstrapLab, tree: Path) -> None:
+    """The data volume as an earlier deploy left it: ext4 holding `tree`, owners included."""
+    run(["mkfs.ext4", "-q", "-d", str(tree), lab.device])
+
+
+def owners(lab: BootstrapLab, *paths: str) -> list[int]:
+    return [lab.view(path).lstat().st_uid for path in paths]
+
+
+def test_volume_of_an_earlier_deploy_is_handed_from_the_legacy_uid_to_qdrants(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """Earlier releases ran Qdrant as uid 1000 (Ubuntu's sudo-capable `ubuntu` user). An upgraded
+    host must give the old data to the new uid, or Qdrant cannot write its own database; what the
+    old uid did not own (here a root-owned file) keeps its owner."""
+    tree = tmp_path / "earlier"
+    for directory in ("storage/collections/products", "snapshots"):
+        (tree / directory).mkdir(parents=True)
+    (tree / "storage/collections/products/segment.dat").write_text("points that must survive\n")
+    (tree / "storage/root-owned").write_text("not Qdrant's\n")
+    for path in [tree / "storage", *(tree / "storage").rglob("*"), tree / "snapshots"]:
+        if path.name != "root-owned":
+            os.lchown(path, LEGACY_QDRANT_UID, LEGACY_QDRANT_UID)
+    volume_with(lab, tree)
+
+    output = succeed(lab)
+
+    storage, snapshots = lab.host.paths.qdrant_storage, lab.host.paths.qdrant_snapshots
+    migrated = [
+        storage, f"{storage}/collections", f"{storage}/collections/products",
+        f"{storage}/collections/products/segment.dat", snapshots,
+    ]  # fmt: skip
+    assert owners(lab, *migrated) == [QDRANT_UID] * len(migrated)
+    assert owners(lab, f"{storage}/root-owned") == [0]
+    assert f"from uid {LEGACY_QDRANT_UID} to {QDRANT_UID}" in output
+
+
+def test_storage_no_longer_owned_by_the_legacy_uid_is_not_walked_again(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """Migration happens once, decided by the storage directory's owner: a later boot must not walk
+    (and re-own) a large database, nor undo an operator's deliberate ownership inside it."""
+    tree = tmp_path / "migrated"
+    (tree / "storage").mkdir(parents=True)
+    (tree / "storage" / "kept-by-operator").write_text("x\n")
+    os.chown(tree / "storage", QDRANT_UID, QDRANT_UID)
+    os.chown(tree / "storage" / "kept-by-operator", LEGACY_QDRANT_UID, LEGACY_QDRANT_UID)
+    volume_with(lab, tree)
+
+    output = succeed(lab)
+
+    assert owners(lab, f"{lab.host.paths.qdrant_storage}/kept-by-operator") == [LEGACY_QDRANT_UID]
+    assert "moving" not in output
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def may_resize_online() -> bool:
+    (effective,) = [
+        line.split()[1]
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("CapEff:")
+    ]
+    return bool(int(effective, 16) >> CAP_SYS_RESOURCE & 1)
+
+
+def superblock(lab: BootstrapLab, field: str) -> int:
+    for line in run(["tune2fs", "-l", lab.device]).splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value)
+    raise AssertionError(f"tune2fs shows no {field!r}")
+
+
+def test_grown_volume_gets_its_filesystem_grown_online_with_the_data_intact(
+    lab: BootstrapLab,
+) -> None:
+    """Raising `dataVolumeSizeGb` grows the EBS device in place, never the filesystem on it: without
+    a resize the added space stays unusable while Qdrant runs out of disk."""
+    succeed(lab)
+    data = lab.view(f"{lab.host.paths.qdrant_storage}/collection.dat")
+    data.write_text("points that must survive\n")
+    blocks = superblock(lab, "Block count")
+
+    lab.grow_volume(2 * VOLUME_SIZE_BYTES)
+    output = succeed(lab, ("data_volume",))
+
+    assert f"from {blocks} to {2 * blocks} blocks" in output
+    assert data.read_text() == "points that must survive\n"
+    if not may_resize_online():
+        pytest.skip("the kernel resizes a mounted ext4 only for CAP_SYS_RESOURCE, which this "
+                    "machine's root lacks: the growth was found and attempted, not done")
+    assert superblock(lab, "Block count") == 2 * blocks
+    usable = os.statvfs(lab.view(lab.host.paths.data_mount))
+    assert usable.f_blocks * usable.f_frsize > VOLUME_SIZE_BYTES
+
+
+def test_volume_of_the_filesystem_size_is_not_resized(lab: BootstrapLab) -> None:
+    """A boot without growth must leave the filesystem alone: no resize, no superblock write."""
+    succeed(lab)
+    blocks = superblock(lab, "Block count")
+
+    output = succeed(lab, ("data_volume",))
+
+    assert superblock(lab, "Block count") == blocks
+    assert "growing the filesystem" not in output
+
+
+FSTAB_GENERATORS = (
+    "/usr/lib/systemd/system-generators/systemd-fstab-generator",
+    "/lib/systemd/system-generators/systemd-fstab-generator",
+)
+
+
+def systemd_dependencies(unit: str, unit_path: Sequence[Path | str]) -> dict[str, set[str]]:
+    """`unit`'s dependencies as systemd itself loads them: `systemd-analyze verify` on the unit
+    (search path `unit_path`, then the machine's own unit directories), read from the unit dump it
+    prints at debug level. Fails the test if systemd rejects the unit."""
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", unit],
+        env=clean_env(
+            SYSTEMD_UNIT_PATH=":".join(map(str, unit_path)) + ":", SYSTEMD_LOG_LEVEL="debug"
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    dependencies: dict[str, set[str]] = {}
+    in_unit = False
+    for line in result.stdout.splitlines():
+        if line.startswith("\t-> Unit "):
+            in_unit = line == f"\t-> Unit {unit}:"
+        elif in_unit and line.startswith("\t\t") and ": " in line:
+            kind, _, value = line.strip().partition(": ")
+            dependencies.setdefault(kind, set()).add(value.split(" (")[0])
+        elif not line.startswith("\t"):
+            in_unit = False
+    assert dependencies, f"systemd-analyze showed no dump of {unit}"
+    return dependencies
+
+
+def test_nginx_and_certbot_start_only_once_the_data_volume_is_mounted(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """`nofail` takes the data volume out of local-fs.target's requirements, so after a reboot nginx
+    could start before the mount and find no certificate (/etc/letsencrypt links into the volume),
+    and certbot could renew into the empty mount point. systemd's own fstab generator reads the
+    fstab line the bootstrap wrote, and systemd loads the distro's units with our drop-ins: both
+    must require, and be ordered after, the mount unit for the data mount, as Qdrant's unit is."""
+    for tool in ("systemd-analyze", "systemd-escape"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    generator = next((path for path in FSTAB_GENERATORS if Path(path).exists()), None)
+    if generator is None:
+        pytest.skip("systemd-fstab-generator is not installed")
+    succeed(lab, ("data_volume",))
+    generated = tmp_path / "generator"
+    generated.mkdir()
+    run([generator, *[str(generated)] * 3], env=clean_env(SYSTEMD_FSTAB=lab.host.paths.fstab))
+    data_mount = lab.host.paths.data_mount
+    mount_unit = run(["systemd-escape", "--path", "--suffix=mount", data_mount]).strip()
+    assert (generated / mount_unit).is_file(), sorted(p.name for p in generated.iterdir())
+
+    for unit in DATA_VOLUME_UNITS:
+        dependencies = systemd_dependencies(unit, [lab.host.paths.systemd_unit_dir, generated])
+        assert data_mount in dependencies.get("RequiresMountsFor", set()), unit
+        assert mount_unit in dependencies.get("Requires", set()), unit
+        assert mount_unit in dependencies.get("After", set()), unit
+
+
 def test_letsencrypt_lives_on_the_volume_behind_the_distro_path(lab: BootstrapLab) -> None:
     """certbot's timer renews through the distro path; the link makes it renew the certificate a
     replaced instance inherits, and keeps what the distro put there."""
@@ -241,10 +441,37 @@ def test_missing_key_parameter_stops_before_any_secrets_file(lab: BootstrapLab) 
     result = lab.run()
 
     assert result.returncode != 0
+    assert f"gave up after {lab.host.waits.secrets}s" in result.stderr
     assert lab.host.read_only_api_key_parameter in result.stderr
     assert not Path(lab.secrets_file).exists()
     assert not list(Path(lab.secrets_file).parent.glob(".qdrant.env.*")), "a partial file was left"
     assert not Path(lab.host.paths.ready_marker).exists()
+
+
+def test_key_parameters_that_appear_after_boot_are_waited_for(patient_lab: BootstrapLab) -> None:
+    """The instance can boot before its key parameters exist or its role's policy has propagated
+    (IAM is eventually consistent), and cloud-init never runs the bootstrap again: a host that gave
+    up at once would stay without Qdrant for good. Waiting must not print the keys either."""
+    lab = patient_lab
+    lab.ssm.delete(lab.host.api_key_parameter)
+    lab.ssm.delete(lab.host.read_only_api_key_parameter)
+
+    running = in_background(lab, LAB_STEPS)
+    time.sleep(3)
+    assert not running.done(), running.result().stderr
+    lab.ssm.put(lab.host.api_key_parameter, lab.api_key)
+    lab.ssm.put(lab.host.read_only_api_key_parameter, lab.read_only_api_key)
+    result = running.result(timeout=90)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SSM parameters not readable yet (ParameterNotFound" in output
+    assert Path(lab.secrets_file).read_text().splitlines() == [
+        f"QDRANT__SERVICE__API_KEY={lab.api_key}",
+        f"QDRANT__SERVICE__READ_ONLY_API_KEY={lab.read_only_api_key}",
+    ]
+    for key in (lab.api_key, lab.read_only_api_key):
+        assert key not in output
 
 
 # --------------------------------------------------------------------------- the run as a whole
@@ -363,3 +590,31 @@ def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBoo
     wait_until(lambda: served_certificate(edge) != before, "nginx to serve the renewed certificate")
     fullchain, _ = certificate_paths(host)
     assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())
+
+
+def test_tls_is_served_while_qdrant_is_still_loading(ssm: Ssm) -> None:
+    """Qdrant loads every collection before it answers, which on a large volume outlasts any fixed
+    wait; cloud-init never re-runs a failed bootstrap. So the edge must come up first, with the
+    certificate, and the host turn ready only once Qdrant is healthy. Run in the bootstrap's own
+    step order, with no Qdrant listening: TLS is served while the bootstrap still waits."""
+    with ExitStack() as stack:
+        edge = fresh_edge(ssm, stack)
+        running = in_background(edge.lab, (*EDGE_STEPS, "qdrant_health"))
+
+        def tls_served() -> bool:
+            assert not running.done(), running.result().stderr
+            try:
+                served_certificate(edge)
+            except OSError:
+                return False
+            return True
+
+        wait_until(tls_served, "the TLS site while Qdrant is down", timeout=60)
+        assert not Path(edge.lab.host.paths.ready_marker).exists()
+        start_qdrant(edge, stack)
+        result = running.result(timeout=90)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.index("certificate issued") < output.index("Qdrant is healthy")
+    assert output.rstrip().endswith("secure-qdrant: ready")

@@ -18,11 +18,19 @@ import pytest
 import yaml
 
 from components.nginx_config import LOG_FORMAT, site_file
-from components.settings import QDRANT_UID, HostPaths, HostSettings, Limits, Ports
+from components.settings import (
+    QDRANT_UID,
+    HostPaths,
+    HostSettings,
+    Limits,
+    Ports,
+)
 from components.user_data import (
     AUTH_FILTER,
     CLOUD_INIT_DIR,
+    DATA_VOLUME_UNITS,
     QDRANT_UNIT,
+    drop_in_path,
     host_files,
     qdrant_env_path,
     render_settings_env,
@@ -233,6 +241,69 @@ def test_qdrant_only_starts_on_the_mounted_data_volume() -> None:
         f"{HOST.paths.qdrant_storage}:/qdrant/storage",
         f"{HOST.paths.qdrant_snapshots}:/qdrant/snapshots",
     ]
+
+
+def login_defs(name: str) -> int:
+    """A value of /etc/login.defs, which useradd and adduser allocate uids by."""
+    defs = Path("/etc/login.defs")
+    if not defs.exists():
+        pytest.skip("no /etc/login.defs on this machine")
+    for line in defs.read_text().splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == name:
+            return int(words[1])
+    raise AssertionError(f"/etc/login.defs sets no {name}")
+
+
+def systemd_boundary(name: str) -> int:
+    """A uid boundary systemd was built with, where UIDS-GIDS.md says to read it (pkg-config)."""
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    result = subprocess.run(
+        ["pkg-config", f"--variable={name}", "systemd"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        pytest.skip(f"systemd's pkg-config file does not give {name}")
+    return int(result.stdout)
+
+
+# systemd's UIDS-GIDS.md ranges that pkg-config does not report: systemd-homed's users and host users
+# that systemd-nspawn maps into containers; 65534 is `nobody`, 65535 the 16-bit (uid_t) -1.
+SYSTEMD_FIXED_UIDS = (range(60001, 60578), range(65534, 65536))
+CONTAINER_UID_RANGE = 65536
+
+
+def test_qdrant_uid_is_nobody_elses_on_any_host() -> None:
+    """The container's uid owns the data volume, which outlives every instance: no user the distro,
+    an admin or systemd creates on any host may ever be handed it. uid 1000, used before, is
+    Ubuntu's `ubuntu` user, with passwordless sudo."""
+    taken = [
+        range(0, systemd_boundary("systemuidmax") + 1),
+        range(login_defs("UID_MIN"), login_defs("UID_MAX") + 1),
+        range(systemd_boundary("dynamicuidmin"), systemd_boundary("dynamicuidmax") + 1),
+        range(
+            systemd_boundary("containeruidbasemin"),
+            systemd_boundary("containeruidbasemax") + CONTAINER_UID_RANGE,
+        ),
+        *SYSTEMD_FIXED_UIDS,
+    ]
+    assert not [r for r in taken if QDRANT_UID in r]
+    # Above 2^31 some kernel interfaces misread uids as negative.
+    assert QDRANT_UID < 2**31
+
+
+def test_units_reading_the_data_volume_wait_for_its_mount_as_qdrant_does() -> None:
+    """nginx and certbot read the certificate on the data volume: each gets a drop-in requiring the
+    same mount Qdrant's unit requires (systemd's reading of them: tests/host/test_bootstrap.py)."""
+    for unit in DATA_VOLUME_UNITS:
+        drop_in = written(drop_in_path(HOST, unit))
+        # systemd reads only `*.conf` files in the unit's `.d` directory.
+        assert drop_in_path(HOST, unit).startswith(f"{HOST.paths.systemd_unit_dir}/{unit}.d/")
+        assert drop_in_path(HOST, unit).endswith(".conf")
+        sections = [line for line in drop_in.splitlines() if line.startswith("[")]
+        assert sections == ["[Unit]"], unit
+        assert f"RequiresMountsFor={HOST.paths.data_mount}" in drop_in.splitlines(), unit
+    assert unit_values("RequiresMountsFor") == [HOST.paths.data_mount]
 
 
 def test_qdrant_restarts_whenever_it_stops() -> None:

@@ -31,7 +31,6 @@ class QdrantHostArgs:
     availability_zone: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
     image_release: str
-    data_volume_size_gb: int
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot."""
     key_name: pulumi.Input[str] | None = None
@@ -64,7 +63,7 @@ class QdrantHost(pulumi.ComponentResource):
         data_volume = aws.ebs.Volume(
             f"{name}-data",
             availability_zone=args.availability_zone,
-            size=args.data_volume_size_gb,
+            size=args.host.data_volume_size_gb,
             type="gp3",
             encrypted=True,
             tags={"Name": f"{name}-data"},
@@ -90,8 +89,10 @@ class QdrantHost(pulumi.ComponentResource):
             iam_instance_profile=profile.name,
             key_name=args.key_name,
             # Compressed: the cloud-config is larger than the 16 KB EC2 accepts.
-            user_data_base64=data_volume.id.apply(
-                lambda volume_id: ec2_user_data(args.host, volume_id)
+            # Rendered after the volume's size is applied: a replacement host must boot onto the
+            # grown volume for its bootstrap to grow the filesystem.
+            user_data_base64=pulumi.Output.all(data_volume.id, data_volume.size).apply(
+                lambda volume: ec2_user_data(args.host, volume[0])
             ),
             # cloud-init runs on first boot only: new user data must mean a new instance.
             user_data_replace_on_change=True,

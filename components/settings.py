@@ -212,6 +212,9 @@ class HostSettings:
     read_only_api_key_parameter: str
     api_key_version: int = 1
     """In the user data so that rotating the keys replaces the host, which then fetches the new ones."""
+    data_volume_size_gb: int = StackSettings.data_volume_size_gb
+    """In the user data so that growing the volume replaces the host, whose bootstrap then grows the
+    filesystem into the new space."""
     ports: Ports = PORTS
     paths: HostPaths = field(default_factory=HostPaths)
     listen: ListenAddresses = ALL_INTERFACES

@@ -81,6 +81,7 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "QDRANT_UNIT": QDRANT_UNIT,
         "AWS_REGION": host.region,
         "API_KEY_VERSION": str(host.api_key_version),
+        "DATA_VOLUME_SIZE_GB": str(host.data_volume_size_gb),
         "API_KEY_PARAMETER": host.api_key_parameter,
         "READ_ONLY_API_KEY_PARAMETER": host.read_only_api_key_parameter,
         "DATA_VOLUME_ID": data_volume_id,

@@ -187,3 +187,16 @@ def test_every_child_resource_belongs_to_a_component():
         if not resource.typ.startswith("secure-qdrant:"):
             assert "secure-qdrant:" in resource.options.parent, resource.name
         assert resource.name.startswith("qdrant-test"), resource.name
+
+
+def test_growing_the_data_volume_replaces_the_host_after_the_volume_grew():
+    """The bootstrap grows the filesystem only when it runs, on a new host: the user data must
+    change with the size, and be rendered only once the volume has its new size."""
+    small = deploy(dict(MINIMAL_CONFIG, dataVolumeSizeGb=20))
+    large = deploy(dict(MINIMAL_CONFIG, dataVolumeSizeGb=40))
+
+    assert small.user_data != large.user_data
+    assert "DATA_VOLUME_SIZE_GB=40" in large.user_data
+    volume = large.one(VOLUME)
+    user_data_dependencies = large.one(INSTANCE).options.propertyDependencies["userDataBase64"].urns
+    assert any(urn.endswith(f"{VOLUME}::{volume.name}") for urn in user_data_dependencies)

@@ -34,7 +34,7 @@ from typing import Any
 
 
 from components.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
-from components.user_data import qdrant_env_path, render_user_data
+from components.user_data import ec2_user_data, qdrant_env_path
 from lab.cloud_init import run_bootstrap, write_files
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
 from lab.nginx import Nginx
@@ -226,6 +226,7 @@ class BootstrapLab:
     workdir: Path
     host: HostSettings
     user_data: str
+    """As EC2 receives it: gzip-compressed, base64-encoded."""
     api_key: str
     read_only_api_key: str
     ssm: Ssm
@@ -297,7 +298,7 @@ def bootstrap_lab(
         host = dataclasses.replace(
             host or lab_host(workdir), data_volume_device=device, nginx_args=nginx_args
         )
-        user_data = render_user_data(host, LAB_VOLUME_ID)
+        user_data = ec2_user_data(host, LAB_VOLUME_ID)
         _prepare_distro_files(host)
         write_files(user_data)
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)

@@ -33,7 +33,7 @@ from components.settings import (
     TokenSpec,
 )
 from components.tokens import mint_tokens, token_claims
-from components.user_data import render_user_data, staged_site_path
+from components.user_data import ec2_user_data, staged_site_path
 from lab.certbot import Certbot
 from lab.cloud_init import run_bootstrap, write_files
 from lab.nginx import Nginx
@@ -208,7 +208,7 @@ def running_edge_lab(
         nginx = Nginx(host, workdir / "nginx")
         host = replace(host, nginx_args=tuple(nginx.command()[1:]))
 
-        user_data = render_user_data(host, LAB_VOLUME_ID)
+        user_data = ec2_user_data(host, LAB_VOLUME_ID)
         write_files(user_data)
         tls_site = Path(staged_site_path(host, "tls"))
         tls_site.write_text(faults.tls_site(tls_site.read_text()))

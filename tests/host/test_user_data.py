@@ -1,8 +1,9 @@
-"""The rendered user data and the files it carries, checked as the VM's tools would read them.
+"""The files the user data carries, checked as the VM's tools would read them (cloud-init's own
+reading of the user data is tests/consumers/test_cloud_init.py).
 
-Pure and fast: nothing runs on this machine except offline checkers (cloud-init's schema check,
-shellcheck, fail2ban's config and regex testers, bash to read settings.env), each skipped with a
-reason when missing. Settings use unusual ports so every number found provably came from them.
+Pure and fast: nothing runs on this machine except offline checkers (shellcheck, fail2ban's config
+and regex testers, bash to read settings.env), each skipped with a reason when missing. Settings
+use unusual ports so every number found provably came from them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.nginx_config import LOG_FORMAT, site_file
 from components.settings import (
@@ -54,8 +54,8 @@ HOST = HostSettings(
     ports=PORTS,
 )
 USER_DATA = render_user_data(HOST, VOLUME_ID)
-CLOUD_CONFIG = yaml.safe_load(USER_DATA)
-WRITE_FILES = {entry["path"]: entry for entry in CLOUD_CONFIG["write_files"]}
+# What cloud-init writes from the user data, byte for byte (tests/consumers/test_cloud_init.py).
+WRITE_FILES = {f.path: f.content for f in host_files(HOST, VOLUME_ID)}
 SHELL_SCRIPTS = sorted(CLOUD_INIT_DIR.rglob("*.sh"))
 
 
@@ -65,47 +65,17 @@ def require(tool: str) -> None:
 
 
 def written(path: str) -> str:
-    content: str = WRITE_FILES[path]["content"]
-    return content
+    return WRITE_FILES[path]
 
 
-# --------------------------------------------------------------------------- the cloud-config
+# --------------------------------------------------------------------------- the host files
 
 
-def test_user_data_is_cloud_config_yaml() -> None:
-    """cloud-init ignores user data without the `#cloud-config` header: the host would stay bare."""
-    assert USER_DATA.startswith("#cloud-config\n")
-    assert set(CLOUD_CONFIG) == {"write_files", "runcmd"}
-
-
-def test_cloud_init_accepts_the_schema(tmp_path: Path) -> None:
-    """A config cloud-init rejects leaves a host with no bootstrap, no firewall and no TLS."""
-    require("cloud-init")
-    config = tmp_path / "user-data.yaml"
-    config.write_text(USER_DATA)
-    result = subprocess.run(
-        ["cloud-init", "schema", "--config-file", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_runcmd_runs_the_bootstrap_on_the_settings_file() -> None:
-    """The bootstrap reads everything from the root-only settings file cloud-init wrote."""
-    assert CLOUD_CONFIG["runcmd"] == [[HOST.paths.bootstrap, settings_env_path(HOST)]]
-    assert WRITE_FILES[HOST.paths.bootstrap]["permissions"] == "0755"
-
-
-def test_every_host_file_is_written_by_root_for_root() -> None:
-    """Files another user could write would let that user run code as root at the next boot step."""
-    files = host_files(HOST, VOLUME_ID)
-    assert sorted(WRITE_FILES) == sorted(f.path for f in files)
-    for f in files:
-        entry = WRITE_FILES[f.path]
-        assert (entry["content"], entry["permissions"]) == (f.content, f.permissions), f.path
-        assert entry["owner"] == "root:root", f.path
+def test_no_host_file_is_writable_by_others() -> None:
+    """Files another user could write would let that user run code as root at the next boot step.
+    (That cloud-init writes them with exactly these permissions, as root, is
+    tests/consumers/test_cloud_init.py.)"""
+    for f in host_files(HOST, VOLUME_ID):
         assert int(f.permissions, 8) & 0o022 == 0, f"{f.path} is writable by non-root"
 
 

@@ -1,0 +1,89 @@
+"""The user data read by its real consumer: cloud-init's own code (Debian's cloud-init, run by the
+system Python), from the bytes EC2 hands the instance, not by a parser of ours.
+
+Settings use the VM's own paths and ports; `write_files` is re-rooted into a scratch dir.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from components.settings import HostSettings, Limits
+from components.user_data import HostFile, ec2_user_data, host_files, settings_env_path
+from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
+
+VOLUME_ID = "vol-0123456789abcdef0"
+HOST = HostSettings(
+    domain="qdrant.example.com",
+    acme_email="ops@example.com",
+    acme_server="https://acme-v02.api.letsencrypt.org/directory",
+    qdrant_version="v1.18.3",
+    limits=Limits(),
+    admin_cidrs=("203.0.113.7/32", "2001:db8::/48"),
+    region="eu-central-1",
+    api_key_parameter="/secure-qdrant/prod/api-key",
+    read_only_api_key_parameter="/secure-qdrant/prod/read-only-api-key",
+)
+USER_DATA = ec2_user_data(HOST, VOLUME_ID)
+
+pytestmark = pytest.mark.skipif(
+    not cloud_init_available(), reason="Debian's cloud-init is not installed (scripts/test does it)"
+)
+
+
+@pytest.fixture(scope="module")
+def cloud_config() -> CloudConfig:
+    return read_user_data(USER_DATA)
+
+
+def test_cloud_init_reads_the_user_data_as_one_cloud_config(cloud_config: CloudConfig) -> None:
+    """Read as anything else (a shell script, an unknown or undecompressed part), none of it is
+    applied: the host boots bare, without bootstrap, firewall or TLS."""
+    assert cloud_config.part_types == ("text/cloud-config",)
+
+
+def test_cloud_init_schema_accepts_the_config(cloud_config: CloudConfig) -> None:
+    """cloud-init skips or misapplies what its schema rejects, and drops deprecated keys in later
+    releases; either leaves the host half-built."""
+    assert cloud_config.schema_errors == ()
+    assert cloud_config.schema_deprecations == ()
+
+
+def test_runcmd_runs_the_bootstrap_on_the_settings_file(cloud_config: CloudConfig) -> None:
+    """The bootstrap reads everything from the root-only settings file cloud-init wrote; the
+    script cloud-init makes of `runcmd` is the one line that starts it."""
+    bootstrap, settings = HOST.paths.bootstrap, settings_env_path(HOST)
+    assert cloud_config.command == [bootstrap, settings]
+    assert cloud_config.runcmd_script == f"#!/bin/sh\n'{bootstrap}' '{settings}'\n"
+
+
+@pytest.fixture(scope="module")
+def written_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.geteuid() != 0:
+        pytest.skip("cloud-init's write_files gives the files to root:root, which needs root")
+    root = tmp_path_factory.mktemp("vm-root")
+    write_files(USER_DATA, root)
+    return root
+
+
+@pytest.mark.parametrize("host_file", host_files(HOST, VOLUME_ID), ids=lambda f: f.path)
+def test_write_files_puts_each_host_file_in_place(written_root: Path, host_file: HostFile) -> None:
+    """What cloud-init writes is what the bootstrap and the services run: the exact bytes, with
+    the permissions that keep settings root-only and scripts unwritable by others, owned by root."""
+    written = written_root / host_file.path.lstrip("/")
+    status = written.stat()
+    assert written.read_text() == host_file.content
+    assert oct(stat.S_IMODE(status.st_mode)) == oct(int(host_file.permissions, 8))
+    assert (status.st_uid, status.st_gid) == (0, 0)
+
+
+def test_write_files_writes_nothing_but_the_host_files(written_root: Path) -> None:
+    """Every file cloud-init puts on the host is one the project reviewed and tests."""
+    written = [path for path in written_root.rglob("*") if path.is_file()]
+    assert sorted(f"/{path.relative_to(written_root)}" for path in written) == sorted(
+        f.path for f in host_files(HOST, VOLUME_ID)
+    )

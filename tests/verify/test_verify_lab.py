@@ -192,6 +192,16 @@ def test_master_key_fails_unless_the_key_is_qdrants_signing_key(healthy, credent
     assert "token signed with the key (Bearer) -> 40" in result.detail
 
 
+def test_master_key_fails_when_the_proxy_strips_the_api_key_header():
+    """The credential must reach Qdrant through the edge, not merely exist in the outputs."""
+    stripping, _ = FAULTS["proxy-strips-api-key"]
+    with ExitStack() as stack:
+        result = check_master_key(start_lab(stack, stripping).verify_target())
+
+    assert result.status is Status.FAIL
+    assert "api-key header -> 401" in result.detail
+
+
 def test_a_certificate_close_to_expiry_fails_only_the_certificate_check():
     """Renewal runs 30 days ahead; under 14 days left means renewal is broken."""
     with ExitStack() as stack:

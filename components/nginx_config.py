@@ -40,6 +40,14 @@ ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _HTTPS_SCHEME_PORT = 443
 # Qdrant 1.18's raw shard-file reads, open to any collection reader: not part of the public API.
 REFUSED_GRPC_SERVICES = ("qdrant.StorageRead",)
+# Qdrant's web UI. The unit turns it off; the edge refuses it too, so that turning it back on in
+# Qdrant alone does not publish it.
+REFUSED_REST_PREFIXES = ("/dashboard",)
+# Qdrant answers `/` (its version) to anyone. The edge asks Qdrant this question with the caller's
+# own headers first and passes `/` only when it is answered: any valid credential lists
+# collections (a scoped one sees its own), none gets 401, a forged one 403.
+CREDENTIAL_PROBE_LOCATION = "/_secure_qdrant_credential"
+CREDENTIAL_PROBE_PATH = "/collections"
 
 # Mozilla "intermediate" (guideline 5.7), verbatim. The DHE suites need an RSA certificate; with the
 # ECDSA certificate certbot is asked for they are never negotiated, so no `ssl_dhparam` is needed.
@@ -160,26 +168,47 @@ def _http_server(host: HostSettings, listen: ListenAddresses) -> str:
     )
 
 
+_REST_PROXY = (
+    # HTTP/1.1 with an empty Connection header is what lets the upstream keep-alive work.
+    "proxy_http_version 1.1;",
+    'proxy_set_header Connection "";',
+    # Setting any proxy_set_header drops nginx's defaults, so Host is restated. api-key and
+    # Authorization are not touched: nginx forwards request headers unchanged.
+    "proxy_set_header Host $host;",
+    # The edge is the first proxy: a client-supplied X-Forwarded-For is not passed on.
+    "proxy_set_header X-Forwarded-For $remote_addr;",
+    "proxy_set_header X-Forwarded-Proto https;",
+)
+
+
 def _rest_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ...]) -> str:
+    upstream = f"http://{NAME}_rest"
+    refusals = (_block(f"location ^~ {prefix}", "return 404;") for prefix in REFUSED_REST_PREFIXES)
     return _tls_server(
         host,
         listen,
         host.ports.https,
         tls,
         host.limits.rest_burst,
+        # qdrant-client's start-up check reads the version here with the caller's credentials:
+        # they get it; nobody else does. Only `/` pays for the extra round trip.
         _block(
-            "location /",
-            f"proxy_pass http://{NAME}_rest;",
-            # HTTP/1.1 with an empty Connection header is what lets the upstream keep-alive work.
-            "proxy_http_version 1.1;",
-            'proxy_set_header Connection "";',
-            # Setting any proxy_set_header drops nginx's defaults, so Host is restated. api-key and
-            # Authorization are not touched: nginx forwards request headers unchanged.
-            "proxy_set_header Host $host;",
-            # The edge is the first proxy: a client-supplied X-Forwarded-For is not passed on.
-            "proxy_set_header X-Forwarded-For $remote_addr;",
-            "proxy_set_header X-Forwarded-Proto https;",
+            "location = /",
+            f"auth_request {CREDENTIAL_PROBE_LOCATION};",
+            f"proxy_pass {upstream};",
+            *_REST_PROXY,
         ),
+        _block(
+            f"location = {CREDENTIAL_PROBE_LOCATION}",
+            "internal;",
+            f"proxy_pass {upstream}{CREDENTIAL_PROBE_PATH};",
+            # The subrequest carries the caller's headers (the credential), never a body.
+            "proxy_pass_request_body off;",
+            'proxy_set_header Content-Length "";',
+            *_REST_PROXY,
+        ),
+        *refusals,
+        _block("location /", f"proxy_pass {upstream};", *_REST_PROXY),
     )
 
 

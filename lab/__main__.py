@@ -20,10 +20,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from components.settings import AccessRule, TokenSpec
+from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
 from lab.edge import lab_target
 from lab.processes import LabUnavailable
-from lab.qdrant_double import DoubleConfig, QdrantDouble
+from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
 from verify.checks import endpoint_checks
 from verify.report import failed, table
 from verify.target import Target
@@ -43,8 +44,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 def start_qdrant(edge: EdgeBootstrap, stack: ExitStack) -> QdrantDouble:
     """The double, configured the way the Qdrant unit configures the container."""
     ports = edge.lab.host.ports
-    # The keys from the env file the bootstrap wrote; JWT RBAC on, as the unit's --env sets it.
-    environment = {**read_env_file(Path(edge.lab.secrets_file)), "QDRANT__SERVICE__JWT_RBAC": "true"}
+    # The unit's own --env settings, and the keys from the env file the bootstrap wrote.
+    unit = (CLOUD_INIT_DIR / QDRANT_UNIT).read_text()
+    environment = {**unit_environment(unit), **read_env_file(Path(edge.lab.secrets_file))}
     config = DoubleConfig.from_env(
         environment,
         rest_port=ports.qdrant_rest,

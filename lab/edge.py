@@ -33,14 +33,14 @@ from components.settings import (
     TokenSpec,
 )
 from components.tokens import mint_tokens, token_claims
-from components.user_data import ec2_user_data, staged_site_path
+from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
 from lab.cloud_init import run_bootstrap, write_files
 from lab.nginx import Nginx
 from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
 from lab.processes import CommandFailed, LabUnavailable, free_port
-from lab.qdrant_double import DoubleConfig, QdrantDouble
+from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
 from verify.target import Target, Token
 
 LAB_DOMAIN = "qdrant.lab.test"
@@ -183,10 +183,13 @@ def running_edge_lab(
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         qdrant = stack.enter_context(
             QdrantDouble(
-                DoubleConfig(
-                    api_key=api_key,
-                    read_only_api_key=read_only_api_key,
-                    jwt_rbac=True,
+                DoubleConfig.from_env(
+                    # Qdrant as the deployed unit configures it, with the keys of its env file.
+                    {
+                        **unit_environment((CLOUD_INIT_DIR / QDRANT_UNIT).read_text()),
+                        "QDRANT__SERVICE__API_KEY": api_key,
+                        "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only_api_key,
+                    },
                     rest_host=faults.qdrant_host,
                     rest_port=0,
                     grpc_port=0,

@@ -12,9 +12,11 @@ import json
 import re
 import secrets
 import ssl
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import jwt
@@ -34,6 +36,10 @@ from verify.target import Target, Token
 MIN_CERTIFICATE_DAYS = 14
 HSTS_MIN_AGE = 31536000
 RATE_LIMIT_PROBES = 200
+SIGNED_PROBE_SECONDS = 60
+# What Qdrant serves without credentials beyond the health paths: its version and its web UI.
+PUBLIC_QDRANT_PAGES = ("/", "/dashboard")
+VERSION_PATTERN = re.compile(rb"\d+\.\d+(\.\d+)?")
 PROBE_VECTOR = [0.1, 0.2, 0.3, 0.4]
 REFUSED = (401, 403)
 
@@ -178,14 +184,56 @@ def check_forged_token_refused(target: Target) -> CheckResult:
 
 @_guarded("master-key")
 def check_master_key(target: Target) -> CheckResult:
-    reply = https_request(target, "GET", "/", _key(target.api_key))
+    """The key in the outputs must be the one Qdrant calls its API key, as seen through the edge:
+    it is accepted in the `api-key` header, and a token it signs is accepted as a Bearer token.
+    Only Qdrant's API key signs tokens (the read-only key and tokens cannot), so both together prove
+    it is the master key, not merely some credential. The signed token is short-lived, read-only,
+    and only ever sent to the endpoint."""
+    as_key = https_request(target, "GET", "/collections", _key(target.api_key)).status
+    signed = jwt.encode(
+        {"access": "r", "exp": int(time.time()) + SIGNED_PROBE_SECONDS},
+        target.api_key,
+        algorithm="HS256",
+    )
+    as_signer = https_request(target, "GET", "/collections", {"Authorization": f"Bearer {signed}"}).status
+    evidence = f"api-key header -> {as_key}, token signed with the key (Bearer) -> {as_signer}"
+    if as_key == 200 and as_signer == 200:
+        return _pass("master-key", f"{evidence}: Qdrant's signing key")
+    return _fail("master-key", f"{evidence}; expected 200 and 200")
+
+
+def _shown_version(reply: Response) -> str | None:
     try:
         version = json.loads(reply.body).get("version")
-    except ValueError:
-        version = None
-    if reply.status == 200 and version:
-        return _pass("master-key", f"version banner: Qdrant {version}")
-    return _fail("master-key", f"master key -> {reply.status}, no version banner")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def _revealed(reply: Response) -> str | None:
+    """What an anonymous reply gives away: any page at all, or a version (Qdrant's, or nginx's on
+    an error page)."""
+    version = VERSION_PATTERN.search(reply.body)
+    if version:
+        return f"{reply.status} showing version {version.group().decode()}"
+    return f"{reply.status} with a page" if reply.status == 200 else None
+
+
+@_guarded("banner-hidden")
+def check_banner_hidden(target: Target) -> CheckResult:
+    """Qdrant tells anyone its exact version at `/` and serves its web UI at `/dashboard`: without
+    credentials the edge must answer neither, while a caller with a key still gets the version that
+    qdrant-client's start-up compatibility check reads."""
+    anonymous = {path: https_request(target, "GET", path) for path in PUBLIC_QDRANT_PAGES}
+    revealed = {path: _revealed(reply) for path, reply in anonymous.items()}
+    problems = [f"{path} without credentials -> {what}" for path, what in revealed.items() if what]
+    version = _shown_version(https_request(target, "GET", "/", _key(target.api_key)))
+    if version is None:
+        problems.append("/ with the master key shows no version (qdrant-client checks it)")
+    if problems:
+        return _fail("banner-hidden", "; ".join(problems))
+    statuses = ", ".join(f"{path} {reply.status}" for path, reply in anonymous.items())
+    return _pass("banner-hidden", f"without credentials {statuses}; with the key / shows Qdrant {version}")
 
 
 @contextmanager
@@ -243,6 +291,43 @@ def _expectations(target: Target, token: Token, probe: str) -> list[Expectation]
     ]
 
 
+def _value_exists_filter(claim: Mapping[str, Any]) -> dict[str, Any]:
+    conditions = [{"key": m["key"], "match": {"value": m["value"]}} for m in claim["matches"]]
+    return {"filter": {"must": conditions}, "limit": 1, "with_payload": False, "with_vector": False}
+
+
+def _value_exists_skip(target: Target, name: str, claim: Mapping[str, Any]) -> CheckResult | None:
+    """Qdrant accepts a `value_exists` token only while its point exists, and refuses it with a 403
+    (collection missing) or 401 (point missing) that says nothing about its scope: such a token
+    is skipped with what to do, found out with the master key rather than guessed from a status."""
+    collection = claim["collection"]
+    wanted = ", ".join(f"{m['key']}={m['value']!r}" for m in claim["matches"])
+    headers = {**_key(target.api_key), "Content-Type": "application/json"}
+    path = f"/collections/{quote(collection, safe='')}/points/scroll"
+    reply = https_request(target, "POST", path, headers, json.dumps(_value_exists_filter(claim)))
+    if reply.status == 404:
+        return CheckResult(
+            name,
+            Status.SKIP,
+            f"its value_exists collection {collection!r} does not exist, so Qdrant refuses the "
+            f"token (403): create the collection and a point with {wanted} (master key)",
+        )
+    try:
+        points = json.loads(reply.body)["result"]["points"] if reply.status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        points = None
+    if points is None:
+        return _fail(name, f"looking up its value_exists point in {collection!r} -> {reply.status}")
+    if not points:
+        return CheckResult(
+            name,
+            Status.SKIP,
+            f"revoked or not yet allowed: no point in {collection!r} has {wanted}, so Qdrant "
+            "answers 401; upsert one (master key) to allow the token",
+        )
+    return None
+
+
 def check_token(target: Target, token: Token, probe: str) -> CheckResult:
     """A token does what its scope allows and gets 403 outside it."""
     name = f"token:{token.name}"
@@ -250,11 +335,13 @@ def check_token(target: Target, token: Token, probe: str) -> CheckResult:
         return CheckResult(name, Status.SKIP, "expired")
     if "access" not in token.claims:
         return _fail(name, "no access claim: Qdrant gives such a token full manage rights")
+    if "value_exists" in token.claims:
+        skipped = _value_exists_skip(target, name, token.claims["value_exists"])
+        if skipped is not None:
+            return skipped
     seen, wrong = [], []
     for what, request, allowed in _expectations(target, token, probe):
         status = request()
-        if status == 401 and "value_exists" in token.claims:
-            return CheckResult(name, Status.SKIP, f"{what} -> 401: its value_exists point is absent")
         seen.append(f"{what} {status}")
         if not (status not in REFUSED if allowed else status == 403):
             wrong.append(f"{what} -> {status}, expected {'allowed' if allowed else '403'}")
@@ -331,6 +418,7 @@ ENDPOINT_CHECKS: tuple[Check, ...] = (
     check_auth_required,
     check_forged_token_refused,
     check_master_key,
+    check_banner_hidden,
     check_grpc,
     check_qdrant_ports_closed,
 )

@@ -8,27 +8,13 @@ exactly where Qdrant would. It is not a vector database: vectors are accepted
 and dropped; payloads are kept in memory so that scroll, retrieve and the JWT
 ``value_exists`` check have something to look at.
 
-Mirrored from Qdrant:
-
-* Credentials: the ``api-key`` header, else ``authorization: Bearer <token>``
-  (case-sensitive prefix); the same metadata keys on gRPC. ``api_key`` gives
-  global manage, ``read_only_api_key`` global read, then (only with
-  ``jwt_rbac``) an HS256 JWT signed with the raw ``api_key`` bytes, 30 s leeway.
-* JWT claims: ``access`` ``"r"`` | ``"m"`` | ``[{collection, access: r|rw|prw}]``;
-  an absent ``access`` means full manage; duplicate collections or a per-collection
-  ``payload`` constraint make the token invalid; ``value_exists`` must match a
-  point (401 if none, 403 if the collection does not exist). Other claims are
-  ignored, as in Qdrant.
-* Status: no credential, unknown key, malformed token 401; bad signature or
-  expired token 403; operation outside the token's scope 403. gRPC uses
-  UNAUTHENTICATED and PERMISSION_DENIED for the same cases.
-* Without credentials: REST ``/`` (banner), ``/healthz``, ``/readyz*``,
-  ``/livez*``, ``/dashboard*`` (a placeholder page), matched on the
-  percent-decoded, normalized path (the v1.18.2 fix: ``/dashboard%2f..%2fcollections``
-  needs a credential). gRPC ``qdrant.Qdrant/HealthCheck`` and
-  ``grpc.health.v1.Health/Check``.
-* Authorization happens before a request body is read (the v1.18.1 fix); a
-  rejected request with an unread body gets ``Connection: close``.
+What it mirrors, behaviour by behaviour and each with the Qdrant source file
+it was read from, is ``QDRANT_BEHAVIOURS`` (``lab/qdrant_double/behaviours.py``).
+It is configured from the environment variables Qdrant reads
+(``DoubleConfig.from_env``), and ``unit_environment`` takes them from the
+deployed systemd unit. Authorization happens before a request body is read
+(the v1.18.1 fix); a rejected request with an unread body gets
+``Connection: close``.
 
 Simplifications: scroll filters only support ``{"must": [{"key", "match": {"value"}}]}``;
 ``with_payload`` is all or nothing; keys are dotted paths (``a.b``, ``a[].b``);
@@ -49,8 +35,9 @@ from lab.qdrant_double.access import (
     Authenticator,
     Need,
 )
+from lab.qdrant_double.behaviours import QDRANT_BEHAVIOURS, Behaviour
 from lab.qdrant_double.cli import main
-from lab.qdrant_double.config import TITLE, DoubleConfig
+from lab.qdrant_double.config import TITLE, DoubleConfig, unit_environment
 from lab.qdrant_double.errors import (
     BadRequest,
     Conflict,
@@ -69,9 +56,11 @@ __all__ = [
     "JWT_LEEWAY_SECONDS",
     "READ_ACCESS",
     "TITLE",
+    "QDRANT_BEHAVIOURS",
     "Access",
     "Authenticator",
     "BadRequest",
+    "Behaviour",
     "Conflict",
     "DoubleConfig",
     "DoubleError",
@@ -91,4 +80,5 @@ __all__ = [
     "main",
     "payload_matches",
     "point_id",
+    "unit_environment",
 ]

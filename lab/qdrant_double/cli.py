@@ -18,8 +18,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lab.qdrant_double",
         description="Qdrant auth test double (not Qdrant). Keys are read from "
-        "QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__READ_ONLY_API_KEY and "
-        "QDRANT__SERVICE__JWT_RBAC.",
+        "QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__READ_ONLY_API_KEY, "
+        "QDRANT__SERVICE__JWT_RBAC and QDRANT__SERVICE__ENABLE_STATIC_CONTENT.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
     parser.add_argument("--rest-port", type=int, default=DoubleConfig.rest_port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -25,6 +26,8 @@ class DoubleConfig:
     log_requests: bool = False
     read_only_writes: bool = False
     """A deliberate bug, for fault injection: global read access may also write."""
+    enable_static_content: bool = True
+    """Qdrant's `service.enable_static_content`: the web UI under `/dashboard`, public when on."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
@@ -44,8 +47,19 @@ class DoubleConfig:
             api_key=api_key,
             read_only_api_key=environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY"),
             jwt_rbac=_env_bool(environ.get("QDRANT__SERVICE__JWT_RBAC", "false")),
+            enable_static_content=_env_bool(
+                environ.get("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "true")
+            ),
             **overrides,
         )
+
+
+def unit_environment(unit: str) -> dict[str, str]:
+    """The `--env NAME=VALUE` settings a systemd unit's `docker run` hands Qdrant, so that a double
+    is configured by the deployed unit itself rather than by a copy of its settings."""
+    return dict(
+        setting.split("=", 1) for setting in re.findall(r"--env\s+(QDRANT\w*=\S*)", unit)
+    )
 
 
 def _env_bool(value: str) -> bool:

@@ -20,9 +20,16 @@ def canonical_path(target: str) -> str:
     return posixpath.normpath(re.sub(r"/+", "/", "/" + unquote(path)))
 
 
-def is_public_path(path: str) -> bool:
-    """Qdrant's unauthenticated REST paths (applied to a canonical path)."""
-    return path in ("/", "/healthz") or path.startswith(("/readyz", "/livez", "/dashboard"))
+WEB_UI_PATH = "/dashboard"
+
+
+def is_public_path(path: str, static_content: bool = True) -> bool:
+    """Qdrant's unauthenticated REST paths (applied to a canonical path). The web UI joins them
+    only while static content is enabled; otherwise `/dashboard` needs a credential like any path
+    and then finds no route."""
+    if static_content and path.startswith(WEB_UI_PATH):
+        return True
+    return path in ("/", "/healthz") or path.startswith(("/readyz", "/livez"))
 
 
 def _public_page(path: str, version: str) -> Optional[Tuple[str, bytes]]:
@@ -35,6 +42,6 @@ def _public_page(path: str, version: str) -> Optional[Tuple[str, bytes]]:
     }
     if path in texts:
         return "text/plain; charset=utf-8", texts[path].encode()
-    if path == "/dashboard" or path.startswith("/dashboard/"):
+    if path == WEB_UI_PATH or path.startswith(f"{WEB_UI_PATH}/"):
         return "text/html; charset=utf-8", b"<!doctype html><title>qdrant double</title>"
     return None

@@ -81,7 +81,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._body_read = False
         path = canonical_path(self.path)
         try:
-            if is_public_path(path):
+            if is_public_path(path, self.server.config.enable_static_content):
                 self._serve_public(path)
                 return
             access = self.server.auth.authenticate(self.headers.get)

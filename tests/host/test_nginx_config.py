@@ -15,6 +15,7 @@ import pytest
 
 from components.nginx_config import (
     ACCESS_LOG_BUFFER,
+    CREDENTIAL_PROBE_PATH,
     ACCESS_LOG_FLUSH_SECONDS,
     MOZILLA_INTERMEDIATE_CIPHERS,
     SECURITY_HEADERS,
@@ -73,8 +74,9 @@ class Block:
         for block in self.blocks:
             yield from block.walk()
 
-    def location(self, path: str) -> Block:
-        (found,) = [b for b in self.blocks if b.head[0] == "location" and b.head[-1] == path]
+    def location(self, path: str, modifier: str | None = None) -> Block:
+        head = ("location", path) if modifier is None else ("location", modifier, path)
+        (found,) = [b for b in self.blocks if b.head == head]
         return found
 
 
@@ -137,7 +139,7 @@ def test_http_site_has_no_route_to_qdrant() -> None:
 
 def test_http_site_serves_acme_challenges_from_the_webroot() -> None:
     """certbot --webroot writes the token there; Let's Encrypt must fetch it over plain HTTP."""
-    challenge = servers(HTTP_SITE)[PORTS.http].location("/.well-known/acme-challenge/")
+    challenge = servers(HTTP_SITE)[PORTS.http].location("/.well-known/acme-challenge/", "^~")
     assert challenge.head == ("location", "^~", "/.well-known/acme-challenge/")
     assert challenge.value("root") == (PATHS.acme_webroot,)
 
@@ -302,9 +304,36 @@ def test_credentials_reach_qdrant_unchanged() -> None:
 
 def test_grpc_storage_read_service_is_refused() -> None:
     """qdrant.StorageRead reads raw shard files for any collection reader: not a public API."""
-    refusal = GRPC.location("/qdrant.StorageRead/")
+    refusal = GRPC.location("/qdrant.StorageRead/", "^~")
     assert refusal.head == ("location", "^~", "/qdrant.StorageRead/")
     assert refusal.value("return") == ("403",)
+
+
+def test_version_banner_is_passed_only_to_callers_qdrant_accepts() -> None:
+    """Qdrant serves `/` (its exact version) to anyone. The edge first asks Qdrant an authenticated
+    question with the caller's own headers and passes `/` only if Qdrant answers it."""
+    banner = REST.location("/", "=")
+    (probe_location,) = banner.value("auth_request")
+    assert banner.value("proxy_pass") == REST.location("/").value("proxy_pass")
+    probe = REST.location(probe_location, "=")
+    assert probe.values("internal") == [()], "the probe location must not be reachable from outside"
+    upstream = REST.location("/").value("proxy_pass")[0]
+    assert probe.value("proxy_pass") == (f"{upstream}{CREDENTIAL_PROBE_PATH}",)
+    assert probe.value("proxy_pass_request_body") == ("off",)
+    assert ("Content-Length", "") in probe.values("proxy_set_header")
+
+
+def test_only_the_banner_pays_for_the_credential_probe() -> None:
+    """A subrequest per request would double Qdrant's load: health checks and the API go straight
+    through, and load balancers keep `/healthz`, `/livez` and `/readyz` without credentials."""
+    probing = [b.head for b in TLS_SITE.walk() if b.values("auth_request")]
+    assert probing == [("location", "=", "/")]
+
+
+def test_web_ui_is_refused_at_the_edge() -> None:
+    """The dashboard stays unpublished even if Qdrant's static content were switched back on."""
+    refusal = REST.location("/dashboard", "^~")
+    assert refusal.value("return") == ("404",)
 
 
 # --------------------------------------------------------------------------- logs

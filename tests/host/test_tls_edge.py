@@ -10,9 +10,11 @@ test that exhausts a budget on purpose uses ::1, which nothing else sends reques
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -25,7 +27,9 @@ from typing import Any
 
 import grpc
 import pytest
+from qdrant_client import QdrantClient
 from qdrant_client import grpc as qdrant_grpc
+from qdrant_client.common.version_check import get_server_version
 
 from components.nginx_config import (
     ACCESS_LOG_FLUSH_SECONDS,
@@ -307,6 +311,80 @@ def test_oversized_body_is_refused_before_it_is_read(lab: EdgeLab) -> None:
         headers={**key(lab.api_key), "Content-Length": str(too_big)},
     )
     assert reply.status == 413
+
+
+# --------------------------------------------------------------------------- what Qdrant shows anyone
+
+
+@pytest.mark.parametrize(("path", "status"), [("/", 401), ("/dashboard", 404), ("/dashboard/", 404)])
+def test_banner_and_web_ui_reveal_nothing_without_credentials(
+    lab: EdgeLab, path: str, status: int
+) -> None:
+    """Qdrant serves its exact version at `/` to anyone: it tells an attacker which advisories
+    apply. Without a credential the edge answers `/` with a 401 of its own and the UI not at all."""
+    reply = send(lab, path)
+    assert reply.status == status
+    assert not re.search(rb"\d+\.\d+", reply.body), reply.body
+    assert b"version" not in reply.body
+    for name, value in SECURITY_HEADERS:
+        assert reply.headers.get(name.lower()) == value, name
+
+
+def test_a_forged_token_gets_no_banner(lab: EdgeLab) -> None:
+    """The edge passes Qdrant's own refusal through: a token signed with another key is a 403."""
+    forged = mint_token({"access": "r"}, "not-the-master-key-0123456789abcdef")
+    reply = send(lab, "/", headers=key(forged))
+    assert reply.status == 403 and b"version" not in reply.body
+
+
+@pytest.mark.parametrize("credential", ["master-key", "bearer", "collection-token"])
+def test_banner_shows_the_version_to_a_caller_with_a_credential(lab: EdgeLab, credential: str) -> None:
+    """qdrant-client's compatibility check reads `/` with the caller's own credential, whatever
+    its scope and header."""
+    headers = {
+        "master-key": key(lab.api_key),
+        "bearer": {"Authorization": f"Bearer {lab.api_key}"},
+        "collection-token": key(collection_token(lab, COLLECTION, "r")),
+    }[credential]
+    reply = send(lab, "/", headers=headers)
+    assert reply.status == 200
+    assert json.loads(reply.body)["version"] == lab.host.qdrant_version.removeprefix("v")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_health_paths_answer_without_credentials_and_without_a_version(
+    lab: EdgeLab, path: str
+) -> None:
+    """Load balancers probe these without a key; they must keep working and say nothing more."""
+    reply = send(lab, path)
+    assert reply.status == 200
+    assert not re.search(rb"\d+\.\d+", reply.body) and reply.headers["server"] == "nginx"
+
+
+@pytest.fixture
+def lab_domain_resolves(lab: EdgeLab, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The lab's domain resolves to the edge for this test's clients (what curl's --resolve does)."""
+    resolve = socket.getaddrinfo
+
+    def lab_resolver(host: Any, *arguments: Any, **options: Any) -> Any:
+        return resolve("127.0.0.1" if host == lab.domain else host, *arguments, **options)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lab_resolver)
+    return f"https://{lab.domain}:{lab.host.ports.https}"
+
+
+def test_qdrant_client_over_rest_gets_the_version_and_the_api(
+    lab: EdgeLab, lab_domain_resolves: str
+) -> None:
+    """The README's REST client: its start-up compatibility check (a `GET /` with the client's
+    headers) still reads the version through the edge, and its calls work."""
+    url = lab_domain_resolves
+    expected = lab.host.qdrant_version.removeprefix("v")
+    assert get_server_version(url, {"api-key": lab.api_key}, None, 10) == expected
+    assert get_server_version(url, {}, None, 10) is None
+    with closing(QdrantClient(url=url, api_key=lab.api_key, check_compatibility=False)) as client:
+        names = {c.name for c in client.get_collections().collections}
+    assert COLLECTION in names
 
 
 # --------------------------------------------------------------------------- response headers

@@ -17,10 +17,10 @@ from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 import pytest
 
-from components.settings import AccessRule, Limits, TokenSpec
+from components.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
 from lab.edge import EdgeLab, LabFaults, running_edge_lab
 from lab.processes import LabUnavailable, free_port
-from verify.checks import endpoint_checks
+from verify.checks import check_master_key, endpoint_checks, token_checks
 from verify.report import as_json, table
 from verify.__main__ import main as verify_main
 from verify.result import CheckResult, Status
@@ -139,11 +139,16 @@ FAULTS = {
     ),
     "server-tokens-on": (
         LabFaults(tls_site=replacing("server_tokens off;", "server_tokens on;")),
-        {"server-version-hidden"},
+        # nginx then also signs its own 401 and 404 pages for `/` and `/dashboard`.
+        {"server-version-hidden", "banner-hidden"},
     ),
     "proxy-strips-api-key": (
         LabFaults(tls_site=replacing("proxy_pass ", 'proxy_set_header api-key "";\n        proxy_pass ')),
-        {"master-key", "security-headers", *(f"token:{t.name}" for t in TOKENS)},
+        {"master-key", "security-headers", "banner-hidden", *(f"token:{t.name}" for t in TOKENS)},
+    ),
+    "banner-served-to-anyone": (
+        LabFaults(tls_site=removing(r"auth_request [^;]*;")),
+        {"banner-hidden"},
     ),
     "backend-reachable-beyond-loopback": (
         LabFaults(qdrant_host="::1", tls_site=rest_upstream_on_ipv6_loopback),
@@ -167,6 +172,34 @@ def test_verify_fails_on_the_check_that_should_catch_the_fault(faults, expected)
 
     assert failing(results) and failing(results) <= expected, table(list(results.values()), ())
     assert failing(results) & expected
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["not-the-master-key-0123456789abcdef", "read-only"],
+    ids=["wrong-key", "read-only-key-as-master"],
+)
+def test_master_key_fails_unless_the_key_is_qdrants_signing_key(healthy, credential):
+    """Any credential, or none, used to pass: `/` shows the version to anyone. A read-only key in
+    the outputs' place is accepted but cannot sign tokens, so it is not the master key."""
+    lab, _ = healthy
+    key = lab.read_only_api_key if credential == "read-only" else credential
+    target = dataclasses.replace(lab.verify_target(), api_key=key, address="127.0.0.1")
+
+    result = check_master_key(target)
+
+    assert result.status is Status.FAIL, result.detail
+    assert "token signed with the key (Bearer) -> 40" in result.detail
+
+
+def test_master_key_fails_when_the_proxy_strips_the_api_key_header():
+    """The credential must reach Qdrant through the edge, not merely exist in the outputs."""
+    stripping, _ = FAULTS["proxy-strips-api-key"]
+    with ExitStack() as stack:
+        result = check_master_key(start_lab(stack, stripping).verify_target())
+
+    assert result.status is Status.FAIL
+    assert "api-key header -> 401" in result.detail
 
 
 def test_a_certificate_close_to_expiry_fails_only_the_certificate_check():
@@ -284,3 +317,57 @@ def test_an_unreachable_endpoint_fails_every_check_under_its_own_name(healthy):
 
     assert set(down) == set(results)
     assert failing(down) == set(down) - {"qdrant-ports-closed"}
+
+
+# --------------------------------------------------------------------------- value_exists tokens
+
+ALLOWLIST = "token-allowlist"
+
+
+def allowlisted(name: str, collection: str = ALLOWLIST) -> TokenSpec:
+    """The shipped example stack's `analytics` token: global read while its point exists."""
+    return TokenSpec(name, "r", value_exists=ValueExists(collection, (ValueMatch("token", name),)))
+
+
+VALUE_EXISTS_TOKENS = (
+    allowlisted("no-collection-yet", collection="never-created"),
+    allowlisted("no-point-yet"),
+    allowlisted("allowed"),
+)
+
+
+@pytest.fixture(scope="module")
+def value_exists_results() -> Iterator[dict[str, CheckResult]]:
+    """The three states of a value_exists token, in a lab of their own with room in the rate limit
+    for every request."""
+    with ExitStack() as stack:
+        lab = start_lab(stack, limits=Limits(rate_limit_rps=1000, rest_burst=1000))
+        lab.qdrant.store.create(ALLOWLIST)
+        lab.qdrant.store.upsert(ALLOWLIST, [(1, {"token": "allowed"})])
+        results = token_checks(lab.verify_target(VALUE_EXISTS_TOKENS))
+        yield {result.name: result for result in results}
+
+
+def test_value_exists_token_whose_collection_is_missing_is_skipped_with_what_to_do(value_exists_results):
+    """The example stack's first deploy: Qdrant refuses the token with 403 until `token-allowlist`
+    exists. That is the token's design, not a broken scope, and must not fail the deploy gate."""
+    result = value_exists_results["token:no-collection-yet"]
+
+    assert result.status is Status.SKIP, result.detail
+    assert "'never-created' does not exist" in result.detail
+    assert "create the collection and a point with token='no-collection-yet'" in result.detail
+
+
+def test_value_exists_token_without_its_point_is_skipped_as_revoked_or_not_yet_allowed(value_exists_results):
+    result = value_exists_results["token:no-point-yet"]
+
+    assert result.status is Status.SKIP, result.detail
+    assert result.detail.startswith("revoked or not yet allowed")
+    assert "token='no-point-yet'" in result.detail
+
+
+def test_value_exists_token_with_its_point_is_checked_like_any_other(value_exists_results):
+    result = value_exists_results["token:allowed"]
+
+    assert result.status is Status.PASS, result.detail
+    assert "write" in result.detail

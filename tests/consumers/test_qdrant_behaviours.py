@@ -9,8 +9,6 @@ tests/lab/test_qdrant_double.py.
 
 from __future__ import annotations
 
-import http.client
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,17 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import jwt
 import pytest
 from qdrant_client import grpc as qgrpc
 
 from lab.qdrant_double import QDRANT_BEHAVIOURS, DoubleConfig, QdrantDouble, unit_environment
+from tests.double_client import (
+    KEY,
+    READ_ONLY_KEY,
+    UPSERT,
+    VECTORS,
+    WRONG_KEY,
+    api_key,
+    bearer,
+    rest,
+    status,
+    token,
+)
 
-KEY = "master-key-for-tests-0123456789abcdef"
-READ_ONLY_KEY = "read-only-key-for-tests-0123456789ab"
-WRONG_KEY = "not-the-master-key-0123456789abcdef0"
-VECTORS = {"size": 4, "distance": "Cosine"}
-UPSERT = {"points": [{"id": 7, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"n": 7}}]}
 QDRANT_UNIT = Path(__file__).resolve().parents[2] / "cloud-init" / "qdrant.service"
 
 
@@ -41,60 +45,6 @@ def mirrors(behaviour: str) -> Callable[[Callable[..., None]], Callable[..., Non
         return test
 
     return mark
-
-
-def start_double(**overrides: Any) -> QdrantDouble:
-    settings: dict[str, Any] = {
-        "api_key": KEY,
-        "read_only_api_key": READ_ONLY_KEY,
-        "jwt_rbac": True,
-        "rest_port": 0,
-        "grpc_port": 0,
-        **overrides,
-    }
-    double = QdrantDouble(DoubleConfig(**settings)).start()
-    double.store.create("alpha", VECTORS)
-    double.store.create("beta", VECTORS)
-    double.store.upsert("alpha", [(1, {"token_id": "t-1"})])
-    return double
-
-
-@pytest.fixture
-def double() -> Iterator[QdrantDouble]:
-    running = start_double()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def token(claims: dict[str, Any], key: str = KEY) -> str:
-    return jwt.encode(claims, key, algorithm="HS256")
-
-
-def api_key(value: str) -> dict[str, str]:
-    return {"api-key": value}
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
-
-
-def rest(
-    double: QdrantDouble, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        connection.request(method, path, body=data, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def status(double: QdrantDouble, method: str, path: str, body: Any = None, **kw: Any) -> int:
-    return rest(double, method, path, body, **kw)[0]
 
 
 def value_exists(collection: str, value: str) -> dict[str, Any]:
@@ -229,7 +179,7 @@ def test_banner_tells_anyone_the_version(double: QdrantDouble) -> None:
     """Why the edge answers `/` only to callers with a credential."""
     code, body = rest(double, "GET", "/")
     assert code == 200
-    assert json.loads(body) == {"title": "qdrant - vector search engine", "version": "1.18.3"}
+    assert body == {"title": "qdrant - vector search engine", "version": "1.18.3"}
 
 
 @mirrors("whitelist-on-normalized-path")

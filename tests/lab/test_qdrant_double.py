@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import grpc
 import jwt
@@ -26,6 +26,19 @@ from qdrant_client import grpc as qgrpc
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from lab.qdrant_double import DoubleConfig, QdrantDouble
+from tests.double_client import (
+    KEY,
+    READ_ONLY_KEY,
+    UPSERT,
+    VECTORS,
+    WRONG_KEY,
+    api_key,
+    bearer,
+    rest,
+    start_double,
+    status,
+    token,
+)
 
 # qdrant-client warns about credentials over plain http: here that is loopback by design.
 pytestmark = [
@@ -34,11 +47,6 @@ pytestmark = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KEY = "master-key-for-tests-0123456789abcdef"
-READ_ONLY_KEY = "read-only-key-for-tests-0123456789ab"
-WRONG_KEY = "not-the-master-key-0123456789abcdef0"
-VECTORS = {"size": 4, "distance": "Cosine"}
-UPSERT = {"points": [{"id": 7, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"n": 7}}]}
 INDEX = {"field_name": "n", "field_schema": "integer"}
 
 
@@ -48,68 +56,6 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "grpc_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-
-
-def start_double(**overrides: Any) -> QdrantDouble:
-    settings: dict[str, Any] = {
-        "api_key": KEY,
-        "read_only_api_key": READ_ONLY_KEY,
-        "jwt_rbac": True,
-        "rest_port": 0,
-        "grpc_port": 0,
-    }
-    settings.update(overrides)
-    double = QdrantDouble(DoubleConfig(**settings)).start()
-    double.store.create("alpha", VECTORS)
-    double.store.create("beta", VECTORS)
-    double.store.upsert("alpha", [(1, {"tenant": "acme", "token_id": "t-1"})])
-    return double
-
-
-@pytest.fixture
-def double() -> Iterator[QdrantDouble]:
-    running = start_double()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def token(claims: dict, key: str = KEY, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, key, algorithm=algorithm)
-
-
-def api_key(value: str) -> dict[str, str]:
-    return {"api-key": value}
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
-
-
-def rest(
-    double: QdrantDouble,
-    method: str,
-    path: str,
-    body: Any = None,
-    headers: Optional[dict[str, str]] = None,
-) -> tuple[int, Any]:
-    """One request on a fresh connection; JSON bodies are decoded."""
-    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        connection.request(method, path, body=data, headers=headers or {})
-        response = connection.getresponse()
-        raw = response.read()
-        if response.getheader("Content-Type", "").startswith("application/json"):
-            return response.status, json.loads(raw)
-        return response.status, raw.decode()
-    finally:
-        connection.close()
-
-
-def status(double: QdrantDouble, method: str, path: str, body: Any = None, **kw: Any) -> int:
-    return rest(double, method, path, body, **kw)[0]
 
 
 # ----------------------------------------------------------------------------- REST: keys

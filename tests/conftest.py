@@ -1,0 +1,20 @@
+"""Fixtures shared by the test modules that talk to the Qdrant test double directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from lab.qdrant_double import QdrantDouble
+from tests.double_client import start_double
+
+
+@pytest.fixture
+def double() -> Iterator[QdrantDouble]:
+    """A running double with collections `alpha` and `beta`, stopped after the test."""
+    running = start_double()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -14,7 +14,7 @@ import json
 import os
 import runpy
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,10 @@ class Registered:
 
 
 class AwsMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, stack_references: Mapping[str, dict[str, Exported]] | None = None) -> None:
         self.registered: dict[tuple[str, str], Registered] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.stack_references = stack_references or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -108,6 +109,13 @@ class AwsMocks(pulumi.runtime.Mocks):
             )
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = inputs["name"]
+        elif args.typ == "pulumi:pulumi:StackReference":
+            # What the engine reads from the other stack's state: its outputs and which are secret.
+            exported = self.stack_references[args.name]
+            state.update(
+                outputs={name: output.value for name, output in exported.items()},
+                secretOutputNames=[name for name, output in exported.items() if output.secret],
+            )
         return resource_id, state
 
     def call(
@@ -214,8 +222,37 @@ def deploy_from_environment(environment: Mapping[str, str], stack: str) -> Deplo
         )
 
 
-def _run(stack: str, config: dict[str, str], secret_keys: list[str]) -> Deployment:
-    mocks = AwsMocks()
+def run_consumer(
+    source: str, stack_references: Mapping[str, dict[str, Exported]], stack: str = "app"
+) -> dict[str, Exported]:
+    """Run `source` as another project's Pulumi program whose `StackReference`s read the given
+    stacks' outputs. Returns what its top-level Outputs resolve to, a dict's entries as
+    `name.key`, each with whether it stayed secret."""
+
+    def program() -> None:
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        for name, value in namespace.items():
+            entries = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, entry in entries:
+                if isinstance(entry, pulumi.Output):
+                    pulumi.export(name if key is None else f"{name}.{key}", entry)
+
+    return _run(stack, {}, [], program, stack_references).outputs
+
+
+def _run_main() -> None:
+    runpy.run_path(MAIN, run_name="__main__")
+
+
+def _run(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    program: Callable[[], None] = _run_main,
+    stack_references: Mapping[str, dict[str, Exported]] | None = None,
+) -> Deployment:
+    mocks = AwsMocks(stack_references)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -223,7 +260,7 @@ def _run(stack: str, config: dict[str, str], secret_keys: list[str]) -> Deployme
     outputs: dict[str, Exported] = {}
 
     async def run() -> None:
-        runpy.run_path(MAIN, run_name="__main__")
+        program()
         root = pulumi_settings.get_root_resource()
         for name, value in root.outputs.items():  # type: ignore[union-attr]
             output = pulumi.Output.from_input(value)

@@ -10,6 +10,8 @@ import pytest
 import qdrant_client
 
 from components.settings import PORTS
+from tests.consumers.stack_files import EXAMPLE_STACK_FILE, deploy_stack_file
+from tests.program import Exported, run_consumer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RealClient = qdrant_client.QdrantClient
@@ -60,3 +62,20 @@ def test_readme_grpc_example_uses_tls_on_the_grpc_edge_port(example_clients):
     for client in grpc_clients:
         assert client._client._grpc_port == PORTS.grpc_tls
         assert client._client._https is True
+
+
+def test_readme_stack_reference_example_hands_the_app_its_host_and_its_token_as_a_secret():
+    """The outputs and the token name the README tells an app to read exist in the example stack,
+    and the token reaches the app still secret."""
+    example = deploy_stack_file(EXAMPLE_STACK_FILE)
+    domain = example.outputs["grpcHost"].value
+
+    app = run_consumer(
+        _python_example("pulumi.StackReference("),
+        {"my-org/secure-qdrant/dev": example.outputs},
+    )
+
+    assert app["app_env.QDRANT_HOST"] == Exported(domain, secret=False)
+    token = app["app_env.QDRANT_TOKEN"]
+    assert token.secret
+    assert token.value == example.outputs["tokens"].value["search-api"]

@@ -3,7 +3,6 @@ here the way the CLI reads it (Go's yaml.v3, the project schema, the stack value
 PULUMI_CONFIG the program receives), not the way our own code or PyYAML would."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,29 +15,22 @@ from tests.consumers.pulumi_cli import (
     project_problems,
     stack_problems,
 )
-from tests.program import deploy_from_environment
+from tests.consumers.stack_files import (
+    EXAMPLE_STACK_FILE,
+    PROJECT_FILE,
+    STACK_FILES,
+    deploy_stack_file,
+    load_project,
+    load_stack,
+    stack_name,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILE = ROOT / "Pulumi.yaml"
-STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml"))
 PROJECT_FILES = [PROJECT_FILE, *STACK_FILES]
-
-
-def stack_name(path: Path) -> str:
-    return path.name[len("Pulumi.") : -len(".yaml")]
-
-
-def project() -> dict:
-    return go_yaml.load(PROJECT_FILE.read_text())
-
-
-def stack(path: Path) -> dict:
-    return go_yaml.load(path.read_text())
 
 
 def test_the_repository_ships_an_example_stack():
     """The README calls Pulumi.dev.yaml a complete example: the checks below must have one to read."""
-    assert ROOT / "Pulumi.dev.yaml" in STACK_FILES
+    assert EXAMPLE_STACK_FILE in STACK_FILES
 
 
 # --- YAML as yaml.v3 reads it -------------------------------------------------------------------
@@ -81,17 +73,17 @@ def test_scalars_resolve_as_yaml_v3_resolves_them():
 
 
 def test_project_file_follows_the_project_schema():
-    assert project_problems(project()) == []
+    assert project_problems(load_project()) == []
 
 
 def test_project_name_is_the_config_namespace_the_program_reads():
     """Stack keys are `<project name>:key`; another name would leave every value unread."""
-    assert project()["name"] == NAMESPACE
+    assert load_project()["name"] == NAMESPACE
 
 
 def test_every_declared_key_is_read_by_the_program():
     """A declared key the program ignores is a setting that silently does nothing."""
-    assert set(declared_config(project())) <= KNOWN_KEYS
+    assert set(declared_config(load_project())) <= KNOWN_KEYS
 
 
 BASE = {"name": "p", "runtime": "python"}
@@ -143,14 +135,14 @@ def test_project_schema_violations_are_reported(bad, problem):
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
 def test_every_stack_value_has_its_declared_type(path):
     """`pulumi up` stops on a stack value that does not convert to the type Pulumi.yaml declares."""
-    assert stack_problems(project(), stack(path), stack_name(path)) == []
+    assert stack_problems(load_project(), load_stack(path), stack_name(path)) == []
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
 def test_every_project_key_in_a_stack_is_declared_or_read(path):
     """A misspelt key would otherwise be carried along and never read."""
-    known = set(declared_config(project())) | KNOWN_KEYS
-    config = stack(path).get("config") or {}
+    known = set(declared_config(load_project())) | KNOWN_KEYS
+    config = load_stack(path).get("config") or {}
     keys = {key.split(":", 1)[1] for key in config if key.startswith(f"{NAMESPACE}:")}
 
     assert keys - known == set()
@@ -223,7 +215,7 @@ def test_stack_file_deploys_with_exactly_its_values(path):
     """The program gets its config only through PULUMI_CONFIG built from the files, as under the CLI,
     and registers what the file says: the domain, SSH networks, one token per named caller, the
     data volume size, the instance type and the DNS zone."""
-    environment = language_host_environment(project(), stack(path))
+    environment = language_host_environment(load_project(), load_stack(path))
     config = {
         key.split(":", 1)[1]: value
         for key, value in json.loads(environment["PULUMI_CONFIG"]).items()
@@ -231,7 +223,7 @@ def test_stack_file_deploys_with_exactly_its_values(path):
     }
     settings = load_settings(config)
 
-    deployment = deploy_from_environment(environment, stack_name(path))
+    deployment = deploy_stack_file(path)
 
     outputs = {name: exported.value for name, exported in deployment.outputs.items()}
     assert outputs["restUrl"] == f"https://{config['domain']}"

@@ -29,6 +29,7 @@ from lab.serve_guide import PYTHON_HEADING, READY_LINE
 REPO = Path(__file__).resolve().parent.parent.parent
 STARTUP_SECONDS = 240
 STOP_SECONDS = 60
+UNKNOWN_HOST = "unknown.example"
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,33 @@ def test_printed_python_reaches_qdrant_over_grpc_and_rest_with_qdrant_client(ser
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "collections=[CollectionDescription(name='products')] True"
+
+
+# One request per port whose answer nginx writes itself (a redirect, the refused web UI, a refused
+# gRPC service): nginx's own pages are where server_tokens shows, in the header and in the body.
+NGINX_ANSWERS = {
+    "HTTP": ("http", "/", ()),
+    "REST": ("https", "/dashboard", ()),
+    "gRPC": ("https", "/qdrant.StorageRead/Read", ("--http2", "--request", "POST")),
+}
+
+
+@pytest.mark.parametrize("host", ["lab domain", "unknown host"])
+@pytest.mark.parametrize("port", list(NGINX_ANSWERS))
+def test_no_answer_shows_the_nginx_version(served, port, host):
+    """A version tells an attacker which nginx CVEs apply; the VM shows none (its bootstrap
+    removes the distro's default site, which answers unknown names on port 80)."""
+    scheme, path, options = NGINX_ANSWERS[port]
+    name = served.domain if host == "lab domain" else UNKNOWN_HOST
+    url = f"{scheme}://{served.domain}:{served.port(port)}{path}"
+
+    status, headers, body = run_curl(
+        "--cacert", str(served.ca), "--header", f"Host: {name}", *options, url
+    )
+
+    assert status != 0
+    assert headers.get("server") == "nginx", f"{status} Server: {headers.get('server')}"
+    assert "nginx/" not in body
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

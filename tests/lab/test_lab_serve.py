@@ -5,6 +5,7 @@ signal. Needs root, like the lab; skips, saying why, without it.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
@@ -27,6 +28,7 @@ from lab.processes import clean_env, wait_until
 from lab.serve_guide import PYTHON_HEADING, READY_LINE
 
 REPO = Path(__file__).resolve().parent.parent.parent
+README = REPO / "README.md"
 STARTUP_SECONDS = 240
 STOP_SECONDS = 60
 UNKNOWN_HOST = "unknown.example"
@@ -316,6 +318,41 @@ def test_printed_python_reaches_qdrant_over_grpc_and_rest_with_qdrant_client(ser
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "collections=[CollectionDescription(name='products')] True"
+
+
+def client_calls(source: str) -> dict[str, dict[str | None, str]]:
+    """Each `name = QdrantClient(...)` in `source`: its keyword arguments (None for `**x`), as
+    written."""
+    calls = {}
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and ast.unparse(node.value.func) == "QdrantClient"
+        ):
+            [target] = node.targets
+            calls[ast.unparse(target)] = {k.arg: ast.unparse(k.value) for k in node.value.keywords}
+    return calls
+
+
+def test_printed_clients_are_the_readmes_with_only_host_ports_and_ca_changed(served):
+    """What works in the lab is what the README tells an application to write."""
+    [readme] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        if "QdrantClient(" in block
+    ]
+    changed = {"port", "grpc_port", "grpc_options", None}
+
+    def unchanged(source: str) -> dict[str, dict[str | None, str]]:
+        calls = client_calls(source)
+        return {
+            name: {k: v for k, v in kw.items() if k not in changed} for name, kw in calls.items()
+        }
+
+    printed = "\n".join(served.blocks()[PYTHON_HEADING])
+    assert unchanged(printed) == unchanged(readme)
+    assert set(client_calls(printed)) == {"grpc", "rest"}
 
 
 # One request per port whose answer nginx writes itself (a redirect, the refused web UI, a refused

@@ -4,8 +4,9 @@ Runs the VM's real bootstrap, from the real rendered user data, on loopback: a l
 data volume, moto as SSM Parameter Store, pebble as Let's Encrypt, Debian's nginx and certbot. Then
 a Qdrant test double starts from the API keys the bootstrap fetched (the env file the Qdrant
 container would read), every `verify` check runs against the edge, and everything stops again.
-`--serve` keeps it up for your own curl and qdrant-client experiments. Needs root (loop device,
-private mount namespace); nothing leaks into the machine.
+`--serve` keeps it up for your own curl and qdrant-client experiments (`lab.serve_guide` prints
+how, `lab.credentials` hands out the keys and tokens). Needs root (loop device, private mount
+namespace); nothing leaks into the machine.
 """
 
 from __future__ import annotations

@@ -285,19 +285,19 @@ def test_no_secret_appears_on_stdout_or_stderr(served):
         assert credential.path.read_text() not in output, credential.label
 
 
+def as_pasted(*command: str) -> subprocess.CompletedProcess[str]:
+    """`command` run as on a user's machine: without this machine's preset CA bundles."""
+    return subprocess.run(
+        list(command), env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 def test_printed_curl_commands_work_as_pasted(served):
     commands = served.blocks()["curl:"]
     assert len(commands) == 2
 
     for command in commands:
-        done = subprocess.run(
-            ["bash", "-c", command],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = as_pasted("bash", "-c", command)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["status"] == "ok", command
 
@@ -307,14 +307,7 @@ def test_printed_python_reaches_qdrant_over_grpc_and_rest_with_qdrant_client(ser
     snippet = "\n".join(served.blocks()[PYTHON_HEADING])
     assert "prefer_grpc=True" in snippet
 
-    done = subprocess.run(
-        [sys.executable, "-c", snippet],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = as_pasted(sys.executable, "-c", snippet)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "collections=[CollectionDescription(name='products')] True"

@@ -4,8 +4,9 @@ Runs the VM's real bootstrap, from the real rendered user data, on loopback: a l
 data volume, moto as SSM Parameter Store, pebble as Let's Encrypt, Debian's nginx and certbot. Then
 a Qdrant test double starts from the API keys the bootstrap fetched (the env file the Qdrant
 container would read), every `verify` check runs against the edge, and everything stops again.
-`--serve` keeps it up for your own curl and qdrant-client experiments. Needs root (loop device,
-private mount namespace); nothing leaks into the machine.
+`--serve` keeps it up for your own curl and qdrant-client experiments (`lab.serve_guide` prints
+how, `lab.credentials` hands out the keys and tokens). Needs root (loop device, private mount
+namespace); nothing leaks into the machine.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 from components.settings import AccessRule, TokenSpec
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
+from lab.credentials import lab_credentials, write_owner_only
 from lab.edge import lab_target
 from lab.processes import LabUnavailable
 from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
+from lab.serve_guide import Examples, render_guide
 from verify.checks import endpoint_checks
 from verify.report import failed, table
 from verify.target import Target
@@ -35,6 +38,10 @@ DEMO_TOKENS = (
     TokenSpec("ingest-worker", (AccessRule(DEMO_COLLECTION, "rw"),)),
     TokenSpec("analytics", "r"),
 )
+# The token the printed examples use: it reads DEMO_COLLECTION, like the README's search-api.
+EXAMPLE_TOKEN = "search-api"
+# A closed terminal (SIGHUP) or a service manager (SIGTERM) stops the lab like Ctrl-C does.
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -55,30 +62,17 @@ def start_qdrant(edge: EdgeBootstrap, stack: ExitStack) -> QdrantDouble:
     return stack.enter_context(QdrantDouble(config))
 
 
-def describe(edge: EdgeBootstrap, key_file: Path) -> str:
-    host = edge.lab.host
-    ports = host.ports
-    return "\n".join(
-        [
-            f"REST:  https://{host.domain}:{ports.https}  (connect to 127.0.0.1 or ::1)",
-            f"gRPC:  {host.domain}:{ports.grpc_tls}",
-            f"CA:    {edge.client_ca}",
-            f"try:   curl --cacert {edge.client_ca} --resolve {host.domain}:{ports.https}:127.0.0.1 "
-            f'-H "api-key: $(cat {key_file})" https://{host.domain}:{ports.https}/collections',
-        ]
-    )
-
-
-def serve(edge: EdgeBootstrap, workdir: Path) -> None:
-    # The key goes to an owner-only file, never to the terminal.
-    key_file = workdir / "api-key"
-    key_file.touch(mode=0o600)
-    key_file.write_text(edge.lab.api_key)
-    print(f"\n{describe(edge, key_file)}\n\nserving; Ctrl-C stops everything", flush=True)
-    # Wait for the signal instead of dying of it, so every lab process is stopped on the way out.
-    stop = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    signal.sigwait(stop)
+def serve(edge: EdgeBootstrap, target: Target, workdir: Path) -> None:
+    credentials = lab_credentials(edge.lab.api_key, edge.lab.read_only_api_key, target.tokens)
+    credentials_dir = workdir / "credentials"
+    write_owner_only(credentials_dir, credentials.all)
+    examples = Examples(credentials.master, credentials.tokens[EXAMPLE_TOKEN], DEMO_COLLECTION)
+    guide = render_guide(edge.lab.host, edge.client_ca, credentials_dir, credentials.all, examples)
+    print(f"\n{guide}", flush=True)
+    # Wait for the signal instead of dying of it, and keep it blocked: a second Ctrl-C must not
+    # cut short the stopping of every lab process on the way out.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.sigwait(STOP_SIGNALS)
 
 
 def run_lab(workdir: Path, serve_after: bool) -> int:
@@ -97,14 +91,20 @@ def run_lab(workdir: Path, serve_after: bool) -> int:
         results = endpoint_checks(target, rate_limit=True)
         print(f"\n{table(results, target.secrets)}", flush=True)
         if serve_after:
-            serve(edge, workdir)
+            serve(edge, target, workdir)
         return 1 if failed(results) else 0
 
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
-    parser.add_argument("--serve", action="store_true", help="keep the lab running until Ctrl-C")
+    parser.add_argument(
+        "--serve", action="store_true", help="keep the lab running until Ctrl-C or SIGTERM"
+    )
     args = parser.parse_args(argv)
+    # Python dies of these by default, leaving every server the lab started running: turned into
+    # what Ctrl-C raises, they unwind the lab however early they arrive.
+    for signum in STOP_SIGNALS - {signal.SIGINT}:
+        signal.signal(signum, signal.default_int_handler)
     # In /tmp: run as root, nginx's workers are `nobody` and must be able to reach the webroot.
     workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-lab-"))
     workdir.chmod(0o755)
@@ -113,6 +113,9 @@ def main(argv: Sequence[str]) -> int:
     except LabUnavailable as missing:
         print(f"lab unavailable: {missing} (scripts/test installs every tool it needs)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lab stopped before it was up", file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,7 +1,7 @@
 """A real nginx running the host's rendered site from a scratch prefix, as root or not.
 
 On the VM the distro's `nginx.conf` includes the site inside its `http {}` block. The lab stands in
-for that file with `render_main_config`: the same include, with the pid file, logs and temp files
+for that file with `render_main_config`: the same includes, with the pid file, logs and temp files
 moved into the scratch directory so no system path is touched and no root is needed.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from components.nginx_config import site_file
 from components.settings import HostSettings
-from lab.processes import LOOPBACK, Service, require_tools, run, wait_until
+from lab.processes import Service, require_tools, run, wait_until
 
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -38,7 +38,10 @@ events {{
 http {{
 {temp}
     access_log {paths.nginx_log_dir}/main.access.log;
+    # Debian's and Ubuntu's nginx.conf include both: the site goes to conf.d; the distro's default
+    # site is in sites-enabled until the bootstrap removes it.
     include {paths.nginx_conf_dir}/conf.d/*.conf;
+    include {paths.nginx_conf_dir}/sites-enabled/*;
 }}
 """
 
@@ -70,10 +73,17 @@ class Nginx:
         run(self.command("-t"))
 
     def install_distro_default_site(self) -> None:
-        """Stands in for Ubuntu's default site: nginx serves port 80 before the bootstrap runs."""
-        listen = f"listen {LOOPBACK}:{self.host.ports.http} default_server;"
-        self.site.with_name("distro-default.conf").write_text(
-            f"server {{\n    {listen}\n    return 404;\n}}\n"
+        """Stands in for Ubuntu's default site, where Ubuntu keeps it: before the bootstrap runs,
+        nginx answers any name on port 80 with a page showing its version, as the distro's does."""
+        listen = self.host.listen
+        default = Path(self.host.paths.nginx_conf_dir) / "sites-enabled" / "default"
+        default.parent.mkdir(parents=True, exist_ok=True)
+        default.write_text(
+            "server {\n"
+            f"    listen {listen.ipv4}:{self.host.ports.http} default_server;\n"
+            f"    listen {listen.ipv6}:{self.host.ports.http} default_server;\n"
+            "    return 404;\n"
+            "}\n"
         )
 
     def install_site(self, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import shlex
 import signal
@@ -14,6 +15,9 @@ from pathlib import Path
 from types import TracebackType
 
 LOOPBACK = "127.0.0.1"
+EPHEMERAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+# Below 10000 live the well-known development services (databases, proxies, Qdrant's own 6333).
+_CANDIDATE_PORTS = range(10000, 65536)
 
 # This machine points these at the system bundle; anything the lab starts must trust the lab's CAs
 # only, so they are dropped and each caller sets what it needs.
@@ -48,18 +52,32 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections and to `bind(port 0)`."""
+    low, high = Path(EPHEMERAL_PORT_RANGE).read_text().split()
+    return range(int(low), int(high) + 1)
+
+
 def free_port() -> int:
-    """A port free for TCP and UDP on 127.0.0.1 (the DNS server needs both)."""
+    """A port free for TCP and UDP on 127.0.0.1 (the DNS server needs both), chosen outside the
+    ephemeral range: a lab binds its ports seconds after choosing them, and meanwhile any outgoing
+    connection on the machine (certbot, curl, a benchmark's thousands) could take an ephemeral one."""
+    ephemeral = ephemeral_ports()
+    candidates = [port for port in _CANDIDATE_PORTS if port not in ephemeral]
     for _ in range(50):
+        port = random.choice(candidates) if candidates else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port: int = tcp.getsockname()[1]
+            try:
+                tcp.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            port = tcp.getsockname()[1]
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind((LOOPBACK, port))
                 except OSError:
                     continue
-            return port
+            return int(port)
     raise LabUnavailable("no free loopback port")
 
 

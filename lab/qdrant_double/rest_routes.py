@@ -1,15 +1,31 @@
-"""The REST API: one action per route, and the route table with the Need of each."""
+"""The REST API: the route table, with the Need of each route as Qdrant's RBAC assigns it, and the
+actions that parse bodies into qdrant-client's models and answer with the data plane's results.
+
+Paths and bodies are those of qdrant-client's `qdrant_client/http/api/*_api.py` (Qdrant's OpenAPI);
+Needs follow `lib/storage/src/rbac/ops_checks.rs` and the `check_*_access` calls beside each
+operation in qdrant/qdrant v1.18.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Tuple
 
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+from qdrant_client.http import models
+
+from lab.qdrant_double import dataplane, legacy
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.errors import BadRequest, NotFound
-from lab.qdrant_double.store import Store, filter_pairs, point_id
-from lab.qdrant_double.values import Record, _is_int
+from lab.qdrant_double.store import Store
+
+
+@functools.cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
 
 
 @dataclass(frozen=True)
@@ -23,116 +39,54 @@ class _RestCall:
     def name(self) -> str:
         return self.params["name"]
 
-    def body_object(self) -> dict[str, Any]:
-        if self.body is None:
-            return {}
-        if not isinstance(self.body, dict):
-            raise BadRequest("Json deserialize error: expected an object")
-        return self.body
+    def parse(self, model: Any, body: Any = None) -> Any:
+        """The body (or ``body``) as a qdrant-client model; a mismatch is Qdrant's 400."""
+        try:
+            return _adapter(model).validate_python(self.body if body is None else body)
+        except ValidationError as error:
+            raise BadRequest(f"Json deserialize error: {error}") from None
 
 
-def _rest_record(record: Record, with_payload: bool) -> dict[str, Any]:
-    pid, payload = record
-    return {"id": pid, "payload": payload if with_payload else None, "vector": None}
+Action = Callable[[_RestCall], Any]
 
 
-def _update_result(operation_id: int) -> dict[str, Any]:
-    return {"operation_id": operation_id, "status": "completed"}
+def _point_id(raw: str) -> models.ExtendedPointId:
+    return int(raw) if raw.isdigit() else raw
 
 
-def _payload(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise BadRequest("payload must be an object")
-    return raw
+def _update(operation: Any, field: str) -> Action:
+    """One point, vector or payload write: its body is the `field` of an UpdateOperation."""
+
+    def action(call: _RestCall) -> Any:
+        update = call.parse(operation, {field: call.body})
+        return dataplane.update_points(call.store, call.name, [update])[0]
+
+    return action
 
 
-def _rest_records(body: Mapping[str, Any]) -> list[Record]:
-    if isinstance(body.get("points"), list):
-        entries = body["points"]
-        if not all(isinstance(e, dict) for e in entries):
-            raise BadRequest("points must be objects")
-        return [(point_id(e.get("id")), _payload(e.get("payload"))) for e in entries]
-    batch = body.get("batch")
-    if isinstance(batch, dict) and isinstance(batch.get("ids"), list):
-        payloads = batch.get("payloads") or [None] * len(batch["ids"])
-        if not isinstance(payloads, list) or len(payloads) != len(batch["ids"]):
-            raise BadRequest("batch ids and payloads differ in length")
-        return [(point_id(i), _payload(p)) for i, p in zip(batch["ids"], payloads)]
-    raise BadRequest("expected `points` or `batch`")
+def _batch_update(call: _RestCall) -> Any:
+    operations = call.parse(models.UpdateOperations).operations
+    return dataplane.update_points(call.store, call.name, operations)
 
 
-def _list_collections(call: _RestCall) -> Any:
-    visible = [name for name in call.store.names() if call.access.can_see(name)]
-    return {"collections": [{"name": name} for name in visible]}
+def _query(call: _RestCall) -> Any:
+    request = call.parse(models.QueryRequest)
+    return dataplane.query(call.store, call.access, call.name, [request])[0]
 
 
-def _create_collection(call: _RestCall) -> Any:
-    call.store.create(call.name, call.body_object().get("vectors"))
-    return True
+def _query_batch(call: _RestCall) -> Any:
+    searches = call.parse(models.QueryRequestBatch).searches
+    return dataplane.query(call.store, call.access, call.name, searches)
 
 
-def _delete_collection(call: _RestCall) -> Any:
-    return call.store.delete(call.name)
+def _legacy(to_query: Callable[[Any], models.QueryRequest]) -> Action:
+    """Search and recommend answer a bare list of scored points, not a QueryResponse."""
 
+    def action(call: _RestCall) -> Any:
+        request = to_query(call.body)
+        return dataplane.query(call.store, call.access, call.name, [request])[0].points
 
-def _get_collection(call: _RestCall) -> Any:
-    return call.store.info(call.name)
-
-
-def _collection_exists(call: _RestCall) -> Any:
-    return {"exists": call.store.exists(call.name)}
-
-
-def _upsert_points(call: _RestCall) -> Any:
-    return _update_result(call.store.upsert(call.name, _rest_records(call.body_object())))
-
-
-def _retrieve_points(call: _RestCall) -> Any:
-    body = call.body_object()
-    if not isinstance(body.get("ids"), list):
-        raise BadRequest("ids must be a list")
-    records = call.store.retrieve(call.name, [point_id(i) for i in body["ids"]])
-    with_payload = body.get("with_payload", True) is not False
-    return [_rest_record(record, with_payload) for record in records]
-
-
-def _scroll_points(call: _RestCall) -> Any:
-    body = call.body_object()
-    limit = body.get("limit") or 10
-    if not _is_int(limit):
-        raise BadRequest("limit must be an integer")
-    offset = None if body.get("offset") is None else point_id(body["offset"])
-    pairs = filter_pairs(body.get("filter"))
-    page, next_offset = call.store.scroll(call.name, offset, limit, pairs)
-    with_payload = body.get("with_payload", True) is not False
-    return {
-        "points": [_rest_record(record, with_payload) for record in page],
-        "next_page_offset": next_offset,
-    }
-
-
-def _get_point(call: _RestCall) -> Any:
-    raw = call.params["id"]
-    pid = point_id(int(raw) if raw.isdigit() else raw)
-    records = call.store.retrieve(call.name, [pid])
-    if not records:
-        raise NotFound(f"Not found: No point with id {pid} found")
-    return _rest_record(records[0], with_payload=True)
-
-
-def _create_index(call: _RestCall) -> Any:
-    body = call.body_object()
-    schema = body.get("field_schema")
-    data_type = schema.get("type") if isinstance(schema, dict) else schema
-    if not isinstance(body.get("field_name"), str) or not isinstance(data_type, str):
-        raise BadRequest("field_name and field_schema are required")
-    return _update_result(call.store.create_index(call.name, body["field_name"], data_type))
-
-
-def _create_snapshot(call: _RestCall) -> Any:
-    return call.store.create_snapshot(call.name)
+    return action
 
 
 @dataclass(frozen=True)
@@ -140,26 +94,136 @@ class _Route:
     method: str
     pattern: "re.Pattern[str]"
     need: Need
-    action: Callable[[_RestCall], Any]
+    action: Action
 
 
-def _route(method: str, path: str, need: Need, action: Callable[[_RestCall], Any]) -> _Route:
-    pattern = path.replace("{name}", "(?P<name>[^/]+)").replace("{id}", "(?P<id>[^/]+)")
+def _route(method: str, path: str, need: Need, action: Action) -> _Route:
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
     return _Route(method, re.compile(pattern), need, action)
 
 
+_POINTS = "/collections/{name}/points"
+
 _ROUTES = (
-    _route("GET", "/collections", Need.LIST, _list_collections),
-    _route("PUT", "/collections/{name}", Need.MANAGE, _create_collection),
-    _route("DELETE", "/collections/{name}", Need.MANAGE, _delete_collection),
-    _route("GET", "/collections/{name}", Need.READ, _get_collection),
-    _route("GET", "/collections/{name}/exists", Need.READ, _collection_exists),
-    _route("PUT", "/collections/{name}/points", Need.WRITE_POINTS, _upsert_points),
-    _route("POST", "/collections/{name}/points", Need.READ, _retrieve_points),
-    _route("POST", "/collections/{name}/points/scroll", Need.READ, _scroll_points),
-    _route("GET", "/collections/{name}/points/{id}", Need.READ, _get_point),
-    _route("PUT", "/collections/{name}/index", Need.WRITE_COLLECTION, _create_index),
-    _route("POST", "/collections/{name}/snapshots", Need.WRITE_COLLECTION, _create_snapshot),
+    _route("GET", "/collections", Need.LIST, lambda c: dataplane.list_collections(c.store, c.access)),
+    _route(
+        "PUT",
+        "/collections/{name}",
+        Need.MANAGE,
+        lambda c: c.store.create_collection(c.name, c.parse(models.CreateCollection)),
+    ),
+    _route("DELETE", "/collections/{name}", Need.MANAGE, lambda c: c.store.delete(c.name)),
+    _route("GET", "/collections/{name}", Need.READ, lambda c: c.store.info(c.name)),
+    _route(
+        "GET",
+        "/collections/{name}/exists",
+        Need.READ,
+        lambda c: dataplane.collection_exists(c.store, c.name),
+    ),
+    _route(
+        "POST",
+        "/collections/aliases",
+        Need.MANAGE,
+        lambda c: dataplane.change_aliases(c.store, c.parse(models.ChangeAliasesOperation)),
+    ),
+    _route("GET", "/aliases", Need.LIST, lambda c: dataplane.aliases(c.store, c.access)),
+    _route(
+        "GET",
+        "/collections/{name}/aliases",
+        Need.READ,
+        lambda c: dataplane.aliases(c.store, c.access, c.name),
+    ),
+    _route("PUT", _POINTS, Need.WRITE_POINTS, _update(models.UpsertOperation, "upsert")),
+    _route("POST", f"{_POINTS}/delete", Need.WRITE_POINTS, _update(models.DeleteOperation, "delete")),
+    _route(
+        "PUT",
+        f"{_POINTS}/vectors",
+        Need.WRITE_POINTS,
+        _update(models.UpdateVectorsOperation, "update_vectors"),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/vectors/delete",
+        Need.WRITE_POINTS,
+        _update(models.DeleteVectorsOperation, "delete_vectors"),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/payload",
+        Need.WRITE_POINTS,
+        _update(models.SetPayloadOperation, "set_payload"),
+    ),
+    _route(
+        "PUT",
+        f"{_POINTS}/payload",
+        Need.WRITE_POINTS,
+        _update(models.OverwritePayloadOperation, "overwrite_payload"),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/payload/delete",
+        Need.WRITE_POINTS,
+        _update(models.DeletePayloadOperation, "delete_payload"),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/payload/clear",
+        Need.WRITE_POINTS,
+        _update(models.ClearPayloadOperation, "clear_payload"),
+    ),
+    _route("POST", f"{_POINTS}/batch", Need.WRITE_POINTS, _batch_update),
+    _route(
+        "POST",
+        _POINTS,
+        Need.READ,
+        lambda c: dataplane.retrieve(c.store, c.name, c.parse(models.PointRequest)),
+    ),
+    _route(
+        "GET",
+        f"{_POINTS}/{{id}}",
+        Need.READ,
+        lambda c: dataplane.get_point(c.store, c.name, _point_id(c.params["id"])),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/scroll",
+        Need.READ,
+        lambda c: dataplane.scroll(c.store, c.name, c.parse(models.ScrollRequest)),
+    ),
+    _route(
+        "POST",
+        f"{_POINTS}/count",
+        Need.READ,
+        lambda c: dataplane.count(c.store, c.name, c.parse(models.CountRequest)),
+    ),
+    _route("POST", f"{_POINTS}/query", Need.READ, _query),
+    _route("POST", f"{_POINTS}/query/batch", Need.READ, _query_batch),
+    _route("POST", f"{_POINTS}/search", Need.READ, _legacy(legacy.search_request)),
+    _route("POST", f"{_POINTS}/recommend", Need.READ, _legacy(legacy.recommend_request)),
+    _route(
+        "PUT",
+        "/collections/{name}/index",
+        Need.WRITE_COLLECTION,
+        lambda c: dataplane.create_index(c.store, c.name, c.parse(models.CreateFieldIndex)),
+    ),
+    _route(
+        "DELETE",
+        "/collections/{name}/index/{field}",
+        Need.WRITE_COLLECTION,
+        lambda c: dataplane.delete_index(c.store, c.name, c.params["field"]),
+    ),
+    _route(
+        "GET",
+        "/collections/{name}/snapshots",
+        Need.READ_COLLECTION,
+        lambda c: dataplane.list_snapshots(c.store, c.name),
+    ),
+    _route(
+        "POST",
+        "/collections/{name}/snapshots",
+        Need.WRITE_COLLECTION,
+        lambda c: dataplane.create_snapshot(c.store, c.name),
+    ),
 )
 
 
@@ -169,3 +233,8 @@ def _match_route(method: str, path: str) -> Tuple[_Route, dict[str, str]]:
         if route.method == method and found:
             return route, found.groupdict()
     raise NotFound(f"Not found: {method} {path}")
+
+
+def _jsonable(result: Any) -> Any:
+    """A result as Qdrant writes it: unset fields left out, payload values kept as they are."""
+    return to_jsonable_python(result, exclude_none=True)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -43,6 +44,8 @@ from tests.double_client import (
 # qdrant-client warns about credentials over plain http: here that is loopback by design.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
+    # The double's engine says so for every index it is asked for; the README does too.
+    pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant"),
     pytest.mark.filterwarnings("ignore:Auth token provider is used with an insecure connection"),
 ]
 
@@ -79,7 +82,8 @@ def test_global_read_token_cannot_write(double: QdrantDouble) -> None:
 def test_collection_rw_token_writes_its_collection(double: QdrantDouble) -> None:
     headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
     assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
-    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+    code, body = rest(double, "POST", "/collections/alpha/points", {"ids": [7]}, api_key(KEY))
+    assert (code, body["result"]) == (200, [{"id": 7, "payload": {"n": 7}}])
 
 
 def test_collection_token_lists_only_its_collections(double: QdrantDouble) -> None:
@@ -90,38 +94,79 @@ def test_collection_token_lists_only_its_collections(double: QdrantDouble) -> No
     assert body["result"]["collections"] == [{"name": "beta"}]
 
 
-def test_collection_token_cannot_create_collection(double: QdrantDouble) -> None:
-    """Creating collections needs global manage, even for a name the token covers."""
-    headers = bearer(token({"access": [{"collection": "gamma", "access": "rw"}]}))
-    assert status(double, "PUT", "/collections/gamma", {"vectors": VECTORS}, headers=headers) == 403
+# ----------------------------------------------------------------------------- REST: each route's need
 
 
-def test_collection_r_token_cannot_write(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "r"}]}))
-    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 403
+def scoped(access: str) -> dict[str, str]:
+    """Bearer headers for "m" or "r" (global) or "collection:mode" (one collection)."""
+    if ":" not in access:
+        return bearer(token({"access": access}))
+    collection, mode = access.split(":")
+    return bearer(token({"access": [{"collection": collection, "access": mode}]}))
 
 
-def test_prw_token_can_upsert(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
+VECTOR = [0.1, 0.2, 0.3, 0.4]
+ON_POINT_1 = {"payload": {"k": 1}, "points": [1]}
+ALIAS = {"actions": [{"create_alias": {"collection_name": "alpha", "alias_name": "a1"}}]}
+P = "/collections/alpha/points"
+
+# Each route with the weakest access Qdrant's RBAC lets through and the strongest it refuses
+# (lib/storage/src/rbac/ops_checks.rs and the access checks beside each operation): reads need any
+# access to the collection, point writes rw or prw, collection extras (snapshot lists) r or rw but
+# not prw, payload indexes and snapshots rw, collections and aliases global manage.
+def route(name: str, method: str, path: str, body: Any, allowed: str, refused: str,
+          answer: int = 200) -> Any:
+    return pytest.param(method, path, body, allowed, refused, answer, id=name)
 
 
-def test_prw_token_cannot_create_payload_index(double: QdrantDouble) -> None:
-    """prw is point read/write only: payload indexes change the collection for everyone."""
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 403
+ROUTE_NEEDS = [
+    route("info", "GET", "/collections/alpha", None, "alpha:r", "beta:rw"),
+    route("exists", "GET", "/collections/alpha/exists", None, "alpha:r", "beta:rw"),
+    route("aliases", "GET", "/collections/alpha/aliases", None, "alpha:r", "beta:rw"),
+    route("retrieve", "POST", P, {"ids": [1]}, "alpha:r", "beta:rw"),
+    route("get-point", "GET", f"{P}/1", None, "alpha:r", "beta:rw"),
+    route("scroll", "POST", f"{P}/scroll", {}, "alpha:r", "beta:rw"),
+    route("count", "POST", f"{P}/count", {}, "alpha:r", "beta:rw"),
+    route("query", "POST", f"{P}/query", {"query": VECTOR}, "alpha:r", "beta:rw"),
+    route("query-batch", "POST", f"{P}/query/batch", {"searches": [{"query": VECTOR}]},
+          "alpha:r", "beta:rw"),
+    route("search", "POST", f"{P}/search", {"vector": VECTOR, "limit": 1}, "alpha:r", "beta:rw"),
+    route("recommend", "POST", f"{P}/recommend", {"positive": [VECTOR], "limit": 1},
+          "alpha:r", "beta:rw"),
+    route("upsert", "PUT", P, UPSERT, "alpha:prw", "alpha:r"),
+    route("delete", "POST", f"{P}/delete", {"points": [7]}, "alpha:prw", "alpha:r"),
+    route("update-vectors", "PUT", f"{P}/vectors", {"points": [{"id": 1, "vector": VECTOR}]},
+          "alpha:prw", "alpha:r"),
+    route("delete-vectors", "POST", f"{P}/vectors/delete", {"points": [1], "vector": [""]},
+          "alpha:prw", "alpha:r"),
+    route("set-payload", "POST", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
+    route("overwrite-payload", "PUT", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
+    route("delete-payload", "POST", f"{P}/payload/delete", {"keys": ["k"], "points": [1]},
+          "alpha:prw", "alpha:r"),
+    route("clear-payload", "POST", f"{P}/payload/clear", {"points": [1]}, "alpha:prw", "alpha:r"),
+    route("batch", "POST", f"{P}/batch", {"operations": [{"upsert": UPSERT}]},
+          "alpha:prw", "alpha:r"),
+    route("list-snapshots", "GET", "/collections/alpha/snapshots", None, "alpha:r", "alpha:prw"),
+    route("index", "PUT", "/collections/alpha/index", INDEX, "alpha:rw", "alpha:prw"),
+    route("drop-index", "DELETE", "/collections/alpha/index/n", None, "alpha:rw", "alpha:prw"),
+    # Authorized, then refused by the engine: local mode has no snapshots.
+    route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw", 501),
+    # Not even a token made for the name may create the collection.
+    route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
+    route("change-aliases", "POST", "/collections/aliases", ALIAS, "m", "alpha:rw"),
+    route("delete-collection", "DELETE", "/collections/alpha", None, "m", "alpha:rw"),
+]
 
 
-def test_prw_token_cannot_create_snapshot(double: QdrantDouble) -> None:
-    """A snapshot is a copy of the whole collection: not for point-only tokens."""
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 403
-
-
-def test_rw_token_can_create_payload_index_and_snapshot(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
-    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 200
-    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 200
+@pytest.mark.parametrize(("method", "path", "body", "allowed", "refused", "answer"), ROUTE_NEEDS)
+def test_each_route_needs_the_access_qdrant_assigns_it(
+    double: QdrantDouble, method: str, path: str, body: Any, allowed: str, refused: str,
+    answer: int,
+) -> None:
+    """A token one step short of what an operation needs gets 403; the weakest one that suffices
+    reaches the operation."""
+    assert status(double, method, path, body, headers=scoped(refused)) == 403
+    assert status(double, method, path, body, headers=scoped(allowed)) == answer
 
 
 # ----------------------------------------------------------------------------- REST: bad tokens
@@ -195,7 +240,7 @@ def test_dashboard_traversal_routes_where_it_points(double: QdrantDouble) -> Non
 def test_body_larger_than_qdrant_default_limit_is_accepted(double: QdrantDouble) -> None:
     """The double has no size cap, so a proxy's client_max_body_size is what a test measures."""
     blob = "x" * (33 * 1024 * 1024)
-    body = {"points": [{"id": 2, "payload": {"blob": blob}}]}
+    body = {"points": [{"id": 2, "vector": VECTOR, "payload": {"blob": blob}}]}
     assert status(double, "PUT", "/collections/alpha/points", body, headers=api_key(KEY)) == 200
 
 
@@ -210,7 +255,8 @@ def test_chunked_request_body_is_read(double: QdrantDouble) -> None:
         assert connection.getresponse().status == 200
     finally:
         connection.close()
-    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+    code, body = rest(double, "GET", "/collections/alpha/points/7", headers=api_key(KEY))
+    assert (code, body["result"]["payload"]) == (200, {"n": 7})
 
 
 def test_refused_request_with_unread_body_closes_connection(double: QdrantDouble) -> None:
@@ -408,24 +454,22 @@ def test_stop_frees_both_ports() -> None:
             probe.bind(("127.0.0.1", port))
 
 
-def test_cli_reads_keys_from_environment_and_stops_on_sigterm() -> None:
+@contextmanager
+def running_cli(workdir: Path) -> Iterator[str]:
+    """`python -m lab.qdrant_double` in ``workdir`` with only the API key set; yields its REST
+    address and checks that SIGTERM stops it cleanly."""
     environ = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QDRANT__SERVICE__API_KEY": KEY}
+    environ.pop("QDRANT__STORAGE__STORAGE_PATH", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "lab.qdrant_double", "--rest-port", "0", "--grpc-port", "0"],
-        env=environ, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environ, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
     try:
         ready, _, _ = select.select([process.stdout], [], [], 20)
         assert ready, "the double did not report readiness"
-        line = process.stdout.readline()
-        rest_url = line.split("rest=")[1].split()[0]
-        host, port = rest_url.removeprefix("http://").rsplit(":", 1)
-        assert host == "127.0.0.1"
-        connection = http.client.HTTPConnection(host, int(port), timeout=5)
-        connection.request("GET", "/collections", headers=api_key(KEY))
-        assert connection.getresponse().status == 200
-        connection.close()
+        rest_url = process.stdout.readline().split("rest=")[1].split()[0]
+        yield rest_url.removeprefix("http://")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -435,3 +479,34 @@ def test_cli_reads_keys_from_environment_and_stops_on_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def cli_request(address: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        data = None if body is None else json.dumps(body)
+        connection.request(method, path, body=data, headers=api_key(KEY))
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_cli_reads_keys_from_environment_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with running_cli(tmp_path) as address:
+        assert address.startswith("127.0.0.1:")
+        assert cli_request(address, "GET", "/collections")[0] == 200
+
+
+def test_cli_keeps_data_where_qdrant_does_across_a_restart(tmp_path: Path) -> None:
+    """Without QDRANT__STORAGE__STORAGE_PATH, Qdrant keeps its data in ./storage (/qdrant/storage
+    in its image): the same directory serves the next start, as a replaced host's Qdrant finds
+    the data volume's."""
+    with running_cli(tmp_path) as address:
+        assert cli_request(address, "PUT", "/collections/kept", {"vectors": VECTORS})[0] == 200
+        assert cli_request(address, "PUT", "/collections/kept/points", UPSERT)[0] == 200
+    assert (tmp_path / "storage").is_dir()
+    with running_cli(tmp_path) as address:
+        code, body = cli_request(address, "POST", "/collections/kept/points/count", {})
+    assert (code, body["result"]) == (200, {"count": 1})

@@ -10,7 +10,8 @@ from components.settings import DEFAULT_QDRANT_VERSION, PORTS
 
 TITLE = "qdrant - vector search engine"
 QDRANT_STORAGE_PATH = "./storage"
-"""Qdrant's own default (`config/config.yaml`): `/qdrant/storage` in its image, run from `/qdrant`."""
+"""Qdrant's own default (`config/config.yaml`): `/qdrant/storage` in its image, which runs from
+`/qdrant`."""
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ def create_index(store: Store, name: str, request: models.CreateFieldIndex) -> m
     schema = request.field_schema
     if schema is None:
         raise BadRequest(
-            "Bad request: Can't auto-detect field type, please specify `field_schema` in the request"
+            "Bad request: Can't auto-detect field type, "
+            "please specify `field_schema` in the request"
         )
     return store.run(
         lambda client: client.create_payload_index(name, request.field_name, schema), name
@@ -127,12 +128,12 @@ def aliases(
     store: Store, access: Access, collection: Optional[str] = None
 ) -> models.CollectionsAliasesResponse:
     """All aliases, or one collection's; like collection lists, only those the caller may see."""
-    response = store.run(
-        lambda client: (
-            client.get_aliases() if collection is None else client.get_collection_aliases(collection)
-        ),
-        collection,
-    )
+    def listed(client: Any) -> models.CollectionsAliasesResponse:
+        if collection is None:
+            return client.get_aliases()
+        return client.get_collection_aliases(collection)
+
+    response = store.run(listed, collection)
     return models.CollectionsAliasesResponse(
         aliases=[alias for alias in response.aliases if access.can_see(alias.collection_name)]
     )

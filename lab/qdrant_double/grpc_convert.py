@@ -18,6 +18,10 @@ from qdrant_client.http import models
 from lab.qdrant_double import legacy
 
 
+def _given(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def _present(message: Any, field: str, convert: Callable[[Any], Any] = lambda value: value) -> Any:
     """The converted value of an optional field, None when the caller left it out."""
     return convert(getattr(message, field)) if message.HasField(field) else None
@@ -98,7 +102,7 @@ def _shared_search_fields(request: Any) -> dict[str, Any]:
         "offset": _present(request, "offset"),
         "limit": request.limit or None,
     }
-    return {key: value for key, value in fields.items() if value is not None}
+    return _given(fields)
 
 
 def search_request(request: Any) -> models.QueryRequest:
@@ -124,7 +128,7 @@ def recommend_request(request: Any) -> models.QueryRequest:
         "using": _present(request, "using"),
         "lookup_from": _present(request, "lookup_from", GrpcToRest.convert_lookup_location),
     }
-    return legacy.recommend_request({key: value for key, value in body.items() if value is not None})
+    return legacy.recommend_request(_given(body))
 
 
 def change_aliases(request: Any) -> models.ChangeAliasesOperation:

@@ -37,8 +37,11 @@ def search_request(body: Any) -> models.QueryRequest:
     return _query_request({**fields, "query": vector})
 
 
+_EXAMPLES = ("positive", "negative", "strategy")
+
+
 def recommend_request(body: Any) -> models.QueryRequest:
     """A RecommendRequest: point ids or vectors as `positive` / `negative` examples."""
     fields = _fields(body)
-    examples = {key: fields.pop(key) for key in ("positive", "negative", "strategy") if key in fields}
+    examples = {key: fields.pop(key) for key in _EXAMPLES if key in fields}
     return _query_request({**fields, "query": {"recommend": examples}})

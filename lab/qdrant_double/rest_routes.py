@@ -105,7 +105,9 @@ def _route(method: str, path: str, need: Need, action: Action) -> _Route:
 _POINTS = "/collections/{name}/points"
 
 _ROUTES = (
-    _route("GET", "/collections", Need.LIST, lambda c: dataplane.list_collections(c.store, c.access)),
+    _route(
+        "GET", "/collections", Need.LIST, lambda c: dataplane.list_collections(c.store, c.access)
+    ),
     _route(
         "PUT",
         "/collections/{name}",
@@ -134,7 +136,9 @@ _ROUTES = (
         lambda c: dataplane.aliases(c.store, c.access, c.name),
     ),
     _route("PUT", _POINTS, Need.WRITE_POINTS, _update(models.UpsertOperation, "upsert")),
-    _route("POST", f"{_POINTS}/delete", Need.WRITE_POINTS, _update(models.DeleteOperation, "delete")),
+    _route(
+        "POST", f"{_POINTS}/delete", Need.WRITE_POINTS, _update(models.DeleteOperation, "delete")
+    ),
     _route(
         "PUT",
         f"{_POINTS}/vectors",

@@ -38,7 +38,8 @@ class Store:
         try:
             # The lock above serializes every call, which is what local mode needs across threads.
             self._client = QdrantClient(
-                path=os.path.join(storage_path, LOCAL_MODE_DIR), force_disable_check_same_thread=True
+                path=os.path.join(storage_path, LOCAL_MODE_DIR),
+                force_disable_check_same_thread=True,
             )
         except BaseException:
             self._remove_temporary()
@@ -102,7 +103,7 @@ class Store:
 
     def upsert(self, name: str, records: Sequence[Record]) -> None:
         """Points without vectors, for seeding payloads (such as `value_exists` allow lists)."""
-        points = [models.PointStruct(id=pid, vector={}, payload=payload) for pid, payload in records]
+        points = [models.PointStruct(id=pid, vector={}, payload=data) for pid, data in records]
         self.run(lambda client: client.upsert(name, points), name)
 
     def has_matching_point(self, name: str, pairs: Pairs) -> bool:

@@ -54,19 +54,57 @@ def _point_id(raw: str) -> models.ExtendedPointId:
     return int(raw) if raw.isdigit() else raw
 
 
-def _update(operation: Any, field: str) -> Action:
-    """One point, vector or payload write: its body is the `field` of an UpdateOperation."""
-
-    def action(call: _RestCall) -> Any:
-        update = call.parse(operation, {field: call.body})
-        return dataplane.update_points(call.store, call.name, [update])[0]
-
-    return action
-
-
 def _batch_update(call: _RestCall) -> Any:
     operations = call.parse(models.UpdateOperations).operations
     return dataplane.update_points(call.store, call.name, operations)
+
+
+def _list_collections(call: _RestCall) -> Any:
+    return dataplane.list_collections(call.store, call.access)
+
+
+def _create_collection(call: _RestCall) -> Any:
+    return call.store.create_collection(call.name, call.parse(models.CreateCollection))
+
+
+def _delete_collection(call: _RestCall) -> Any:
+    return call.store.delete(call.name)
+
+
+def _collection_info(call: _RestCall) -> Any:
+    return call.store.info(call.name)
+
+
+def _collection_exists(call: _RestCall) -> Any:
+    return dataplane.collection_exists(call.store, call.name)
+
+
+def _change_aliases(call: _RestCall) -> Any:
+    return dataplane.change_aliases(call.store, call.parse(models.ChangeAliasesOperation))
+
+
+def _aliases(call: _RestCall) -> Any:
+    return dataplane.aliases(call.store, call.access)
+
+
+def _collection_aliases(call: _RestCall) -> Any:
+    return dataplane.aliases(call.store, call.access, call.name)
+
+
+def _retrieve(call: _RestCall) -> Any:
+    return dataplane.retrieve(call.store, call.name, call.parse(models.PointRequest))
+
+
+def _get_point(call: _RestCall) -> Any:
+    return dataplane.get_point(call.store, call.name, _point_id(call.params["id"]))
+
+
+def _scroll(call: _RestCall) -> Any:
+    return dataplane.scroll(call.store, call.name, call.parse(models.ScrollRequest))
+
+
+def _count(call: _RestCall) -> Any:
+    return dataplane.count(call.store, call.name, call.parse(models.CountRequest))
 
 
 def _query(call: _RestCall) -> Any:
@@ -89,6 +127,22 @@ def _legacy(to_query: Callable[[Any], models.QueryRequest]) -> Action:
     return action
 
 
+def _create_index(call: _RestCall) -> Any:
+    return dataplane.create_index(call.store, call.name, call.parse(models.CreateFieldIndex))
+
+
+def _delete_index(call: _RestCall) -> Any:
+    return dataplane.delete_index(call.store, call.name, call.params["field"])
+
+
+def _list_snapshots(call: _RestCall) -> Any:
+    return dataplane.list_snapshots(call.store, call.name)
+
+
+def _create_snapshot(call: _RestCall) -> Any:
+    return dataplane.create_snapshot(call.store, call.name)
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -102,132 +156,49 @@ def _route(method: str, path: str, need: Need, action: Action) -> _Route:
     return _Route(method, re.compile(pattern), need, action)
 
 
-_POINTS = "/collections/{name}/points"
+def _point_write(method: str, path: str, operation: Any, field: str) -> _Route:
+    """A point, vector or payload write, whose body is the `field` of an UpdateOperation."""
+
+    def action(call: _RestCall) -> Any:
+        update = call.parse(operation, {field: call.body})
+        return dataplane.update_points(call.store, call.name, [update])[0]
+
+    return _route(method, path, Need.WRITE_POINTS, action)
+
+
+_C = "/collections/{name}"
+_P = f"{_C}/points"
 
 _ROUTES = (
-    _route(
-        "GET", "/collections", Need.LIST, lambda c: dataplane.list_collections(c.store, c.access)
-    ),
-    _route(
-        "PUT",
-        "/collections/{name}",
-        Need.MANAGE,
-        lambda c: c.store.create_collection(c.name, c.parse(models.CreateCollection)),
-    ),
-    _route("DELETE", "/collections/{name}", Need.MANAGE, lambda c: c.store.delete(c.name)),
-    _route("GET", "/collections/{name}", Need.READ, lambda c: c.store.info(c.name)),
-    _route(
-        "GET",
-        "/collections/{name}/exists",
-        Need.READ,
-        lambda c: dataplane.collection_exists(c.store, c.name),
-    ),
-    _route(
-        "POST",
-        "/collections/aliases",
-        Need.MANAGE,
-        lambda c: dataplane.change_aliases(c.store, c.parse(models.ChangeAliasesOperation)),
-    ),
-    _route("GET", "/aliases", Need.LIST, lambda c: dataplane.aliases(c.store, c.access)),
-    _route(
-        "GET",
-        "/collections/{name}/aliases",
-        Need.READ,
-        lambda c: dataplane.aliases(c.store, c.access, c.name),
-    ),
-    _route("PUT", _POINTS, Need.WRITE_POINTS, _update(models.UpsertOperation, "upsert")),
-    _route(
-        "POST", f"{_POINTS}/delete", Need.WRITE_POINTS, _update(models.DeleteOperation, "delete")
-    ),
-    _route(
-        "PUT",
-        f"{_POINTS}/vectors",
-        Need.WRITE_POINTS,
-        _update(models.UpdateVectorsOperation, "update_vectors"),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/vectors/delete",
-        Need.WRITE_POINTS,
-        _update(models.DeleteVectorsOperation, "delete_vectors"),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/payload",
-        Need.WRITE_POINTS,
-        _update(models.SetPayloadOperation, "set_payload"),
-    ),
-    _route(
-        "PUT",
-        f"{_POINTS}/payload",
-        Need.WRITE_POINTS,
-        _update(models.OverwritePayloadOperation, "overwrite_payload"),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/payload/delete",
-        Need.WRITE_POINTS,
-        _update(models.DeletePayloadOperation, "delete_payload"),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/payload/clear",
-        Need.WRITE_POINTS,
-        _update(models.ClearPayloadOperation, "clear_payload"),
-    ),
-    _route("POST", f"{_POINTS}/batch", Need.WRITE_POINTS, _batch_update),
-    _route(
-        "POST",
-        _POINTS,
-        Need.READ,
-        lambda c: dataplane.retrieve(c.store, c.name, c.parse(models.PointRequest)),
-    ),
-    _route(
-        "GET",
-        f"{_POINTS}/{{id}}",
-        Need.READ,
-        lambda c: dataplane.get_point(c.store, c.name, _point_id(c.params["id"])),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/scroll",
-        Need.READ,
-        lambda c: dataplane.scroll(c.store, c.name, c.parse(models.ScrollRequest)),
-    ),
-    _route(
-        "POST",
-        f"{_POINTS}/count",
-        Need.READ,
-        lambda c: dataplane.count(c.store, c.name, c.parse(models.CountRequest)),
-    ),
-    _route("POST", f"{_POINTS}/query", Need.READ, _query),
-    _route("POST", f"{_POINTS}/query/batch", Need.READ, _query_batch),
-    _route("POST", f"{_POINTS}/search", Need.READ, _legacy(legacy.search_request)),
-    _route("POST", f"{_POINTS}/recommend", Need.READ, _legacy(legacy.recommend_request)),
-    _route(
-        "PUT",
-        "/collections/{name}/index",
-        Need.WRITE_COLLECTION,
-        lambda c: dataplane.create_index(c.store, c.name, c.parse(models.CreateFieldIndex)),
-    ),
-    _route(
-        "DELETE",
-        "/collections/{name}/index/{field}",
-        Need.WRITE_COLLECTION,
-        lambda c: dataplane.delete_index(c.store, c.name, c.params["field"]),
-    ),
-    _route(
-        "GET",
-        "/collections/{name}/snapshots",
-        Need.READ_COLLECTION,
-        lambda c: dataplane.list_snapshots(c.store, c.name),
-    ),
-    _route(
-        "POST",
-        "/collections/{name}/snapshots",
-        Need.WRITE_COLLECTION,
-        lambda c: dataplane.create_snapshot(c.store, c.name),
-    ),
+    _route("GET", "/collections", Need.LIST, _list_collections),
+    _route("PUT", _C, Need.MANAGE, _create_collection),
+    _route("DELETE", _C, Need.MANAGE, _delete_collection),
+    _route("GET", _C, Need.READ, _collection_info),
+    _route("GET", f"{_C}/exists", Need.READ, _collection_exists),
+    _route("POST", "/collections/aliases", Need.MANAGE, _change_aliases),
+    _route("GET", "/aliases", Need.LIST, _aliases),
+    _route("GET", f"{_C}/aliases", Need.READ, _collection_aliases),
+    _point_write("PUT", _P, models.UpsertOperation, "upsert"),
+    _point_write("POST", f"{_P}/delete", models.DeleteOperation, "delete"),
+    _point_write("PUT", f"{_P}/vectors", models.UpdateVectorsOperation, "update_vectors"),
+    _point_write("POST", f"{_P}/vectors/delete", models.DeleteVectorsOperation, "delete_vectors"),
+    _point_write("POST", f"{_P}/payload", models.SetPayloadOperation, "set_payload"),
+    _point_write("PUT", f"{_P}/payload", models.OverwritePayloadOperation, "overwrite_payload"),
+    _point_write("POST", f"{_P}/payload/delete", models.DeletePayloadOperation, "delete_payload"),
+    _point_write("POST", f"{_P}/payload/clear", models.ClearPayloadOperation, "clear_payload"),
+    _route("POST", f"{_P}/batch", Need.WRITE_POINTS, _batch_update),
+    _route("POST", _P, Need.READ, _retrieve),
+    _route("GET", f"{_P}/{{id}}", Need.READ, _get_point),
+    _route("POST", f"{_P}/scroll", Need.READ, _scroll),
+    _route("POST", f"{_P}/count", Need.READ, _count),
+    _route("POST", f"{_P}/query", Need.READ, _query),
+    _route("POST", f"{_P}/query/batch", Need.READ, _query_batch),
+    _route("POST", f"{_P}/search", Need.READ, _legacy(legacy.search_request)),
+    _route("POST", f"{_P}/recommend", Need.READ, _legacy(legacy.recommend_request)),
+    _route("PUT", f"{_C}/index", Need.WRITE_COLLECTION, _create_index),
+    _route("DELETE", f"{_C}/index/{{field}}", Need.WRITE_COLLECTION, _delete_index),
+    _route("GET", f"{_C}/snapshots", Need.READ_COLLECTION, _list_snapshots),
+    _route("POST", f"{_C}/snapshots", Need.WRITE_COLLECTION, _create_snapshot),
 )
 
 

@@ -6,8 +6,9 @@ authorization rules of Qdrant v1.18 (``src/common/auth/*.rs`` and
 tests can put a real Nginx in front of something that answers 401 and 403
 exactly where Qdrant would. Behind that layer, every data call is served by
 qdrant-client's local mode (``QdrantClient(path=...)``): collections, points
-with their vectors and payloads, count, scroll, query (search, recommend,
-discover), payload and vector updates, aliases. Bodies and messages are read
+with their vectors and payloads, count, scroll, the universal query (search and
+recommend among it), payload and vector updates, aliases. Qdrant's older search
+and recommend calls are answered through it. Bodies and messages are read
 and written with qdrant-client's own models and conversions; search is exact
 (no HNSW), payload indexes are accepted but change nothing, and snapshots are
 not served (501, gRPC UNIMPLEMENTED). The data persists under Qdrant's storage

@@ -95,7 +95,7 @@ def _looked_up(prefetch: Any) -> Iterator[str]:
 def query(
     store: Store, access: Access, name: str, requests: Sequence[models.QueryRequest]
 ) -> list[models.QueryResponse]:
-    """Search, recommend, discover and the rest of Qdrant's universal query, one per request.
+    """Qdrant's universal query (search, recommend and the rest), one answer per request.
     A `lookup_from` reads another collection, which the caller must be allowed to read too."""
     for request in requests:
         for other in _looked_up(request):

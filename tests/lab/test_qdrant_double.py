@@ -757,9 +757,11 @@ def test_config_from_env_reads_qdrant_variables() -> None:
         "QDRANT__SERVICE__API_KEY": KEY,
         "QDRANT__SERVICE__READ_ONLY_API_KEY": READ_ONLY_KEY,
         "QDRANT__SERVICE__JWT_RBAC": "true",
+        "QDRANT__STORAGE__STORAGE_PATH": "/qdrant/storage",
     }
     config = DoubleConfig.from_env(environ, rest_port=0)
     assert (config.api_key, config.read_only_api_key, config.jwt_rbac) == (KEY, READ_ONLY_KEY, True)
+    assert config.storage_path == "/qdrant/storage"
     assert config.rest_host == config.grpc_host == "127.0.0.1"
 
 

@@ -102,12 +102,8 @@ class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
     @_rpc(Need.WRITE_COLLECTION)
     def Create(self, request: Any, access: Access) -> Any:
         snapshot = dataplane.create_snapshot(self._store, request.collection_name)
-        response = qgrpc.CreateSnapshotResponse()
-        if snapshot is not None:
-            response.snapshot_description.CopyFrom(
-                RestToGrpc.convert_snapshot_description(snapshot)
-            )
-        return response
+        description = RestToGrpc.convert_snapshot_description(snapshot) if snapshot else None
+        return qgrpc.CreateSnapshotResponse(snapshot_description=description)
 
 
 def _standard_health_handler() -> Any:

@@ -1,4 +1,4 @@
-"""Tests for lab/qdrant_double/, the Qdrant auth test double.
+"""Tests for lab/qdrant_double/, the Qdrant test double: its auth layer and its data plane.
 
 Every server listens on ephemeral loopback ports and is stopped by its fixture; all
 traffic goes to 127.0.0.1. Run from the repo root with PYTHONPATH=.

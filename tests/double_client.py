@@ -20,8 +20,8 @@ VECTORS = {"size": 4, "distance": "Cosine"}
 UPSERT = {"points": [{"id": 7, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"n": 7}}]}
 
 
-def start_double(**overrides: Any) -> QdrantDouble:
-    """A double with collections `alpha` (one point, payload tenant/token_id) and `beta`."""
+def double_config(**overrides: Any) -> DoubleConfig:
+    """The tests' keys, JWT RBAC on, ephemeral loopback ports."""
     settings: dict[str, Any] = {
         "api_key": KEY,
         "read_only_api_key": READ_ONLY_KEY,
@@ -30,7 +30,13 @@ def start_double(**overrides: Any) -> QdrantDouble:
         "grpc_port": 0,
         **overrides,
     }
-    double = QdrantDouble(DoubleConfig(**settings)).start()
+    return DoubleConfig(**settings)
+
+
+def start_double(**overrides: Any) -> QdrantDouble:
+    """A double with collections `alpha` (one point without vectors, payload tenant/token_id) and
+    `beta`."""
+    double = QdrantDouble(double_config(**overrides)).start()
     double.store.create("alpha", VECTORS)
     double.store.create("beta", VECTORS)
     double.store.upsert("alpha", [(1, {"tenant": "acme", "token_id": "t-1"})])

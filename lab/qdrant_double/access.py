@@ -25,18 +25,21 @@ class Need(enum.Enum):
     LIST = "list"  # any valid credential; results are filtered to visible collections
     READ = "read"
     WRITE_POINTS = "point write"  # rw or prw
+    READ_COLLECTION = "collection read"  # r or rw, not prw (points only): snapshot lists
     WRITE_COLLECTION = "collection write"  # rw only: payload indexes, snapshots
     MANAGE = "manage"  # global m only
 
 
 _GLOBAL_GRANTS = {
-    "r": frozenset({Need.LIST, Need.READ}),
+    "r": frozenset({Need.LIST, Need.READ, Need.READ_COLLECTION}),
     "m": frozenset(Need),
 }
 _COLLECTION_GRANTS = {
-    "r": frozenset({Need.LIST, Need.READ}),
+    "r": frozenset({Need.LIST, Need.READ, Need.READ_COLLECTION}),
     "prw": frozenset({Need.LIST, Need.READ, Need.WRITE_POINTS}),
-    "rw": frozenset({Need.LIST, Need.READ, Need.WRITE_POINTS, Need.WRITE_COLLECTION}),
+    "rw": frozenset(
+        {Need.LIST, Need.READ, Need.WRITE_POINTS, Need.READ_COLLECTION, Need.WRITE_COLLECTION}
+    ),
 }
 
 

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Optional, Sequence
 
-from lab.qdrant_double.config import DoubleConfig
+from lab.qdrant_double.config import QDRANT_STORAGE_PATH, DoubleConfig
 from lab.qdrant_double.server import QdrantDouble
 
 
@@ -17,9 +17,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point; runs until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(
         prog="python -m lab.qdrant_double",
-        description="Qdrant auth test double (not Qdrant). Keys are read from "
+        description="Qdrant test double (not Qdrant). Keys are read from "
         "QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__READ_ONLY_API_KEY, "
-        "QDRANT__SERVICE__JWT_RBAC and QDRANT__SERVICE__ENABLE_STATIC_CONTENT.",
+        "QDRANT__SERVICE__JWT_RBAC and QDRANT__SERVICE__ENABLE_STATIC_CONTENT; the data is kept "
+        f"in QDRANT__STORAGE__STORAGE_PATH, like Qdrant {QDRANT_STORAGE_PATH} by default.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
     parser.add_argument("--rest-port", type=int, default=DoubleConfig.rest_port)
@@ -29,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = DoubleConfig.from_env(
-            os.environ,
+            {"QDRANT__STORAGE__STORAGE_PATH": QDRANT_STORAGE_PATH, **os.environ},
             rest_host=args.host,
             rest_port=args.rest_port,
             grpc_host=args.host,

@@ -9,6 +9,9 @@ from typing import Any, Mapping, Optional
 from components.settings import DEFAULT_QDRANT_VERSION, PORTS
 
 TITLE = "qdrant - vector search engine"
+QDRANT_STORAGE_PATH = "./storage"
+"""Qdrant's own default (`config/config.yaml`): `/qdrant/storage` in its image, which runs from
+`/qdrant`."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class DoubleConfig:
     """A deliberate bug, for fault injection: global read access may also write."""
     enable_static_content: bool = True
     """Qdrant's `service.enable_static_content`: the web UI under `/dashboard`, public when on."""
+    storage_path: Optional[str] = None
+    """Qdrant's `storage.storage_path`: data kept there survives a restart. None keeps it in a
+    temporary directory that goes with the double."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
@@ -50,6 +56,7 @@ class DoubleConfig:
             enable_static_content=_env_bool(
                 environ.get("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "true")
             ),
+            storage_path=environ.get("QDRANT__STORAGE__STORAGE_PATH"),
             **overrides,
         )
 

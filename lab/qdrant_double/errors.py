@@ -35,3 +35,11 @@ class NotFound(DoubleError):
 class Conflict(DoubleError):
     http_status = 409
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unsupported(DoubleError):
+    """What Qdrant serves but the double's engine (qdrant-client's local mode) cannot, such as
+    snapshots: said plainly rather than imitated."""
+
+    http_status = 501
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED

@@ -1,21 +1,14 @@
-"""The gRPC servicers (Qdrant, Collections, Points, Snapshots, health, StorageRead) and the
-server that hosts them."""
+"""The gRPC servicers (Qdrant, Collections, Snapshots, health, StorageRead; Points in grpc_points)
+and the server that hosts them."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, Tuple
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from qdrant_client import grpc as qgrpc
-from qdrant_client.conversions.conversion import (
-    GrpcToRest,
-    RestToGrpc,
-    grpc_to_payload,
-    payload_to_grpc,
-)
+from qdrant_client.conversions.conversion import RestToGrpc
 from qdrant_client.grpc import (
     collections_service_pb2_grpc,
     points_service_pb2_grpc,
@@ -24,43 +17,12 @@ from qdrant_client.grpc import (
 )
 from qdrant_client.http import models
 
+from lab.qdrant_double import dataplane, grpc_convert
 from lab.qdrant_double.access import Access, Authenticator, Need
 from lab.qdrant_double.config import TITLE, DoubleConfig
-from lab.qdrant_double.errors import BadRequest
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
-from lab.qdrant_double.store import Store, filter_pairs, point_id
-from lab.qdrant_double.values import PointId, Record
-
-
-def _grpc_point_id(message: Any) -> PointId:
-    kind = message.WhichOneof("point_id_options")
-    if kind is None:
-        raise BadRequest("point id is required")
-    return point_id(getattr(message, kind))
-
-
-def _to_grpc_id(pid: PointId) -> Any:
-    return qgrpc.PointId(uuid=pid) if isinstance(pid, str) else qgrpc.PointId(num=pid)
-
-
-def _grpc_wants_payload(request: Any) -> bool:
-    if not request.HasField("with_payload"):
-        return True
-    selector = request.with_payload
-    return bool(selector.WhichOneof("selector_options") != "enable" or selector.enable)
-
-
-def _retrieved_point(record: Record, with_payload: bool) -> Any:
-    pid, payload = record
-    return qgrpc.RetrievedPoint(
-        id=_to_grpc_id(pid), payload=payload_to_grpc(payload) if with_payload else {}
-    )
-
-
-def _operation_response(operation_id: int) -> Any:
-    return qgrpc.PointsOperationResponse(
-        result=qgrpc.UpdateResult(operation_id=operation_id, status=qgrpc.UpdateStatus.Completed)
-    )
+from lab.qdrant_double.grpc_points import _PointsService
+from lab.qdrant_double.store import Store
 
 
 class _QdrantService(qdrant_pb2_grpc.QdrantServicer):
@@ -71,15 +33,24 @@ class _QdrantService(qdrant_pb2_grpc.QdrantServicer):
         return qgrpc.HealthCheckReply(title=TITLE, version=self._version, commit="")
 
 
+def _aliases_response(response: models.CollectionsAliasesResponse) -> Any:
+    return qgrpc.ListAliasesResponse(
+        aliases=[RestToGrpc.convert_alias_description(alias) for alias in response.aliases]
+    )
+
+
 class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
 
     @_rpc(Need.LIST)
     def List(self, request: Any, access: Access) -> Any:
-        names = [name for name in self._store.names() if access.can_see(name)]
+        response = dataplane.list_collections(self._store, access)
         return qgrpc.ListCollectionsResponse(
-            collections=[qgrpc.CollectionDescription(name=name) for name in names]
+            collections=[
+                RestToGrpc.convert_collection_description(collection)
+                for collection in response.collections
+            ]
         )
 
     @_rpc(Need.READ)
@@ -94,78 +65,44 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
 
     @_rpc(Need.MANAGE)
     def Create(self, request: Any, access: Access) -> Any:
-        vectors = None
-        if request.HasField("vectors_config"):
-            params = models.CollectionParams(
-                vectors=GrpcToRest.convert_vectors_config(request.vectors_config)
-            )
-            vectors = params.model_dump(mode="json", exclude_none=True).get("vectors")
-        self._store.create(request.collection_name, vectors)
-        return qgrpc.CollectionOperationResponse(result=True)
+        config = grpc_convert.create_collection(request)
+        created = self._store.create_collection(request.collection_name, config)
+        return qgrpc.CollectionOperationResponse(result=created)
 
     @_rpc(Need.MANAGE)
     def Delete(self, request: Any, access: Access) -> Any:
         deleted = self._store.delete(request.collection_name)
         return qgrpc.CollectionOperationResponse(result=deleted)
 
+    @_rpc(Need.MANAGE)
+    def UpdateAliases(self, request: Any, access: Access) -> Any:
+        changed = dataplane.change_aliases(self._store, grpc_convert.change_aliases(request))
+        return qgrpc.CollectionOperationResponse(result=changed)
 
-class _PointsService(points_service_pb2_grpc.PointsServicer):
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    @_rpc(Need.WRITE_POINTS)
-    def Upsert(self, request: Any, access: Access) -> Any:
-        records = [(_grpc_point_id(p.id), grpc_to_payload(p.payload)) for p in request.points]
-        return _operation_response(self._store.upsert(request.collection_name, records))
-
-    @_rpc(Need.READ)
-    def Get(self, request: Any, access: Access) -> Any:
-        ids = [_grpc_point_id(i) for i in request.ids]
-        records = self._store.retrieve(request.collection_name, ids)
-        with_payload = _grpc_wants_payload(request)
-        return qgrpc.GetResponse(result=[_retrieved_point(r, with_payload) for r in records])
+    @_rpc(Need.LIST)
+    def ListAliases(self, request: Any, access: Access) -> Any:
+        return _aliases_response(dataplane.aliases(self._store, access))
 
     @_rpc(Need.READ)
-    def Scroll(self, request: Any, access: Access) -> Any:
-        pairs = (
-            filter_pairs(GrpcToRest.convert_filter(request.filter).model_dump(mode="json"))
-            if request.HasField("filter")
-            else []
-        )
-        offset = _grpc_point_id(request.offset) if request.HasField("offset") else None
-        limit = request.limit if request.HasField("limit") else 10
-        page, next_offset = self._store.scroll(request.collection_name, offset, limit, pairs)
-        with_payload = _grpc_wants_payload(request)
-        response = qgrpc.ScrollResponse(result=[_retrieved_point(r, with_payload) for r in page])
-        if next_offset is not None:
-            response.next_page_offset.CopyFrom(_to_grpc_id(next_offset))
-        return response
-
-    @_rpc(Need.WRITE_COLLECTION)
-    def CreateFieldIndex(self, request: Any, access: Access) -> Any:
-        field_type = (
-            request.field_type
-            if request.HasField("field_type")
-            else qgrpc.FieldType.FieldTypeKeyword  # Qdrant's default for a bare field name
-        )
-        # FieldTypeKeyword -> "keyword": the gRPC names mirror REST's PayloadSchemaType.
-        data_type = qgrpc.FieldType.Name(field_type).removeprefix("FieldType").lower()
-        operation = self._store.create_index(request.collection_name, request.field_name, data_type)
-        return _operation_response(operation)
+    def ListCollectionAliases(self, request: Any, access: Access) -> Any:
+        return _aliases_response(dataplane.aliases(self._store, access, request.collection_name))
 
 
 class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
 
+    @_rpc(Need.READ_COLLECTION)
+    def List(self, request: Any, access: Access) -> Any:
+        snapshots = dataplane.list_snapshots(self._store, request.collection_name)
+        return qgrpc.ListSnapshotsResponse(
+            snapshot_descriptions=[RestToGrpc.convert_snapshot_description(s) for s in snapshots]
+        )
+
     @_rpc(Need.WRITE_COLLECTION)
     def Create(self, request: Any, access: Access) -> Any:
-        snapshot = self._store.create_snapshot(request.collection_name)
-        created = Timestamp()
-        created.FromDatetime(datetime.fromisoformat(snapshot["creation_time"]))
-        description = qgrpc.SnapshotDescription(
-            name=snapshot["name"], creation_time=created, size=snapshot["size"]
-        )
+        snapshot = dataplane.create_snapshot(self._store, request.collection_name)
+        description = RestToGrpc.convert_snapshot_description(snapshot) if snapshot else None
         return qgrpc.CreateSnapshotResponse(snapshot_description=description)
 
 

@@ -15,7 +15,7 @@ from lab.qdrant_double.access import Authenticator
 from lab.qdrant_double.config import DoubleConfig
 from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound
 from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
-from lab.qdrant_double.rest_routes import _match_route, _RestCall
+from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
 from lab.qdrant_double.store import Store
 
 
@@ -88,7 +88,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             route, params = _match_route(self.command, path)
             access.require(route.need, params.get("name"))
             body = self._read_json()
-            result = route.action(_RestCall(self.server.store, access, params, body))
+            result = _jsonable(route.action(_RestCall(self.server.store, access, params, body)))
         except DoubleError as error:
             self._send_json(error.http_status, {"status": {"error": str(error)}, "time": 0.0})
             return

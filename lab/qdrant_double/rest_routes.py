@@ -1,15 +1,31 @@
-"""The REST API: one action per route, and the route table with the Need of each."""
+"""The REST API: the route table, with the Need of each route as Qdrant's RBAC assigns it, and the
+actions that parse bodies into qdrant-client's models and answer with the data plane's results.
+
+Paths and bodies are those of qdrant-client's `qdrant_client/http/api/*_api.py` (Qdrant's OpenAPI);
+Needs follow `lib/storage/src/rbac/ops_checks.rs` and the `check_*_access` calls beside each
+operation in qdrant/qdrant v1.18.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Tuple
 
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+from qdrant_client.http import models
+
+from lab.qdrant_double import dataplane, legacy
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.errors import BadRequest, NotFound
-from lab.qdrant_double.store import Store, filter_pairs, point_id
-from lab.qdrant_double.values import Record, _is_int
+from lab.qdrant_double.store import Store
+
+
+@functools.cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
 
 
 @dataclass(frozen=True)
@@ -23,116 +39,108 @@ class _RestCall:
     def name(self) -> str:
         return self.params["name"]
 
-    def body_object(self) -> dict[str, Any]:
-        if self.body is None:
-            return {}
-        if not isinstance(self.body, dict):
-            raise BadRequest("Json deserialize error: expected an object")
-        return self.body
+    def parse(self, model: Any, body: Any = None) -> Any:
+        """The body (or ``body``) as a qdrant-client model; a mismatch is Qdrant's 400."""
+        try:
+            return _adapter(model).validate_python(self.body if body is None else body)
+        except ValidationError as error:
+            raise BadRequest(f"Json deserialize error: {error}") from None
 
 
-def _rest_record(record: Record, with_payload: bool) -> dict[str, Any]:
-    pid, payload = record
-    return {"id": pid, "payload": payload if with_payload else None, "vector": None}
+Action = Callable[[_RestCall], Any]
 
 
-def _update_result(operation_id: int) -> dict[str, Any]:
-    return {"operation_id": operation_id, "status": "completed"}
+def _point_id(raw: str) -> models.ExtendedPointId:
+    return int(raw) if raw.isdigit() else raw
 
 
-def _payload(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise BadRequest("payload must be an object")
-    return raw
-
-
-def _rest_records(body: Mapping[str, Any]) -> list[Record]:
-    if isinstance(body.get("points"), list):
-        entries = body["points"]
-        if not all(isinstance(e, dict) for e in entries):
-            raise BadRequest("points must be objects")
-        return [(point_id(e.get("id")), _payload(e.get("payload"))) for e in entries]
-    batch = body.get("batch")
-    if isinstance(batch, dict) and isinstance(batch.get("ids"), list):
-        payloads = batch.get("payloads") or [None] * len(batch["ids"])
-        if not isinstance(payloads, list) or len(payloads) != len(batch["ids"]):
-            raise BadRequest("batch ids and payloads differ in length")
-        return [(point_id(i), _payload(p)) for i, p in zip(batch["ids"], payloads)]
-    raise BadRequest("expected `points` or `batch`")
+def _batch_update(call: _RestCall) -> Any:
+    operations = call.parse(models.UpdateOperations).operations
+    return dataplane.update_points(call.store, call.name, operations)
 
 
 def _list_collections(call: _RestCall) -> Any:
-    visible = [name for name in call.store.names() if call.access.can_see(name)]
-    return {"collections": [{"name": name} for name in visible]}
+    return dataplane.list_collections(call.store, call.access)
 
 
 def _create_collection(call: _RestCall) -> Any:
-    call.store.create(call.name, call.body_object().get("vectors"))
-    return True
+    return call.store.create_collection(call.name, call.parse(models.CreateCollection))
 
 
 def _delete_collection(call: _RestCall) -> Any:
     return call.store.delete(call.name)
 
 
-def _get_collection(call: _RestCall) -> Any:
+def _collection_info(call: _RestCall) -> Any:
     return call.store.info(call.name)
 
 
 def _collection_exists(call: _RestCall) -> Any:
-    return {"exists": call.store.exists(call.name)}
+    return dataplane.collection_exists(call.store, call.name)
 
 
-def _upsert_points(call: _RestCall) -> Any:
-    return _update_result(call.store.upsert(call.name, _rest_records(call.body_object())))
+def _change_aliases(call: _RestCall) -> Any:
+    return dataplane.change_aliases(call.store, call.parse(models.ChangeAliasesOperation))
 
 
-def _retrieve_points(call: _RestCall) -> Any:
-    body = call.body_object()
-    if not isinstance(body.get("ids"), list):
-        raise BadRequest("ids must be a list")
-    records = call.store.retrieve(call.name, [point_id(i) for i in body["ids"]])
-    with_payload = body.get("with_payload", True) is not False
-    return [_rest_record(record, with_payload) for record in records]
+def _aliases(call: _RestCall) -> Any:
+    return dataplane.aliases(call.store, call.access)
 
 
-def _scroll_points(call: _RestCall) -> Any:
-    body = call.body_object()
-    limit = body.get("limit") or 10
-    if not _is_int(limit):
-        raise BadRequest("limit must be an integer")
-    offset = None if body.get("offset") is None else point_id(body["offset"])
-    pairs = filter_pairs(body.get("filter"))
-    page, next_offset = call.store.scroll(call.name, offset, limit, pairs)
-    with_payload = body.get("with_payload", True) is not False
-    return {
-        "points": [_rest_record(record, with_payload) for record in page],
-        "next_page_offset": next_offset,
-    }
+def _collection_aliases(call: _RestCall) -> Any:
+    return dataplane.aliases(call.store, call.access, call.name)
+
+
+def _retrieve(call: _RestCall) -> Any:
+    return dataplane.retrieve(call.store, call.name, call.parse(models.PointRequest))
 
 
 def _get_point(call: _RestCall) -> Any:
-    raw = call.params["id"]
-    pid = point_id(int(raw) if raw.isdigit() else raw)
-    records = call.store.retrieve(call.name, [pid])
-    if not records:
-        raise NotFound(f"Not found: No point with id {pid} found")
-    return _rest_record(records[0], with_payload=True)
+    return dataplane.get_point(call.store, call.name, _point_id(call.params["id"]))
+
+
+def _scroll(call: _RestCall) -> Any:
+    return dataplane.scroll(call.store, call.name, call.parse(models.ScrollRequest))
+
+
+def _count(call: _RestCall) -> Any:
+    return dataplane.count(call.store, call.name, call.parse(models.CountRequest))
+
+
+def _query(call: _RestCall) -> Any:
+    request = call.parse(models.QueryRequest)
+    return dataplane.query(call.store, call.access, call.name, [request])[0]
+
+
+def _query_batch(call: _RestCall) -> Any:
+    searches = call.parse(models.QueryRequestBatch).searches
+    return dataplane.query(call.store, call.access, call.name, searches)
+
+
+def _legacy(to_query: Callable[[Any], models.QueryRequest]) -> Action:
+    """Search and recommend answer a bare list of scored points, not a QueryResponse."""
+
+    def action(call: _RestCall) -> Any:
+        request = to_query(call.body)
+        return dataplane.query(call.store, call.access, call.name, [request])[0].points
+
+    return action
 
 
 def _create_index(call: _RestCall) -> Any:
-    body = call.body_object()
-    schema = body.get("field_schema")
-    data_type = schema.get("type") if isinstance(schema, dict) else schema
-    if not isinstance(body.get("field_name"), str) or not isinstance(data_type, str):
-        raise BadRequest("field_name and field_schema are required")
-    return _update_result(call.store.create_index(call.name, body["field_name"], data_type))
+    return dataplane.create_index(call.store, call.name, call.parse(models.CreateFieldIndex))
+
+
+def _delete_index(call: _RestCall) -> Any:
+    return dataplane.delete_index(call.store, call.name, call.params["field"])
+
+
+def _list_snapshots(call: _RestCall) -> Any:
+    return dataplane.list_snapshots(call.store, call.name)
 
 
 def _create_snapshot(call: _RestCall) -> Any:
-    return call.store.create_snapshot(call.name)
+    return dataplane.create_snapshot(call.store, call.name)
 
 
 @dataclass(frozen=True)
@@ -140,26 +148,57 @@ class _Route:
     method: str
     pattern: "re.Pattern[str]"
     need: Need
-    action: Callable[[_RestCall], Any]
+    action: Action
 
 
-def _route(method: str, path: str, need: Need, action: Callable[[_RestCall], Any]) -> _Route:
-    pattern = path.replace("{name}", "(?P<name>[^/]+)").replace("{id}", "(?P<id>[^/]+)")
+def _route(method: str, path: str, need: Need, action: Action) -> _Route:
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
     return _Route(method, re.compile(pattern), need, action)
 
 
+def _point_write(method: str, path: str, operation: Any, field: str) -> _Route:
+    """A point, vector or payload write, whose body is the `field` of an UpdateOperation."""
+
+    def action(call: _RestCall) -> Any:
+        update = call.parse(operation, {field: call.body})
+        return dataplane.update_points(call.store, call.name, [update])[0]
+
+    return _route(method, path, Need.WRITE_POINTS, action)
+
+
+_C = "/collections/{name}"
+_P = f"{_C}/points"
+
 _ROUTES = (
     _route("GET", "/collections", Need.LIST, _list_collections),
-    _route("PUT", "/collections/{name}", Need.MANAGE, _create_collection),
-    _route("DELETE", "/collections/{name}", Need.MANAGE, _delete_collection),
-    _route("GET", "/collections/{name}", Need.READ, _get_collection),
-    _route("GET", "/collections/{name}/exists", Need.READ, _collection_exists),
-    _route("PUT", "/collections/{name}/points", Need.WRITE_POINTS, _upsert_points),
-    _route("POST", "/collections/{name}/points", Need.READ, _retrieve_points),
-    _route("POST", "/collections/{name}/points/scroll", Need.READ, _scroll_points),
-    _route("GET", "/collections/{name}/points/{id}", Need.READ, _get_point),
-    _route("PUT", "/collections/{name}/index", Need.WRITE_COLLECTION, _create_index),
-    _route("POST", "/collections/{name}/snapshots", Need.WRITE_COLLECTION, _create_snapshot),
+    _route("PUT", _C, Need.MANAGE, _create_collection),
+    _route("DELETE", _C, Need.MANAGE, _delete_collection),
+    _route("GET", _C, Need.READ, _collection_info),
+    _route("GET", f"{_C}/exists", Need.READ, _collection_exists),
+    _route("POST", "/collections/aliases", Need.MANAGE, _change_aliases),
+    _route("GET", "/aliases", Need.LIST, _aliases),
+    _route("GET", f"{_C}/aliases", Need.READ, _collection_aliases),
+    _point_write("PUT", _P, models.UpsertOperation, "upsert"),
+    _point_write("POST", f"{_P}/delete", models.DeleteOperation, "delete"),
+    _point_write("PUT", f"{_P}/vectors", models.UpdateVectorsOperation, "update_vectors"),
+    _point_write("POST", f"{_P}/vectors/delete", models.DeleteVectorsOperation, "delete_vectors"),
+    _point_write("POST", f"{_P}/payload", models.SetPayloadOperation, "set_payload"),
+    _point_write("PUT", f"{_P}/payload", models.OverwritePayloadOperation, "overwrite_payload"),
+    _point_write("POST", f"{_P}/payload/delete", models.DeletePayloadOperation, "delete_payload"),
+    _point_write("POST", f"{_P}/payload/clear", models.ClearPayloadOperation, "clear_payload"),
+    _route("POST", f"{_P}/batch", Need.WRITE_POINTS, _batch_update),
+    _route("POST", _P, Need.READ, _retrieve),
+    _route("GET", f"{_P}/{{id}}", Need.READ, _get_point),
+    _route("POST", f"{_P}/scroll", Need.READ, _scroll),
+    _route("POST", f"{_P}/count", Need.READ, _count),
+    _route("POST", f"{_P}/query", Need.READ, _query),
+    _route("POST", f"{_P}/query/batch", Need.READ, _query_batch),
+    _route("POST", f"{_P}/search", Need.READ, _legacy(legacy.search_request)),
+    _route("POST", f"{_P}/recommend", Need.READ, _legacy(legacy.recommend_request)),
+    _route("PUT", f"{_C}/index", Need.WRITE_COLLECTION, _create_index),
+    _route("DELETE", f"{_C}/index/{{field}}", Need.WRITE_COLLECTION, _delete_index),
+    _route("GET", f"{_C}/snapshots", Need.READ_COLLECTION, _list_snapshots),
+    _route("POST", f"{_C}/snapshots", Need.WRITE_COLLECTION, _create_snapshot),
 )
 
 
@@ -169,3 +208,8 @@ def _match_route(method: str, path: str) -> Tuple[_Route, dict[str, str]]:
         if route.method == method and found:
             return route, found.groupdict()
     raise NotFound(f"Not found: {method} {path}")
+
+
+def _jsonable(result: Any) -> Any:
+    """A result as Qdrant writes it: unset fields left out, payload values kept as they are."""
+    return to_jsonable_python(result, exclude_none=True)

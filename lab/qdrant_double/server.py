@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any, Optional
 
 from lab.qdrant_double.access import Authenticator
@@ -17,19 +18,25 @@ class QdrantDouble:
     """A running double: ``with QdrantDouble(config) as double: ...``.
 
     Ports 0 pick free ephemeral ports; read the real ones from ``rest_port`` and
-    ``grpc_port`` after start(). ``store`` can be used to seed or inspect state.
+    ``grpc_port`` after start(). ``store`` can be used to seed or inspect state while running;
+    the data stays in ``config.storage_path`` for the next double started there.
     """
 
     def __init__(self, config: DoubleConfig) -> None:
         self.config = config
-        self.store = Store()
-        self._auth = Authenticator(config, self.store)
+        self._store: Optional[Store] = None
         self._rest: Optional[_RestServer] = None
         self._rest_thread: Optional[threading.Thread] = None
         self._grpc: Any = None
         self._grpc_executor: Optional[ThreadPoolExecutor] = None
         self.rest_port = 0
         self.grpc_port = 0
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the double is not running")
+        return self._store
 
     @property
     def rest_url(self) -> str:
@@ -42,21 +49,23 @@ class QdrantDouble:
     def start(self) -> "QdrantDouble":
         if self._rest is not None:
             raise RuntimeError("already started")
-        rest = _RestServer(self.config, self.store, self._auth)
-        executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qdrant-double-grpc")
-        try:
-            server, grpc_port = _build_grpc_server(self.config, self.store, self._auth, executor)
-        except BaseException:
-            rest.server_close()
-            executor.shutdown()
-            raise
+        with ExitStack() as undo:  # unwound only if a step fails
+            store = Store(self.config.storage_path)
+            undo.callback(store.close)
+            auth = Authenticator(self.config, store)
+            executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qdrant-double-grpc")
+            undo.callback(executor.shutdown)
+            rest = _RestServer(self.config, store, auth)
+            undo.callback(rest.server_close)
+            server, grpc_port = _build_grpc_server(self.config, store, auth, executor)
+            undo.pop_all()
         server.start()
         # A short poll interval keeps stop() fast; shutdown() waits up to one interval.
         thread = threading.Thread(
             target=rest.serve_forever, kwargs={"poll_interval": 0.02}, name="qdrant-double-rest"
         )
         thread.start()
-        self._rest, self._rest_thread = rest, thread
+        self._store, self._rest, self._rest_thread = store, rest, thread
         self._grpc, self._grpc_executor = server, executor
         self.rest_port, self.grpc_port = rest.server_port, grpc_port
         return self
@@ -73,7 +82,8 @@ class QdrantDouble:
         self._rest.server_close()  # joins the handler threads
         if self._rest_thread is not None:
             self._rest_thread.join()
-        self._rest = self._rest_thread = self._grpc = self._grpc_executor = None
+        self.store.close()  # after every request has ended: it releases the storage directory
+        self._rest = self._rest_thread = self._grpc = self._grpc_executor = self._store = None
 
     def __enter__(self) -> "QdrantDouble":
         return self.start()

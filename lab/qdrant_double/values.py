@@ -1,4 +1,4 @@
-"""Value types shared by the store, REST and gRPC: point ids, payload scalars, records."""
+"""Value types of the JWT `value_exists` claim and of the records that seed a store."""
 
 from __future__ import annotations
 

@@ -66,6 +66,7 @@ from lab.processes import LabUnavailable, clean_env, require_tools, run, wait_un
 REPOSITORY = Path(__file__).resolve().parent.parent.parent
 COLLECTION, OTHER_COLLECTION = "jwt_demo", "other"
 POINTS = b'{"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}]}'
+VECTORS = {"size": 4, "distance": "Dot"}  # what POINTS needs of a collection, as in Qdrant
 HTTP_VERSIONS = ["2", "1.1"]
 
 
@@ -77,7 +78,7 @@ def lab() -> Iterator[EdgeLab]:
         except LabUnavailable as missing:
             pytest.skip(f"loopback lab unavailable: {missing}")
         for name in (COLLECTION, OTHER_COLLECTION):
-            edge.qdrant.store.create(name)
+            edge.qdrant.store.create(name, VECTORS)
         environment = stack.enter_context(pytest.MonkeyPatch.context())
         # This machine presets these to the system bundle: nothing here may fall back on it.
         for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):

@@ -1,4 +1,4 @@
-"""Tests for lab/qdrant_double/, the Qdrant auth test double.
+"""Tests for lab/qdrant_double/, the Qdrant test double: its auth layer and its data plane.
 
 Every server listens on ephemeral loopback ports and is stopped by its fixture; all
 traffic goes to 127.0.0.1. Run from the repo root with PYTHONPATH=.
@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,6 +35,7 @@ from tests.double_client import (
     WRONG_KEY,
     api_key,
     bearer,
+    double_config,
     rest,
     start_double,
     status,
@@ -43,6 +45,8 @@ from tests.double_client import (
 # qdrant-client warns about credentials over plain http: here that is loopback by design.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
+    # The double's engine says so for every index it is asked for; the README does too.
+    pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant"),
     pytest.mark.filterwarnings("ignore:Auth token provider is used with an insecure connection"),
 ]
 
@@ -79,7 +83,8 @@ def test_global_read_token_cannot_write(double: QdrantDouble) -> None:
 def test_collection_rw_token_writes_its_collection(double: QdrantDouble) -> None:
     headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
     assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
-    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+    code, body = rest(double, "POST", "/collections/alpha/points", {"ids": [7]}, api_key(KEY))
+    assert (code, body["result"]) == (200, [{"id": 7, "payload": {"n": 7}}])
 
 
 def test_collection_token_lists_only_its_collections(double: QdrantDouble) -> None:
@@ -90,38 +95,79 @@ def test_collection_token_lists_only_its_collections(double: QdrantDouble) -> No
     assert body["result"]["collections"] == [{"name": "beta"}]
 
 
-def test_collection_token_cannot_create_collection(double: QdrantDouble) -> None:
-    """Creating collections needs global manage, even for a name the token covers."""
-    headers = bearer(token({"access": [{"collection": "gamma", "access": "rw"}]}))
-    assert status(double, "PUT", "/collections/gamma", {"vectors": VECTORS}, headers=headers) == 403
+# ----------------------------------------------------------------------------- REST: route needs
 
 
-def test_collection_r_token_cannot_write(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "r"}]}))
-    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 403
+def scoped(access: str) -> dict[str, str]:
+    """Bearer headers for "m" or "r" (global) or "collection:mode" (one collection)."""
+    if ":" not in access:
+        return bearer(token({"access": access}))
+    collection, mode = access.split(":")
+    return bearer(token({"access": [{"collection": collection, "access": mode}]}))
 
 
-def test_prw_token_can_upsert(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "PUT", "/collections/alpha/points", UPSERT, headers=headers) == 200
+VECTOR = [0.1, 0.2, 0.3, 0.4]
+ON_POINT_1 = {"payload": {"k": 1}, "points": [1]}
+ALIAS = {"actions": [{"create_alias": {"collection_name": "alpha", "alias_name": "a1"}}]}
+P = "/collections/alpha/points"
+
+# Each route with the weakest access Qdrant's RBAC lets through and the strongest it refuses
+# (lib/storage/src/rbac/ops_checks.rs and the access checks beside each operation): reads need any
+# access to the collection, point writes rw or prw, collection extras (snapshot lists) r or rw but
+# not prw, payload indexes and snapshots rw, collections and aliases global manage.
+def route(name: str, method: str, path: str, body: Any, allowed: str, refused: str,
+          answer: int = 200) -> Any:
+    return pytest.param(method, path, body, allowed, refused, answer, id=name)
 
 
-def test_prw_token_cannot_create_payload_index(double: QdrantDouble) -> None:
-    """prw is point read/write only: payload indexes change the collection for everyone."""
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 403
+ROUTE_NEEDS = [
+    route("info", "GET", "/collections/alpha", None, "alpha:r", "beta:rw"),
+    route("exists", "GET", "/collections/alpha/exists", None, "alpha:r", "beta:rw"),
+    route("aliases", "GET", "/collections/alpha/aliases", None, "alpha:r", "beta:rw"),
+    route("retrieve", "POST", P, {"ids": [1]}, "alpha:r", "beta:rw"),
+    route("get-point", "GET", f"{P}/1", None, "alpha:r", "beta:rw"),
+    route("scroll", "POST", f"{P}/scroll", {}, "alpha:r", "beta:rw"),
+    route("count", "POST", f"{P}/count", {}, "alpha:r", "beta:rw"),
+    route("query", "POST", f"{P}/query", {"query": VECTOR}, "alpha:r", "beta:rw"),
+    route("query-batch", "POST", f"{P}/query/batch", {"searches": [{"query": VECTOR}]},
+          "alpha:r", "beta:rw"),
+    route("search", "POST", f"{P}/search", {"vector": VECTOR, "limit": 1}, "alpha:r", "beta:rw"),
+    route("recommend", "POST", f"{P}/recommend", {"positive": [VECTOR], "limit": 1},
+          "alpha:r", "beta:rw"),
+    route("upsert", "PUT", P, UPSERT, "alpha:prw", "alpha:r"),
+    route("delete", "POST", f"{P}/delete", {"points": [7]}, "alpha:prw", "alpha:r"),
+    route("update-vectors", "PUT", f"{P}/vectors", {"points": [{"id": 1, "vector": VECTOR}]},
+          "alpha:prw", "alpha:r"),
+    route("delete-vectors", "POST", f"{P}/vectors/delete", {"points": [1], "vector": [""]},
+          "alpha:prw", "alpha:r"),
+    route("set-payload", "POST", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
+    route("overwrite-payload", "PUT", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
+    route("delete-payload", "POST", f"{P}/payload/delete", {"keys": ["k"], "points": [1]},
+          "alpha:prw", "alpha:r"),
+    route("clear-payload", "POST", f"{P}/payload/clear", {"points": [1]}, "alpha:prw", "alpha:r"),
+    route("batch", "POST", f"{P}/batch", {"operations": [{"upsert": UPSERT}]},
+          "alpha:prw", "alpha:r"),
+    route("list-snapshots", "GET", "/collections/alpha/snapshots", None, "alpha:r", "alpha:prw"),
+    route("index", "PUT", "/collections/alpha/index", INDEX, "alpha:rw", "alpha:prw"),
+    route("drop-index", "DELETE", "/collections/alpha/index/n", None, "alpha:rw", "alpha:prw"),
+    # Authorized, then refused by the engine: local mode has no snapshots.
+    route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw", 501),
+    # Not even a token made for the name may create the collection.
+    route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
+    route("change-aliases", "POST", "/collections/aliases", ALIAS, "m", "alpha:rw"),
+    route("delete-collection", "DELETE", "/collections/alpha", None, "m", "alpha:rw"),
+]
 
 
-def test_prw_token_cannot_create_snapshot(double: QdrantDouble) -> None:
-    """A snapshot is a copy of the whole collection: not for point-only tokens."""
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
-    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 403
-
-
-def test_rw_token_can_create_payload_index_and_snapshot(double: QdrantDouble) -> None:
-    headers = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
-    assert status(double, "PUT", "/collections/alpha/index", INDEX, headers=headers) == 200
-    assert status(double, "POST", "/collections/alpha/snapshots", headers=headers) == 200
+@pytest.mark.parametrize(("method", "path", "body", "allowed", "refused", "answer"), ROUTE_NEEDS)
+def test_each_route_needs_the_access_qdrant_assigns_it(
+    double: QdrantDouble, method: str, path: str, body: Any, allowed: str, refused: str,
+    answer: int,
+) -> None:
+    """A token one step short of what an operation needs gets 403; the weakest one that suffices
+    reaches the operation."""
+    assert status(double, method, path, body, headers=scoped(refused)) == 403
+    assert status(double, method, path, body, headers=scoped(allowed)) == answer
 
 
 # ----------------------------------------------------------------------------- REST: bad tokens
@@ -195,7 +241,7 @@ def test_dashboard_traversal_routes_where_it_points(double: QdrantDouble) -> Non
 def test_body_larger_than_qdrant_default_limit_is_accepted(double: QdrantDouble) -> None:
     """The double has no size cap, so a proxy's client_max_body_size is what a test measures."""
     blob = "x" * (33 * 1024 * 1024)
-    body = {"points": [{"id": 2, "payload": {"blob": blob}}]}
+    body = {"points": [{"id": 2, "vector": VECTOR, "payload": {"blob": blob}}]}
     assert status(double, "PUT", "/collections/alpha/points", body, headers=api_key(KEY)) == 200
 
 
@@ -210,7 +256,8 @@ def test_chunked_request_body_is_read(double: QdrantDouble) -> None:
         assert connection.getresponse().status == 200
     finally:
         connection.close()
-    assert double.store.retrieve("alpha", [7]) == [(7, {"n": 7})]
+    code, body = rest(double, "GET", "/collections/alpha/points/7", headers=api_key(KEY))
+    assert (code, body["result"]["payload"]) == (200, {"n": 7})
 
 
 def test_refused_request_with_unread_body_closes_connection(double: QdrantDouble) -> None:
@@ -274,30 +321,132 @@ def test_grpc_unknown_method_without_credentials_is_unauthenticated(channel: grp
     assert unimplemented == grpc.StatusCode.UNIMPLEMENTED
 
 
+def ids(*numbers: int) -> Any:
+    return [qgrpc.PointId(num=n) for n in numbers]
+
+
+GRPC_VECTOR = qgrpc.Vectors(vector=qgrpc.Vector(data=VECTOR))
+ON_ALPHA_1 = {"collection_name": "alpha", "points_selector": qgrpc.PointsSelector(
+    points=qgrpc.PointsIdsList(ids=ids(1)))}
+
+
+def rpc(service: str, method: str, request: Any, allowed: str, refused: str,
+        answer: grpc.StatusCode = grpc.StatusCode.OK) -> Any:
+    name = f"{service}.{method}"
+    return pytest.param(service, method, request, allowed, refused, answer, id=name)
+
+
+# The gRPC methods with the same needs as their REST routes in ROUTE_NEEDS.
+RPC_NEEDS = [
+    rpc("Collections", "Get", qgrpc.GetCollectionInfoRequest(collection_name="alpha"),
+        "alpha:r", "beta:rw"),
+    rpc("Collections", "CollectionExists",
+        qgrpc.CollectionExistsRequest(collection_name="alpha"), "alpha:r", "beta:rw"),
+    rpc("Collections", "ListCollectionAliases",
+        qgrpc.ListCollectionAliasesRequest(collection_name="alpha"), "alpha:r", "beta:rw"),
+    rpc("Points", "Get", qgrpc.GetPoints(collection_name="alpha", ids=ids(1)),
+        "alpha:r", "beta:rw"),
+    rpc("Points", "Scroll", qgrpc.ScrollPoints(collection_name="alpha"), "alpha:r", "beta:rw"),
+    rpc("Points", "Count", qgrpc.CountPoints(collection_name="alpha"), "alpha:r", "beta:rw"),
+    rpc("Points", "Query", qgrpc.QueryPoints(collection_name="alpha", query=qgrpc.Query(
+        nearest=qgrpc.VectorInput(dense=qgrpc.DenseVector(data=VECTOR)))), "alpha:r", "beta:rw"),
+    rpc("Points", "QueryBatch", qgrpc.QueryBatchPoints(collection_name="alpha", query_points=[
+        qgrpc.QueryPoints(collection_name="alpha")]), "alpha:r", "beta:rw"),
+    rpc("Points", "Search", qgrpc.SearchPoints(collection_name="alpha", vector=VECTOR, limit=1),
+        "alpha:r", "beta:rw"),
+    rpc("Points", "Recommend", qgrpc.RecommendPoints(
+        collection_name="alpha", positive_vectors=[qgrpc.Vector(data=VECTOR)], limit=1),
+        "alpha:r", "beta:rw"),
+    rpc("Points", "Upsert", qgrpc.UpsertPoints(collection_name="alpha", points=[
+        qgrpc.PointStruct(id=qgrpc.PointId(num=7), vectors=GRPC_VECTOR)]), "alpha:prw", "alpha:r"),
+    rpc("Points", "Delete", qgrpc.DeletePoints(collection_name="alpha", points=qgrpc.PointsSelector(
+        points=qgrpc.PointsIdsList(ids=ids(7)))), "alpha:prw", "alpha:r"),
+    rpc("Points", "UpdateVectors", qgrpc.UpdatePointVectors(collection_name="alpha", points=[
+        qgrpc.PointVectors(id=qgrpc.PointId(num=1), vectors=GRPC_VECTOR)]), "alpha:prw", "alpha:r"),
+    rpc("Points", "DeleteVectors", qgrpc.DeletePointVectors(
+        **ON_ALPHA_1, vectors=qgrpc.VectorsSelector(names=[""])), "alpha:prw", "alpha:r"),
+    rpc("Points", "SetPayload", qgrpc.SetPayloadPoints(
+        **ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}), "alpha:prw", "alpha:r"),
+    rpc("Points", "OverwritePayload", qgrpc.SetPayloadPoints(
+        **ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}), "alpha:prw", "alpha:r"),
+    rpc("Points", "DeletePayload", qgrpc.DeletePayloadPoints(**ON_ALPHA_1, keys=["k"]),
+        "alpha:prw", "alpha:r"),
+    rpc("Points", "ClearPayload", qgrpc.ClearPayloadPoints(
+        collection_name="alpha", points=ON_ALPHA_1["points_selector"]), "alpha:prw", "alpha:r"),
+    rpc("Points", "UpdateBatch", qgrpc.UpdateBatchPoints(collection_name="alpha", operations=[
+        qgrpc.PointsUpdateOperation(clear_payload=qgrpc.PointsUpdateOperation.ClearPayload(
+            points=ON_ALPHA_1["points_selector"]))]), "alpha:prw", "alpha:r"),
+    rpc("Snapshots", "List", qgrpc.ListSnapshotsRequest(collection_name="alpha"),
+        "alpha:r", "alpha:prw"),
+    rpc("Points", "CreateFieldIndex", qgrpc.CreateFieldIndexCollection(
+        collection_name="alpha", field_name="n", field_type=qgrpc.FieldType.FieldTypeInteger),
+        "alpha:rw", "alpha:prw"),
+    rpc("Points", "DeleteFieldIndex", qgrpc.DeleteFieldIndexCollection(
+        collection_name="alpha", field_name="n"), "alpha:rw", "alpha:prw"),
+    rpc("Snapshots", "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha"),
+        "alpha:rw", "alpha:prw", grpc.StatusCode.UNIMPLEMENTED),
+    rpc("Collections", "Create", qgrpc.CreateCollection(collection_name="gamma"), "m", "gamma:rw"),
+    rpc("Collections", "UpdateAliases", qgrpc.ChangeAliases(actions=[qgrpc.AliasOperations(
+        create_alias=qgrpc.CreateAlias(collection_name="alpha", alias_name="a1"))]),
+        "m", "alpha:rw"),
+    rpc("Collections", "Delete", qgrpc.DeleteCollection(collection_name="alpha"),
+        "m", "alpha:rw"),
+]
+
+
+def grpc_status(channel: grpc.Channel, service: str, method: str, request: Any,
+                access: str) -> grpc.StatusCode:
+    stub = getattr(qgrpc, f"{service}Stub")(channel)
+    credential = scoped(access)["Authorization"]
+    try:
+        getattr(stub, method)(request, metadata=[("authorization", credential)], timeout=5)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(("service", "method", "request_", "allowed", "refused", "answer"),
+                         RPC_NEEDS)
+def test_each_grpc_method_needs_the_access_qdrant_assigns_it(
+    channel: grpc.Channel, service: str, method: str, request_: Any, allowed: str, refused: str,
+    answer: grpc.StatusCode,
+) -> None:
+    """gRPC authorizes each method on its own: the same edges as the REST routes."""
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert grpc_status(channel, service, method, request_, refused) == denied
+    assert grpc_status(channel, service, method, request_, allowed) == answer
+
+
 # ----------------------------------------------------------------------------- qdrant-client
 
 
+def make_client(double: QdrantDouble, transport: str, **credentials: Any) -> QdrantClient:
+    return QdrantClient(
+        host="127.0.0.1",
+        port=double.rest_port,
+        grpc_port=double.grpc_port,
+        prefer_grpc=transport == "grpc",
+        https=False,
+        check_compatibility=False,
+        timeout=10,
+        grpc_options={"grpc.enable_http_proxy": 0},
+        **credentials,
+    )
+
+
 @pytest.fixture(params=["grpc", "rest"])
-def connect(
-    request: pytest.FixtureRequest, double: QdrantDouble
-) -> Iterator[Callable[..., QdrantClient]]:
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(double: QdrantDouble, transport: str) -> Iterator[Callable[..., QdrantClient]]:
     """Builds qdrant-client instances over one transport and closes them afterwards."""
     clients: list[QdrantClient] = []
 
     def make(**credentials: Any) -> QdrantClient:
-        client = QdrantClient(
-            host="127.0.0.1",
-            port=double.rest_port,
-            grpc_port=double.grpc_port,
-            prefer_grpc=request.param == "grpc",
-            https=False,
-            check_compatibility=False,
-            timeout=10,
-            grpc_options={"grpc.enable_http_proxy": 0},
-            **credentials,
-        )
-        clients.append(client)
-        return client
+        clients.append(make_client(double, transport, **credentials))
+        return clients[-1]
 
     yield make
     for client in clients:
@@ -312,12 +461,17 @@ def denied(call: Callable[[], Any]) -> int:
     if isinstance(error, UnexpectedResponse):
         assert error.status_code is not None
         return error.status_code
-    codes = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403}
+    codes = {
+        grpc.StatusCode.UNAUTHENTICATED: 401,
+        grpc.StatusCode.PERMISSION_DENIED: 403,
+        grpc.StatusCode.UNIMPLEMENTED: 501,
+    }
     return codes[error.code()]
 
 
 COSINE_4 = models.VectorParams(size=4, distance=models.Distance.COSINE)
-POINT = models.PointStruct(id=5, vector=[0.1, 0.2, 0.3, 0.4], payload={"tag": "five"})
+DOT_4 = models.VectorParams(size=4, distance=models.Distance.DOT)  # keeps vectors as given
+POINT = models.PointStruct(id=5, vector=VECTOR, payload={"tag": "five"})
 
 
 def test_client_master_key_round_trip(connect: Callable[..., QdrantClient]) -> None:
@@ -374,6 +528,221 @@ def test_client_bearer_token_provider_works(connect: Callable[..., QdrantClient]
     assert [c.name for c in client.get_collections().collections] == ["alpha", "beta"]
 
 
+def test_client_read_token_counts_and_queries_but_cannot_change_points(
+    connect: Callable[..., QdrantClient],
+) -> None:
+    """A search service's token must not be able to alter or remove what it searches."""
+    client = connect(api_key=token({"access": [{"collection": "alpha", "access": "r"}]}))
+    assert client.count("alpha").count == 1
+    assert client.query_points("alpha", query=VECTOR).points == []
+    assert denied(lambda: client.upsert("alpha", [POINT])) == 403
+    assert denied(lambda: client.delete("alpha", [1])) == 403
+    assert denied(lambda: client.set_payload("alpha", {"tenant": "other"}, points=[1])) == 403
+
+
+def test_client_prw_token_cannot_snapshot_where_rw_reaches_the_missing_engine(
+    connect: Callable[..., QdrantClient],
+) -> None:
+    """prw is refused a copy of the whole collection; rw is authorized, then told the double has
+    no snapshots."""
+    prw = connect(api_key=token({"access": [{"collection": "alpha", "access": "prw"}]}))
+    rw = connect(api_key=token({"access": [{"collection": "alpha", "access": "rw"}]}))
+    assert denied(lambda: prw.create_snapshot("alpha")) == 403
+    assert denied(lambda: rw.create_snapshot("alpha")) == 501
+
+
+# ----------------------------------------------------------------------------- the data plane
+
+RED, NEAR_RED, BLUE = [1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]
+SHOP = [
+    {"id": 1, "vector": RED, "payload": {"colour": "red", "n": 1}},
+    {"id": 2, "vector": NEAR_RED, "payload": {"colour": "red", "n": 2}},
+    {"id": 3, "vector": BLUE, "payload": {"colour": "blue", "n": 3}},
+]
+IS_RED = models.Filter(
+    must=[models.FieldCondition(key="colour", match=models.MatchValue(value="red"))]
+)
+
+
+@pytest.fixture
+def shop(double: QdrantDouble) -> str:
+    """A collection `shop` of three points: red, near red and blue (cosine, size 4)."""
+    headers = api_key(KEY)
+    assert status(double, "PUT", "/collections/shop", {"vectors": VECTORS}, headers=headers) == 200
+    upsert = status(double, "PUT", "/collections/shop/points", {"points": SHOP}, headers=headers)
+    assert upsert == 200
+    return "shop"
+
+
+def test_client_keeps_the_vectors_it_upserts(connect: Callable[..., QdrantClient]) -> None:
+    client = connect(api_key=KEY)
+    assert client.create_collection("gamma", DOT_4)
+    client.upsert("gamma", [POINT])
+    assert client.retrieve("gamma", [5], with_vectors=True)[0].vector == pytest.approx(VECTOR)
+
+
+def test_client_counts_the_points_a_filter_matches(
+    connect: Callable[..., QdrantClient], shop: str
+) -> None:
+    client = connect(api_key=KEY)
+    assert (client.count(shop).count, client.count(shop, count_filter=IS_RED).count) == (3, 2)
+
+
+def test_client_query_answers_the_nearest_point_first(
+    connect: Callable[..., QdrantClient], shop: str
+) -> None:
+    found = connect(api_key=KEY).query_points(shop, query=[1.0, 0.05, 0.0, 0.0], limit=2).points
+    assert [point.id for point in found] == [1, 2]
+    assert found[0].score > found[1].score
+
+
+def test_client_scroll_with_a_filter_returns_only_matching_points(
+    connect: Callable[..., QdrantClient], shop: str
+) -> None:
+    points, next_offset = connect(api_key=KEY).scroll(shop, scroll_filter=IS_RED)
+    assert [(point.id, point.payload) for point in points] == [
+        (1, {"colour": "red", "n": 1}), (2, {"colour": "red", "n": 2})
+    ]
+    assert next_offset is None
+
+
+def test_client_recommend_answers_points_like_the_example_and_not_the_example(
+    connect: Callable[..., QdrantClient], shop: str
+) -> None:
+    query = models.RecommendQuery(recommend=models.RecommendInput(positive=[1]))
+    found = connect(api_key=KEY).query_points(shop, query=query, limit=2).points
+    assert [point.id for point in found] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("write", "payload"),
+    [
+        pytest.param(
+            lambda c: c.set_payload("shop", {"stock": 5}, points=[1]),
+            {"colour": "red", "n": 1, "stock": 5},
+            id="set",
+        ),
+        pytest.param(
+            lambda c: c.overwrite_payload("shop", {"stock": 5}, points=[1]), {"stock": 5},
+            id="overwrite",
+        ),
+        pytest.param(
+            lambda c: c.delete_payload("shop", ["n"], points=[1]), {"colour": "red"}, id="delete"
+        ),
+        pytest.param(lambda c: c.clear_payload("shop", [1]), {}, id="clear"),
+    ],
+)
+def test_client_payload_writes_change_the_payload(
+    connect: Callable[..., QdrantClient],
+    shop: str,
+    write: Callable[[QdrantClient], Any],
+    payload: dict[str, Any],
+) -> None:
+    client = connect(api_key=KEY)
+    write(client)
+    assert client.retrieve(shop, [1])[0].payload == payload
+
+
+def test_client_deleted_points_are_gone(connect: Callable[..., QdrantClient], shop: str) -> None:
+    client = connect(api_key=KEY)
+    client.delete(shop, models.FilterSelector(filter=IS_RED))
+    assert [point.id for point in client.scroll(shop)[0]] == [3]
+
+
+def test_client_alias_names_the_collection(connect: Callable[..., QdrantClient], shop: str) -> None:
+    client = connect(api_key=KEY)
+    alias = models.CreateAlias(collection_name=shop, alias_name="store")
+    client.update_collection_aliases([models.CreateAliasOperation(create_alias=alias)])
+    assert [a.alias_name for a in client.get_aliases().aliases] == ["store"]
+    assert client.count("store").count == 3
+
+
+def test_query_that_looks_up_another_collection_needs_read_access_there(
+    connect: Callable[..., QdrantClient], shop: str
+) -> None:
+    """`lookup_from` reads vectors out of a second collection, which the token must cover."""
+    query = dict(query=1, lookup_from=models.LookupLocation(collection=shop), limit=1)
+    grants = [{"collection": "alpha", "access": "r"}]
+    alpha_only = connect(api_key=token({"access": grants}))
+    both = connect(api_key=token({"access": [*grants, {"collection": shop, "access": "r"}]}))
+    assert denied(lambda: alpha_only.query_points("alpha", **query)) == 403
+    assert both.query_points("alpha", **query).points == []  # alpha's point has no vector
+
+
+def search_ids(double: QdrantDouble, transport: str, legacy: str, example: Any) -> list[Any]:
+    """Qdrant's search and recommend calls that qdrant-client 1.20 no longer makes, sent by hand."""
+    if transport == "rest":
+        body = {"vector": example} if legacy == "search" else {"positive": [example]}
+        code, answer = rest(
+            double, "POST", f"/collections/shop/points/{legacy}", {**body, "limit": 2},
+            headers=api_key(KEY),
+        )
+        assert code == 200, answer
+        return [point["id"] for point in answer["result"]]
+    with grpc.insecure_channel(double.grpc_target, options=[("grpc.enable_http_proxy", 0)]) as ch:
+        stub = qgrpc.PointsStub(ch)
+        if legacy == "search":
+            reply = stub.Search(
+                qgrpc.SearchPoints(collection_name="shop", vector=example, limit=2),
+                metadata=[("api-key", KEY)], timeout=5,
+            )
+        else:
+            reply = stub.Recommend(
+                qgrpc.RecommendPoints(
+                    collection_name="shop", positive=[qgrpc.PointId(num=example)], limit=2
+                ),
+                metadata=[("api-key", KEY)], timeout=5,
+            )
+    return [point.id.num for point in reply.result]
+
+
+def test_search_answers_the_nearest_point_first(
+    double: QdrantDouble, shop: str, transport: str
+) -> None:
+    assert search_ids(double, transport, "search", [1.0, 0.05, 0.0, 0.0]) == [1, 2]
+
+
+def test_recommend_answers_points_like_the_example(
+    double: QdrantDouble, shop: str, transport: str
+) -> None:
+    assert search_ids(double, transport, "recommend", 1) == [2, 3]
+
+
+def test_value_exists_token_is_refused_once_its_point_is_deleted(
+    connect: Callable[..., QdrantClient], double: QdrantDouble
+) -> None:
+    """Qdrant's way to revoke one token: delete the point its `value_exists` claim names."""
+    claim = {"collection": "alpha", "matches": [{"key": "token_id", "value": "t-1"}]}
+    headers = bearer(token({"access": "r", "value_exists": claim}))
+    assert status(double, "GET", "/collections", headers=headers) == 200
+    connect(api_key=KEY).delete("alpha", [1])
+    assert status(double, "GET", "/collections", headers=headers) == 401
+
+
+def test_restart_on_the_same_storage_keeps_collections_and_points(
+    tmp_path: Path, transport: str
+) -> None:
+    """What a replaced host relies on: the next Qdrant on the data volume serves the same data."""
+    config = double_config(storage_path=str(tmp_path))
+    with QdrantDouble(config) as first:
+        client = make_client(first, transport, api_key=KEY)
+        client.create_collection("kept", DOT_4)
+        client.upsert("kept", [POINT])
+        client.close()
+    with QdrantDouble(config) as second:
+        client = make_client(second, transport, api_key=KEY)
+        [point] = client.query_points("kept", query=VECTOR, with_payload=True).points
+        client.close()
+    assert (point.id, point.payload) == (5, {"tag": "five"})
+
+
+def test_second_double_on_the_same_storage_refuses_to_start(tmp_path: Path) -> None:
+    """Two engines writing one directory would corrupt it; local mode's lock stops the second."""
+    with QdrantDouble(double_config(storage_path=str(tmp_path))):
+        with pytest.raises(RuntimeError, match="already accessed"):
+            QdrantDouble(double_config(storage_path=str(tmp_path))).start()
+
+
 # ----------------------------------------------------------------------------- config & lifecycle
 
 
@@ -388,9 +757,11 @@ def test_config_from_env_reads_qdrant_variables() -> None:
         "QDRANT__SERVICE__API_KEY": KEY,
         "QDRANT__SERVICE__READ_ONLY_API_KEY": READ_ONLY_KEY,
         "QDRANT__SERVICE__JWT_RBAC": "true",
+        "QDRANT__STORAGE__STORAGE_PATH": "/qdrant/storage",
     }
     config = DoubleConfig.from_env(environ, rest_port=0)
     assert (config.api_key, config.read_only_api_key, config.jwt_rbac) == (KEY, READ_ONLY_KEY, True)
+    assert config.storage_path == "/qdrant/storage"
     assert config.rest_host == config.grpc_host == "127.0.0.1"
 
 
@@ -408,24 +779,22 @@ def test_stop_frees_both_ports() -> None:
             probe.bind(("127.0.0.1", port))
 
 
-def test_cli_reads_keys_from_environment_and_stops_on_sigterm() -> None:
+@contextmanager
+def running_cli(workdir: Path) -> Iterator[str]:
+    """`python -m lab.qdrant_double` in ``workdir`` with only the API key set; yields its REST
+    address and checks that SIGTERM stops it cleanly."""
     environ = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "QDRANT__SERVICE__API_KEY": KEY}
+    environ.pop("QDRANT__STORAGE__STORAGE_PATH", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "lab.qdrant_double", "--rest-port", "0", "--grpc-port", "0"],
-        env=environ, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environ, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
     try:
         ready, _, _ = select.select([process.stdout], [], [], 20)
         assert ready, "the double did not report readiness"
-        line = process.stdout.readline()
-        rest_url = line.split("rest=")[1].split()[0]
-        host, port = rest_url.removeprefix("http://").rsplit(":", 1)
-        assert host == "127.0.0.1"
-        connection = http.client.HTTPConnection(host, int(port), timeout=5)
-        connection.request("GET", "/collections", headers=api_key(KEY))
-        assert connection.getresponse().status == 200
-        connection.close()
+        rest_url = process.stdout.readline().split("rest=")[1].split()[0]
+        yield rest_url.removeprefix("http://")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -435,3 +804,34 @@ def test_cli_reads_keys_from_environment_and_stops_on_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def cli_request(address: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        data = None if body is None else json.dumps(body)
+        connection.request(method, path, body=data, headers=api_key(KEY))
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_cli_reads_keys_from_environment_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with running_cli(tmp_path) as address:
+        assert address.startswith("127.0.0.1:")
+        assert cli_request(address, "GET", "/collections")[0] == 200
+
+
+def test_cli_keeps_data_where_qdrant_does_across_a_restart(tmp_path: Path) -> None:
+    """Without QDRANT__STORAGE__STORAGE_PATH, Qdrant keeps its data in ./storage (/qdrant/storage
+    in its image): the same directory serves the next start, as a replaced host's Qdrant finds
+    the data volume's."""
+    with running_cli(tmp_path) as address:
+        assert cli_request(address, "PUT", "/collections/kept", {"vectors": VECTORS})[0] == 200
+        assert cli_request(address, "PUT", "/collections/kept/points", UPSERT)[0] == 200
+    assert (tmp_path / "storage").is_dir()
+    with running_cli(tmp_path) as address:
+        code, body = cli_request(address, "POST", "/collections/kept/points/count", {})
+    assert (code, body["result"]) == (200, {"count": 1})

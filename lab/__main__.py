@@ -33,6 +33,8 @@ from verify.report import failed, table
 from verify.target import Target
 
 DEMO_COLLECTION = "products"
+# Small enough to type by hand in a query.
+DEMO_VECTORS = {"size": 4, "distance": "Cosine"}
 DEMO_TOKENS = (
     TokenSpec("search-api", (AccessRule(DEMO_COLLECTION, "r"),)),
     TokenSpec("ingest-worker", (AccessRule(DEMO_COLLECTION, "rw"),)),
@@ -84,7 +86,7 @@ def run_lab(workdir: Path, serve_after: bool) -> int:
         if bootstrap.returncode != 0:
             return 1
         qdrant = start_qdrant(edge, stack)
-        qdrant.store.create(DEMO_COLLECTION)
+        qdrant.store.create(DEMO_COLLECTION, DEMO_VECTORS)
         target: Target = lab_target(
             edge.lab.host, edge.lab.api_key, edge.lab.read_only_api_key, edge.client_ca, DEMO_TOKENS
         )

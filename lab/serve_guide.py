@@ -85,4 +85,4 @@ lab_ca = dict(verify=ssl.create_default_context(cafile=ca), check_compatibility=
 grpc = QdrantClient(host=host, port={ports.https}, grpc_port={ports.grpc_tls}, prefer_grpc=True, \
 https=True, api_key=token, grpc_options={{"root_certificates": Path(ca).read_bytes()}}, **lab_ca)
 rest = QdrantClient(url=f"https://{{host}}", port={ports.https}, api_key=token, **lab_ca)
-print(grpc.get_collections(), rest.collection_exists({collection!r}))"""
+print(grpc.get_collections(), rest.count({collection!r}))"""

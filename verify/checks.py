@@ -27,6 +27,7 @@ from verify.client import (
     http_request,
     https_request,
     negotiate_tls,
+    patiently,
     peer_certificate,
     port_answers,
 )
@@ -372,11 +373,20 @@ def _grpc_status(target: Target, metadata: tuple[tuple[str, str], ...]) -> grpc.
             request_serializer=lambda _: b"",
             response_deserializer=lambda raw: raw,
         )
-        try:
-            list_collections(None, metadata=metadata, timeout=10)
-            return grpc.StatusCode.OK
-        except grpc.RpcError as error:
-            return error.code()
+
+        def attempt() -> tuple[grpc.StatusCode, str]:
+            try:
+                list_collections(None, metadata=metadata, timeout=10)
+                return grpc.StatusCode.OK, ""
+            except grpc.RpcError as error:
+                return error.code(), error.details() or ""
+
+        # nginx's 429 reaches a gRPC client as UNAVAILABLE naming the HTTP status.
+        code, _ = patiently(
+            attempt,
+            lambda result: result[0] == grpc.StatusCode.UNAVAILABLE and "429" in result[1],
+        )
+        return code
 
 
 @_guarded("grpc")
@@ -402,7 +412,9 @@ def check_qdrant_ports_closed(target: Target) -> CheckResult:
 def check_rate_limit(target: Target) -> CheckResult:
     """Opt-in: it spends the caller's burst budget. Stops at the first 429."""
     for sent in range(1, RATE_LIMIT_PROBES + 1):
-        status = https_request(target, "GET", "/collections", _key(target.api_key)).status
+        status = https_request(
+            target, "GET", "/collections", _key(target.api_key), wait_out_rate_limit=False
+        ).status
         if status == 429:
             return _pass("rate-limit", f"429 after {sent} rapid requests")
     return _fail("rate-limit", f"no 429 in {RATE_LIMIT_PROBES} rapid requests")

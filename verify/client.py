@@ -10,14 +10,22 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import time
 import warnings
 from dataclasses import dataclass
 from email.message import Message
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from verify.target import Target
 
 TIMEOUT = 10.0
+# The edge rate-limits every client, verify included: a 429 is waited out with backoff rather than
+# reported as the endpoint's answer, for about this long in all.
+RATE_LIMIT_PATIENCE_SECONDS = 30.0
+TOO_MANY_REQUESTS = 429
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,37 @@ def tls_context(target: Target) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=target.ca_file)
 
 
+def patiently(attempt: Callable[[], T], rate_limited: Callable[[T], bool]) -> T:
+    """`attempt()`, repeated with backoff while the edge answers that the caller is rate-limited,
+    for RATE_LIMIT_PATIENCE_SECONDS at most; then the last answer stands."""
+    waited, delay = 0.0, 0.5
+    result = attempt()
+    while rate_limited(result) and waited < RATE_LIMIT_PATIENCE_SECONDS:
+        time.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 8.0)
+        result = attempt()
+    return result
+
+
 def https_request(
     target: Target,
     method: str,
     path: str,
     headers: dict[str, str] | None = None,
     body: Any = None,
+    wait_out_rate_limit: bool = True,
+) -> Response:
+    def attempt() -> Response:
+        return _https_request_once(target, method, path, headers, body)
+
+    if not wait_out_rate_limit:
+        return attempt()
+    return patiently(attempt, lambda response: response.status == TOO_MANY_REQUESTS)
+
+
+def _https_request_once(
+    target: Target, method: str, path: str, headers: dict[str, str] | None, body: Any
 ) -> Response:
     connection = _DialingHTTPSConnection(target, tls_context(target))
     try:

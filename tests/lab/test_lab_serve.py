@@ -310,7 +310,7 @@ def test_printed_python_reaches_qdrant_over_grpc_and_rest_with_qdrant_client(ser
     done = as_pasted(sys.executable, "-c", snippet)
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "collections=[CollectionDescription(name='products')] True"
+    assert done.stdout.strip() == "collections=[CollectionDescription(name='products')] count=0"
 
 
 def client_calls(source: str) -> dict[str, dict[str | None, str]]:

@@ -76,6 +76,18 @@ def test_user_collections_are_never_written_and_the_probe_is_removed(healthy):
     assert lab.qdrant.store.info(USER_COLLECTION)["points_count"] == 0
 
 
+def test_checks_wait_out_the_edges_rate_limit_instead_of_failing():
+    """verify is a client like any other: under a tight rate limit its requests meet 429s, which
+    must not be reported as the endpoint's answers (nor leave the probe collection behind)."""
+    with ExitStack() as stack:
+        lab = start_lab(stack, limits=Limits(rate_limit_rps=2, rest_burst=3, grpc_burst=3))
+
+        results = run_verify(lab)
+
+        assert failing(results) == set(), {n: results[n].detail for n in failing(results)}
+        assert lab.qdrant.store.names() == [USER_COLLECTION]
+
+
 def test_reports_never_contain_a_credential(healthy):
     lab, results = healthy
     target = lab.verify_target(TOKENS)

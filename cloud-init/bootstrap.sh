@@ -18,7 +18,9 @@ readonly STEPS=(
   packages data_volume secrets qdrant nginx_http dns certificate renewal nginx_tls firewall fail2ban
   qdrant_health ready
 )
-readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-boto3 curl openssl)
+# The same names on Ubuntu 24.04 and Debian 12. python3-systemd is how fail2ban reads sshd's log
+# from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it.
+readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-systemd python3-boto3 curl openssl)
 readonly APT_OPTIONS=(
   -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold
 )

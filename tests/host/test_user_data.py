@@ -245,8 +245,8 @@ CONTAINER_UID_RANGE = 65536
 
 def test_qdrant_uid_is_nobody_elses_on_any_host() -> None:
     """The container's uid owns the data volume, which outlives every instance: no user the distro,
-    an admin or systemd creates on any host may ever be handed it. uid 1000, used before, is
-    Ubuntu's `ubuntu` user, with passwordless sudo."""
+    an admin or systemd creates on any host may ever be handed it. uid 1000, used before, is the
+    image's login user with passwordless sudo (Ubuntu's `ubuntu`, Debian's `admin`)."""
     taken = [
         range(0, systemd_boundary("systemuidmax") + 1),
         range(login_defs("UID_MIN"), login_defs("UID_MAX") + 1),
@@ -291,6 +291,53 @@ def test_nginx_sites_are_staged_for_the_bootstrap_not_live() -> None:
     env = settings_env(HOST, VOLUME_ID)
     assert "ssl_certificate" not in written(env["NGINX_HTTP_SITE"])
     assert "ssl_certificate" in written(env["NGINX_TLS_SITE"])
+
+
+# --------------------------------------------------------------------------- packages
+
+
+def bootstrap_packages() -> list[str]:
+    """What the rendered bootstrap hands apt-get, as bash reads its PACKAGES array."""
+    [declaration] = [
+        line for line in written(HOST.paths.bootstrap).splitlines()
+        if line.startswith("readonly PACKAGES=(")
+    ]
+    listed = subprocess.run(
+        ["bash", "-c", f'{declaration}\nprintf "%s\\n" "${{PACKAGES[@]}}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+def debian_12_apt() -> None:
+    """apt on this machine is Debian 12's: the same archive a Debian 12 host installs from."""
+    os_release = Path("/etc/os-release")
+    if not os_release.exists() or "VERSION_CODENAME=bookworm" not in os_release.read_text():
+        pytest.skip("this machine is not Debian 12")
+    if not any(Path("/var/lib/apt/lists").glob("*_Packages*")):
+        pytest.skip("apt has no package lists (run apt-get update)")
+
+
+def test_every_package_the_bootstrap_installs_exists_in_debian_12() -> None:
+    """One unknown name fails the whole `apt-get install`, and with it the host's first boot."""
+    debian_12_apt()
+    missing = []
+    for package in bootstrap_packages():
+        policy = subprocess.run(
+            ["apt-cache", "policy", package], capture_output=True, text=True, check=True
+        ).stdout
+        if "Candidate:" not in policy or "Candidate: (none)" in policy:
+            missing.append(package)
+    assert missing == []
+
+
+def test_bootstrap_installs_the_journal_reader_of_the_sshd_jail() -> None:
+    """fail2ban's systemd backend imports python3-systemd, which Debian 12's fail2ban only
+    recommends: where apt skips recommends, the sshd jail would fail with "Failed to initialize any
+    backend" and SSH guessing would go unbanned."""
+    assert "python3-systemd" in bootstrap_packages()
 
 
 # --------------------------------------------------------------------------- shell scripts
@@ -389,15 +436,20 @@ def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
     assert filter_matches(line, bundled)
 
 
-def test_fail2ban_accepts_both_jails(tmp_path: Path) -> None:
-    """A jail fail2ban rejects stops fail2ban altogether: no bans at all, silently."""
+@pytest.fixture
+def fail2ban_config(tmp_path: Path) -> Path:
+    """The machine's fail2ban configuration (Debian 12's) with our rendered files added, on a host
+    without /var/log/auth.log, as a Debian 12 image without rsyslog is."""
     require("fail2ban-client")
     if not Path("/etc/fail2ban/jail.conf").exists():
         pytest.skip("fail2ban's configuration is not installed")
     config = tmp_path / "fail2ban"
     shutil.copytree("/etc/fail2ban", config)
-    # This machine has no sshd log; the distro's sshd jail is not ours to test.
-    (config / "jail.d" / "zz-no-sshd.local").write_text("[sshd]\nenabled = false\n")
+    # Where the distro's sshd jail looks for sshd's log (paths-debian.conf), pointed at nothing
+    # whether or not this machine writes one.
+    (config / "paths-overrides.local").write_text(
+        f"[DEFAULT]\nsyslog_authpriv = {tmp_path / 'no-rsyslog' / 'auth.log'}\n"
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     host = dataclasses.replace(
@@ -409,15 +461,37 @@ def test_fail2ban_accepts_both_jails(tmp_path: Path) -> None:
     for f in host_files(host, VOLUME_ID):
         if f.path.startswith(str(config)):
             Path(f.path).write_text(f.content)
-    test = subprocess.run(
-        ["fail2ban-client", "-c", str(config), "-t"], capture_output=True, text=True, check=False
-    )
-    assert test.returncode == 0, test.stdout + test.stderr
-    dump = subprocess.run(
+    return config
+
+
+def fail2ban_dump(config: Path) -> str:
+    return subprocess.run(
         ["fail2ban-client", "-c", str(config), "-d"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def test_fail2ban_accepts_every_jail_on_a_host_without_auth_log(fail2ban_config: Path) -> None:
+    """A jail fail2ban rejects stops fail2ban altogether: no bans at all, silently. The distro's
+    own sshd jail is among them, and on Debian 12 it has no log file to read."""
+    test = subprocess.run(
+        ["fail2ban-client", "-c", str(fail2ban_config), "-t"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_qdrant_jails_watch_the_public_ports_and_never_loopback(fail2ban_config: Path) -> None:
+    dump = fail2ban_dump(fail2ban_config)
     for jail in ("secure-qdrant-auth", "secure-qdrant-rate-limit"):
         assert f"['add', '{jail}', 'auto']" in dump
         assert f"['set', '{jail}', 'addignoreip', '127.0.0.1/8', '::1']" in dump
         ports = f"{PORTS.http},{PORTS.https},{PORTS.grpc_tls}"
         assert f"['port', '{ports}']" in dump
+
+
+def test_sshd_jail_reads_the_journal(fail2ban_config: Path) -> None:
+    """sshd logs to the journal on both Debian 12 and Ubuntu 24.04; /var/log/auth.log exists only
+    where rsyslog runs. Reading the journal keeps SSH guessing banned on either image."""
+    assert "['add', 'sshd', 'systemd']" in fail2ban_dump(fail2ban_config)

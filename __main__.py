@@ -62,6 +62,7 @@ host = QdrantHost(
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,
+        host_os=settings.host_os,
         image_release=settings.image_release,
         subnet_id=placement.subnet_id,
         availability_zone=placement.availability_zone,

@@ -13,12 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from components.images import HOST_IMAGES
 from components.instance_types import architecture_of
 from components.settings import (
+    DEFAULT_IMAGE_RELEASES,
     PORTS,
     QDRANT_VERSION_FLOOR,
     AccessRule,
     Architecture,
+    HostOs,
     Limits,
     StackSettings,
     UNTRUSTED_ACME_HOSTS,
@@ -35,8 +38,6 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<host>[^@\s]+)$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-# Canonical's image serials: the build date, sometimes with a respin suffix (20240423.1).
-_IMAGE_RELEASE = re.compile(r"^20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])(\.[0-9]{1,2})?$")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
@@ -86,6 +87,9 @@ class _Reader:
     def check(self, key: str, ok: bool, problem: str) -> None:
         if not ok:
             self.problems.append(f"{NAMESPACE}:{key}: {problem}")
+
+    def has_problem(self, key: str) -> bool:
+        return any(problem.startswith(f"{NAMESPACE}:{key}: ") for problem in self.problems)
 
 
 def _required(raw: Mapping[str, str], key: str, reader: _Reader) -> bool:
@@ -196,11 +200,18 @@ def _parse_instance_type(text: str) -> str:
     return text
 
 
-def _parse_image_release(text: str) -> str:
-    if not _IMAGE_RELEASE.match(text):
+def _parse_host_os(text: str) -> HostOs:
+    if text not in HOST_IMAGES:
+        raise _Invalid(f"{text!r} is not {' or '.join(HOST_IMAGES)}")
+    return cast(HostOs, text)
+
+
+def _parse_image_release(text: str, host_os: HostOs) -> str:
+    image = HOST_IMAGES[host_os]
+    if not image.release_pattern.match(text):
         raise _Invalid(
-            f"{text!r} is not an image release serial (YYYYMMDD as in the AMI name "
-            "ubuntu-noble-24.04-amd64-server-YYYYMMDD)"
+            f"{text!r} is not a {host_os} image release serial ({image.release_format}, as in the "
+            f"AMI name {image.ami_name('x86_64', image.release_format)})"
         )
     return text
 
@@ -326,6 +337,7 @@ KNOWN_KEYS = frozenset(
         "allowSshFromAnywhere",
         "instanceType",
         "architecture",
+        "hostOs",
         "imageRelease",
         "subnetId",
         "dataVolumeSizeGb",
@@ -402,6 +414,15 @@ def load_settings(
         f"{architecture} does not match instance type {instance_type} ({type_architecture})",
     )
 
+    host_os = read.field("hostOs", _parse_host_os, defaults.host_os)
+    # Unset means the chosen OS's own pin. A release is judged only against a known OS: against
+    # the default one it would earn a second, misleading message.
+    image_release = DEFAULT_IMAGE_RELEASES[host_os]
+    if not read.has_problem("hostOs"):
+        image_release = read.field(
+            "imageRelease", lambda text: _parse_image_release(text, host_os), image_release
+        )
+
     acme_server = read.field("acmeServer", _parse_https_url, defaults.acme_server)
     verify_on_deploy = read.field("verifyOnDeploy", _parse_bool, defaults.verify_on_deploy)
     read.check(
@@ -427,7 +448,8 @@ def load_settings(
         allow_ssh_from_anywhere=allow_anywhere,
         instance_type=instance_type,
         architecture=architecture,
-        image_release=read.field("imageRelease", _parse_image_release, defaults.image_release),
+        host_os=host_os,
+        image_release=image_release,
         subnet_id=read.field("subnetId", _parse_subnet_id, None),
         data_volume_size_gb=read.field(
             "dataVolumeSizeGb", _parse_volume_size, defaults.data_volume_size_gb

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import DATA_VOLUME_DEVICE, Architecture, HostSettings
+from components.images import HOST_IMAGES
+from components.settings import DATA_VOLUME_DEVICE, Architecture, HostOs, HostSettings
 from components.user_data import ec2_user_data
 
-CANONICAL_OWNER = "099720109477"
-_UBUNTU_IMAGE_ARCHITECTURE = {"x86_64": "amd64", "arm64": "arm64"}
 ROOT_VOLUME_SIZE_GB = 16
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
@@ -30,6 +29,7 @@ class QdrantHostArgs:
     subnet_id: pulumi.Input[str]
     availability_zone: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
+    host_os: HostOs
     image_release: str
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot."""
@@ -38,16 +38,9 @@ class QdrantHostArgs:
     """What the first boot reads (the key parameters): the instance is launched only after them."""
 
 
-def ubuntu_ami_name(architecture: Architecture, release: str) -> str:
-    """The exact name of Canonical's Ubuntu 24.04 image: no wildcard, so the choice never drifts."""
-    return (
-        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-"
-        f"{_UBUNTU_IMAGE_ARCHITECTURE[architecture]}-server-{release}"
-    )
-
-
 class QdrantHost(pulumi.ComponentResource):
-    """An Ubuntu 24.04 instance (IMDSv2, encrypted root), a protected encrypted data volume, an EIP."""
+    """An Ubuntu 24.04 or Debian 12 instance (IMDSv2, encrypted root), a protected encrypted data
+    volume, an EIP."""
 
     instance_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
@@ -70,13 +63,15 @@ class QdrantHost(pulumi.ComponentResource):
             # The volume is the database: `pulumi destroy` must not take it along by accident.
             opts=child.merge(pulumi.ResourceOptions(protect=True)),
         )
+        image = HOST_IMAGES[args.host_os]
         ami = aws.ec2.get_ami_output(
-            owners=[CANONICAL_OWNER],
+            owners=[image.owner],
             most_recent=True,
-            # Canonical deprecates old images; a pinned release must keep resolving all the same.
+            # Public images are deprecated after two years at most; a pinned release must keep
+            # resolving all the same.
             include_deprecated=True,
             filters=[
-                {"name": "name", "values": [ubuntu_ami_name(args.architecture, args.image_release)]},
+                {"name": "name", "values": [image.ami_name(args.architecture, args.image_release)]},
                 {"name": "architecture", "values": [args.architecture]},
             ],
         )

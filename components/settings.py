@@ -13,6 +13,7 @@ from typing import Literal, Union
 CollectionAccess = Literal["r", "rw", "prw"]
 GlobalAccess = Literal["r", "m"]
 Architecture = Literal["x86_64", "arm64"]
+HostOs = Literal["ubuntu-24.04", "debian-12"]
 
 # v1.18.2 fixed an auth bypass (`/dashboard%2f..%2fcollections`), so nothing older is deployable.
 QDRANT_VERSION_FLOOR = (1, 18, 2)
@@ -28,20 +29,28 @@ UNTRUSTED_ACME_HOSTS = frozenset(
         "api.test4.buypass.no",
     }
 )
-# The Ubuntu 24.04 image release the host boots: Canonical's serial in the AMI name. Pinned, so a
-# newly published image never replaces the host on a routine `pulumi up`; bumping it is a planned
-# replacement (unattended upgrades patch the running host in between).
-DEFAULT_IMAGE_RELEASE = "20251212"
+DEFAULT_HOST_OS: HostOs = "ubuntu-24.04"
+# The image release each host OS boots unless `imageRelease` says otherwise: the serial in the
+# distribution's AMI name (components/images.py). Pinned, so a newly published image never replaces
+# the host on a routine `pulumi up`; bumping it is a planned replacement.
+DEFAULT_IMAGE_RELEASES: dict[HostOs, str] = {
+    # Canonical's build date.
+    "ubuntu-24.04": "20251212",
+    # Debian's build date and build number: a build whose AMIs are on record for both architectures
+    # (debian-12-amd64-20231013-1532 and debian-12-arm64-20231013-1532, Debian's account).
+    "debian-12": "20231013-1532",
+}
 # The device name the data volume is attached under; Nitro instances show it as an NVMe disk instead,
 # which the VM finds by the volume id.
 DATA_VOLUME_DEVICE = "/dev/sdf"
 # The user Qdrant runs as in its container; it owns Qdrant's files on the data volume, which outlive
 # the instance, so it must be the same number on every host. 1000 (what earlier releases used) is
-# Ubuntu's `ubuntu` user, with passwordless sudo. This one is in the only range systemd's
-# UIDS-GIDS.md leaves unused below 65536 (60578-61183): above the distro's system (up to 999) and
-# login (1000-60000, login.defs) allocations, and outside systemd-homed's (60001-60577), DynamicUser's
-# (61184-65519) and nspawn's container (524288 and up) ranges, so no package, login user or
-# systemd allocation on the host can ever be handed the same number.
+# the image's login user, with passwordless sudo: Ubuntu's `ubuntu`, Debian's `admin`. This one is
+# in the only range systemd's UIDS-GIDS.md leaves unused below 65536 (60578-61183): above the
+# distro's system (up to 999) and login (1000-60000, login.defs) allocations, and outside
+# systemd-homed's (60001-60577), DynamicUser's (61184-65519) and nspawn's container (524288 and up)
+# ranges, so no package, login user or systemd allocation on either host can ever be handed the
+# same number.
 QDRANT_UID = 61000
 # What Qdrant ran as before: a data volume from an earlier deploy still belongs to it.
 LEGACY_QDRANT_UID = 1000
@@ -137,7 +146,8 @@ class StackSettings:
     allow_ssh_from_anywhere: bool = False
     instance_type: str = "t3.medium"
     architecture: Architecture = "x86_64"
-    image_release: str = DEFAULT_IMAGE_RELEASE
+    host_os: HostOs = DEFAULT_HOST_OS
+    image_release: str = DEFAULT_IMAGE_RELEASES[DEFAULT_HOST_OS]
     subnet_id: str | None = None
     data_volume_size_gb: int = 20
     qdrant_version: str = DEFAULT_QDRANT_VERSION

@@ -5,7 +5,8 @@ import json
 import pytest
 from pulumi.runtime import config as runtime_config
 
-from components.config import load_settings
+from components.config import ConfigError, load_settings
+from components.settings import DEFAULT_IMAGE_RELEASES
 from components.stack_config import raw_config
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 
@@ -53,8 +54,19 @@ BAD_CONFIGS = {
     "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
     "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
     "bad-subnet-id": (with_(subnetId="my-subnet"), "secure-qdrant:subnetId: 'my-subnet' is not a subnet id"),
-    "image-release-wildcard": (with_(imageRelease="*"), "secure-qdrant:imageRelease: '*' is not an image release serial"),
+    "image-release-wildcard": (with_(imageRelease="*"), "secure-qdrant:imageRelease: '*' is not a ubuntu-24.04 image release"),
     "image-release-not-a-date": (with_(imageRelease="20251332"), "secure-qdrant:imageRelease: '20251332' is not"),
+    "unknown-host-os": (with_(hostOs="debian-11"), "secure-qdrant:hostOs: 'debian-11' is not ubuntu-24.04 or debian-12"),
+    "debian-release-for-ubuntu": (
+        with_(imageRelease="20231013-1532"),
+        "secure-qdrant:imageRelease: '20231013-1532' is not a ubuntu-24.04 image release serial (YYYYMMDD",
+    ),
+    "ubuntu-release-for-debian": (
+        with_(hostOs="debian-12", imageRelease="20251212"),
+        "secure-qdrant:imageRelease: '20251212' is not a debian-12 image release serial (YYYYMMDD-NNNN, "
+        "as in the AMI name debian-12-amd64-YYYYMMDD-NNNN)",
+    ),
+    "debian-release-without-build": (with_(hostOs="debian-12", imageRelease="20231013"), "'20231013' is not a debian-12"),
     "staging-acme-with-the-gate": (
         with_(acmeServer="https://acme-staging-v02.api.letsencrypt.org/directory"),
         "secure-qdrant:acmeServer: https://acme-staging-v02.api.letsencrypt.org/directory issues "
@@ -144,6 +156,7 @@ def test_defaults_match_the_documented_contract():
     settings = load_settings({"domain": "qdrant.example.com", "acmeEmail": "ops@example.com"})
 
     assert (settings.instance_type, settings.architecture) == ("t3.medium", "x86_64")
+    assert (settings.host_os, settings.image_release) == ("ubuntu-24.04", "20251212")
     assert settings.data_volume_size_gb == 20
     assert settings.qdrant_version == "v1.18.3"
     assert (settings.limits.rate_limit_rps, settings.limits.rest_burst) == (5, 20)
@@ -151,6 +164,27 @@ def test_defaults_match_the_documented_contract():
     assert settings.api_key_version == 1
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
+
+
+def test_a_release_is_not_judged_against_an_unknown_host_os():
+    """Only the OS is wrong: a second message about the release's format would send the user after
+    the wrong key."""
+    with pytest.raises(ConfigError) as failure:
+        load_settings(with_(hostOs="debian-13", imageRelease="20231013-1532"))
+
+    assert [p.split(":")[1] for p in failure.value.problems] == ["hostOs"]
+
+
+@pytest.mark.parametrize("release", [None, ""], ids=["unset", "pulumi-yaml-default"])
+@pytest.mark.parametrize("host_os", ["ubuntu-24.04", "debian-12"])
+def test_an_unset_image_release_means_the_pinned_release_of_the_chosen_os(host_os, release):
+    """Pulumi.yaml's empty default stands for each OS's own pin: a Canonical serial handed to
+    Debian's image name would find no image."""
+    config = with_(hostOs=host_os, **({} if release is None else {"imageRelease": release}))
+
+    settings = load_settings(config)
+
+    assert (settings.host_os, settings.image_release) == (host_os, DEFAULT_IMAGE_RELEASES[host_os])
 
 
 def test_empty_optional_values_mean_unset():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.settings import DATA_VOLUME_DEVICE, DEFAULT_IMAGE_RELEASE
+from components.settings import DATA_VOLUME_DEVICE
 from tests.program import DEFAULT_SUBNET_ZONES, MINIMAL_CONFIG, REGION, Failed, deploy
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -69,37 +69,64 @@ def _ami_query(deployment) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("instance_type", "architecture", "image_arch"),
-    [("t3.medium", "x86_64", "amd64"), ("t4g.medium", "arm64", "arm64")],
+    ("host_os", "instance_type", "architecture", "owner", "name"),
+    [
+        ("ubuntu-24.04", "t3.medium", "x86_64", "099720109477",
+         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251212"),
+        ("ubuntu-24.04", "t4g.medium", "arm64", "099720109477",
+         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251212"),
+        ("debian-12", "t3.medium", "x86_64", "136693071363", "debian-12-amd64-20231013-1532"),
+        ("debian-12", "t4g.medium", "arm64", "136693071363", "debian-12-arm64-20231013-1532"),
+    ],
+    ids=["ubuntu-x86_64", "ubuntu-arm64", "debian-x86_64", "debian-arm64"],
 )
-def test_ami_is_canonicals_ubuntu_noble_of_the_pinned_release_for_the_architecture(
-    instance_type, architecture, image_arch
+def test_ami_is_the_official_image_of_the_pinned_release_for_the_os_and_architecture(
+    host_os, instance_type, architecture, owner, name
 ):
-    """An exact image name, never `*` with most_recent: a newly published image must not replace
-    the host on a routine `pulumi up`."""
-    deployment = deploy(dict(MINIMAL_CONFIG, instanceType=instance_type, architecture=architecture))
+    """An exact image name from the distribution's own account, never `*` with most_recent: a
+    newly published image must not replace the host on a routine `pulumi up`, and a look-alike
+    (an AWS Marketplace copy, Debian's backports-kernel image) must never be picked."""
+    deployment = deploy(
+        dict(MINIMAL_CONFIG, hostOs=host_os, instanceType=instance_type, architecture=architecture)
+    )
 
     query = _ami_query(deployment)
     filters = {f["name"]: f["values"] for f in query["filters"]}
-    assert query["owners"] == ["099720109477"]
-    assert filters["name"] == [
-        f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{image_arch}-server-{DEFAULT_IMAGE_RELEASE}"
-    ]
+    assert query["owners"] == [owner]
+    assert filters["name"] == [name]
     assert filters["architecture"] == [architecture]
     assert deployment.one(INSTANCE).inputs["instanceType"] == instance_type
 
 
-def test_a_pinned_release_still_resolves_after_canonical_deprecates_it():
-    """DescribeImages hides deprecated images unless asked: the pin would otherwise break a later
-    `pulumi up` two years on."""
-    assert _ami_query(deploy(MINIMAL_CONFIG))["includeDeprecated"] is True
+@pytest.mark.parametrize("host_os", ["ubuntu-24.04", "debian-12"])
+def test_a_pinned_release_still_resolves_after_it_is_deprecated(host_os):
+    """DescribeImages hides deprecated images unless asked, and AWS deprecates public images two
+    years after publication: the pin would otherwise break a later `pulumi up`."""
+    assert _ami_query(deploy(dict(MINIMAL_CONFIG, hostOs=host_os)))["includeDeprecated"] is True
 
 
-def test_image_release_config_chooses_the_image():
-    query = _ami_query(deploy(dict(MINIMAL_CONFIG, imageRelease="20250610")))
+@pytest.mark.parametrize(
+    ("host_os", "release", "name"),
+    [
+        ("ubuntu-24.04", "20250610", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
+        ("debian-12", "20250316-2053", "debian-12-amd64-20250316-2053"),
+    ],
+)
+def test_image_release_config_chooses_the_image(host_os, release, name):
+    query = _ami_query(deploy(dict(MINIMAL_CONFIG, hostOs=host_os, imageRelease=release)))
 
-    [name] = [f["values"] for f in query["filters"] if f["name"] == "name"]
-    assert name == ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"]
+    [names] = [f["values"] for f in query["filters"] if f["name"] == "name"]
+    assert names == [name]
+
+
+def test_switching_the_host_os_replaces_the_instance_from_the_other_image():
+    """A new AMI is a new instance (the data volume, address and certificate stay): switching the
+    OS is a planned replacement onto the chosen distribution, never an in-place no-op."""
+    ubuntu = deploy(MINIMAL_CONFIG).one(INSTANCE)
+    debian = deploy(dict(MINIMAL_CONFIG, hostOs="debian-12")).one(INSTANCE)
+
+    assert ubuntu.inputs["ami"] != debian.inputs["ami"]
+    assert list(debian.options.ignoreChanges) == []
 
 
 def test_instance_follows_the_chosen_image_instead_of_ignoring_it():

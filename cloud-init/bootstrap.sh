@@ -475,7 +475,8 @@ step_fail2ban() {
 # --- 8. Qdrant's health and ready -----------------------------------------------------------------
 
 # The edge is already up. Should this give up, systemd keeps Qdrant starting (Restart=always) and
-# nginx keeps serving, but the host never reports ready: its log says what it waited for.
+# nginx keeps serving, and the host reports ready only once a later run (the unit retries) finds
+# Qdrant healthy: its log says what it waited for.
 step_qdrant_health() {
   wait_for "$QDRANT_WAIT_SECONDS" "Qdrant on 127.0.0.1:${QDRANT_REST_PORT}" qdrant_is_healthy
   log "Qdrant is healthy"

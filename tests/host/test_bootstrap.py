@@ -526,8 +526,8 @@ def test_missing_key_parameter_stops_before_any_secrets_file(lab: BootstrapLab) 
 
 def test_key_parameters_that_appear_after_boot_are_waited_for(patient_lab: BootstrapLab) -> None:
     """The instance can boot before its key parameters exist or its role's policy has propagated
-    (IAM is eventually consistent), and cloud-init never runs the bootstrap again: a host that gave
-    up at once would stay without Qdrant for good. Waiting must not print the keys either."""
+    (IAM is eventually consistent): a run that gave up at once would leave the host without Qdrant
+    until the unit's next run, minutes later. Waiting must not print the keys either."""
     lab = patient_lab
     lab.ssm.delete(lab.host.api_key_parameter)
     lab.ssm.delete(lab.host.read_only_api_key_parameter)
@@ -720,9 +720,10 @@ def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBoo
 
 def test_tls_is_served_while_qdrant_is_still_loading(ssm: Ssm) -> None:
     """Qdrant loads every collection before it answers, which on a large volume outlasts any fixed
-    wait; cloud-init never re-runs a failed bootstrap. So the edge must come up first, with the
-    certificate, and the host turn ready only once Qdrant is healthy. Run in the bootstrap's own
-    step order, with no Qdrant listening: TLS is served while the bootstrap still waits."""
+    wait, and a run that gives up is retried only minutes later. So the edge must come up first,
+    with the certificate, and the host turn ready only once Qdrant is healthy. Run in the
+    bootstrap's own step order, with no Qdrant listening: TLS is served while the bootstrap still
+    waits."""
     with ExitStack() as stack:
         edge = fresh_edge(ssm, stack)
         running = in_background(edge.lab, (*EDGE_STEPS, "qdrant_health"))

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds the locked-down Qdrant host from its settings file (the only argument), step by step.
 #
-# Idempotent: every step looks before it changes anything, so a re-run changes nothing and a
-# replaced instance picks up the data volume (and the certificate on it) where the old one left off.
+# Idempotent: every step looks before it changes anything, so a re-run changes nothing, a run that
+# failed half-way is finished by the next, and a replaced instance picks up the data volume (and the
+# certificate on it) where the old one left off. Its systemd unit (secure-qdrant-bootstrap.service)
+# runs it at every boot and again after a failure; one run at a time (the lock in main).
 # BOOTSTRAP_STEPS (space-separated step names, default: all) selects steps; selected steps still
 # run in the order of STEPS, which is the order the host depends on. The loopback lab uses it to run
 # only what needs no apt, Docker, ufw or systemd.
 #
 # The edge comes up before the wait for Qdrant's health: Qdrant loads every collection before it
-# serves, which on a large data volume outlasts any fixed wait, and cloud-init never runs this again
-# after a failure. A host whose Qdrant is still loading serves TLS (answering 502) and turns ready
-# once Qdrant does.
+# serves, which on a large data volume outlasts any fixed wait, and a run that gives up is only
+# retried minutes later. A host whose Qdrant is still loading serves TLS (answering 502) and turns
+# ready once Qdrant does.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -41,9 +43,15 @@ TEMP=
 TEMP_FILES=()
 SECRETS_CHANGED=0
 
+# Under its unit, stderr is the journal already (systemd names the stream in JOURNAL_STREAM), with
+# the unit's tag: a `logger` copy would log every line twice.
+STDERR_IS_JOURNAL=0
+[[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i /proc/self/fd/2 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
+readonly STDERR_IS_JOURNAL
+
 log() {
   printf 'secure-qdrant: %s\n' "$*" >&2
-  logger -t secure-qdrant -- "$*" 2>/dev/null || true
+  ((STDERR_IS_JOURNAL)) || logger -t secure-qdrant -- "$*" 2>/dev/null || true
 }
 
 die() {
@@ -469,7 +477,8 @@ step_fail2ban() {
 # --- 8. Qdrant's health and ready -----------------------------------------------------------------
 
 # The edge is already up. Should this give up, systemd keeps Qdrant starting (Restart=always) and
-# nginx keeps serving, but the host never reports ready: its log says what it waited for.
+# nginx keeps serving, and the host reports ready only once a later run (the unit retries) finds
+# Qdrant healthy: its log says what it waited for.
 step_qdrant_health() {
   wait_for "$QDRANT_WAIT_SECONDS" "Qdrant on 127.0.0.1:${QDRANT_REST_PORT}" qdrant_is_healthy
   log "Qdrant is healthy"
@@ -499,6 +508,12 @@ selected_steps() {
 
 main() {
   (($# == 1)) || die "usage: $0 SETTINGS_FILE"
+  # One run at a time: systemd never starts the unit twice, but a run by hand could interleave with
+  # it (two certbots, two fstab rewrites). The lock is on the settings file, so it is per host and
+  # gone with the process; the losing run changes nothing and fails (the unit retries later).
+  local lock
+  exec {lock}<"$1"
+  flock --nonblock "$lock" || die "another bootstrap run holds ${1}; not starting a second"
   # shellcheck source=/dev/null # rendered by components/user_data.py
   . "$1"
   local steps step

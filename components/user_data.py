@@ -1,4 +1,4 @@
-"""The VM's user data: a `#cloud-config` that writes the host's files and runs the bootstrap.
+"""The VM's user data: a `#cloud-config` that writes the host's files and starts the bootstrap's unit.
 
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs
 is byte for byte what the VM runs. User data is readable by anyone with `ec2:DescribeInstanceAttribute`
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from components.settings import LEGACY_QDRANT_UID, QDRANT_UID, HostSettings
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
+# Runs the bootstrap at every boot: cloud-init only enables and starts it.
+BOOTSTRAP_UNIT = "secure-qdrant-bootstrap.service"
 # Relative to fail2ban's config dir, and mirrored under cloud-init/fail2ban/.
 AUTH_FILTER = "filter.d/secure-qdrant-auth.conf"
 JAIL = "jail.d/secure-qdrant.conf"
@@ -63,6 +66,32 @@ def staged_site_path(host: HostSettings, state: str) -> str:
 
 def drop_in_path(host: HostSettings, unit: str) -> str:
     return f"{host.paths.systemd_unit_dir}/{unit}.d/secure-qdrant-{DATA_VOLUME_DROP_IN}"
+
+
+def bootstrap_command(host: HostSettings) -> tuple[str, ...]:
+    """The bootstrap's command line: its unit's ExecStart, and what the labs (no systemd) run."""
+    return (host.paths.bootstrap, settings_env_path(host))
+
+
+# What systemd reads literally in ExecStart= and in a unit name: no quotes, `%` specifiers,
+# `$` variables or escapes to get wrong.
+_LITERAL_WORD = re.compile(r"[A-Za-z0-9/._-]+")
+
+
+def _literal_words(words: tuple[str, ...]) -> str:
+    if not all(_LITERAL_WORD.fullmatch(word) for word in words):
+        raise ValueError(f"not literal to systemd: {words!r}")
+    return " ".join(words)
+
+
+def mount_unit(path: str) -> str:
+    """systemd's name for the mount unit of `path` (`systemd-escape --path --suffix=mount`): the
+    path without its outer slashes, `/` as `-`, and a `-` in a name as `\\x2d`."""
+    names = path.split("/")
+    _literal_words((path,))
+    if names[0] or not all(names[1:]) or any(name.startswith(".") for name in names):
+        raise ValueError(f"not an absolute path below / without empty or hidden names: {path!r}")
+    return "-".join(name.replace("-", "\\x2d") for name in names[1:]) + ".mount"
 
 
 def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
@@ -145,6 +174,16 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),
         ),
+        HostFile(
+            f"{paths.systemd_unit_dir}/{BOOTSTRAP_UNIT}",
+            _cloud_init_file(BOOTSTRAP_UNIT).format_map(
+                {
+                    **env,
+                    "BOOTSTRAP_COMMAND": _literal_words(bootstrap_command(host)),
+                    "DATA_MOUNT_UNIT": mount_unit(paths.data_mount),
+                }
+            ),
+        ),
         *(
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
             for unit in DATA_VOLUME_UNITS
@@ -174,7 +213,9 @@ def render_user_data(host: HostSettings, data_volume_id: str) -> str:
             {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": "root:root"}
             for f in host_files(host, data_volume_id)
         ],
-        "runcmd": [[host.paths.bootstrap, settings_env_path(host)]],
+        # Without waiting: the bootstrap may take an hour, and cloud-final (this runcmd) must end.
+        # `enable` reloads systemd first, which has not seen the unit cloud-init just wrote.
+        "runcmd": [["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT]],
     }
     return "#cloud-config\n" + yaml.dump(
         cloud_config, Dumper=_BlockStyleDumper, sort_keys=False, width=1000

@@ -1,9 +1,10 @@
-"""The real bootstrap on this machine: cloud-init's files and command, with lab settings, as root.
+"""The real bootstrap on this machine: cloud-init's files and the unit's command, with lab settings,
+as root.
 
-`bootstrap_lab()` does what cloud-init does on the VM: it writes every `write_files` entry of the
-rendered user data and runs its `runcmd`, with `HostSettings` and `HostSystem` pointed into a
-scratch directory, a sparse file on a loop device as the data volume and a moto server as SSM. Only
-the steps that need no apt, Docker, ufw or systemd run (`LAB_STEPS`).
+`bootstrap_lab()` does what cloud-init and the bootstrap's unit do on the VM: it writes every
+`write_files` entry of the rendered user data and runs the unit's command, with `HostSettings` and
+`HostSystem` pointed into a scratch directory, a sparse file on a loop device as the data volume
+and a moto server as SSM. Only the steps that need no apt, Docker, ufw or systemd run (`LAB_STEPS`).
 
 Nothing leaks into this machine: the bootstrap runs in a private mount namespace, so its mounts end
 with it; fstab and /etc/letsencrypt are scratch files; the loop device is detached on exit.
@@ -35,7 +36,8 @@ from typing import Any
 
 from components.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
 from components.user_data import ec2_user_data, qdrant_env_path
-from lab.cloud_init import run_bootstrap, write_files
+from lab.bootstrap_run import run_bootstrap
+from lab.cloud_init import write_files
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
 from lab.nginx import Nginx
 from lab.pebble import running_pebble
@@ -245,7 +247,8 @@ class BootstrapLab:
     def run(
         self, steps: Sequence[str] = LAB_STEPS, trace: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        """cloud-init's `runcmd`, inside the namespace; `trace` runs it under `bash -x`."""
+        """One run of the bootstrap, as its unit starts it, inside the namespace; `trace` runs it
+        under `bash -x`."""
         # No AWS config of this machine may leak in, only the standard variables pointing at moto.
         aws = {
             "AWS_ENDPOINT_URL": self.ssm.endpoint,
@@ -255,7 +258,7 @@ class BootstrapLab:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
         return run_bootstrap(
-            self.user_data,
+            self.host,
             steps,
             {**aws, **self.environment},
             trace=trace,

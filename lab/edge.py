@@ -35,7 +35,8 @@ from components.settings import (
 from components.tokens import mint_tokens, token_claims
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
-from lab.cloud_init import run_bootstrap, write_files
+from lab.bootstrap_run import run_bootstrap
+from lab.cloud_init import write_files
 from lab.nginx import Nginx
 from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
@@ -223,7 +224,7 @@ def running_edge_lab(
         stack.callback(nginx.stop)
         nginx.start()
         bootstrap = run_bootstrap(
-            user_data, TLS_EDGE_STEPS, {"REQUESTS_CA_BUNDLE": str(pebble.listener_ca)}
+            host, TLS_EDGE_STEPS, {"REQUESTS_CA_BUNDLE": str(pebble.listener_ca)}
         )
         if bootstrap.returncode != 0:
             raise CommandFailed(f"the bootstrap failed:\n{bootstrap.stderr}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from components.settings import HostSettings, Limits
-from components.user_data import HostFile, ec2_user_data, host_files, settings_env_path
+from components.user_data import BOOTSTRAP_UNIT, HostFile, ec2_user_data, host_files
 from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
 
 VOLUME_ID = "vol-0123456789abcdef0"
@@ -53,12 +53,16 @@ def test_cloud_init_schema_accepts_the_config(cloud_config: CloudConfig) -> None
     assert cloud_config.schema_deprecations == ()
 
 
-def test_runcmd_runs_the_bootstrap_on_the_settings_file(cloud_config: CloudConfig) -> None:
-    """The bootstrap reads everything from the root-only settings file cloud-init wrote; the
-    script cloud-init makes of `runcmd` is the one line that starts it."""
-    bootstrap, settings = HOST.paths.bootstrap, settings_env_path(HOST)
-    assert cloud_config.command == [bootstrap, settings]
-    assert cloud_config.runcmd_script == f"#!/bin/sh\n'{bootstrap}' '{settings}'\n"
+def test_runcmd_only_enables_and_starts_the_bootstrap_unit_without_waiting(
+    cloud_config: CloudConfig,
+) -> None:
+    """The unit runs the bootstrap at this boot and every later one. cloud-init's final stage runs
+    this script and must end: a start that waited for the bootstrap would hold cloud-final (and
+    `cloud-init status --wait`) for as long as the bootstrap waits for DNS or Qdrant."""
+    command = ["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT]
+    assert cloud_config.config["runcmd"] == [command]
+    quoted = " ".join(f"'{word}'" for word in command)
+    assert cloud_config.runcmd_script == f"#!/bin/sh\n{quoted}\n"
 
 
 @pytest.fixture(scope="module")

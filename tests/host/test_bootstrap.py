@@ -27,7 +27,7 @@ import pytest
 
 from components.nginx_config import certificate_paths
 from components.settings import LEGACY_QDRANT_UID, BootstrapWaits
-from components.user_data import DATA_VOLUME_UNITS, QDRANT_UID
+from components.user_data import BOOTSTRAP_UNIT, DATA_VOLUME_UNITS, QDRANT_UID, bootstrap_command
 from lab.__main__ import start_qdrant
 from lab.bootstrap import (
     DISTRO_CERTBOT_INI,
@@ -340,19 +340,26 @@ FSTAB_GENERATORS = (
 )
 
 
-def systemd_dependencies(unit: str, unit_path: Sequence[Path | str]) -> dict[str, set[str]]:
-    """`unit`'s dependencies as systemd itself loads them: `systemd-analyze verify` on the unit
-    (search path `unit_path`, then the machine's own unit directories), read from the unit dump it
-    prints at debug level. Fails the test if systemd rejects the unit."""
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", unit],
+def systemd_verify(
+    units: Sequence[str], unit_path: Sequence[Path | str], log_level: str = "info"
+) -> subprocess.CompletedProcess[str]:
+    """`systemd-analyze verify` on `units` (search path `unit_path`, then the machine's own unit
+    directories): systemd loads them and queues their start jobs, as at boot."""
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units],
         env=clean_env(
-            SYSTEMD_UNIT_PATH=":".join(map(str, unit_path)) + ":", SYSTEMD_LOG_LEVEL="debug"
+            SYSTEMD_UNIT_PATH=":".join(map(str, unit_path)) + ":", SYSTEMD_LOG_LEVEL=log_level
         ),
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def systemd_dependencies(unit: str, unit_path: Sequence[Path | str]) -> dict[str, set[str]]:
+    """`unit`'s dependencies (and its other settings) as systemd itself loads them, read from the
+    unit dump `systemd_verify` prints at debug level. Fails the test if systemd rejects the unit."""
+    result = systemd_verify([unit], unit_path, "debug")
     assert result.returncode == 0, result.stderr[-3000:]
     dependencies: dict[str, set[str]] = {}
     in_unit = False
@@ -368,6 +375,26 @@ def systemd_dependencies(unit: str, unit_path: Sequence[Path | str]) -> dict[str
     return dependencies
 
 
+def require_systemd_tools() -> None:
+    for tool in ("systemd-analyze", "systemd-escape", "systemctl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+
+
+def generate_mount_units(lab: BootstrapLab, tmp_path: Path) -> tuple[Path, str]:
+    """What systemd's fstab generator makes of the lab's fstab at boot, and the name of the data
+    mount's unit (which exists only once the bootstrap has written the volume's line)."""
+    require_systemd_tools()
+    generator = next((path for path in FSTAB_GENERATORS if Path(path).exists()), None)
+    if generator is None:
+        pytest.skip("systemd-fstab-generator is not installed")
+    generated = tmp_path / "generator"
+    generated.mkdir()
+    run([generator, *[str(generated)] * 3], env=clean_env(SYSTEMD_FSTAB=lab.host.paths.fstab))
+    data_mount = lab.host.paths.data_mount
+    return generated, run(["systemd-escape", "--path", "--suffix=mount", data_mount]).strip()
+
+
 def test_nginx_and_certbot_start_only_once_the_data_volume_is_mounted(
     lab: BootstrapLab, tmp_path: Path
 ) -> None:
@@ -376,25 +403,74 @@ def test_nginx_and_certbot_start_only_once_the_data_volume_is_mounted(
     and certbot could renew into the empty mount point. systemd's own fstab generator reads the
     fstab line the bootstrap wrote, and systemd loads the distro's units with our drop-ins: both
     must require, and be ordered after, the mount unit for the data mount, as Qdrant's unit is."""
-    for tool in ("systemd-analyze", "systemd-escape"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-    generator = next((path for path in FSTAB_GENERATORS if Path(path).exists()), None)
-    if generator is None:
-        pytest.skip("systemd-fstab-generator is not installed")
     succeed(lab, ("data_volume",))
-    generated = tmp_path / "generator"
-    generated.mkdir()
-    run([generator, *[str(generated)] * 3], env=clean_env(SYSTEMD_FSTAB=lab.host.paths.fstab))
-    data_mount = lab.host.paths.data_mount
-    mount_unit = run(["systemd-escape", "--path", "--suffix=mount", data_mount]).strip()
+    generated, mount_unit = generate_mount_units(lab, tmp_path)
     assert (generated / mount_unit).is_file(), sorted(p.name for p in generated.iterdir())
+    data_mount = lab.host.paths.data_mount
 
     for unit in DATA_VOLUME_UNITS:
         dependencies = systemd_dependencies(unit, [lab.host.paths.systemd_unit_dir, generated])
         assert data_mount in dependencies.get("RequiresMountsFor", set()), unit
         assert mount_unit in dependencies.get("Requires", set()), unit
         assert mount_unit in dependencies.get("After", set()), unit
+
+
+def test_bootstrap_unit_starts_after_the_network_and_on_later_boots_after_the_data_mount(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """Every boot after the first has the fstab line the first run wrote: systemd (its fstab
+    generator, then the unit as it loads it) must order the bootstrap after that mount and after
+    the network, run exactly the bootstrap command, and retry it when it fails."""
+    succeed(lab, ("data_volume",))
+    generated, mount_unit = generate_mount_units(lab, tmp_path)
+    unit_dir = lab.host.paths.systemd_unit_dir
+    assert not systemd_verify([BOOTSTRAP_UNIT], [unit_dir, generated]).stderr, "systemd warned"
+
+    dependencies = systemd_dependencies(BOOTSTRAP_UNIT, [unit_dir, generated])
+
+    for kind in ("Wants", "After"):
+        assert {"network-online.target", mount_unit} <= dependencies.get(kind, set()), kind
+    assert dependencies["Command Line"] == {" ".join(bootstrap_command(lab.host))}
+    assert dependencies["Type"] == {"exec"}
+    assert dependencies["Restart"] == {"on-failure"}
+
+
+def test_bootstrap_unit_starts_on_a_first_boot_that_has_no_data_mount_yet(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """On first boot (cloud-init's `systemctl enable --now`) no fstab line names the volume, so
+    its mount unit does not exist: that must not keep the bootstrap, which creates it, from
+    starting."""
+    generated, mount_unit = generate_mount_units(lab, tmp_path)
+    assert not (generated / mount_unit).exists()
+
+    result = systemd_verify([BOOTSTRAP_UNIT], [lab.host.paths.systemd_unit_dir, generated])
+
+    assert result.returncode == 0, result.stderr
+    assert not result.stderr
+
+
+def test_enabled_bootstrap_unit_makes_no_ordering_cycle_with_the_boot_or_cloud_init(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """Enabled as cloud-init enables it, the unit is wanted by multi-user.target, which is ordered
+    after it, and cloud-final is ordered after multi-user.target. An ordering back (After=
+    cloud-final, say) would be a cycle: systemd would drop a job at boot, perhaps the bootstrap."""
+    require_systemd_tools()
+    cloud_final = Path("/lib/systemd/system/cloud-final.service")
+    if not cloud_final.exists():
+        pytest.skip("cloud-init's units are not installed")
+    root = tmp_path / "root"
+    unit_dir = root / "etc/systemd/system"
+    unit_dir.mkdir(parents=True)
+    shutil.copy(Path(lab.host.paths.systemd_unit_dir, BOOTSTRAP_UNIT), unit_dir)
+    run(["systemctl", f"--root={root}", "enable", BOOTSTRAP_UNIT])
+    assert (unit_dir / "multi-user.target.wants" / BOOTSTRAP_UNIT).is_symlink()
+
+    result = systemd_verify(["multi-user.target", cloud_final.name, BOOTSTRAP_UNIT], [unit_dir])
+
+    assert result.returncode == 0, result.stderr
+    assert "ordering cycle" not in result.stderr
 
 
 def test_letsencrypt_lives_on_the_volume_behind_the_distro_path(lab: BootstrapLab) -> None:
@@ -450,8 +526,8 @@ def test_missing_key_parameter_stops_before_any_secrets_file(lab: BootstrapLab) 
 
 def test_key_parameters_that_appear_after_boot_are_waited_for(patient_lab: BootstrapLab) -> None:
     """The instance can boot before its key parameters exist or its role's policy has propagated
-    (IAM is eventually consistent), and cloud-init never runs the bootstrap again: a host that gave
-    up at once would stay without Qdrant for good. Waiting must not print the keys either."""
+    (IAM is eventually consistent): a run that gave up at once would leave the host without Qdrant
+    until the unit's next run, minutes later. Waiting must not print the keys either."""
     lab = patient_lab
     lab.ssm.delete(lab.host.api_key_parameter)
     lab.ssm.delete(lab.host.read_only_api_key_parameter)
@@ -486,6 +562,56 @@ def test_second_run_changes_nothing(lab: BootstrapLab) -> None:
     succeed(lab)
 
     assert snapshot(lab) == first
+
+
+def test_a_run_that_failed_half_way_is_finished_by_the_next_without_cleanup(
+    lab: BootstrapLab,
+) -> None:
+    """A first boot whose key parameter is not there yet fails after the volume is formatted,
+    recorded and mounted. The unit runs the bootstrap again minutes later, as this test does: that
+    run must pick up where the first stopped (no second filesystem or fstab line) and finish."""
+    lab.ssm.delete(lab.host.api_key_parameter)
+    failed = lab.run()
+    assert failed.returncode != 0
+    assert "failed in step secrets" in failed.stderr
+    lab.ssm.put(lab.host.api_key_parameter, lab.api_key)
+    uuid = volume_uuid(lab)
+
+    output = succeed(lab)
+
+    assert volume_uuid(lab) == uuid
+    assert [line for line in fstab_lines(lab) if lab.host.paths.data_mount in line] == [
+        f"UUID={uuid} {lab.host.paths.data_mount} ext4 defaults,nofail,nodev,nosuid 0 2"
+    ]
+    assert Path(lab.secrets_file).read_text().splitlines()[0] == (
+        f"QDRANT__SERVICE__API_KEY={lab.api_key}"
+    )
+    assert output.rstrip().endswith("secure-qdrant: ready")
+
+
+def test_a_second_run_while_one_is_running_is_refused_and_changes_nothing(
+    patient_lab: BootstrapLab,
+) -> None:
+    """systemd never runs the unit twice at once, but an operator can start the script by hand
+    while the unit's run waits (here: for a key parameter). Interleaved, two runs would race on
+    fstab, the filesystem and certbot; the second must stop before touching anything."""
+    lab = patient_lab
+    lab.ssm.delete(lab.host.api_key_parameter)
+    running = in_background(lab, LAB_STEPS)
+    secrets_dir = Path(lab.secrets_file).parent
+    wait_until(
+        lambda: any(secrets_dir.glob(".qdrant.env.*")), "the first run to wait for the key parameter"
+    )
+    before = snapshot(lab)
+
+    second = lab.run()
+
+    assert second.returncode != 0
+    assert "another bootstrap run holds" in second.stderr
+    assert snapshot(lab) == before
+    lab.ssm.put(lab.host.api_key_parameter, lab.api_key)
+    first = running.result(timeout=90)
+    assert first.returncode == 0, first.stderr
 
 
 def test_ready_marker_is_written_and_announced_last(lab: BootstrapLab) -> None:
@@ -594,9 +720,10 @@ def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBoo
 
 def test_tls_is_served_while_qdrant_is_still_loading(ssm: Ssm) -> None:
     """Qdrant loads every collection before it answers, which on a large volume outlasts any fixed
-    wait; cloud-init never re-runs a failed bootstrap. So the edge must come up first, with the
-    certificate, and the host turn ready only once Qdrant is healthy. Run in the bootstrap's own
-    step order, with no Qdrant listening: TLS is served while the bootstrap still waits."""
+    wait, and a run that gives up is retried only minutes later. So the edge must come up first,
+    with the certificate, and the host turn ready only once Qdrant is healthy. Run in the
+    bootstrap's own step order, with no Qdrant listening: TLS is served while the bootstrap still
+    waits."""
     with ExitStack() as stack:
         edge = fresh_edge(ssm, stack)
         running = in_background(edge.lab, (*EDGE_STEPS, "qdrant_health"))

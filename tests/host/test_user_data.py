@@ -27,11 +27,14 @@ from components.settings import (
 )
 from components.user_data import (
     AUTH_FILTER,
+    BOOTSTRAP_UNIT,
     CLOUD_INIT_DIR,
     DATA_VOLUME_UNITS,
     QDRANT_UNIT,
+    bootstrap_command,
     drop_in_path,
     host_files,
+    mount_unit,
     qdrant_env_path,
     render_settings_env,
     render_user_data,
@@ -125,12 +128,8 @@ def test_list_settings_refuse_elements_bash_would_split() -> None:
 # --------------------------------------------------------------------------- the Qdrant unit
 
 
-def qdrant_unit() -> str:
-    return written(f"{HOST.paths.systemd_unit_dir}/{QDRANT_UNIT}")
-
-
-def unit_values(key: str) -> list[str]:
-    text = qdrant_unit().replace("\\\n", " ")
+def unit_values(key: str, unit: str = QDRANT_UNIT) -> list[str]:
+    text = written(f"{HOST.paths.systemd_unit_dir}/{unit}").replace("\\\n", " ")
     return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
 
 
@@ -279,6 +278,81 @@ def test_units_reading_the_data_volume_wait_for_its_mount_as_qdrant_does() -> No
 def test_qdrant_restarts_whenever_it_stops() -> None:
     """A crashed Qdrant must come back on its own; nginx would otherwise answer 502 indefinitely."""
     assert unit_values("Restart") == ["always"]
+
+
+# --------------------------------------------------------------------------- the bootstrap's unit
+# (systemd's own reading of it, its dependencies and its place in the boot:
+# tests/host/test_bootstrap.py)
+
+
+def bootstrap_unit_values(key: str) -> list[str]:
+    return unit_values(key, BOOTSTRAP_UNIT)
+
+
+def test_bootstrap_unit_never_holds_up_the_boot() -> None:
+    """A oneshot unit wanted by multi-user.target would keep the boot (and cloud-final, ordered
+    after it) waiting for as long as the bootstrap waits for DNS or Qdrant: an hour and more. An
+    exec unit is started once the script runs, and nothing may be ordered after it."""
+    assert bootstrap_unit_values("Type") == ["exec"]
+    assert bootstrap_unit_values("WantedBy") == ["multi-user.target"]
+    assert not bootstrap_unit_values("Before")
+    assert not bootstrap_unit_values("RemainAfterExit")
+
+
+def test_bootstrap_unit_starts_after_the_network() -> None:
+    """Every step past the data volume reaches the network (SSM, the registry, DNS, ACME)."""
+    assert "network-online.target" in bootstrap_unit_values("Wants")
+    assert "network-online.target" in bootstrap_unit_values("After")
+
+
+def test_bootstrap_unit_waits_for_the_data_mount_without_requiring_it() -> None:
+    """Ordered after the data volume's mount on every boot that has its fstab line; a mount that
+    failed (a late volume) must not cancel the run that would wait for the volume and mount it."""
+    data_mount_unit = mount_unit(HOST.paths.data_mount)
+    assert data_mount_unit in bootstrap_unit_values("Wants")
+    assert data_mount_unit in bootstrap_unit_values("After")
+    assert not bootstrap_unit_values("Requires")
+    assert not bootstrap_unit_values("RequiresMountsFor")
+
+
+def test_bootstrap_unit_retries_a_failed_run_without_end() -> None:
+    """A first boot that failed half-way (a key parameter or DNS late, the ACME server down) heals
+    itself: the run is retried every few minutes, never given up for good by a start limit."""
+    assert bootstrap_unit_values("Restart") == ["on-failure"]
+    assert bootstrap_unit_values("RestartSec") == ["5min"]
+    assert bootstrap_unit_values("StartLimitIntervalSec") == ["0"]
+
+
+def test_bootstrap_unit_logs_under_the_projects_tag() -> None:
+    """Operators and the README find the bootstrap's log by `journalctl -t secure-qdrant`; under
+    the unit that includes what apt, certbot and docker print."""
+    assert bootstrap_unit_values("SyslogIdentifier") == ["secure-qdrant"]
+
+
+def test_bootstrap_unit_runs_the_one_bootstrap_command() -> None:
+    """The unit and the labs run the same command line (`bootstrap_command`)."""
+    assert bootstrap_unit_values("ExecStart") == [" ".join(bootstrap_command(HOST))]
+
+
+@pytest.mark.parametrize("path", ["/srv/a b", "/srv/100%", "/srv/$HOME", "/srv/\\x2d"])
+def test_bootstrap_paths_systemd_would_not_read_literally_are_refused(path: str) -> None:
+    """In ExecStart= systemd splits on spaces and expands `%` specifiers, `$` variables and
+    escapes: such a path would run something else, or nothing."""
+    with pytest.raises(ValueError):
+        host_files(dataclasses.replace(HOST, paths=HostPaths(bootstrap=path)), VOLUME_ID)
+
+
+@pytest.mark.parametrize("path", ["/var/lib/qdrant-data", "/data", "/srv/qdrant_data/v1.2-x"])
+def test_mount_unit_is_the_name_systemd_gives_the_mount(path: str) -> None:
+    """A misspelt mount unit orders the bootstrap after nothing: systemd's own escaping decides."""
+    require("systemd-escape")
+    escaped = subprocess.run(
+        ["systemd-escape", "--path", "--suffix=mount", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert mount_unit(path) == escaped
 
 
 # --------------------------------------------------------------------------- nginx sites

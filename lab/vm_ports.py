@@ -24,14 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import PORTS, Limits
+from components.settings import PORTS
 from lab.credentials import (
     MASTER_KEY_FILE,
     READ_ONLY_KEY_FILE,
     lab_credentials,
     write_owner_only,
 )
-from lab.edge import LAB_DOMAIN, running_edge_lab
+from lab.edge import LAB_DOMAIN, UNTHROTTLED, running_edge_lab
 from lab.processes import LabUnavailable, Service, clean_env, require_tools, run, wait_until
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -39,8 +39,6 @@ CA_FILE = "client-ca.pem"
 CREDENTIALS_DIR = "credentials"
 READY_FILE = "ready"
 LOG_FILE = "lab.log"
-# Clients in the namespace are the lab's own tests and experiments, not what the limit is about.
-UNTHROTTLED = Limits(rate_limit_rps=10_000, rest_burst=10_000, grpc_burst=10_000)
 STARTUP_SECONDS = 120
 # nginx, pebble and the double each get a few seconds to stop.
 STOP_SECONDS = 60

@@ -144,9 +144,10 @@ def test_point_write_token_upserts_into_its_collection(lab, connect, transport, 
     assert stored.payload == {"by": transport}
 
 
-def test_read_write_token_cannot_write_another_collection(lab, connect, transport):
+@pytest.mark.parametrize("access", ["rw", "prw"])
+def test_point_write_token_cannot_write_another_collection(lab, connect, transport, access):
     """One app's writer cannot touch another app's collection."""
-    client = connect(scoped(lab, INBOX, "rw"))
+    client = connect(scoped(lab, INBOX, access))
 
     assert answer(lambda: client.upsert(LEDGER, [point(transport)])) == 403
 

@@ -81,18 +81,20 @@ def vm_ports_lab(handoff: Path) -> Iterator[VmPortsLab]:
         handoff / LOG_FILE,
         env=clean_env(PYTHONPATH=str(REPOSITORY)),
     )
+
+    def ready() -> bool:
+        if not service.running():
+            log = (handoff / LOG_FILE).read_text(errors="replace")
+            raise RuntimeError(f"the lab exited:\n{log}")
+        return (handoff / READY_FILE).exists()
+
     try:
-
-        def ready() -> bool:
-            if not service.running():
-                log = (handoff / LOG_FILE).read_text(errors="replace")
-                raise RuntimeError(f"the lab exited:\n{log}")
-            return (handoff / READY_FILE).exists()
-
         wait_until(ready, "the edge lab in its network namespace", STARTUP_SECONDS)
         yield VmPortsLab(service.pid, handoff)
     finally:
         service.stop(STOP_SECONDS)
+        # The keys open nothing once the lab is down; still, none is left lying around.
+        shutil.rmtree(handoff / CREDENTIALS_DIR, ignore_errors=True)
 
 
 def serve(handoff: Path) -> None:

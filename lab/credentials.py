@@ -15,6 +15,9 @@ from pathlib import Path
 
 from verify.target import Token
 
+MASTER_KEY_FILE = "master-api-key"
+READ_ONLY_KEY_FILE = "read-only-api-key"
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -42,10 +45,10 @@ def lab_credentials(
 ) -> LabCredentials:
     return LabCredentials(
         master=Credential(
-            "master key", "master-api-key", api_key, "manage everything; signs tokens"
+            "master key", MASTER_KEY_FILE, api_key, "manage everything; signs tokens"
         ),
         read_only=Credential(
-            "read-only key", "read-only-api-key", read_only_api_key, "read everything"
+            "read-only key", READ_ONLY_KEY_FILE, read_only_api_key, "read everything"
         ),
         tokens={
             t.name: Credential(

@@ -55,6 +55,8 @@ LAB_VOLUME_ID = "vol-0000000000000lab0"
 TLS_EDGE_STEPS = ("nginx_http", "certificate", "nginx_tls")
 PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
+# For clients that test what a credential may do, not the rate limit: none of their calls is a 429.
+UNTHROTTLED = Limits(rate_limit_rps=10_000, rest_burst=10_000, grpc_burst=10_000)
 
 
 def _unchanged(site: str) -> str:
@@ -173,10 +175,15 @@ def _require_traversable(workdir: Path) -> None:
 
 @contextmanager
 def running_edge_lab(
-    workdir: Path | None = None, limits: Limits = Limits(), faults: LabFaults = NO_FAULTS
+    workdir: Path | None = None,
+    limits: Limits = Limits(),
+    faults: LabFaults = NO_FAULTS,
+    public_ports: Ports | None = None,
 ) -> Iterator[EdgeLab]:
     """The lab, up and holding a certificate. A given `workdir` is kept afterwards for inspection;
-    without one a temporary directory is used and removed."""
+    without one a temporary directory is used and removed. nginx and pebble's validation listen on
+    the `http`, `https` and `grpc_tls` of `public_ports` (free high ports by default: only a
+    network namespace of the lab's own has the VM's free)."""
     with ExitStack() as stack:
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-lab-"))
@@ -202,13 +209,8 @@ def running_edge_lab(
                 )
             )
         )
-        ports = Ports(
-            http=free_port(),
-            https=free_port(),
-            grpc_tls=free_port(),
-            qdrant_rest=qdrant.rest_port,
-            qdrant_grpc=qdrant.grpc_port,
-        )
+        public = public_ports or Ports(http=free_port(), https=free_port(), grpc_tls=free_port())
+        ports = replace(public, qdrant_rest=qdrant.rest_port, qdrant_grpc=qdrant.grpc_port)
         pebble = stack.enter_context(
             running_pebble(workdir / "pebble", ports.http, faults.certificate_validity_seconds)
         )

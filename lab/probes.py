@@ -183,6 +183,19 @@ def qdrant_client(lab: EdgeLab, api_key: str | None, address: str = LOOPBACK) ->
     )
 
 
+def qdrant_rest_client(lab: EdgeLab, api_key: str | None) -> QdrantClient:
+    """qdrant-client over REST+TLS through nginx, trusting only the lab CA. The lab's domain
+    resolves to loopback by itself, so the client dials it by name."""
+    return QdrantClient(
+        url=f"https://{lab.domain}",
+        port=lab.host.ports.https,
+        api_key=api_key,
+        verify=client_tls_context(lab),
+        # The start-up version check ignores `verify`.
+        check_compatibility=False,
+    )
+
+
 def grpc_channel(lab: EdgeLab, address: str = LOOPBACK) -> grpc.Channel:
     """A bare channel through nginx, for calls qdrant-client has no method for."""
     credentials = grpc.ssl_channel_credentials(root_certificates=lab.client_ca.read_bytes())

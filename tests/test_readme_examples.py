@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +10,9 @@ import qdrant_client
 from components.settings import PORTS
 from tests.consumers.stack_files import EXAMPLE_STACK_FILE, deploy_stack_file
 from tests.program import Exported, run_consumer
+from tests.readme import python_block
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 RealClient = qdrant_client.QdrantClient
-
-
-def _python_example(marker: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    [block] = [block for block in blocks if marker in block]
-    return block
 
 
 class _RecordedClient:
@@ -43,7 +35,7 @@ def example_clients(monkeypatch):
     monkeypatch.setenv("QDRANT_TOKEN", "token-from-the-stack")
     monkeypatch.setattr(qdrant_client, "QdrantClient", _RecordedClient)
     monkeypatch.setattr(_RecordedClient, "made", [])
-    exec(_python_example("from qdrant_client import QdrantClient"), {"print": lambda *a: None})
+    exec(python_block("from qdrant_client import QdrantClient"), {"print": lambda *a: None})
     return _RecordedClient.made
 
 
@@ -71,7 +63,7 @@ def test_readme_stack_reference_example_hands_the_app_its_host_and_its_token_as_
     domain = example.outputs["grpcHost"].value
 
     app = run_consumer(
-        _python_example("pulumi.StackReference("),
+        python_block("pulumi.StackReference("),
         {"my-org/secure-qdrant/dev": example.outputs},
     )
 

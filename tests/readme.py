@@ -1,0 +1,15 @@
+"""The README's code blocks, as a reader copies them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_block(marker: str) -> str:
+    """The one ```python block of the README that contains `marker`, verbatim."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    [block] = [block for block in blocks if marker in block]
+    return block

@@ -26,9 +26,9 @@ import pytest
 from lab.__main__ import DEMO_TOKENS
 from lab.processes import clean_env, wait_until
 from lab.serve_guide import PYTHON_HEADING, READY_LINE
+from tests.readme import python_block
 
 REPO = Path(__file__).resolve().parent.parent.parent
-README = REPO / "README.md"
 STARTUP_SECONDS = 240
 STOP_SECONDS = 60
 UNKNOWN_HOST = "unknown.example"
@@ -330,11 +330,7 @@ def client_calls(source: str) -> dict[str, dict[str | None, str]]:
 
 def test_printed_clients_are_the_readmes_with_only_host_ports_and_ca_changed(served):
     """What works in the lab is what the README tells an application to write."""
-    [readme] = [
-        block
-        for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-        if "QdrantClient(" in block
-    ]
+    readme = python_block("QdrantClient(")
     changed = {"port", "grpc_port", "grpc_options", None}
 
     def unchanged(source: str) -> dict[str, dict[str | None, str]]:

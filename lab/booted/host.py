@@ -159,7 +159,6 @@ def booted_host(workdir: Path) -> Iterator[BootedHost]:
         machine = Machine(
             instance_id=f"i-{secrets.token_hex(8)}",
             imds_port=int(imds.endpoint.rsplit(":", 1)[1]),
-            ssm_port=ssm.port,
             trusted_cas=(pebble.listener_ca.read_bytes(), ssm.ca.read_bytes()),
         )
         user_data = base64.b64decode(ec2_user_data(host, VOLUME_ID))
@@ -169,6 +168,9 @@ def booted_host(workdir: Path) -> Iterator[BootedHost]:
         (APT_ARCHIVES / "partial").mkdir(parents=True, exist_ok=True)
         binds = (
             Bind(device, host.data_volume_device),
+            # Without udev there is no /dev/disk/by-uuid: mount resolves the fstab line's UUID= by
+            # probing the disks /proc/partitions names, which the guest must have under that name.
+            Bind(device, device),
             Bind(str(tarball), IMAGE_TARBALL, read_only=True),
             Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
         )

@@ -2,12 +2,14 @@
 
 The flags each answer a failure seen on these machines (see booted-host-notes.md): no system bus
 (`--register=no --keep-unit`), tzdata's postinst against a bind-mounted localtime
-(`--timezone=off`), dockerd's iptables (`--capability=all`), and the machine's own interfaces,
-which cloud-init must not see (`--private-network`).
+(`--timezone=off`), dockerd's iptables (`--capability=all`), runc's session keyring, which nspawn's
+seccomp filter forbids ("unable to join session keyring": `--system-call-filter=@keyring`), and
+the machine's own interfaces, which cloud-init must not see (`--private-network`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -42,6 +44,7 @@ def nspawn_command(root: Path, name: str, binds: Sequence[Bind]) -> list[str]:
         "systemd-nspawn", "--boot", f"--directory={root}", f"--machine={name}",
         "--register=no", "--keep-unit", "--private-network", "--capability=all",
         "--timezone=off", "--resolv-conf=copy-host", "--console=read-only",
+        "--system-call-filter=@keyring",
         *(bind.flag for bind in binds),
     ]  # fmt: skip
 
@@ -98,7 +101,8 @@ def _remove_cgroups(tops: set[Path]) -> None:
     """Empty cgroup folders go with rmdir only, children first."""
     for top in tops:
         for folder in sorted((top, *top.rglob("*/")), key=lambda path: len(path.parts), reverse=True):
-            if folder.is_dir():
+            # One still busy (a process outlived the guest) must not keep the others.
+            with contextlib.suppress(FileNotFoundError, OSError):
                 folder.rmdir()
 
 

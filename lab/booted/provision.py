@@ -2,7 +2,8 @@
 
 On EC2 the user data comes from IMDS, SSM and IMDS are on the network, and the Qdrant image is in a
 registry. Here the user data is a NoCloud seed (gzip'd, the bytes EC2 hands the instance), the
-bootstrap's environment points IMDS at the lab's double, SSM's name leads to moto, and the image is
+bootstrap's environment points IMDS at the lab's double, SSM's name resolves to the gateway (moto),
+and the image is
 imported from a tarball when dockerd first starts. Nothing here touches what the user data writes.
 Pure: settings in, files out; `write_guest_files` puts them in place.
 """
@@ -23,9 +24,6 @@ from lab.processes import run
 SEED_DIR = "/var/lib/cloud/seed/nocloud"
 IMAGE_TARBALL = "/var/lib/secure-qdrant-lab/qdrant-image.tar"
 UNIT_DIR = "/etc/systemd/system"
-# A loopback address of the guest for SSM's name: the proxy listens there on HTTPS's port.
-SSM_PROXY_ADDRESS = "127.0.0.2"
-SSM_PROXY_UNIT = "secure-qdrant-lab-ssm"
 IMPORT_SCRIPT = "/usr/local/sbin/secure-qdrant-lab-import-image"
 TRUST_DIR = "/usr/local/share/ca-certificates"
 
@@ -45,7 +43,6 @@ class Machine:
 
     instance_id: str
     imds_port: int
-    ssm_port: int
     trusted_cas: tuple[bytes, ...]
     """PEM CAs the guest trusts besides Debian's: the lab's ACME server's and SSM's."""
 
@@ -71,34 +68,9 @@ def environment_file(machine: Machine) -> GuestFile:
     return GuestFile("/etc/systemd/system.conf.d/90-secure-qdrant-lab.conf", text.encode())
 
 
-def ssm_files(host: HostSettings, machine: Machine, hosts: str) -> list[GuestFile]:
-    """SSM's name resolving to a guest-local proxy, socket-activated, to moto on this machine."""
-    socket = f"""\
-[Unit]
-Description=SSM endpoint of the secure-qdrant booted lab
-
-[Socket]
-ListenStream={SSM_PROXY_ADDRESS}:443
-
-[Install]
-WantedBy=sockets.target
-"""
-    service = f"""\
-[Unit]
-Description=SSM endpoint of the secure-qdrant booted lab: moto on the lab machine
-
-[Service]
-ExecStart=/lib/systemd/systemd-socket-proxyd {GATEWAY}:{machine.ssm_port}
-"""
-    return [
-        GuestFile("/etc/hosts", f"{hosts}{SSM_PROXY_ADDRESS} {ssm_hostname(host.region)}\n".encode()),
-        GuestFile(f"{UNIT_DIR}/{SSM_PROXY_UNIT}.socket", socket.encode()),
-        GuestFile(f"{UNIT_DIR}/{SSM_PROXY_UNIT}.service", service.encode()),
-        GuestFile(
-            f"{UNIT_DIR}/sockets.target.wants/{SSM_PROXY_UNIT}.socket",
-            link_to=f"{UNIT_DIR}/{SSM_PROXY_UNIT}.socket",
-        ),
-    ]
+def hosts_file(host: HostSettings, hosts: str) -> GuestFile:
+    """SSM's name resolving to the gateway, behind which moto listens on HTTPS's port."""
+    return GuestFile("/etc/hosts", f"{hosts}{GATEWAY} {ssm_hostname(host.region)}\n".encode())
 
 
 def image_files(host: HostSettings) -> list[GuestFile]:
@@ -134,7 +106,7 @@ def guest_files(
     return [
         *seed_files(user_data_gzip, machine.instance_id),
         environment_file(machine),
-        *ssm_files(host, machine, hosts),
+        hosts_file(host, hosts),
         *image_files(host),
         *trust_files(machine),
     ]

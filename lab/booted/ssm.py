@@ -1,8 +1,9 @@
 """SSM Parameter Store for a booted guest: moto behind SSM's real name, over TLS.
 
 Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the bootstrap's environment can
-point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` to a local proxy that leads to
-this moto, which presents a certificate for that name from a CA the guest trusts.
+point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` to slirp's gateway, which is this
+machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for that name
+from a CA the guest trusts. (A proxy on the guest's own port 443 would keep nginx from binding it.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lab import pki
-from lab.processes import LOOPBACK, LabUnavailable, Service, free_port
+from lab.processes import LOOPBACK, LabUnavailable, Service, accepts_connections
+
+HTTPS_PORT = 443
 
 
 def ssm_hostname(region: str) -> str:
@@ -26,7 +29,7 @@ def ssm_hostname(region: str) -> str:
 class TlsSsm:
     region: str
     port: int
-    """On 127.0.0.1 of this machine."""
+    """On 127.0.0.1 of this machine: HTTPS's, as boto3 dials it."""
     ca: Path
     """The CA of its certificate: the guest must trust it."""
 
@@ -55,7 +58,9 @@ def tls_moto_ssm(workdir: Path, region: str) -> Iterator[TlsSsm]:
     workdir.mkdir(parents=True, exist_ok=True)
     ca = pki.make_ca(workdir / "ca", "secure-qdrant-lab-aws")
     listener = pki.issue(ca, workdir / "listener", [ssm_hostname(region), LOOPBACK])
-    port = free_port()
+    port = HTTPS_PORT
+    if accepts_connections(port):
+        raise LabUnavailable(f"{LOOPBACK}:{port} is taken: SSM's stand-in needs it")
     command = [
         sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port),
         "-c", str(listener.certificate), "-k", str(listener.key),

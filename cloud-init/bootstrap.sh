@@ -324,8 +324,11 @@ qdrant_is_healthy() {
 step_qdrant() {
   # Also makes systemd take in the data volume's new fstab line.
   systemctl daemon-reload
-  # Pulled here, with retries, so the unit itself never depends on the registry.
-  retry 5 docker pull --quiet "$QDRANT_IMAGE" >/dev/null
+  # Pulled here, with retries, so the unit itself never depends on the registry; not at all when
+  # the pinned tag is present already (an image with Qdrant baked in, or an earlier boot's pull).
+  if ! docker image inspect "$QDRANT_IMAGE" >/dev/null 2>&1; then
+    retry 5 docker pull --quiet "$QDRANT_IMAGE" >/dev/null
+  fi
   systemctl enable "$QDRANT_UNIT"
   if ((SECRETS_CHANGED)); then
     systemctl restart "$QDRANT_UNIT"

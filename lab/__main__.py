@@ -22,6 +22,7 @@ from pathlib import Path
 
 from components.settings import AccessRule, TokenSpec
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT
+from lab.booted.demo import run_booted
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
 from lab.credentials import lab_credentials, write_owner_only
 from lab.edge import lab_target
@@ -102,6 +103,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--serve", action="store_true", help="keep the lab running until Ctrl-C or SIGTERM"
     )
+    parser.add_argument(
+        "--booted",
+        action="store_true",
+        help="boot a real Debian 12 host (systemd-nspawn) from the user data instead",
+    )
     args = parser.parse_args(argv)
     # Python dies of these by default, leaving every server the lab started running: turned into
     # what Ctrl-C raises, they unwind the lab however early they arrive.
@@ -111,6 +117,8 @@ def main(argv: Sequence[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-lab-"))
     workdir.chmod(0o755)
     try:
+        if args.booted:
+            return run_booted(workdir, DEMO_TOKENS, DEMO_COLLECTION, DEMO_VECTORS)
         return run_lab(workdir, args.serve)
     except LabUnavailable as missing:
         print(f"lab unavailable: {missing} (scripts/test installs every tool it needs)", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Let's Encrypt's test ACME server (pebble) on loopback, resolving every name to 127.0.0.1.
 
 pebble-challtestsrv is only the DNS server here: it answers A queries for any name (the lab's
-domain) with 127.0.0.1 and has no AAAA answers, so pebble validates HTTP-01 over IPv4 on the lab's
+domain) with 127.0.0.1 (or the address given) and has no AAAA answers, so pebble validates HTTP-01 over IPv4 on the lab's
 http port, exactly as Let's Encrypt would on port 80 of the VM.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +47,19 @@ class Pebble:
 
 @contextmanager
 def running_pebble(
-    workdir: Path, validation_port: int, validity_seconds: int = CERTIFICATE_VALIDITY_SECONDS
+    workdir: Path,
+    validation_port: int,
+    validity_seconds: int = CERTIFICATE_VALIDITY_SECONDS,
+    validation_address: str = LOOPBACK,
+    listener_names: Sequence[str] = (),
 ) -> Iterator[Pebble]:
-    """pebble validating HTTP-01 on `validation_port`, plus its DNS; both stop on exit."""
+    """pebble validating HTTP-01 on `validation_address:validation_port`, plus its DNS; both stop
+    on exit. `listener_names` are further names its API's certificate carries (the address a
+    booted guest reaches it by)."""
     require_tools("pebble", "pebble-challtestsrv", "openssl")
     workdir.mkdir(parents=True, exist_ok=True)
     ca = pki.make_ca(workdir / "listener", "pebble-listener-ca")
-    listener = pki.issue(ca, workdir / "listener", ["localhost", LOOPBACK])
+    listener = pki.issue(ca, workdir / "listener", ["localhost", LOOPBACK, *listener_names])
     acme, management, dns, dns_management = (free_port() for _ in range(4))
     config = workdir / "pebble-config.json"
     config.write_text(
@@ -84,7 +90,7 @@ def running_pebble(
                     "-dns01", f"{LOOPBACK}:{dns}",
                     "-http01", "", "-https01", "", "-tlsalpn01", "",
                     "-management", f"{LOOPBACK}:{dns_management}",
-                    "-defaultIPv4", LOOPBACK,
+                    "-defaultIPv4", validation_address,
                     "-defaultIPv6", "",
                 ],
                 workdir / "challtestsrv.log",

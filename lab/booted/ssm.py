@@ -1,0 +1,70 @@
+"""SSM Parameter Store for a booted guest: moto behind SSM's real name, over TLS.
+
+Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the bootstrap's environment can
+point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` to slirp's gateway, which is this
+machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for that name
+from a CA the guest trusts. (A proxy on the guest's own port 443 would keep nginx from binding it.)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab import pki
+from lab.processes import LOOPBACK, LabUnavailable, Service, accepts_connections
+
+HTTPS_PORT = 443
+
+
+def ssm_hostname(region: str) -> str:
+    return f"ssm.{region}.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class TlsSsm:
+    region: str
+    port: int
+    """On 127.0.0.1 of this machine: HTTPS's, as boto3 dials it."""
+    ca: Path
+    """The CA of its certificate: the guest must trust it."""
+
+    def put(self, name: str, value: str) -> None:
+        self._client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+    def _client(self) -> Any:
+        import boto3  # only the lab needs it
+
+        return boto3.client(
+            "ssm",
+            region_name=self.region,
+            endpoint_url=f"https://{LOOPBACK}:{self.port}",
+            verify=str(self.ca),
+            aws_access_key_id="lab",
+            aws_secret_access_key="lab",
+        )
+
+
+@contextmanager
+def tls_moto_ssm(workdir: Path, region: str) -> Iterator[TlsSsm]:
+    try:
+        import moto.server  # noqa: F401  (only checking that it is installed)
+    except ImportError as missing:
+        raise LabUnavailable('not installed: moto ("moto[server,ssm]")') from missing
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca = pki.make_ca(workdir / "ca", "secure-qdrant-lab-aws")
+    listener = pki.issue(ca, workdir / "listener", [ssm_hostname(region), LOOPBACK])
+    port = HTTPS_PORT
+    if accepts_connections(port):
+        raise LabUnavailable(f"{LOOPBACK}:{port} is taken: SSM's stand-in needs it")
+    command = [
+        sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port),
+        "-c", str(listener.certificate), "-k", str(listener.key),
+    ]  # fmt: skip
+    with Service("moto", command, workdir / "moto.log") as service:
+        service.wait_for_port(port, timeout=30)
+        yield TlsSsm(region, port, ca.certificate)

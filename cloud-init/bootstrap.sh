@@ -173,6 +173,10 @@ ensure_mounted() {
   [[ -z $mounted ]] || die "${DATA_MOUNT} already holds another filesystem (${mounted})"
   install -d -m 0755 "$DATA_MOUNT"
   mount --fstab "$FSTAB" "$DATA_MOUNT"
+  # With `nofail`, mount exits 0 having mounted nothing when it cannot resolve the UUID (no udev
+  # links yet): Qdrant's data must never land on the root disk's empty directory instead.
+  mounted=$(findmnt -n -o UUID --mountpoint "$DATA_MOUNT" || true)
+  [[ $mounted == "$uuid" ]] || die "the data volume (UUID ${uuid}) is not mounted at ${DATA_MOUNT}"
 }
 
 # certbot and its timer use the distro path; the link makes both use the volume's copy. What the

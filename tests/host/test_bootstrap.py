@@ -16,6 +16,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -165,6 +166,24 @@ def test_blank_volume_gets_ext4_and_is_mounted_by_uuid(lab: BootstrapLab) -> Non
     assert (source, mount_point, fs_type) == (f"UUID={uuid}", lab.host.paths.data_mount, "ext4")
     assert "nofail" in options.split(",")
     assert mounted_source(lab) == lab.device
+
+
+def test_a_mount_that_silently_mounts_nothing_stops_the_bootstrap(
+    lab: BootstrapLab, tmp_path: Path
+) -> None:
+    """With `nofail`, mount exits 0 without mounting when it cannot resolve the fstab line's UUID
+    (seen on a host without udev links): going on would put Qdrant's data on the root disk."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "mount").write_text("#!/bin/sh\nexit 0\n")
+    (shim / "mount").chmod(0o755)
+    path = f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    silent_mount = dataclasses.replace(lab, environment={**lab.environment, "PATH": path})
+
+    result = silent_mount.run(["data_volume"])
+
+    assert result.returncode != 0
+    assert "is not mounted at" in result.stderr
 
 
 def test_volume_that_holds_data_is_mounted_never_reformatted(

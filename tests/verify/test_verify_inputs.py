@@ -153,25 +153,27 @@ def fake_pulumi(directory: Path, script: str) -> None:
     pulumi.chmod(0o755)
 
 
-def test_a_failing_pulumi_is_quoted_by_its_last_line(tmp_path, monkeypatch):
-    """Before: "Command '[...]' returned non-zero exit status 255": not what pulumi said."""
-    fake_pulumi(tmp_path, 'echo "warning: something" >&2; echo "error: no stack named \'dev\' found" >&2; exit 255')
+@pytest.mark.parametrize(
+    ("script", "named"),
+    [
+        (
+            'echo "warning: something" >&2; echo "error: no stack named \'dev\' found" >&2; exit 255',
+            "error: no stack named 'dev' found",
+        ),
+        ("echo 'Current stack outputs (0):'", "pulumi's outputs of stack dev is not JSON"),
+    ],
+    ids=["pulumi-fails", "pulumi-prints-no-json"],
+)
+def test_what_pulumi_said_is_the_one_line(tmp_path, monkeypatch, script, named):
+    """Before: "Command '[...]' returned non-zero exit status 255", not what pulumi said; and
+    output that is not JSON was "Expecting value: line 1 column 1 (char 0)"."""
+    fake_pulumi(tmp_path, script)
     monkeypatch.setenv("PATH", str(tmp_path))
 
     status, stdout, stderr = run_verify(["--stack", "dev"], {})
 
     assert_refused_in_one_line(status, stdout, stderr)
-    assert "error: no stack named 'dev' found" in stderr
-
-
-def test_pulumi_printing_no_json_is_named(tmp_path, monkeypatch):
-    fake_pulumi(tmp_path, "echo 'Current stack outputs (0):'")
-    monkeypatch.setenv("PATH", str(tmp_path))
-
-    status, stdout, stderr = run_verify(["--stack", "dev"], {})
-
-    assert_refused_in_one_line(status, stdout, stderr)
-    assert "pulumi's outputs of stack dev is not JSON" in stderr
+    assert named in stderr
 
 
 def test_a_stack_name_that_looks_like_an_option_never_reaches_pulumi(tmp_path, monkeypatch):

@@ -208,6 +208,7 @@ def test_any_verify_arguments_run_or_exit_2_in_one_line(argv: list[str]):
         (["--http-port", "99999"], "not a TCP port"),
         (["--address", "a b"], "--address 'a b' is neither an IP address nor a host name"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file '/nonexistent/ca.pem' is not a file"),
+        (["--region", "eu central"], "region_name 'eu central' doesn't match a supported format"),
     ],
 )
 def test_bad_verify_options_are_named_in_one_line(argv: list[str], named: str):

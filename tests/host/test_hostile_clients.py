@@ -20,7 +20,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import grpc
@@ -97,32 +97,44 @@ def send(lab: EdgeLab, path: str, **request: Any) -> Reply:
     return curl(lab, Request(path, source=fresh_source_address(), **request))
 
 
-def h2_outcome(lab: EdgeLab, port: int, headers: list[tuple[str, str]]) -> str:
-    """One HTTP/2 request, by hand (h2): its `:status`, or how the edge ended the stream or the
-    connection instead, which curl only reports as "connection died"."""
+@contextmanager
+def h2_connection(lab: EdgeLab, port: int) -> Iterator[tuple[h2.connection.H2Connection, ssl.SSLSocket]]:
+    """An HTTP/2 connection driven by hand (h2), so that frames curl would never send can be, and
+    the edge's stream resets and GOAWAYs are seen as such (curl says only "connection died")."""
     context = client_tls_context(lab)
     context.set_alpn_protocols(["h2"])
     connection = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
     )
     connection.initiate_connection()
-    connection.send_headers(1, headers, end_stream=True)
     with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname=lab.domain) as tls:
-            tls.sendall(connection.data_to_send())
-            for _ in range(100):
-                data = tls.recv(65536)
-                if not data:
-                    return "closed"
-                for event in connection.receive_data(data):
-                    if isinstance(event, h2.events.ResponseReceived):
-                        return dict(event.headers)[":status"]
-                    if isinstance(event, h2.events.StreamReset):
-                        return f"RST_STREAM {event.error_code.name}"
-                    if isinstance(event, h2.events.ConnectionTerminated):
-                        return f"GOAWAY {event.error_code.name}"
-                tls.sendall(connection.data_to_send())
-    raise AssertionError("no answer in 100 reads")
+            yield connection, tls
+
+
+def h2_events(connection: h2.connection.H2Connection, tls: ssl.SSLSocket) -> Iterator[Any]:
+    """Sends what is pending, then yields what the edge answers, until it closes (bounded)."""
+    for _ in range(1000):
+        tls.sendall(connection.data_to_send())
+        data = tls.recv(65536)
+        if not data:
+            return
+        yield from connection.receive_data(data)
+    raise AssertionError("the edge never stopped talking")
+
+
+def h2_outcome(lab: EdgeLab, port: int, headers: list[tuple[str, str]]) -> str:
+    """One HTTP/2 request: its `:status`, or how the edge ended the stream or the connection."""
+    with h2_connection(lab, port) as (connection, tls):
+        connection.send_headers(1, headers, end_stream=True)
+        for event in h2_events(connection, tls):
+            if isinstance(event, h2.events.ResponseReceived):
+                return dict(event.headers)[":status"]
+            if isinstance(event, h2.events.StreamReset):
+                return f"RST_STREAM {event.error_code.name}"
+            if isinstance(event, h2.events.ConnectionTerminated):
+                return f"GOAWAY {event.error_code.name}"
+    return "closed"
 
 
 def h2_headers(lab: EdgeLab, path: str, **extra: str) -> list[tuple[str, str]]:
@@ -407,6 +419,51 @@ def test_a_100_kb_token_over_http2_is_refused_by_the_edge_before_qdrant(lab, rea
 
     print(f"\n100 KB token over HTTP/2: {outcome}")
     assert outcome == HTTP2_FIELD_TOO_LARGE
+    assert reached == []
+
+
+def test_streams_beyond_the_concurrency_cap_are_refused_before_qdrant(lab, reached) -> None:
+    """One connection may hold http2_max_concurrent_streams requests open; the ones past it are
+    reset with REFUSED_STREAM. All are sent before the edge's SETTINGS arrive, as an attacker
+    would, and none ever finishes its body, so none reaches Qdrant (nginx buffers bodies)."""
+    cap = CLIENTS.http2_max_concurrent_streams
+    extra = 3
+    with h2_connection(lab, lab.host.ports.https) as (connection, tls):
+        for index in range(cap + extra):
+            # A body is announced and never sent: the stream stays open on the edge.
+            headers = h2_headers(lab, f"/collections/{COLLECTION}", **{"content-length": "9"})
+            connection.send_headers(2 * index + 1, headers)
+        tls.sendall(connection.data_to_send())
+        refused = []
+        tls.settimeout(2)
+        try:
+            for event in h2_events(connection, tls):
+                if isinstance(event, h2.events.StreamReset):
+                    refused.append((event.stream_id, event.error_code.name))
+                if len(refused) == extra:
+                    break
+        except TimeoutError:
+            pass
+
+    assert refused == [(2 * (cap + i) + 1, "REFUSED_STREAM") for i in range(extra)]
+    assert reached == []
+
+
+def test_a_malformed_http2_frame_ends_the_connection(lab, reached) -> None:
+    """An empty HEADERS frame on stream 0 (two connection errors in one, RFC 9113 6.2): nginx
+    checks the length first and ends the connection with GOAWAY FRAME_SIZE_ERROR; nothing reaches
+    Qdrant."""
+    with h2_connection(lab, lab.host.ports.grpc_tls) as (connection, tls):
+        tls.sendall(connection.data_to_send())
+        # length 0, type HEADERS (1), flags END_HEADERS (4), stream 0
+        tls.sendall(b"\x00\x00\x00\x01\x04\x00\x00\x00\x00")
+        ends = [
+            event.error_code.name
+            for event in h2_events(connection, tls)
+            if isinstance(event, h2.events.ConnectionTerminated)
+        ]
+
+    assert ends == ["FRAME_SIZE_ERROR"]
     assert reached == []
 
 

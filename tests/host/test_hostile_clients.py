@@ -511,6 +511,30 @@ def slow_client(lab: EdgeLab, deadline: float, cut_after: list[float]) -> None:
     cut_after.append(time.monotonic() - started)
 
 
+def test_a_stalled_body_is_cut_before_qdrant(lab, reached) -> None:
+    """A client that announces a body, sends part of it and stops: cut once client_body_timeout
+    (2 s here) passes without a byte. nginx buffers the body first, so Qdrant never hears of it.
+    (The timeout is between two reads: a body trickling faster than that is only bounded by the
+    body cap, as nginx documents.)"""
+    with socket.create_connection((LOOPBACK, lab.host.ports.https), timeout=5) as raw:
+        with client_tls_context(lab).wrap_socket(raw, server_hostname=lab.domain) as tls:
+            tls.sendall(
+                f"PUT /collections/{COLLECTION}/points HTTP/1.1\r\nHost: {lab.domain}\r\n"
+                f"api-key: {lab.api_key}\r\nContent-Length: 1000\r\n\r\n{{".encode()
+            )
+            started = time.monotonic()
+            tls.settimeout(CLIENTS.body_timeout_s + 5)
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            held = time.monotonic() - started
+
+    # nginx logs a 408 and closes without a response.
+    assert answer == b""
+    assert held < CLIENTS.body_timeout_s + 3
+    assert reached == []
+
+
 def well_behaved_latencies(lab: EdgeLab, seconds: float) -> list[float]:
     """A new TLS connection and one authenticated GET after another, for `seconds`."""
     context = client_tls_context(lab)

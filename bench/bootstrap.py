@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, edge_bootstrap_lab, moto_ssm
 from lab.processes import LabUnavailable
+from verify.arguments import OneLineParser
 
 ALL_STEPS = (
     "packages", "data_volume", "secrets", "qdrant", "nginx_http", "dns", "certificate", "renewal",
@@ -50,7 +51,11 @@ def row(name: str, first: float, again: float) -> str:
     return f"| {name} | {first:.2f} | {again:.2f} | {again / first:.2f} |"
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    # No options: anything given is a mistake worth saying, not ignoring.
+    OneLineParser(prog="python -m bench.bootstrap", description=__doc__).parse_args(
+        sys.argv[1:] if argv is None else argv
+    )
     workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-bench-bootstrap-"))
     # Run as root, nginx's workers are `nobody` and must be able to reach the webroot.
     workdir.chmod(0o755)

@@ -28,17 +28,31 @@ from bench.results import Measurement, Results
 from bench.scenarios import SCENARIOS, Context, Scenario, Shape
 from bench.targets import Target, running_bench
 from lab.processes import require_tools
+from verify.arguments import (
+    OneLineParser,
+    directory,
+    new_file,
+    non_negative_number,
+    positive_integer,
+    positive_number,
+)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = OneLineParser(prog="python -m bench.edge", description=__doc__)
+    parser.add_argument(
+        "--seconds", type=positive_number, default=Shape.seconds, help="per measured run"
+    )
+    parser.add_argument("--warmup", type=non_negative_number, default=Shape.warmup_seconds)
+    parser.add_argument("--concurrency", type=positive_integer, default=Shape.concurrency)
+    parser.add_argument("--workdir", type=directory, help="keep the lab's files here (default: temp)")
+    parser.add_argument("--json", type=new_file, help="also write the figures here")
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.edge", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=Shape.seconds, help="per measured run")
-    parser.add_argument("--warmup", type=float, default=Shape.warmup_seconds)
-    parser.add_argument("--concurrency", type=int, default=Shape.concurrency)
-    parser.add_argument("--workdir", type=Path, help="keep the lab's files here (default: temp)")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(arguments)
+    args = parse_args(arguments)
     shape = Shape(seconds=args.seconds, warmup_seconds=args.warmup, concurrency=args.concurrency)
 
     require_tools("wrk", "h2load", "openssl", "taskset")

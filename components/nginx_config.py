@@ -22,7 +22,7 @@ The same functions render the loopback lab's site: only `listen` addresses and `
 from __future__ import annotations
 
 
-from components.settings import HostPaths, HostSettings, ListenAddresses
+from components.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"
 SITE_FILE_NAME = "secure-qdrant.conf"
@@ -48,6 +48,9 @@ REFUSED_REST_PREFIXES = ("/dashboard",)
 # collections (a scoped one sees its own), none gets 401, a forged one 403.
 CREDENTIAL_PROBE_LOCATION = "/_secure_qdrant_credential"
 CREDENTIAL_PROBE_PATH = "/collections"
+# What a gRPC call carries (`application/grpc`, `+proto`, `;charset=...`). Anything else on the gRPC
+# port is not a call: without this, a plain GET went through to Qdrant and came back as a 502.
+GRPC_CONTENT_TYPE = "^application/grpc([+;]|$)"
 
 # Mozilla "intermediate" (guideline 5.7), verbatim. The DHE suites need an RSA certificate; with the
 # ECDSA certificate certbot is asked for they are never negotiated, so no `ssl_dhparam` is needed.
@@ -190,6 +193,7 @@ def _rest_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ..
         host.ports.https,
         tls,
         host.limits.rest_burst,
+        f"proxy_read_timeout {host.limits.clients.upstream_read_timeout_s}s;",
         # qdrant-client's start-up check reads the version here with the caller's credentials:
         # they get it; nobody else does. Only `/` pays for the extra round trip.
         _block(
@@ -223,9 +227,12 @@ def _grpc_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ..
         host.ports.grpc_tls,
         tls,
         host.limits.grpc_burst,
+        f"grpc_read_timeout {host.limits.clients.upstream_read_timeout_s}s;",
         *refusals,
         _block(
             "location /",
+            # 415, no body: refused at the edge, before the rate limit and before Qdrant.
+            _block(f'if ($content_type !~ "{GRPC_CONTENT_TYPE}")', "return 415;"),
             # grpc_pass forwards all metadata (api-key, authorization) as received.
             f"grpc_pass grpc://{NAME}_grpc;",
             "grpc_set_header X-Forwarded-For $remote_addr;",
@@ -253,6 +260,9 @@ def _tls_server(
         f"limit_req zone={NAME} burst={burst} nodelay;",
         "limit_req_status 429;",
         f"client_max_body_size {host.limits.max_body_size_mb}m;",
+        # Only the HTTP/2 limit nginx 1.22 and 1.24 both still have: since 1.19.7 HTTP/2 follows
+        # keepalive_timeout, client_header_timeout and large_client_header_buffers like HTTP/1.1.
+        f"http2_max_concurrent_streams {host.limits.clients.http2_max_concurrent_streams};",
         *locations,
     )
 
@@ -275,6 +285,20 @@ def _common(host: HostSettings) -> tuple[str, ...]:
         f"access_log {log_dir}/{ACCESS_LOG_NAME} {NAME} "
         f"buffer={ACCESS_LOG_BUFFER} flush={ACCESS_LOG_FLUSH_SECONDS}s;",
         f"error_log {log_dir}/{ERROR_LOG_NAME};",
+        *_client_limits(host.limits.clients),
+    )
+
+
+def _client_limits(limits: ClientLimits) -> tuple[str, ...]:
+    # On every server, port 80 too: a connection is held the same whatever it is for. Each one's
+    # reason is on its field in ClientLimits.
+    return (
+        f"client_header_timeout {limits.header_timeout_s}s;",
+        f"client_body_timeout {limits.body_timeout_s}s;",
+        f"send_timeout {limits.send_timeout_s}s;",
+        f"keepalive_timeout {limits.keepalive_timeout_s}s;",
+        f"client_header_buffer_size {limits.header_buffer_size_kb}k;",
+        f"large_client_header_buffers {limits.large_header_buffers} {limits.large_header_buffer_kb}k;",
     )
 
 

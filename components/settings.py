@@ -125,6 +125,34 @@ class TokenSpec:
 
 
 @dataclass(frozen=True)
+class ClientLimits:
+    """How long and how much the edge waits for and holds per client connection: what keeps slow or
+    oversized clients from tying up nginx's connections. Not stack config: the lab shortens them to
+    watch them cut in."""
+
+    header_timeout_s: int = 10
+    """For the whole request head (HTTP/2 too, since nginx 1.19.7): a slowloris client sending a
+    byte now and then is cut after this, however often it sends."""
+    body_timeout_s: int = 30
+    """Between two reads of a request body, not for the whole body: a large upload that keeps
+    flowing is never cut, a stalled one is."""
+    send_timeout_s: int = 30
+    """Between two writes of a response: a client that stops reading (slow read) is cut."""
+    keepalive_timeout_s: int = 60
+    """Idle time before a kept-alive connection (HTTP/2 too, since 1.19.7) is closed."""
+    header_buffer_size_kb: int = 1
+    large_header_buffers: int = 4
+    large_header_buffer_kb: int = 16
+    """The largest request line or single header: twice nginx's 8k default, because a token scoped
+    to many collections (or carrying `value_exists` matches) grows with its claims; anything larger
+    is refused (414 for the request line, 400 for a header) before Qdrant sees it."""
+    http2_max_concurrent_streams: int = 128
+    upstream_read_timeout_s: int = 300
+    """For Qdrant's answer: a search over a large collection or a snapshot may take minutes, so
+    more than nginx's 60s default; a hung Qdrant still frees the connection."""
+
+
+@dataclass(frozen=True)
 class Limits:
     """Edge limits enforced by Nginx, shared by REST and gRPC."""
 
@@ -132,6 +160,7 @@ class Limits:
     rest_burst: int = 20
     grpc_burst: int = 50
     max_body_size_mb: int = 128
+    clients: ClientLimits = field(default_factory=ClientLimits)
 
 
 @dataclass(frozen=True)

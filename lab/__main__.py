@@ -29,6 +29,7 @@ from lab.edge import lab_target
 from lab.processes import LabUnavailable
 from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
 from lab.serve_guide import Examples, render_guide
+from verify.arguments import OneLineParser
 from verify.checks import endpoint_checks
 from verify.report import failed, table
 from verify.target import Target
@@ -98,8 +99,8 @@ def run_lab(workdir: Path, serve_after: bool) -> int:
         return 1 if failed(results) else 0
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = OneLineParser(prog="python -m lab", description=__doc__)
     parser.add_argument(
         "--serve", action="store_true", help="keep the lab running until Ctrl-C or SIGTERM"
     )
@@ -108,7 +109,11 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="boot a real Debian 12 host (systemd-nspawn) from the user data instead",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
     # Python dies of these by default, leaving every server the lab started running: turned into
     # what Ctrl-C raises, they unwind the lab however early they arrive.
     for signum in STOP_SIGNALS - {signal.SIGINT}:

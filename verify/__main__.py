@@ -10,13 +10,16 @@ described.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from botocore.exceptions import InvalidRegionError
+from botocore.utils import validate_region_name
 
 from verify.aws_audit import AWS_ERRORS, audit_instance, unverifiable
 from verify.aws_session import aws_session
@@ -24,21 +27,43 @@ from verify.checks import endpoint_checks
 from verify.client import https_request
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
-from verify.target import OUTPUTS_VARIABLE, Target, TargetError, target_from_outputs
+from verify.arguments import OneLineParser, non_negative_number, one_line, port
+from verify.target import (
+    OUTPUTS_VARIABLE,
+    Target,
+    TargetError,
+    host_name,
+    parse_outputs,
+    target_from_outputs,
+)
+
+
+# Pulumi's own rule for a stack name, optionally qualified by organization and project. A name
+# starting with `-` would reach `pulumi` as an option.
+STACK_NAME = re.compile(r"(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+")
 
 
 def stack_outputs(stack: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
     if stack is None:
         if OUTPUTS_VARIABLE not in environ:
             raise TargetError(f"give --stack, or the outputs as JSON in {OUTPUTS_VARIABLE}")
-        return dict(json.loads(environ[OUTPUTS_VARIABLE]))
-    printed = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return dict(json.loads(printed.stdout))
+        return parse_outputs(environ[OUTPUTS_VARIABLE], OUTPUTS_VARIABLE)
+    if not STACK_NAME.fullmatch(stack) or stack.startswith("-"):
+        raise TargetError(
+            f"--stack {stack!r} is not a stack name (letters, digits, - _ . and up to two /)"
+        )
+    try:
+        printed = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise TargetError("--stack needs the pulumi CLI, which is not on PATH") from None
+    if printed.returncode != 0:
+        said = printed.stderr.strip().splitlines() or [f"exit status {printed.returncode}"]
+        raise TargetError(f"pulumi stack output --stack {stack} failed: {said[-1]}")
+    return parse_outputs(printed.stdout, f"pulumi's outputs of stack {stack}")
 
 
 def wait_until_serving(target: Target, seconds: float) -> None:
@@ -67,20 +92,31 @@ def aws_checks(
     return audit_instance(client, target.instance_id, target.admin_cidrs)
 
 
+def aws_region(text: str) -> str:
+    """Checked by botocore's own rule now, rather than as three FAILs after the endpoint checks."""
+    try:
+        validate_region_name(text)
+    except InvalidRegionError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__)
+    parser = OneLineParser(prog="python -m verify", description=__doc__)
     parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
     parser.add_argument("--address", help="connect here instead of the publicIp output")
     parser.add_argument("--ca-file", help="trust these CAs instead of the system's")
-    parser.add_argument("--http-port", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--http-port", type=port, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="machine-readable report")
     parser.add_argument(
         "--rate-limit", action="store_true", help="also check for 429 (spends the burst budget)"
     )
     parser.add_argument("--no-aws", action="store_true", help="skip the boto3 audit")
-    parser.add_argument("--region", help="AWS region of the instance (default: the AWS config)")
     parser.add_argument(
-        "--wait", type=float, default=0, metavar="SECONDS", help="wait for the endpoint first"
+        "--region", type=aws_region, help="AWS region of the instance (default: the AWS config)"
+    )
+    parser.add_argument(
+        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
     )
     return parser.parse_args(argv)
 
@@ -90,9 +126,12 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         outputs = stack_outputs(args.stack, environ)
         overrides = {"http_port": args.http_port} if args.http_port else {}
-        target = target_from_outputs(outputs, args.address, args.ca_file, **overrides)
-    except (TargetError, ValueError, subprocess.CalledProcessError) as error:
-        print(f"verify: {error}", file=sys.stderr)
+        address = host_name(args.address, "--address") if args.address is not None else None
+        if args.ca_file is not None and not os.path.isfile(args.ca_file):
+            raise TargetError(f"--ca-file {args.ca_file!r} is not a file")
+        target = target_from_outputs(outputs, address, args.ca_file, **overrides)
+    except TargetError as error:
+        print(f"verify: {one_line(str(error))}", file=sys.stderr)
         return 2
     if args.wait:
         wait_until_serving(target, args.wait)

@@ -7,6 +7,7 @@ quotes what servers said, and a misconfigured server may echo a header back.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from verify.result import CheckResult, Status
@@ -15,9 +16,20 @@ REDACTED = "[redacted]"
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+    """`text` with every credential that stands as a whole word replaced by REDACTED.
+
+    A whole word: neither the character before it nor the one after it is a letter, a digit or `_`
+    (so `Bearer <jwt>`, `"api-key":"<key>"` and `?key=<key>&` are all caught). A credential inside a
+    longer word is that word's own letters, never an echoed credential: replacing it there would
+    mangle ordinary text ("answer" around a one-letter key) and prove nothing. One pass, longest
+    credential first, so REDACTED itself is never rescanned and a credential containing another is
+    replaced whole.
+    """
+    values = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+    if not values:
+        return text
+    alternatives = "|".join(re.escape(value) for value in values)
+    return re.sub(rf"(?<!\w)(?:{alternatives})(?!\w)", REDACTED, text)
 
 
 def failed(results: Sequence[CheckResult]) -> bool:

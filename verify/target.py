@@ -7,15 +7,22 @@ so the CLI, the deploy-time gate and the tests all describe a deployment the sam
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from components.settings import PORTS
+from verify.arguments import HIGHEST_PORT
 
 # The gate hands `verify` the stack outputs in this environment variable, never on a command line.
 OUTPUTS_VARIABLE = "SECURE_QDRANT_OUTPUTS"
+
+T = TypeVar("T")
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
 class TargetError(ValueError):
@@ -58,34 +65,150 @@ class Target:
         return tuple(v for v in values if v)
 
 
+def parse_outputs(text: str, source: str) -> dict[str, Any]:
+    """The stack outputs from JSON text (`source` names where it came from, for the message)."""
+    if not text.strip():
+        raise TargetError(f"{source} is empty: it should hold the stack outputs as a JSON object")
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TargetError(f"{source} is not JSON ({error})") from None
+    except RecursionError:
+        raise TargetError(f"{source} is nested too deeply to be stack outputs") from None
+    if not isinstance(outputs, dict):
+        raise TargetError(
+            f"{source} must be a JSON object of stack outputs, not {_json_type(outputs)}"
+        )
+    return outputs
+
+
+def host_name(text: str, what: str) -> str:
+    """`text` if it is an IP address or a DNS name: anything else would reach the socket or TLS
+    layer and fail there with an error about neither."""
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if len(text) > 253 or not _HOST_NAME.fullmatch(text):
+        raise TargetError(f"{what} {text!r} is neither an IP address nor a host name")
+    return text
+
+
 def target_from_outputs(
     outputs: Mapping[str, Any],
     address: str | None = None,
     ca_file: str | None = None,
     http_port: int = PORTS.http,
 ) -> Target:
-    """A Target from stack outputs; `address` overrides `publicIp` (e.g. to test via a tunnel)."""
+    """A Target from stack outputs; `address` overrides `publicIp` (e.g. to test via a tunnel).
+
+    Every output is checked for its type first: a wrong one is a TargetError naming it, never an
+    exception from deep inside a check."""
+    rest_url = _required(outputs, "restUrl", str)
     try:
-        rest = urlsplit(outputs["restUrl"])
-        if rest.scheme != "https" or not rest.hostname:
-            raise TargetError(f"restUrl {outputs['restUrl']!r} is not an https:// URL")
-        scopes = outputs.get("tokenScopes") or {}
-        tokens = tuple(
-            Token(name, jwt, scopes.get(name, {}))
-            for name, jwt in sorted((outputs.get("tokens") or {}).items())
-        )
-        return Target(
-            domain=rest.hostname,
-            address=address or outputs["publicIp"],
-            api_key=outputs["apiKey"],
-            read_only_api_key=outputs.get("readOnlyApiKey"),
-            tokens=tokens,
-            https_port=rest.port or PORTS.https,
-            grpc_port=int(outputs.get("grpcPort", PORTS.grpc_tls)),
-            http_port=http_port,
-            ca_file=ca_file,
-            instance_id=outputs.get("instanceId"),
-            admin_cidrs=tuple(outputs.get("adminCidrs") or ()),
-        )
-    except KeyError as missing:
-        raise TargetError(f"the stack outputs have no {missing.args[0]}") from None
+        rest = urlsplit(rest_url)
+        rest_port = rest.port
+    except ValueError as error:
+        raise TargetError(f"restUrl {rest_url!r} is not a URL ({error})") from None
+    if rest.scheme != "https" or not rest.hostname:
+        raise TargetError(f"restUrl {rest_url!r} is not an https:// URL")
+    domain = host_name(rest.hostname, "restUrl's host")
+    jwts = _mapping_of(outputs, "tokens", str)
+    scopes = _mapping_of(outputs, "tokenScopes", dict)
+    return Target(
+        domain=domain,
+        address=host_name(address or _required(outputs, "publicIp", str), "publicIp"),
+        api_key=_required(outputs, "apiKey", str),
+        read_only_api_key=_optional(outputs, "readOnlyApiKey", str),
+        tokens=tuple(
+            Token(name, jwt, _claims(name, scopes.get(name, {})))
+            for name, jwt in sorted(jwts.items())
+        ),
+        https_port=rest_port or PORTS.https,
+        grpc_port=_grpc_port(outputs),
+        http_port=http_port,
+        ca_file=ca_file,
+        instance_id=_optional(outputs, "instanceId", str),
+        admin_cidrs=tuple(_list_of(outputs, "adminCidrs", str)),
+    )
+
+
+_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return _KINDS.get(type(value), "a number")
+
+
+def _checked(where: str, value: Any, kind: type[T]) -> T:
+    if not isinstance(value, kind):
+        raise TargetError(f"the stack output {where} should be {_KINDS[kind]}, not {_json_type(value)}")
+    if value == "":
+        raise TargetError(f"the stack output {where} is empty")
+    return value
+
+
+def _optional(outputs: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
+    value = outputs.get(key)
+    return None if value is None else _checked(key, value, kind)
+
+
+def _required(outputs: Mapping[str, Any], key: str, kind: type[T]) -> T:
+    value = _optional(outputs, key, kind)
+    if value is None:
+        raise TargetError(f"the stack outputs have no {key}")
+    return value
+
+
+def _mapping_of(outputs: Mapping[str, Any], key: str, kind: type) -> dict[str, Any]:
+    mapping = _optional(outputs, key, dict) or {}
+    for name, value in mapping.items():
+        _checked(f"{key}.{name}", value, kind)
+    return mapping
+
+
+def _list_of(outputs: Mapping[str, Any], key: str, kind: type) -> list[Any]:
+    items = _optional(outputs, key, list) or []
+    for index, value in enumerate(items):
+        _checked(f"{key}[{index}]", value, kind)
+    return items
+
+
+def _claims(name: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The parts of a token's scope the checks read, each of the type the program writes."""
+    where = f"tokenScopes.{name}"
+    exp = claims.get("exp")
+    if exp is not None and (isinstance(exp, bool) or not isinstance(exp, (int, float))):
+        raise TargetError(f"the stack output {where}.exp should be a number, not {_json_type(exp)}")
+    access = claims.get("access")
+    if isinstance(access, list):
+        for index, rule in enumerate(access):
+            rule = _checked(f"{where}.access[{index}]", rule, dict)
+            _checked(f"{where}.access[{index}].collection", rule.get("collection"), str)
+    elif access is not None and access not in ("r", "m"):
+        raise TargetError(f"the stack output {where}.access should be r, m or a list of rules")
+    if "value_exists" in claims:
+        value_exists = _checked(f"{where}.value_exists", claims["value_exists"], dict)
+        _checked(f"{where}.value_exists.collection", value_exists.get("collection"), str)
+        matches = _checked(f"{where}.value_exists.matches", value_exists.get("matches"), list)
+        for index, match in enumerate(matches):
+            match = _checked(f"{where}.value_exists.matches[{index}]", match, dict)
+            _checked(f"{where}.value_exists.matches[{index}].key", match.get("key"), str)
+            if "value" not in match:
+                raise TargetError(f"the stack output {where}.value_exists.matches[{index}] has no value")
+    return claims
+
+
+def _grpc_port(outputs: Mapping[str, Any]) -> int:
+    port = outputs.get("grpcPort", PORTS.grpc_tls)
+    # Pulumi prints the number; a string of digits is what a hand-written JSON may hold.
+    if isinstance(port, str) and port.isascii() and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= HIGHEST_PORT:
+        raise TargetError(f"the stack output grpcPort {port!r} is not a TCP port")
+    return port

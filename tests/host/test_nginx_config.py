@@ -17,6 +17,7 @@ from components.nginx_config import (
     ACCESS_LOG_BUFFER,
     CREDENTIAL_PROBE_PATH,
     ACCESS_LOG_FLUSH_SECONDS,
+    GRPC_CONTENT_TYPE,
     MOZILLA_INTERMEDIATE_CIPHERS,
     SECURITY_HEADERS,
     certificate_paths,
@@ -24,10 +25,31 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import ALL_INTERFACES, LOOPBACK, HostPaths, HostSettings, Limits, Ports
+from components.settings import (
+    ALL_INTERFACES,
+    LOOPBACK,
+    ClientLimits,
+    HostPaths,
+    HostSettings,
+    Limits,
+    Ports,
+)
 
 PORTS = Ports(http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
-LIMITS = Limits(rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64)
+CLIENT_LIMITS = ClientLimits(
+    header_timeout_s=7,
+    body_timeout_s=19,
+    send_timeout_s=23,
+    keepalive_timeout_s=41,
+    header_buffer_size_kb=3,
+    large_header_buffers=5,
+    large_header_buffer_kb=12,
+    http2_max_concurrent_streams=77,
+    upstream_read_timeout_s=333,
+)
+LIMITS = Limits(
+    rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64, clients=CLIENT_LIMITS
+)
 PATHS = HostPaths(acme_webroot="/srv/acme", nginx_log_dir="/srv/logs/nginx")
 CERTIFICATE = ("/certs/fullchain.pem", "/certs/privkey.pem")
 
@@ -267,6 +289,84 @@ def test_excess_requests_get_429_and_bodies_are_capped(port: int) -> None:
     assert server.value("client_max_body_size") == (f"{LIMITS.max_body_size_mb}m",)
     for location in server.blocks:
         assert not location.values("limit_req"), "a location with its own limit_req escapes"
+
+
+# --------------------------------------------------------------------------- slow and oversized clients
+
+
+@pytest.mark.parametrize("port", [PORTS.http, PORTS.https, PORTS.grpc_tls])
+def test_slow_clients_are_cut_by_timeouts_on_every_server(port: int) -> None:
+    """Slowloris (a header byte now and then), a stalled body, a client that stops reading and an
+    idle kept-alive connection each hold a connection only this long, on every public port."""
+    server = (servers(TLS_SITE) | servers(HTTP_SITE))[port]
+    assert server.value("client_header_timeout") == (f"{CLIENT_LIMITS.header_timeout_s}s",)
+    assert server.value("client_body_timeout") == (f"{CLIENT_LIMITS.body_timeout_s}s",)
+    assert server.value("send_timeout") == (f"{CLIENT_LIMITS.send_timeout_s}s",)
+    assert server.value("keepalive_timeout") == (f"{CLIENT_LIMITS.keepalive_timeout_s}s",)
+
+
+@pytest.mark.parametrize("port", [PORTS.http, PORTS.https, PORTS.grpc_tls])
+def test_request_heads_are_held_in_bounded_buffers(port: int) -> None:
+    """A request line or header longer than a large buffer is refused (414, 400) by nginx itself;
+    since nginx 1.19.7 the same limit holds for HTTP/2 header fields."""
+    server = (servers(TLS_SITE) | servers(HTTP_SITE))[port]
+    assert server.value("client_header_buffer_size") == (f"{CLIENT_LIMITS.header_buffer_size_kb}k",)
+    assert server.value("large_client_header_buffers") == (
+        str(CLIENT_LIMITS.large_header_buffers),
+        f"{CLIENT_LIMITS.large_header_buffer_kb}k",
+    )
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_http2_streams_per_connection_are_capped(port: int) -> None:
+    assert TLS_SERVERS[port].value("http2_max_concurrent_streams") == (
+        str(CLIENT_LIMITS.http2_max_concurrent_streams),
+    )
+
+
+def test_no_http2_directive_nginx_removed_in_1_19_7_is_used() -> None:
+    """Debian 12's nginx 1.22 and Ubuntu 24.04's 1.24 refuse these; their jobs moved to
+    keepalive_timeout, client_header_timeout and large_client_header_buffers (nginx CHANGES,
+    1.19.7)."""
+    removed = {
+        "http2_recv_timeout",
+        "http2_idle_timeout",
+        "http2_max_requests",
+        "http2_max_field_size",
+        "http2_max_header_size",
+    }
+    used = {directive[0] for block in TLS_SITE.walk() for directive in block.directives}
+    assert not used & removed
+
+
+def test_qdrant_gets_long_enough_to_answer_long_searches() -> None:
+    assert REST.value("proxy_read_timeout") == (f"{CLIENT_LIMITS.upstream_read_timeout_s}s",)
+    assert GRPC.value("grpc_read_timeout") == (f"{CLIENT_LIMITS.upstream_read_timeout_s}s",)
+
+
+def test_grpc_port_refuses_what_is_not_a_grpc_call() -> None:
+    """A plain GET on 6334 used to reach Qdrant's gRPC port and come back as a 502; only a gRPC
+    content type passes now, anything else gets 415 from the edge."""
+    (refusal,) = GRPC.location("/").blocks
+    assert refusal.head == ("if", "(", "$content_type", "!", "~", GRPC_CONTENT_TYPE, ")")
+    assert refusal.value("return") == ("415",)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "passes"),
+    [
+        ("application/grpc", True),
+        ("application/grpc+proto", True),
+        ("application/grpc;charset=utf-8", True),
+        ("application/grpc-web", False),
+        ("application/grpcx", False),
+        ("application/json", False),
+        ("", False),
+    ],
+)
+def test_grpc_content_type_pattern(content_type: str, passes: bool) -> None:
+    """nginx's regexes are PCRE; this one uses nothing Python's `re` reads differently."""
+    assert bool(re.search(GRPC_CONTENT_TYPE, content_type)) is passes
 
 
 # --------------------------------------------------------------------------- proxying

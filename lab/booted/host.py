@@ -29,7 +29,7 @@ from components.settings import (
     Limits,
     TokenSpec,
 )
-from components.user_data import ec2_user_data
+from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from lab.booted.nspawn import Bind, Guest, booted
 from lab.booted.provision import IMAGE_TARBALL, Machine, guest_files, write_guest_files
 from lab.booted.qdrant_image import image_tarball
@@ -40,7 +40,7 @@ from lab.booted.cache import CACHE_DIR
 from lab.bootstrap import LAB_REGION, imds_double, loop_device
 from lab.edge import LAB_DOMAIN, LAB_EMAIL, lab_target
 from lab.pebble import running_pebble
-from lab.processes import LOOPBACK, run
+from lab.processes import LOOPBACK, CommandFailed, run
 from verify.target import Target
 
 VOLUME_ID = "vol-0000000000booted0"
@@ -106,14 +106,23 @@ def booted_host_settings(acme_server: str) -> HostSettings:
 
 
 def wait_until_ready(guest: Guest, host: HostSettings, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-    """Until the bootstrap's ready marker exists; a cloud-init that ended without it is a failure."""
+    """Until the bootstrap's ready marker exists. cloud-init only starts the bootstrap's unit, so a
+    run that failed (the unit waiting to retry, as on the VM) is what ends the wait early."""
     deadline = time.monotonic() + timeout
     marker = guest.path(host.paths.ready_marker)
-    finished = guest.path("/run/cloud-init/result.json")
     while not marker.exists():
-        if finished.exists() or not guest.running() or time.monotonic() > deadline:
+        if not guest.running() or time.monotonic() > deadline or _bootstrap_failed(guest):
             raise BootFailed(f"the guest did not become ready:\n{_failure_report(guest)}")
-        time.sleep(0.25)
+        time.sleep(1)
+
+
+def _bootstrap_failed(guest: Guest) -> bool:
+    try:
+        state = guest.run("systemctl", "show", "--property=ActiveState,SubState", BOOTSTRAP_UNIT)
+    except CommandFailed:
+        # Early in the boot systemd does not answer yet: nothing has failed so far.
+        return False
+    return "ActiveState=failed" in state or "SubState=auto-restart" in state
 
 
 def _failure_report(guest: Guest) -> str:
@@ -127,7 +136,14 @@ def _failure_report(guest: Guest) -> str:
     journals = [
         guest.run("journalctl", "--no-pager", "--lines=15", f"--unit={unit}") for unit in failed
     ]
-    return "\n".join([log, *(f"--- failed: {unit}\n{text}" for unit, text in zip(failed, journals))])
+    bootstrap = guest.run("journalctl", "--no-pager", "--output=cat", "--lines=40", "-t", "secure-qdrant")
+    return "\n".join(
+        [
+            log,
+            *(f"--- failed: {unit}\n{text}" for unit, text in zip(failed, journals)),
+            f"--- the bootstrap's last lines\n{bootstrap}",
+        ]
+    )
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 from lab.qdrant_double import QdrantDouble
@@ -18,3 +19,10 @@ def double() -> Iterator[QdrantDouble]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def channel(double: QdrantDouble) -> Iterator[grpc.Channel]:
+    """A plain gRPC channel to the double (loopback only: no proxy)."""
+    with grpc.insecure_channel(double.grpc_target, options=[("grpc.enable_http_proxy", 0)]) as ch:
+        yield ch

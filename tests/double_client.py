@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Callable
 from typing import Any
 
+import grpc
 import jwt
+import pytest
 
 from lab.qdrant_double import DoubleConfig, QdrantDouble
 
@@ -78,3 +81,10 @@ def rest(
 
 def status(double: QdrantDouble, method: str, path: str, body: Any = None, **kw: Any) -> int:
     return rest(double, method, path, body, **kw)[0]
+
+
+def grpc_code(call: Callable[[], Any]) -> grpc.StatusCode:
+    """The status code `call` fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,12 @@ import grpc
 import pytest
 from qdrant_client import grpc as qgrpc
 
-from lab.qdrant_double import QDRANT_BEHAVIOURS, DoubleConfig, QdrantDouble, unit_environment
+from lab.qdrant_double import (
+    QDRANT_BEHAVIOURS,
+    DoubleConfig,
+    QdrantDouble,
+    unit_environment,
+)
 from tests.double_client import (
     KEY,
     READ_ONLY_KEY,
@@ -28,6 +33,7 @@ from tests.double_client import (
     WRONG_KEY,
     api_key,
     bearer,
+    grpc_code,
     rest,
     status,
     token,
@@ -224,18 +230,6 @@ def test_unknown_path_without_credentials_is_401(double: QdrantDouble) -> None:
 
 
 # --------------------------------------------------------------------------- gRPC
-
-
-@pytest.fixture
-def channel(double: QdrantDouble) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(double.grpc_target, options=[("grpc.enable_http_proxy", 0)]) as ch:
-        yield ch
-
-
-def grpc_code(call: Callable[[], Any]) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value.code()
 
 
 @mirrors("grpc-health-public")

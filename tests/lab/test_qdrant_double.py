@@ -36,6 +36,7 @@ from tests.double_client import (
     api_key,
     bearer,
     double_config,
+    grpc_code,
     rest,
     start_double,
     status,
@@ -293,18 +294,6 @@ def test_keep_alive_connection_is_reused_without_delayed_ack_stalls(double: Qdra
 
 
 # ----------------------------------------------------------------------------- gRPC (raw)
-
-
-@pytest.fixture
-def channel(double: QdrantDouble) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(double.grpc_target, options=[("grpc.enable_http_proxy", 0)]) as ch:
-        yield ch
-
-
-def grpc_code(call: Callable[[], Any]) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value.code()
 
 
 def test_grpc_list_with_key_works(channel: grpc.Channel) -> None:

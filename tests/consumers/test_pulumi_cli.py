@@ -11,6 +11,7 @@ from components.config import KNOWN_KEYS, NAMESPACE, load_settings
 from tests.consumers import go_yaml
 from tests.consumers.pulumi_cli import (
     declared_config,
+    default_value,
     language_host_environment,
     project_problems,
     stack_problems,
@@ -236,3 +237,16 @@ def test_stack_file_deploys_with_exactly_its_values(path):
     assert config["acmeEmail"] in deployment.user_data
     zones = [args["name"] for token, args in deployment.calls if token == "aws:route53/getZone:getZone"]
     assert zones == ([settings.hosted_zone] if settings.hosted_zone else [])
+
+
+def test_project_defaults_are_the_programs_own_defaults():
+    """Pulumi.yaml's defaults are what the program receives for every unset key, and the README
+    documents the program's: one value each, or a default changed in one place silently differs."""
+    required = {"domain": "qdrant.example.com", "acmeEmail": "ops@example.com"}
+    defaults = {
+        key: default_value(declaration["default"])
+        for key, declaration in declared_config(load_project()).items()
+        if "default" in declaration
+    }
+
+    assert load_settings({**required, **defaults}) == load_settings(required)

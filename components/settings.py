@@ -82,6 +82,18 @@ PORTS = Ports()
 
 
 @dataclass(frozen=True)
+class ImagePorts:
+    """Where Qdrant listens inside its container (the image's defaults); the unit publishes them on
+    the host's loopback-only `Ports.qdrant_rest` and `Ports.qdrant_grpc`."""
+
+    rest: int = 6333
+    grpc: int = 6334
+
+
+QDRANT_IMAGE_PORTS = ImagePorts()
+
+
+@dataclass(frozen=True)
 class ListenAddresses:
     """The IPv4 and IPv6 addresses every public server of the host listens on."""
 

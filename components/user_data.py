@@ -28,7 +28,7 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import LEGACY_QDRANT_UID, QDRANT_UID, HostSettings
+from components.settings import LEGACY_QDRANT_UID, QDRANT_IMAGE_PORTS, QDRANT_UID, HostSettings
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
@@ -142,6 +142,8 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "GRPC_TLS_PORT": str(ports.grpc_tls),
         "QDRANT_REST_PORT": str(ports.qdrant_rest),
         "QDRANT_GRPC_PORT": str(ports.qdrant_grpc),
+        "QDRANT_IMAGE_REST_PORT": str(QDRANT_IMAGE_PORTS.rest),
+        "QDRANT_IMAGE_GRPC_PORT": str(QDRANT_IMAGE_PORTS.grpc),
         "ADMIN_CIDRS": _words(host.admin_cidrs),
     }
 

@@ -51,7 +51,6 @@ APT_ARCHIVES = CACHE_DIR / "apt-archives"
 READY_TIMEOUT_SECONDS = 900
 # Bounded like the VM's, shorter: a host that cannot come up says so within minutes.
 BOOTED_WAITS = BootstrapWaits(secrets=120, qdrant=300)
-PUBLISHED_PORTS = (PORTS.http, PORTS.https, PORTS.grpc_tls)
 
 
 class BootFailed(RuntimeError):
@@ -190,7 +189,7 @@ def booted_host(workdir: Path) -> Iterator[BootedHost]:
             Bind(str(tarball), IMAGE_TARBALL, read_only=True),
             Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
         )
-        forwards = [Forward(address, port, port) for port in PUBLISHED_PORTS]
+        forwards = [Forward(address, port, port) for port in PORTS.public]
         started = time.monotonic()
         guest = stack.enter_context(
             booted(root, f"sq-{secrets.token_hex(4)}", workdir, binds, forwards)

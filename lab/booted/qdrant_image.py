@@ -2,7 +2,7 @@
 `docker import` under the tag the unit runs (no registry is reachable, and none must be needed).
 
 Like Qdrant's own image it works in `/qdrant`, keeps its data in `./storage` (so `/qdrant/storage`,
-the unit's volume), listens on 6333 (REST) and 6334 (gRPC) on every interface of the container, and
+the unit's volume), listens on `QDRANT_IMAGE_PORTS` on every interface of the container, and
 takes its keys from Qdrant's environment variables; it runs as whatever `--user` the unit gives it.
 Its Python packages are the ones the tests run the double with (this venv's versions), installed
 for Debian 12's Python, which has the same ABI as the venv's.
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.settings import HostSettings
+from components.settings import QDRANT_IMAGE_PORTS, HostSettings
 from lab.booted.cache import cached
 from lab.booted.debian import apt_sources, mmdebstrap, sources_recipe
 from lab.processes import run
@@ -29,8 +29,6 @@ REQUIREMENTS = ("qdrant-client", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"
 WORKDIR = "/qdrant"
 # The ports of Qdrant's image, which the unit publishes.
-IMAGE_REST_PORT = 6333
-IMAGE_GRPC_PORT = 6334
 
 
 def _frozen_versions() -> list[str]:
@@ -104,12 +102,12 @@ def import_changes(host: HostSettings) -> list[str]:
     version = host.qdrant_version.removeprefix("v")
     command = [
         "python3", "-m", "lab.qdrant_double", "--host", "0.0.0.0",
-        "--rest-port", str(IMAGE_REST_PORT), "--grpc-port", str(IMAGE_GRPC_PORT),
+        "--rest-port", str(QDRANT_IMAGE_PORTS.rest), "--grpc-port", str(QDRANT_IMAGE_PORTS.grpc),
         "--version", version,
     ]  # fmt: skip
     return [
         f"ENV PYTHONPATH={INSTALL_DIR}/site-packages:{INSTALL_DIR}/app",
         f"WORKDIR {WORKDIR}",
-        f"EXPOSE {IMAGE_REST_PORT} {IMAGE_GRPC_PORT}",
+        f"EXPOSE {QDRANT_IMAGE_PORTS.rest} {QDRANT_IMAGE_PORTS.grpc}",
         f"CMD {json.dumps(command)}",
     ]

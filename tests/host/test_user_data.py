@@ -19,6 +19,7 @@ import pytest
 
 from components.nginx_config import LOG_FORMAT, site_file
 from components.settings import (
+    QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostPaths,
     HostSettings,
@@ -167,8 +168,8 @@ def test_qdrant_is_published_on_loopback_only() -> None:
     endpoints and all, to the internet."""
     published = option_values("-p", "--publish")
     assert published == [
-        f"127.0.0.1:{PORTS.qdrant_rest}:6333",
-        f"127.0.0.1:{PORTS.qdrant_grpc}:6334",
+        f"127.0.0.1:{PORTS.qdrant_rest}:{QDRANT_IMAGE_PORTS.rest}",
+        f"127.0.0.1:{PORTS.qdrant_grpc}:{QDRANT_IMAGE_PORTS.grpc}",
     ]
 
 

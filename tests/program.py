@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import grpc
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
@@ -43,6 +44,26 @@ CONFIGURED_SUBNET_ZONE = f"{REGION}b"
 INSTANCE_TYPE_ZONES = {
     "m8i.large": [f"{REGION}c"],
     "c7gn.large": [],
+}
+
+OTHER_ACCOUNT = "210987654321"
+OTHER_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    region: str
+    owner: str
+    volume_size: int
+
+
+# The EBS snapshots DescribeSnapshots knows of: each is visible only from its own region.
+SNAPSHOTS = {
+    "snap-0123456789abcdef0": Snapshot(REGION, ACCOUNT, 20),
+    "snap-01234567": Snapshot(REGION, ACCOUNT, 8),
+    "snap-0aaaaaaaaaaaaaaa1": Snapshot(OTHER_REGION, ACCOUNT, 20),
+    "snap-0bbbbbbbbbbbbbbb2": Snapshot(REGION, OTHER_ACCOUNT, 20),
+    "snap-0ccccccccccccccc3": Snapshot(REGION, ACCOUNT, 500),
 }
 
 MINIMAL_CONFIG: dict[str, Any] = {
@@ -107,6 +128,10 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAA{key}",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
             )
+        elif args.typ == "aws:sns/topic:Topic":
+            state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
+        elif args.typ == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
+            resource_id = f"policy-{_digest(args.name)}"
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = inputs["name"]
         elif args.typ == "pulumi:pulumi:StackReference":
@@ -140,9 +165,39 @@ class AwsMocks(pulumi.runtime.Mocks):
         if args.token == "aws:ec2/getSubnet:getSubnet":
             zone = DEFAULT_SUBNET_ZONES.get(args.args["id"], CONFIGURED_SUBNET_ZONE)
             return {"id": args.args["id"], "vpcId": "vpc-0123", "availabilityZone": zone}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ops", "id": ACCOUNT}
+        if args.token == "aws:ebs/getSnapshot:getSnapshot":
+            [snapshot_id] = args.args["snapshotIds"]
+            snapshot = SNAPSHOTS.get(snapshot_id)
+            if snapshot is None or snapshot.region != REGION:
+                # What the provider answers when DescribeSnapshots finds nothing in its region.
+                raise EngineError("Your query returned no results. Please change your search criteria and try again.")
+            return {
+                "id": snapshot_id,
+                "snapshotId": snapshot_id,
+                "arn": f"arn:aws:ec2:{snapshot.region}::snapshot/{snapshot_id}",
+                "ownerId": snapshot.owner,
+                "volumeSize": snapshot.volume_size,
+                "encrypted": True,
+            }
         if args.token == "aws:route53/getZone:getZone":
             return {"zoneId": "Z0123456789ABC", "name": args.args["name"]}
         raise NotImplementedError(f"no mock for invoke {args.token}")
+
+
+class EngineError(grpc.RpcError):
+    """A failed invoke as the engine reports it to the program: a gRPC error with details."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
 
 
 def _filter(invoke_args: dict[str, Any], name: str) -> list[str]:

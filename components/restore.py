@@ -1,0 +1,56 @@
+"""Which snapshot a restored data volume is made from, looked up before any resource is registered.
+
+A snapshot id is only meaningful in its own region, and a snapshot shared by another account is
+data this stack does not own: both stop `pulumi up` here, with a message, instead of half-way
+through a replacement of the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class RestoreSnapshot:
+    snapshot_id: str
+    volume_size_gb: int
+    """The size of the volume it was taken from: the smallest volume it can be restored to."""
+
+
+class RestoreError(pulumi.RunError):
+    """The snapshot cannot be restored by this stack; the message says why and what to do."""
+
+
+KEY = "secure-qdrant:restoreFromSnapshotId"
+
+
+def resolve_restore(snapshot_id: str, region: str, volume_size_gb: int) -> RestoreSnapshot:
+    try:
+        snapshot = aws.ebs.get_snapshot(snapshot_ids=[snapshot_id])
+    except Exception as error:  # the engine reports a failed invoke as a bare Exception
+        raise RestoreError(
+            f"{KEY}: {snapshot_id} is not a snapshot this account can see in {region} ({error}); "
+            "a snapshot of another region must first be copied here (aws ec2 copy-snapshot "
+            f"--region {region} --source-region <its region> --source-snapshot-id {snapshot_id})"
+        ) from None
+    account = aws.get_caller_identity().account_id
+    if snapshot.owner_id != account:
+        raise RestoreError(
+            f"{KEY}: {snapshot_id} belongs to account {snapshot.owner_id}, not to this stack's "
+            f"account {account}; copy it into this account first if its data is really yours"
+        )
+    # The ARN names the snapshot's region: a provider pointed at another region must not pass.
+    snapshot_region = snapshot.arn.split(":")[3]
+    if snapshot_region != region:
+        raise RestoreError(
+            f"{KEY}: {snapshot_id} is in {snapshot_region}, this stack deploys to {region}"
+        )
+    if snapshot.volume_size > volume_size_gb:
+        raise RestoreError(
+            f"secure-qdrant:dataVolumeSizeGb: {volume_size_gb} GiB is smaller than the "
+            f"{snapshot.volume_size} GiB volume {snapshot_id} was taken from; set it to at least that"
+        )
+    return RestoreSnapshot(snapshot_id=snapshot_id, volume_size_gb=snapshot.volume_size)

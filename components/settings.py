@@ -271,6 +271,7 @@ class HostPaths:
     nginx_log_dir: str = "/var/log/nginx"
     ready_marker: str = "/var/lib/secure-qdrant/ready"
     bootstrap: str = "/usr/local/sbin/secure-qdrant-bootstrap"
+    metrics_publisher: str = "/usr/local/sbin/secure-qdrant-metrics"
     fstab: str = "/etc/fstab"
     letsencrypt_link: str = "/etc/letsencrypt"
     """Where the distro's certbot (and its renewal timer) looks; it points at `letsencrypt_dir`."""

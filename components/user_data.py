@@ -28,7 +28,13 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import LEGACY_QDRANT_UID, QDRANT_IMAGE_PORTS, QDRANT_UID, HostSettings
+from components.settings import (
+    LEGACY_QDRANT_UID,
+    METRICS_NAMESPACE,
+    QDRANT_IMAGE_PORTS,
+    QDRANT_UID,
+    HostSettings,
+)
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
@@ -41,6 +47,9 @@ JAIL = "jail.d/secure-qdrant.conf"
 # cloud-init/, that makes systemd start them only once it is mounted.
 DATA_VOLUME_UNITS = ("nginx.service", "certbot.service")
 DATA_VOLUME_DROP_IN = "requires-data-volume.conf"
+# The host's metrics publisher (cloud-init/metrics.py), its unit and the timer that runs it.
+METRICS_UNIT = "secure-qdrant-metrics.service"
+METRICS_TIMER = "secure-qdrant-metrics.timer"
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,9 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "QDRANT_IMAGE_REST_PORT": str(QDRANT_IMAGE_PORTS.rest),
         "QDRANT_IMAGE_GRPC_PORT": str(QDRANT_IMAGE_PORTS.grpc),
         "ADMIN_CIDRS": _words(host.admin_cidrs),
+        "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "METRICS_HOST": host.name,
+        "METRICS_TIMER": METRICS_TIMER,
     }
 
 
@@ -222,6 +234,14 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
             for unit in DATA_VOLUME_UNITS
         ),
+        HostFile(paths.metrics_publisher, _cloud_init_file("metrics.py"), "0755"),
+        HostFile(
+            f"{paths.systemd_unit_dir}/{METRICS_UNIT}",
+            _cloud_init_file(METRICS_UNIT).format_map(
+                {"METRICS_COMMAND": _literal_words((paths.metrics_publisher, settings_env_path(host)))}
+            ),
+        ),
+        HostFile(f"{paths.systemd_unit_dir}/{METRICS_TIMER}", _cloud_init_file(METRICS_TIMER)),
         HostFile(f"{fail2ban}/{AUTH_FILTER}", _cloud_init_file(f"fail2ban/{AUTH_FILTER}")),
         HostFile(f"{fail2ban}/{JAIL}", _cloud_init_file(f"fail2ban/{JAIL}").format_map(env)),
         HostFile(env["NGINX_HTTP_SITE"], render_http_site(host)),

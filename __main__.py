@@ -87,7 +87,7 @@ host = QdrantHost(
 )
 backups = (
     DataVolumeBackups(
-        f"{name}-backups",
+        f"{name}-dlm",
         DataVolumeBackupsArgs(
             target_tags=stack_tags(name), retention_days=durability.backup_retention_days
         ),

@@ -81,7 +81,9 @@ class DataVolumeBackups(pulumi.ComponentResource):
     ) -> None:
         super().__init__("secure-qdrant:backups:DataVolumeBackups", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=dlm_trust_policy(), opts=child)
+        # The component's own name: with the longest stack name IAM's 64 characters leave no room
+        # for a suffix (components/config.py, MAX_STACK_NAME_LENGTH).
+        role = aws.iam.Role(name, assume_role_policy=dlm_trust_policy(), opts=child)
         service = aws.iam.RolePolicyAttachment(
             f"{name}-service", role=role.name, policy_arn=DLM_SERVICE_POLICY, opts=child
         )

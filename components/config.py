@@ -56,8 +56,9 @@ MAX_BACKUP_RETENTION = 1000
 CERTIFICATE_LIFETIME_DAYS = 90
 # CloudWatch: evaluation periods times the period may not exceed one day (PutMetricAlarm).
 MAX_ALARM_MINUTES = 24 * 60
-# Resource names derive from the stack: `qdrant-<stack>-role` plus the 8 characters Pulumi's
-# auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
+# Resource names derive from the stack: `qdrant-<stack>-role` (and the backups' `qdrant-<stack>-dlm`)
+# plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
+# CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
 
 T = TypeVar("T")

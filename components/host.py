@@ -186,14 +186,15 @@ class QdrantHost(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(secret_parameter_arns).apply(read_parameters_policy),
             opts=child,
         )
-        aws.iam.RolePolicy(
+        # The publisher's timer starts during the first boot too.
+        put_metrics = aws.iam.RolePolicy(
             f"{name}-put-metrics",
             role=role.id,
             policy=put_metrics_policy(METRICS_NAMESPACE),
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
-        return profile, [session_manager, read_keys]
+        return profile, [session_manager, read_keys, put_metrics]
 
 
 def data_volume_name(name: str, restore: RestoreSnapshot | None) -> str:

@@ -88,6 +88,7 @@ class Registered:
     typ: str
     name: str
     inputs: dict[str, Any]
+    resource_id: str = ""
     options: Any = None
     """The RegisterResourceRequest: protect, deleteBeforeReplace, ignoreChanges, parent, ..."""
 
@@ -141,6 +142,7 @@ class AwsMocks(pulumi.runtime.Mocks):
                 outputs={name: output.value for name, output in exported.items()},
                 secretOutputNames=[name for name, output in exported.items() if output.secret],
             )
+        self.registered[(args.typ, args.name)].resource_id = resource_id
         return resource_id, state
 
     def call(

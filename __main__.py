@@ -137,6 +137,8 @@ outputs: dict[str, Any] = {
 }
 if ssh_key:
     outputs["sshPrivateKey"] = ssh_key.private_key_openssh
+if backups:
+    outputs["backupPolicyId"] = backups.policy_id
 for output_name, value in outputs.items():
     pulumi.export(output_name, value)
 
@@ -148,6 +150,7 @@ if settings.verify_on_deploy:
             region=region,
             aws_environment=gate_environment,
             triggers=[host.instance_id],
-            depends_on=[host, *([dns] if dns else [])],
+            # The audit looks for the backup policy and the alarms too.
+            depends_on=[host, alarms, *([dns] if dns else []), *([backups] if backups else [])],
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -49,43 +50,91 @@ class AlarmTargets:
 
 
 def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[AlarmSpec]:
-    host = {HOST_METRICS.dimension: targets.host_name}
-    instance = {"InstanceId": targets.instance_id}
+    def status_check(key: str, what: str, periods: int, action: str) -> AlarmSpec:
+        return AlarmSpec(
+            key,
+            f"EC2 {what} status check failed: {action} the instance",
+            "AWS/EC2",
+            f"StatusCheckFailed_{what.capitalize()}",
+            {"InstanceId": targets.instance_id},
+            statistic="Maximum",
+            period=MINUTE,
+            evaluation_periods=periods,
+            threshold=0,
+            comparison="GreaterThanThreshold",
+            treat_missing_data="missing",
+            ec2_action=action,
+        )
+
+    def on_host(key: str, description: str, metric: str, **rule: Any) -> AlarmSpec:
+        host = {HOST_METRICS.dimension: targets.host_name}
+        return AlarmSpec(key, description, METRICS_NAMESPACE, metric, host, **rule)
+
     specs = [
         # As the EC2 User Guide's recover and reboot alarms: a failed system check (AWS's
         # hardware or network) moves the instance to healthy hardware, keeping its id, volumes
         # and address; a failed instance check (kernel, memory, file system) reboots it.
-        AlarmSpec("system-check", "EC2 system status check failed: recovering the instance",
-                  "AWS/EC2", "StatusCheckFailed_System", instance, "Maximum", MINUTE, 2, 0,
-                  "GreaterThanThreshold", "missing", ec2_action="recover"),
-        AlarmSpec("instance-check", "EC2 instance status check failed: rebooting the instance",
-                  "AWS/EC2", "StatusCheckFailed_Instance", instance, "Maximum", MINUTE, 3, 0,
-                  "GreaterThanThreshold", "missing", ec2_action="reboot"),
-        AlarmSpec("certificate", f"TLS certificate expires in under "
-                  f"{thresholds.certificate_days_left} days: renewal is failing",
-                  METRICS_NAMESPACE, HOST_METRICS.certificate_days_left, host, "Minimum",
-                  5 * MINUTE, 1, thresholds.certificate_days_left, "LessThanThreshold"),
-        # A host that stops publishing is as down as one whose Qdrant is.
-        AlarmSpec("qdrant-down", f"Qdrant not ready for {thresholds.qdrant_down_minutes} minutes",
-                  METRICS_NAMESPACE, HOST_METRICS.qdrant_up, host, "Minimum", MINUTE,
-                  thresholds.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
-        AlarmSpec("unauthorized", f"More than {thresholds.unauthorized_per_minute} refused "
-                  "credentials (401) in a minute", METRICS_NAMESPACE, HOST_METRICS.unauthorized,
-                  host, "Sum", MINUTE, 1, thresholds.unauthorized_per_minute,
-                  "GreaterThanThreshold"),
-        AlarmSpec("data-volume", f"Data volume over {thresholds.data_volume_used_percent}% "
-                  "full", METRICS_NAMESPACE, HOST_METRICS.data_volume_used_percent, host,
-                  "Maximum", 5 * MINUTE, 1, thresholds.data_volume_used_percent,
-                  "GreaterThanThreshold"),
+        status_check("system-check", "system", periods=2, action="recover"),
+        status_check("instance-check", "instance", periods=3, action="reboot"),
+        on_host(
+            "certificate",
+            f"Certificate expires in under {thresholds.certificate_days_left} days: renewal fails",
+            HOST_METRICS.certificate_days_left,
+            statistic="Minimum",
+            period=5 * MINUTE,
+            evaluation_periods=1,
+            threshold=thresholds.certificate_days_left,
+            comparison="LessThanThreshold",
+        ),
+        on_host(
+            "qdrant-down",
+            f"Qdrant not ready for {thresholds.qdrant_down_minutes} minutes",
+            HOST_METRICS.qdrant_up,
+            statistic="Minimum",
+            period=MINUTE,
+            evaluation_periods=thresholds.qdrant_down_minutes,
+            threshold=1,
+            comparison="LessThanThreshold",
+            # A host that stops publishing is as down as one whose Qdrant is.
+            treat_missing_data="breaching",
+        ),
+        on_host(
+            "unauthorized",
+            f"Over {thresholds.unauthorized_per_minute} refused credentials (401) in a minute",
+            HOST_METRICS.unauthorized,
+            statistic="Sum",
+            period=MINUTE,
+            evaluation_periods=1,
+            threshold=thresholds.unauthorized_per_minute,
+            comparison="GreaterThanThreshold",
+        ),
+        on_host(
+            "data-volume",
+            f"Data volume over {thresholds.data_volume_used_percent}% full",
+            HOST_METRICS.data_volume_used_percent,
+            statistic="Maximum",
+            period=5 * MINUTE,
+            evaluation_periods=1,
+            threshold=thresholds.data_volume_used_percent,
+            comparison="GreaterThanThreshold",
+        ),
     ]
     if targets.backup_policy_id:
         # DLM's own metric (EBS User Guide, "Monitor your policies using Amazon CloudWatch"),
         # counted after the retries of the hour following the scheduled time.
         specs.append(
-            AlarmSpec("backup-failed", "A scheduled snapshot of the data volume failed",
-                      "AWS/EBS", "SnapshotsCreateFailed",
-                      {"DLMPolicyId": targets.backup_policy_id}, "Sum", HOUR, 1, 0,
-                      "GreaterThanThreshold")
+            AlarmSpec(
+                "backup-failed",
+                "A scheduled snapshot of the data volume failed",
+                "AWS/EBS",
+                "SnapshotsCreateFailed",
+                {"DLMPolicyId": targets.backup_policy_id},
+                statistic="Sum",
+                period=HOUR,
+                evaluation_periods=1,
+                threshold=0,
+                comparison="GreaterThanThreshold",
+            )
         )
     return specs
 
@@ -163,4 +212,3 @@ class HostAlarms(pulumi.ComponentResource):
         self.topic_arn = topic.arn
         self.alarm_names = pulumi.Output.all(*(alarm.name for alarm in alarms))
         self.register_outputs({"topicArn": self.topic_arn, "alarmNames": self.alarm_names})
-

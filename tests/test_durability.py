@@ -188,7 +188,10 @@ def test_failed_status_checks_recover_or_reboot_the_instance(default, key, metri
     assert (found.inputs["namespace"], found.inputs["metricName"]) == ("AWS/EC2", metric)
     assert found.inputs["dimensions"] == {"InstanceId": default.outputs["instanceId"].value}
     assert f"arn:aws:automate:{REGION}:ec2:{action}" in found.inputs["alarmActions"]
-    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (
+        0,
+        "GreaterThanThreshold",
+    )
 
 
 def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default):
@@ -208,14 +211,19 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default
         ("data-volume", HOST_METRICS.data_volume_used_percent, "Maximum", 80, "GreaterThanThreshold"),
     ],
 )  # fmt: skip
-def test_host_metric_alarms_watch_the_hosts_own_metrics(default, key, metric, statistic, threshold, comparison):
+def test_host_metric_alarms_watch_the_hosts_own_metrics(
+    default, key, metric, statistic, threshold, comparison
+):
     """Under the host's name, not the instance id: a replaced instance keeps its alarms."""
     found = alarm(default, key)
 
     assert (found.inputs["namespace"], found.inputs["metricName"]) == (METRICS_NAMESPACE, metric)
     assert found.inputs["dimensions"] == {HOST_METRICS.dimension: HOST}
     assert found.inputs["statistic"] == statistic
-    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (threshold, comparison)
+    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (
+        threshold,
+        comparison,
+    )
 
 
 def test_a_host_that_stops_reporting_counts_as_down(default):
@@ -247,7 +255,10 @@ def test_failed_scheduled_snapshots_raise_an_alarm(default):
     """DLM's own metric for its policy: a backup that silently stopped is found out within a day."""
     found = alarm(default, "backup-failed")
 
-    assert (found.inputs["namespace"], found.inputs["metricName"]) == ("AWS/EBS", "SnapshotsCreateFailed")
+    assert (found.inputs["namespace"], found.inputs["metricName"]) == (
+        "AWS/EBS",
+        "SnapshotsCreateFailed",
+    )
     assert found.inputs["dimensions"] == {"DLMPolicyId": default.one(POLICY).resource_id}
     assert (found.inputs["statistic"], found.inputs["threshold"]) == ("Sum", 0)
 

@@ -159,7 +159,9 @@ def test_certificate_days_left_come_from_the_certificate_file(tmp_path):
     path = certificate(tmp_path, 20)
     enddate = subprocess.run(
         ["openssl", "x509", "-enddate", "-noout", "-in", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
     assert metrics.days_left(enddate, dt.datetime.now(dt.timezone.utc)) == 19

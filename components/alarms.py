@@ -66,59 +66,34 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
             ec2_action=action,
         )
 
-    def on_host(key: str, description: str, metric: str, **rule: Any) -> AlarmSpec:
+    def on_host(key: str, description: str, metric: str, *rule: Any) -> AlarmSpec:
         host = {HOST_METRICS.dimension: targets.host_name}
-        return AlarmSpec(key, description, METRICS_NAMESPACE, metric, host, **rule)
+        return AlarmSpec(key, description, METRICS_NAMESPACE, metric, host, *rule)
 
+    limits = thresholds
     specs = [
         # As the EC2 User Guide's recover and reboot alarms: a failed system check (AWS's
         # hardware or network) moves the instance to healthy hardware, keeping its id, volumes
         # and address; a failed instance check (kernel, memory, file system) reboots it.
         status_check("system-check", "system", periods=2, action="recover"),
         status_check("instance-check", "instance", periods=3, action="reboot"),
-        on_host(
-            "certificate",
-            f"Certificate expires in under {thresholds.certificate_days_left} days: renewal fails",
-            HOST_METRICS.certificate_days_left,
-            statistic="Minimum",
-            period=5 * MINUTE,
-            evaluation_periods=1,
-            threshold=thresholds.certificate_days_left,
-            comparison="LessThanThreshold",
-        ),
-        on_host(
-            "qdrant-down",
-            f"Qdrant not ready for {thresholds.qdrant_down_minutes} minutes",
-            HOST_METRICS.qdrant_up,
-            statistic="Minimum",
-            period=MINUTE,
-            evaluation_periods=thresholds.qdrant_down_minutes,
-            threshold=1,
-            comparison="LessThanThreshold",
-            # A host that stops publishing is as down as one whose Qdrant is.
-            treat_missing_data="breaching",
-        ),
-        on_host(
-            "unauthorized",
-            f"Over {thresholds.unauthorized_per_minute} refused credentials (401) in a minute",
-            HOST_METRICS.unauthorized,
-            statistic="Sum",
-            period=MINUTE,
-            evaluation_periods=1,
-            threshold=thresholds.unauthorized_per_minute,
-            comparison="GreaterThanThreshold",
-        ),
-        on_host(
-            "data-volume",
-            f"Data volume over {thresholds.data_volume_used_percent}% full",
-            HOST_METRICS.data_volume_used_percent,
-            statistic="Maximum",
-            period=5 * MINUTE,
-            evaluation_periods=1,
-            threshold=thresholds.data_volume_used_percent,
-            comparison="GreaterThanThreshold",
-        ),
-    ]
+        # key, description, metric; statistic, period, periods, threshold, comparison, missing data
+        on_host("certificate",
+                f"Certificate expires in under {limits.certificate_days_left} days: renewal fails",
+                HOST_METRICS.certificate_days_left,
+                "Minimum", 5 * MINUTE, 1, limits.certificate_days_left, "LessThanThreshold"),
+        # A host that stops publishing is as down as one whose Qdrant is.
+        on_host("qdrant-down", f"Qdrant not ready for {limits.qdrant_down_minutes} minutes",
+                HOST_METRICS.qdrant_up,
+                "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
+        on_host("unauthorized",
+                f"Over {limits.unauthorized_per_minute} refused credentials (401) in a minute",
+                HOST_METRICS.unauthorized,
+                "Sum", MINUTE, 1, limits.unauthorized_per_minute, "GreaterThanThreshold"),
+        on_host("data-volume", f"Data volume over {limits.data_volume_used_percent}% full",
+                HOST_METRICS.data_volume_used_percent,
+                "Maximum", 5 * MINUTE, 1, limits.data_volume_used_percent, "GreaterThanThreshold"),
+    ]  # fmt: skip
     if targets.backup_policy_id:
         # DLM's own metric (EBS User Guide, "Monitor your policies using Amazon CloudWatch"),
         # counted after the retries of the hour following the scheduled time.

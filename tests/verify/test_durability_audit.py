@@ -15,11 +15,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from components.alarms import AlarmTargets, alarm_specs, ec2_action_arn
+from components.alarms import AlarmTargets, alarm_specs
 from components.backups import stack_tags
 from components.settings import AlarmThresholds
 from verify.aws_audit import ALARMS, BACKUPS, _wanted_alarms, audit_durability
 from verify.result import CheckResult, Status
+from tests.program import MINIMAL_CONFIG, Deployment, deploy
 from verify.target import Durability, target_from_outputs
 
 REGION = "eu-west-1"
@@ -27,6 +28,10 @@ HOST = "qdrant-test"
 POLICY_ID = "policy-0123456789abcdef0"
 # moto does not validate image ids.
 IMAGE_ID = "ami-12c6146b"
+ALARM_INPUTS = (
+    "alarmDescription", "namespace", "metricName", "statistic", "threshold",
+    "comparisonOperator", "treatMissingData",
+)  # fmt: skip
 
 
 @dataclass
@@ -37,8 +42,14 @@ class Stack:
     durability: Durability
 
 
+@pytest.fixture(scope="module")
+def program() -> Deployment:
+    """What the program registers: its alarms are made in moto from exactly these inputs."""
+    return deploy(MINIMAL_CONFIG)
+
+
 @pytest.fixture
-def stack() -> Iterator[Stack]:
+def stack(program: Deployment) -> Iterator[Stack]:
     """The instance, its tagged data volume, the topic and every alarm, as `pulumi up` leaves them."""
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
@@ -65,26 +76,32 @@ def stack() -> Iterator[Stack]:
             ],
         )["VolumeId"]
         durability = Durability(volume_id, topic["TopicArn"], POLICY_ID)
-        for spec in alarm_specs(
-            AlarmTargets(REGION, HOST, instance_id, POLICY_ID), AlarmThresholds()
-        ):
-            cloudwatch.put_metric_alarm(
-                AlarmName=f"{HOST}-alarms-{spec.key}",
-                Namespace=spec.namespace,
-                MetricName=spec.metric_name,
-                Dimensions=[{"Name": k, "Value": v} for k, v in spec.dimensions.items()],
-                Statistic=spec.statistic,
-                Period=spec.period,
-                EvaluationPeriods=spec.evaluation_periods,
-                Threshold=spec.threshold,
-                ComparisonOperator=spec.comparison,
-                TreatMissingData=spec.treat_missing_data,
-                AlarmActions=[
-                    durability.alert_topic_arn,
-                    *([ec2_action_arn(REGION, spec.ec2_action)] if spec.ec2_action else []),
-                ],
-            )
+        # The program's ids, as the mocks made them, become those of this account.
+        ids = {
+            program.outputs["instanceId"].value: instance_id,
+            program.outputs["alertTopicArn"].value: durability.alert_topic_arn,
+            program.outputs["backupPolicyId"].value: POLICY_ID,
+        }
+        for alarm in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+            cloudwatch.put_metric_alarm(**put_metric_alarm_request(alarm.name, alarm.inputs, ids))
         yield Stack(ec2, cloudwatch, instance_id, durability)
+
+
+def put_metric_alarm_request(
+    name: str, inputs: dict[str, Any], ids: dict[str, str]
+) -> dict[str, Any]:
+    """PutMetricAlarm as pulumi-aws sends a registered MetricAlarm's inputs (numbers as integers,
+    dimensions as a list), under `ids`' replacements."""
+    request = {key[0].upper() + key[1:]: inputs[key] for key in ALARM_INPUTS}
+    request.update(
+        AlarmName=name,
+        Period=int(inputs["period"]),
+        EvaluationPeriods=int(inputs["evaluationPeriods"]),
+        Dimensions=[{"Name": k, "Value": ids.get(v, v)} for k, v in inputs["dimensions"].items()],
+        AlarmActions=[ids.get(action, action) for action in inputs["alarmActions"]],
+        OKActions=[ids.get(action, action) for action in inputs["okActions"]],
+    )
+    return request
 
 
 def dlm_policy(state: str = "ENABLED", tags: dict[str, str] | None = None) -> dict[str, Any]:

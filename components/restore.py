@@ -1,8 +1,8 @@
 """Which snapshot a restored data volume is made from, looked up before any resource is registered.
 
-A snapshot id is only meaningful in its own region, and a snapshot shared by another account is
-data this stack does not own: both stop `pulumi up` here, with a message, instead of half-way
-through a replacement of the host.
+Snapshots are regional: DescribeSnapshots in the stack's region does not find one of another
+region. A snapshot another account shares is data this stack does not own. Both stop `pulumi up`
+here, with a message, instead of half-way through a replacement of the host.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pulumi_aws as aws
 
 @dataclass(frozen=True)
 class RestoreSnapshot:
+    """A snapshot checked to be this stack's to restore: its account's, in its region."""
+
     snapshot_id: str
-    volume_size_gb: int
-    """The size of the volume it was taken from: the smallest volume it can be restored to."""
 
 
 class RestoreError(pulumi.RunError):
@@ -42,15 +42,9 @@ def resolve_restore(snapshot_id: str, region: str, volume_size_gb: int) -> Resto
             f"{KEY}: {snapshot_id} belongs to account {snapshot.owner_id}, not to this stack's "
             f"account {account}; copy it into this account first if its data is really yours"
         )
-    # The ARN names the snapshot's region: a provider pointed at another region must not pass.
-    snapshot_region = snapshot.arn.split(":")[3]
-    if snapshot_region != region:
-        raise RestoreError(
-            f"{KEY}: {snapshot_id} is in {snapshot_region}, this stack deploys to {region}"
-        )
     if snapshot.volume_size > volume_size_gb:
         raise RestoreError(
             f"secure-qdrant:dataVolumeSizeGb: {volume_size_gb} GiB is smaller than the "
             f"{snapshot.volume_size} GiB volume {snapshot_id} was taken from; set it to at least that"
         )
-    return RestoreSnapshot(snapshot_id=snapshot_id, volume_size_gb=snapshot.volume_size)
+    return RestoreSnapshot(snapshot_id=snapshot_id)

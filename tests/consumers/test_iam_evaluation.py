@@ -1,7 +1,7 @@
-"""The instance role as IAM evaluates it: every policy the program gives the role, judged by an IAM
-evaluator this project did not write.
+"""The instance role and the backups' DLM role as IAM evaluates them: every policy the program gives
+each role, judged by an IAM evaluator this project did not write.
 
-The policies are the inline document the program registers and the AWS managed policies it attaches,
+The policies are the inline documents the program registers and the AWS managed policies it attaches,
 the latter as AWS publishes them (moto ships the published documents; AmazonSSMManagedInstanceCore
 is v2 there and on AWS's managed policy reference). The judge is @cloud-copilot/iam-simulate
 (`iam_simulate/`, pinned in its package-lock.json): it implements IAM's identity-policy evaluation

@@ -280,6 +280,7 @@ def test_timer_runs_the_publisher_every_minute_as_systemd_loads_it(tmp_path):
     service = systemd_dependencies(METRICS_UNIT, [tmp_path])
 
     assert timer["Triggers"] == {METRICS_UNIT}
+    assert service["Type"] == {"oneshot"}
     assert service["Command Line"] == {
         f"/usr/bin/python3 {host.paths.metrics_publisher} {settings_env_path(host)}"
     }

@@ -13,6 +13,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from components.acme_dns import (
+    CHALLENGE_LABEL,
+    LONGEST_ZONE_ID,
+    acme_dns_policy,
+    policy_size,
+)
 from components.images import HOST_IMAGES
 from components.instance_types import architecture_of
 from components.settings import (
@@ -20,6 +26,7 @@ from components.settings import (
     PORTS,
     QDRANT_VERSION_FLOOR,
     AccessRule,
+    AcmeChallenge,
     Architecture,
     HostOs,
     Limits,
@@ -46,6 +53,13 @@ GP3_MAX_SIZE_GB = 16384
 # each family also carries one rule per public port.
 SECURITY_GROUP_RULES_PER_FAMILY = 60
 MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
+# Let's Encrypt's limit of names on one certificate.
+MAX_CERTIFICATE_NAMES = 100
+ACME_CHALLENGES = ("http-01", "dns-01")
+# A role's inline policies share 10,240 characters (IAM quotas); the DNS-01 policy may take what
+# the key-reading policy (under 1 KB with the longest stack name and region) leaves.
+MAX_ACME_DNS_POLICY_SIZE = 10240 - 1024
+_MAX_DNS_NAME = 253
 # Resource names derive from the stack: `qdrant-<stack>-role` plus the 8 characters Pulumi's
 # auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
@@ -145,6 +159,74 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         raise _Invalid(f"{text!r} is not a list (set it with `pulumi config set --path`)") from None
+
+
+def _parse_acme_challenge(text: str) -> AcmeChallenge:
+    if text not in ACME_CHALLENGES:
+        raise _Invalid(f"{text!r} is not {' or '.join(ACME_CHALLENGES)}")
+    return cast(AcmeChallenge, text)
+
+
+def _parse_certificate_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{value!r} is not a domain name")
+    wildcard = value.startswith("*.")
+    try:
+        name = _parse_domain(value[2:] if wildcard else value)
+    except _Invalid:
+        raise _Invalid(f"{value!r} is not a domain name or a wildcard (*.example.com)") from None
+    return f"*.{name}" if wildcard else name
+
+
+def _parse_certificate_names(text: str) -> tuple[str, ...]:
+    items = _parse_json(text)
+    if not isinstance(items, list):
+        raise _Invalid("must be a list of domain names")
+    names = tuple(_parse_certificate_name(item) for item in items)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _Invalid(f"lists {', '.join(duplicates)} more than once")
+    return names
+
+
+def _inside_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)
+
+
+def _check_certificate_names(
+    read: _Reader, names: tuple[str, ...], domain: str, zone: str | None
+) -> None:
+    read.check("certificateNames", domain not in names, f"lists {domain!r}, which is always on it")
+    if zone:
+        outside = [n for n in names if not _inside_zone(n.removeprefix("*."), zone)]
+        read.check(
+            "certificateNames",
+            not outside,
+            f"{', '.join(outside)} not inside the zone {zone!r}, where certbot writes the challenge",
+        )
+    read.check(
+        "certificateNames",
+        len(names) < MAX_CERTIFICATE_NAMES,
+        f"{len(names)} names and the domain exceed the {MAX_CERTIFICATE_NAMES} a Let's Encrypt "
+        "certificate holds",
+    )
+    all_names = (domain, *names) if domain else names
+    too_long = [
+        n for n in all_names if len(CHALLENGE_LABEL + n.removeprefix("*.")) > _MAX_DNS_NAME
+    ]
+    read.check(
+        "certificateNames" if set(too_long) - {domain} else "domain",
+        not too_long,
+        f"{', '.join(too_long)} too long for its {CHALLENGE_LABEL}<name> record (DNS allows "
+        f"{_MAX_DNS_NAME} characters)",
+    )
+    size = policy_size(acme_dns_policy(LONGEST_ZONE_ID, all_names))
+    read.check(
+        "certificateNames",
+        size <= MAX_ACME_DNS_POLICY_SIZE,
+        f"the names make the instance role's Route 53 policy {size} characters; IAM leaves it "
+        f"{MAX_ACME_DNS_POLICY_SIZE}: use a wildcard or fewer names",
+    )
 
 
 def _parse_cidr(text: Any) -> str:
@@ -333,6 +415,8 @@ KNOWN_KEYS = frozenset(
         "hostedZone",
         "acmeEmail",
         "acmeServer",
+        "acmeChallenge",
+        "certificateNames",
         "adminCidrs",
         "allowSshFromAnywhere",
         "instanceType",
@@ -379,8 +463,26 @@ def load_settings(
     if domain and hosted_zone:
         read.check(
             "hostedZone",
-            domain == hosted_zone or domain.endswith("." + hosted_zone),
+            _inside_zone(domain, hosted_zone),
             f"{domain!r} is not inside the zone {hosted_zone!r}",
+        )
+    acme_challenge = read.field("acmeChallenge", _parse_acme_challenge, defaults.acme_challenge)
+    certificate_names = read.field("certificateNames", _parse_certificate_names, ())
+    if acme_challenge == "dns-01":
+        read.check(
+            "acmeChallenge",
+            bool(raw.get("hostedZone", "")),
+            "dns-01 needs secure-qdrant:hostedZone, the Route 53 zone certbot writes the challenge "
+            "record into",
+        )
+        _check_certificate_names(read, certificate_names, domain, hosted_zone)
+    else:
+        # HTTP-01 proves only a name that points at this host, and never a wildcard.
+        read.check(
+            "certificateNames",
+            not certificate_names,
+            "needs secure-qdrant:acmeChallenge dns-01 (HTTP-01 proves only the domain, which "
+            "points here, and issues no wildcard)",
         )
 
     admin_cidrs: tuple[str, ...] = read.field("adminCidrs", _parse_cidrs, tuple())
@@ -444,6 +546,8 @@ def load_settings(
         acme_email=acme_email,
         hosted_zone=hosted_zone,
         acme_server=acme_server,
+        acme_challenge=acme_challenge,
+        certificate_names=certificate_names,
         admin_cidrs=admin_cidrs,
         allow_ssh_from_anywhere=allow_anywhere,
         instance_type=instance_type,

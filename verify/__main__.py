@@ -89,7 +89,7 @@ def aws_checks(
         client = aws_session(region, environ).client("ec2")
     except AWS_ERRORS as error:
         return unverifiable("cannot authenticate to AWS", error)
-    return audit_instance(client, target.instance_id, target.admin_cidrs)
+    return audit_instance(client, target.instance_id, target.admin_cidrs, target.public_ports)
 
 
 def aws_region(text: str) -> str:

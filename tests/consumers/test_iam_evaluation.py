@@ -79,9 +79,12 @@ def role() -> dict[str, Any]:
     }
 
 
-def decide(role: dict[str, Any], action: str, resource: str) -> str:
-    """IAM's decision for one request by the instance: Allowed, ImplicitlyDenied or ExplicitlyDenied."""
-    request = dict(role, requests=[{"action": action, "resource": resource}])
+def decide(
+    role: dict[str, Any], action: str, resource: str, context: dict[str, Any] | None = None
+) -> str:
+    """IAM's decision for one request by the instance: Allowed, ImplicitlyDenied or ExplicitlyDenied.
+    `context` holds the request's condition keys (a list for a multi-valued one)."""
+    request = dict(role, requests=[{"action": action, "resource": resource, "context": context or {}}])
     result = subprocess.run(
         ["node", str(SIMULATOR / "simulate.mjs")],
         input=json.dumps(request),

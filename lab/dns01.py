@@ -34,6 +34,9 @@ from lab.bootstrap import EDGE_STEPS, BootstrapLab, edge_bootstrap_lab, moto_ssm
 from lab.certbot import Certbot
 from lab.processes import LOOPBACK, LabUnavailable, accepts_connections, require_tools, run
 from lab.route53 import FRONT_ADDRESS, ROUTE53_HOST, route53_front
+from lab.edge import lab_target
+from verify.checks import check_certificate
+from verify.client import certificate_dns_names
 
 LAB_ZONE = "lab.test"
 LAB_DNS01_DOMAIN = f"qdrant.{LAB_ZONE}"
@@ -58,11 +61,8 @@ def served_certificate(host: HostSettings, client_ca: Path) -> dict[str, Any]:
     context = ssl.create_default_context(cafile=str(client_ca))
     with socket.create_connection((LOOPBACK, host.ports.https), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=host.domain) as tls:
-            certificate = tls.getpeercert() or {}
-    return {
-        "names": sorted(value for kind, value in certificate.get("subjectAltName", ()) if kind == "DNS"),
-        "serial": certificate.get("serialNumber", ""),
-    }
+            certificate: dict[str, Any] = tls.getpeercert() or {}
+    return {"names": certificate_dns_names(certificate), "serial": certificate.get("serialNumber", "")}
 
 
 def listening_tcp_ports() -> list[int]:
@@ -124,6 +124,10 @@ def scenario(workdir: Path) -> dict[str, Any]:
             return report
         report["authenticator"] = renewal_authenticator(lab)
         report["issued"] = served_certificate(lab.host, edge.client_ca)
+        target = lab_target(lab.host, lab.api_key, lab.read_only_api_key, edge.client_ca)
+        names = (lab.host.domain, *lab.host.certificate_names)
+        verdict = check_certificate(dataclasses.replace(target, certificate_names=names))
+        report["certificate_check"] = {"status": verdict.status.name, "detail": verdict.detail}
         report["records_after_issuance"] = route53.challenge_records()
         report["listening"] = listening_tcp_ports()
 

@@ -23,6 +23,7 @@ import jwt
 
 from components.settings import PORTS
 from verify.client import (
+    certificate_dns_names,
     Response,
     http_request,
     https_request,
@@ -107,10 +108,10 @@ def check_certificate(target: Target) -> CheckResult:
     days_left = (expires - dt.datetime.now(dt.timezone.utc)).days
     if days_left <= MIN_CERTIFICATE_DAYS:
         return _fail("certificate", f"expires {expires:%Y-%m-%d}, in {days_left} days (renewal broken?)")
-    carried = {value.lower() for kind, value in certificate.get("subjectAltName", ()) if kind == "DNS"}
+    carried = certificate_dns_names(certificate)
     missing = [name for name in target.certificate_names if name.lower() not in carried]
     if missing:
-        return _fail("certificate", f"does not carry {', '.join(missing)} (it has {', '.join(sorted(carried))})")
+        return _fail("certificate", f"does not carry {', '.join(missing)} (it has {', '.join(carried)})")
     names = ", ".join(target.certificate_names or (target.domain,))
     return _pass("certificate", f"verifies for {names}, expires {expires:%Y-%m-%d} ({days_left} days)")
 

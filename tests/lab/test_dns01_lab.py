@@ -54,6 +54,11 @@ def test_the_bootstrap_gets_the_certificate_for_every_name_through_route53(repor
     assert report["issued"]["names"] == NAMES
 
 
+def test_verifys_certificate_check_passes_with_every_name(report):
+    assert report["certificate_check"]["status"] == "PASS", report["certificate_check"]
+    assert f"verifies for {LAB_DNS01_DOMAIN}, {LAB_CERTIFICATE_NAMES[0]}," in report["certificate_check"]["detail"]
+
+
 def test_nginx_serves_the_dns01_certificate_and_nothing_on_port_80(report):
     """Before the bootstrap the distro's default site holds 80; after it, nothing listens there,
     while 443 and 6334 serve the certificate."""

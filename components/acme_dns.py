@@ -1,7 +1,6 @@
 """DNS-01 in Route 53: what the instance role may do there, which is write its own challenge records.
 
-Pure: the policy is text, so `config` can refuse names whose policy IAM would not store, and the
-tests judge the very document the program registers.
+Pure: the policy is text, so the tests judge the very document the program registers.
 """
 
 from __future__ import annotations
@@ -9,9 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-# Route 53 zone ids are at most 32 characters (API reference, HostedZone.Id): the longest a policy
-# can get, for sizing it before the zone is looked up.
-LONGEST_ZONE_ID = "Z" * 32
 # What certbot's Route 53 plugin sends (certbot-dns-route53, `_change_txt_record`): UPSERT to add a
 # challenge, DELETE (or UPSERT of what is left) to clean up. CREATE is never needed.
 CHALLENGE_ACTIONS = ("DELETE", "UPSERT")
@@ -75,8 +71,3 @@ def acme_dns_policy(zone_id: str, certificate_names: Iterable[str]) -> str:
             ],
         }
     )
-
-
-def policy_size(policy: str) -> int:
-    """Characters IAM counts against its quotas: white space is not counted."""
-    return sum(1 for character in policy if not character.isspace())

@@ -13,12 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from components.acme_dns import (
-    CHALLENGE_LABEL,
-    LONGEST_ZONE_ID,
-    acme_dns_policy,
-    policy_size,
-)
+from components.acme_dns import CHALLENGE_LABEL
 from components.images import HOST_IMAGES
 from components.instance_types import architecture_of
 from components.settings import (
@@ -56,9 +51,10 @@ MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
 # Let's Encrypt's limit of names on one certificate.
 MAX_CERTIFICATE_NAMES = 100
 ACME_CHALLENGES = ("http-01", "dns-01")
-# A role's inline policies share 10,240 characters (IAM quotas); the DNS-01 policy may take what
-# the key-reading policy (under 1 KB with the longest stack name and region) leaves.
-MAX_ACME_DNS_POLICY_SIZE = 10240 - 1024
+# The names travel in the user data, whose 16 KB (gzip'd) EC2 allows the largest configuration
+# with little room to spare, and in the role's Route 53 policy (IAM's 10,240 characters, shared with
+# the key-reading policy). A wildcard covers what many names would.
+MAX_CERTIFICATE_NAMES_CHARACTERS = 1024
 _MAX_DNS_NAME = 253
 # Resource names derive from the stack: `qdrant-<stack>-role` plus the 8 characters Pulumi's
 # auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
@@ -220,12 +216,12 @@ def _check_certificate_names(
         f"{', '.join(too_long)} too long for its {CHALLENGE_LABEL}<name> record (DNS allows "
         f"{_MAX_DNS_NAME} characters)",
     )
-    size = policy_size(acme_dns_policy(LONGEST_ZONE_ID, all_names))
+    characters = sum(len(name) for name in names)
     read.check(
         "certificateNames",
-        size <= MAX_ACME_DNS_POLICY_SIZE,
-        f"the names make the instance role's Route 53 policy {size} characters; IAM leaves it "
-        f"{MAX_ACME_DNS_POLICY_SIZE}: use a wildcard or fewer names",
+        characters <= MAX_CERTIFICATE_NAMES_CHARACTERS,
+        f"{characters} characters of names exceed the {MAX_CERTIFICATE_NAMES_CHARACTERS} the host's "
+        "user data and its role's policy have room for; use a wildcard",
     )
 
 
@@ -467,7 +463,9 @@ def load_settings(
             f"{domain!r} is not inside the zone {hosted_zone!r}",
         )
     acme_challenge = read.field("acmeChallenge", _parse_acme_challenge, defaults.acme_challenge)
-    certificate_names = read.field("certificateNames", _parse_certificate_names, ())
+    certificate_names: tuple[str, ...] = read.field(
+        "certificateNames", _parse_certificate_names, ()
+    )
     if acme_challenge == "dns-01":
         read.check(
             "acmeChallenge",

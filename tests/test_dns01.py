@@ -59,9 +59,9 @@ BAD_CONFIGS = {
         dns01(certificateNames=[f"n{i}.example.com" for i in range(100)]),
         "secure-qdrant:certificateNames: 100 names and the domain exceed the 100",
     ),
-    "policy-beyond-iam-quota": (
-        dns01(certificateNames=[f"{'a' * 60}.{'b' * 60}.n{i}.example.com" for i in range(70)]),
-        "secure-qdrant:certificateNames: the names make the instance role's Route 53 policy",
+    "names-beyond-the-user-data-budget": (
+        dns01(certificateNames=[f"{'a' * 60}.{'b' * 60}.n{i}.example.com" for i in range(9)]),
+        "secure-qdrant:certificateNames: 1224 characters of names exceed the 1024",
     ),
     "challenge-record-too-long": (
         dns01(domain=".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.com"])),

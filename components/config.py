@@ -174,15 +174,19 @@ def _parse_certificate_name(value: Any) -> str:
     return f"*.{name}" if wildcard else name
 
 
-def _parse_certificate_names(text: str) -> tuple[str, ...]:
+def _parse_unique_list(text: str, parse: Callable[[Any], str], what: str) -> tuple[str, ...]:
     items = _parse_json(text)
     if not isinstance(items, list):
-        raise _Invalid("must be a list of domain names")
-    names = tuple(_parse_certificate_name(item) for item in items)
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise _Invalid(f"must be a list of {what}")
+    values = tuple(parse(item) for item in items)
+    duplicates = sorted({v for v in values if values.count(v) > 1})
     if duplicates:
         raise _Invalid(f"lists {', '.join(duplicates)} more than once")
-    return names
+    return values
+
+
+def _parse_certificate_names(text: str) -> tuple[str, ...]:
+    return _parse_unique_list(text, _parse_certificate_name, "domain names")
 
 
 def _inside_zone(name: str, zone: str) -> bool:
@@ -238,14 +242,7 @@ def _parse_cidr(text: Any) -> str:
 
 
 def _parse_cidrs(text: str) -> tuple[str, ...]:
-    items = _parse_json(text)
-    if not isinstance(items, list):
-        raise _Invalid("must be a list of CIDR blocks")
-    cidrs = tuple(_parse_cidr(item) for item in items)
-    duplicates = sorted({c for c in cidrs if cidrs.count(c) > 1})
-    if duplicates:
-        raise _Invalid(f"lists {', '.join(duplicates)} more than once")
-    return cidrs
+    return _parse_unique_list(text, _parse_cidr, "CIDR blocks")
 
 
 def _parse_volume_size(text: str) -> int:

@@ -1,4 +1,5 @@
-"""DNS-01 through Route 53 (`acmeChallenge: dns-01`): what the stack builds and what it refuses.
+"""DNS-01 through Route 53 (`acmeChallenge: dns-01`): what the stack builds (what it refuses is in
+test_config).
 
 A DNS-01 host proves its names by TXT records in its Route 53 zone, so the world needs no port 80
 to reach it: none is opened, and the instance role gains only the right to write those records.
@@ -6,11 +7,9 @@ to reach it: none is opened, and the instance role gains only the right to write
 
 import json
 
-import pytest
-
 from components.acme_dns import challenge_record_names
 from components.settings import PORTS
-from tests.program import MINIMAL_CONFIG, Failed, deploy
+from tests.program import MINIMAL_CONFIG, deploy
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -19,66 +18,6 @@ DNS01 = {**MINIMAL_CONFIG, "hostedZone": "example.com", "acmeChallenge": "dns-01
 
 def dns01(**changes):
     return {**DNS01, **changes}
-
-
-BAD_CONFIGS = {
-    "unknown-challenge": (
-        dns01(acmeChallenge="tls-alpn-01"),
-        "secure-qdrant:acmeChallenge: 'tls-alpn-01' is not http-01 or dns-01",
-    ),
-    "dns01-without-zone": (
-        {**MINIMAL_CONFIG, "acmeChallenge": "dns-01"},
-        "secure-qdrant:acmeChallenge: dns-01 needs secure-qdrant:hostedZone",
-    ),
-    "names-with-http01": (
-        {**MINIMAL_CONFIG, "certificateNames": ["api.example.com"]},
-        "secure-qdrant:certificateNames: needs secure-qdrant:acmeChallenge dns-01",
-    ),
-    "name-outside-the-zone": (
-        dns01(certificateNames=["api.example.org"]),
-        "secure-qdrant:certificateNames: api.example.org not inside the zone 'example.com'",
-    ),
-    "wildcard-outside-the-zone": (
-        dns01(certificateNames=["*.example.org"]),
-        "secure-qdrant:certificateNames: *.example.org not inside the zone",
-    ),
-    "wildcard-not-leftmost": (
-        dns01(certificateNames=["api.*.example.com"]),
-        "secure-qdrant:certificateNames: 'api.*.example.com' is not a domain name or a wildcard",
-    ),
-    "names-not-a-list": (dns01(certificateNames="api.example.com"), "secure-qdrant:certificateNames:"),
-    "name-listed-twice": (
-        dns01(certificateNames=["api.example.com", "API.example.com."]),
-        "secure-qdrant:certificateNames: lists api.example.com more than once",
-    ),
-    "domain-listed-again": (
-        dns01(certificateNames=["qdrant.example.com"]),
-        "secure-qdrant:certificateNames: lists 'qdrant.example.com', which is always on it",
-    ),
-    "more-names-than-a-certificate-holds": (
-        dns01(certificateNames=[f"n{i}.example.com" for i in range(100)]),
-        "secure-qdrant:certificateNames: 100 names and the domain exceed the 100",
-    ),
-    "names-beyond-the-user-data-budget": (
-        dns01(certificateNames=[f"{'a' * 60}.{'b' * 60}.n{i}.example.com" for i in range(9)]),
-        "secure-qdrant:certificateNames: 1224 characters of names exceed the 1024",
-    ),
-    "challenge-record-too-long": (
-        dns01(domain=".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.com"])),
-        "secure-qdrant:domain: " + ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.com"])
-        + " too long for its _acme-challenge.<name> record",
-    ),
-}
-
-
-@pytest.mark.parametrize(("config", "message"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
-def test_bad_dns01_config_fails_with_its_message_before_any_resource(config, message):
-    """A combination certbot or IAM would refuse minutes into the first boot is refused up front."""
-    with pytest.raises(Failed) as failure:
-        deploy(config)
-
-    assert message in str(failure.value)
-    assert failure.value.registered == [], [r.type for r in failure.value.registered]
 
 
 def public_ports(deployment):

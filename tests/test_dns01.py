@@ -5,14 +5,28 @@ A DNS-01 host proves its names by TXT records in its Route 53 zone, so the world
 to reach it: none is opened, and the instance role gains only the right to write those records.
 """
 
+import dataclasses
 import json
+import re
 
 from components.acme_dns import challenge_record_names
-from components.settings import PORTS
+from components.nginx_config import render_http_site, render_tls_site
+from components.settings import PORTS, HostSettings, Limits
 from tests.program import MINIMAL_CONFIG, deploy
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+HOST = HostSettings(
+    domain="qdrant.example.com",
+    acme_email="ops@example.com",
+    acme_server="https://acme.example/directory",
+    qdrant_version="v1.18.3",
+    limits=Limits(),
+    admin_cidrs=(),
+    region="eu-central-1",
+    api_key_parameter="/k",
+    read_only_api_key_parameter="/r",
+)
 DNS01 = {**MINIMAL_CONFIG, "hostedZone": "example.com", "acmeChallenge": "dns-01"}
 
 
@@ -76,3 +90,13 @@ def test_outputs_name_the_challenge_and_every_certificate_name():
 
     assert outputs["acmeChallenge"] == "dns-01"
     assert outputs["certificateNames"] == ["qdrant.example.com", "*.example.com"]
+
+
+def test_a_dns01_hosts_nginx_sites_listen_on_no_port_80():
+    """Neither the site before the certificate nor the TLS site has a plain-HTTP server (the
+    lab checks the running nginx: `tests/lab/test_dns01_lab.py`)."""
+    host = dataclasses.replace(HOST, acme_challenge="dns-01")
+    sites = (render_http_site(host), render_tls_site(host, "/cert.pem", "/key.pem"))
+
+    assert [re.findall(rf"listen \S+:{PORTS.http}\b", site) for site in sites] == [[], []]
+    assert re.findall(rf"listen \S+:{PORTS.http}\b", render_http_site(HOST)), "the pattern finds 80"

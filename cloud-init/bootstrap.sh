@@ -23,7 +23,7 @@ readonly STEPS=(
 # The same names on Ubuntu 24.04 and Debian 12. python3-systemd is how fail2ban reads sshd's log
 # from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it.
 readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-systemd python3-boto3 curl openssl)
-# certbot's Route 53 plugin, on DNS-01 hosts only.
+# certbot's Route 53 plugin, on DNS-01 hosts only: Debian 12 main, Ubuntu 24.04 universe.
 readonly DNS01_PACKAGES=(python3-certbot-dns-route53)
 readonly APT_OPTIONS=(
   -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold

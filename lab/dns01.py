@@ -151,6 +151,8 @@ def scenario(workdir: Path) -> dict[str, Any]:
         report["seconds"]["renewal"] = round(time.monotonic() - started, 2)
         report["renewed"] = _wait_for_new_serial(lab.host, edge.client_ca, report["issued"]["serial"])
         report["records_after_renewal"] = route53.challenge_records()
+        rerun = lab.run(("certificate",))
+        report["rerun"] = {"returncode": rerun.returncode, "log": rerun.stderr}
         report["route53_calls"] = [dataclasses.asdict(call) for call in route53.calls]
     return report
 

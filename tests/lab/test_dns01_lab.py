@@ -81,6 +81,13 @@ def test_renewal_takes_the_same_path_and_its_deploy_hook_reloads_nginx(report):
     assert report["renewed"]["serial"] != report["issued"]["serial"]
 
 
+def test_a_rerun_reuses_the_certificate_it_got_by_dns01(report):
+    """A reboot re-runs every step: the certificate, with all its names and its DNS-01 lineage,
+    must be found current rather than asked for again (Let's Encrypt rate-limits)."""
+    assert report["rerun"]["returncode"] == 0, report["rerun"]["log"]
+    assert "secure-qdrant: reusing the certificate on the data volume" in report["rerun"]["log"]
+
+
 def test_the_plugin_removes_its_challenge_records(report):
     assert report["records_after_issuance"] == {}
     assert report["records_after_renewal"] == {}

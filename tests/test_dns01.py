@@ -11,22 +11,12 @@ import re
 
 from components.acme_dns import challenge_record_names
 from components.nginx_config import render_http_site, render_tls_site
-from components.settings import PORTS, HostSettings, Limits
+from components.settings import PORTS
+from tests.consumers.test_cloud_init import HOST
 from tests.program import MINIMAL_CONFIG, deploy
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-HOST = HostSettings(
-    domain="qdrant.example.com",
-    acme_email="ops@example.com",
-    acme_server="https://acme.example/directory",
-    qdrant_version="v1.18.3",
-    limits=Limits(),
-    admin_cidrs=(),
-    region="eu-central-1",
-    api_key_parameter="/k",
-    read_only_api_key_parameter="/r",
-)
 DNS01 = {**MINIMAL_CONFIG, "hostedZone": "example.com", "acmeChallenge": "dns-01"}
 
 

@@ -51,7 +51,11 @@ keys = ApiKeys(
 )
 firewall = QdrantSecurityGroup(
     f"{name}-firewall",
-    QdrantSecurityGroupArgs(vpc_id=placement.vpc_id, admin_cidrs=settings.admin_cidrs),
+    QdrantSecurityGroupArgs(
+        vpc_id=placement.vpc_id,
+        admin_cidrs=settings.admin_cidrs,
+        public_ports=PORTS.public_for(settings.acme_challenge),
+    ),
 )
 ssh_key = AdminSshKey(f"{name}-admin") if settings.ssh_enabled else None
 host = QdrantHost(
@@ -70,6 +74,8 @@ host = QdrantHost(
             api_key_version=settings.api_key_version,
             data_volume_size_gb=settings.data_volume_size_gb,
             name=name,
+            acme_challenge=settings.acme_challenge,
+            certificate_names=settings.certificate_names,
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,
@@ -80,6 +86,11 @@ host = QdrantHost(
         security_group_id=firewall.group_id,
         secret_parameter_arns=keys.parameter_arns,
         key_name=ssh_key.key_name if ssh_key else None,
+        acme_dns_zone_id=(
+            aws.route53.get_zone_output(name=settings.hosted_zone, private_zone=False).zone_id
+            if settings.acme_challenge == "dns-01"
+            else None
+        ),
         boot_dependencies=keys.parameters,
         restore=restore,
         data_volume_tags=stack_tags(name),
@@ -128,6 +139,8 @@ outputs: dict[str, Any] = {
     "alertTopicArn": alarms.topic_arn,
     "apiKeyParameter": keys.api_key_parameter,
     "adminCidrs": list(settings.admin_cidrs),
+    "acmeChallenge": settings.acme_challenge,
+    "certificateNames": list(settings.all_certificate_names),
     "apiKey": pulumi.Output.secret(keys.api_key),
     "readOnlyApiKey": pulumi.Output.secret(keys.read_only_api_key),
     "tokens": pulumi.Output.secret(

@@ -23,6 +23,8 @@ readonly STEPS=(
 # The same names on Ubuntu 24.04 and Debian 12. python3-systemd is how fail2ban reads sshd's log
 # from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it.
 readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-systemd python3-boto3 curl openssl)
+# certbot's Route 53 plugin, on DNS-01 hosts only: Debian 12 main, Ubuntu 24.04 universe.
+readonly DNS01_PACKAGES=(python3-certbot-dns-route53)
 readonly APT_OPTIONS=(
   -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold
 )
@@ -109,11 +111,13 @@ all_installed() {
 }
 
 step_packages() {
+  local packages=("${PACKAGES[@]}")
+  [[ $ACME_CHALLENGE != dns-01 ]] || packages+=("${DNS01_PACKAGES[@]}")
   # Checked first, so a re-run needs no mirror and changes no package lists.
-  if ! all_installed "${PACKAGES[@]}"; then
+  if ! all_installed "${packages[@]}"; then
     export DEBIAN_FRONTEND=noninteractive
     retry 5 apt-get "${APT_OPTIONS[@]}" update
-    retry 5 apt-get "${APT_OPTIONS[@]}" install -y "${PACKAGES[@]}"
+    retry 5 apt-get "${APT_OPTIONS[@]}" install -y "${packages[@]}"
   fi
   systemctl enable --now docker.service nginx.service
 }
@@ -400,24 +404,52 @@ domain_resolves_to() {
 }
 
 # HTTP-01 only succeeds once the name points here; asking earlier burns Let's Encrypt's rate limit.
+# DNS-01 proves the names through Route 53 instead, wherever they point.
 step_dns() {
   local address
+  if [[ $ACME_CHALLENGE == dns-01 ]]; then
+    log "dns-01: the certificate needs no record pointing here"
+    return 0
+  fi
   address=$(public_ipv4)
   wait_for "$DNS_WAIT_SECONDS" "${DOMAIN} to resolve to ${address}" domain_resolves_to "$address"
   log "${DOMAIN} resolves to ${address}"
 }
 
-# Reused when valid for a while yet and issued by the configured ACME server (moving from staging to
-# production must not keep an untrusted certificate).
+# certbot's authenticator for the configured challenge, and its arguments.
+challenge_arguments() {
+  if [[ $ACME_CHALLENGE == dns-01 ]]; then
+    AUTHENTICATOR=dns-route53
+    CHALLENGE_ARGUMENTS=(--dns-route53)
+  else
+    AUTHENTICATOR=webroot
+    CHALLENGE_ARGUMENTS=(--webroot --webroot-path "$ACME_WEBROOT")
+  fi
+}
+
+# The names the certificate carries, one per line, sorted.
+certificate_names() {
+  openssl x509 -noout -ext subjectAltName -in "$CERTIFICATE" |
+    grep -o 'DNS:[^,]*' | cut -c5- | sort
+}
+
+# Reused when valid for a while yet, issued by the configured ACME server (moving from staging to
+# production must not keep an untrusted certificate), for exactly the configured names, and renewed
+# by the configured challenge (a webroot renewal on a host without port 80 would fail for good).
 certificate_is_current() {
+  local renewal="${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf" names
+  read -ra names <<<"$CERTIFICATE_NAMES"
   [[ -s $CERTIFICATE && -s $CERTIFICATE_KEY ]] &&
     openssl x509 -noout -checkend "$CERTIFICATE_MIN_VALIDITY_SECONDS" -in "$CERTIFICATE" \
       >/dev/null &&
-    grep -qxF -- "server = ${ACME_SERVER}" "${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf"
+    grep -qxF -- "server = ${ACME_SERVER}" "$renewal" &&
+    grep -qxF -- "authenticator = ${AUTHENTICATOR}" "$renewal" &&
+    [[ $(certificate_names) == "$(printf '%s\n' "${names[@]}" | sort)" ]]
 }
 
 step_certificate() {
-  local reload arguments
+  local reload arguments name names domains=()
+  challenge_arguments
   if certificate_is_current; then
     log "reusing the certificate on the data volume"
     return 0
@@ -426,13 +458,15 @@ step_certificate() {
   # certbot keeps the hook in the lineage's renewal config: renewals reload nginx too.
   printf -v reload '%q ' nginx "${arguments[@]}" -s reload
   reload=${reload% }
-  retry 4 certbot certonly --non-interactive --agree-tos --no-eff-email \
-    --webroot --webroot-path "$ACME_WEBROOT" \
-    --domain "$DOMAIN" --cert-name "$DOMAIN" --email "$ACME_EMAIL" \
+  read -ra names <<<"$CERTIFICATE_NAMES"
+  for name in "${names[@]}"; do domains+=(--domain "$name"); done
+  # DNS-01: the plugin writes the challenge with the instance role (boto3's usual credentials).
+  retry 4 certbot certonly --non-interactive --agree-tos --no-eff-email "${CHALLENGE_ARGUMENTS[@]}" \
+    "${domains[@]}" --cert-name "$DOMAIN" --email "$ACME_EMAIL" \
     --server "$ACME_SERVER" --key-type ecdsa --elliptic-curve secp256r1 \
     --force-renewal --deploy-hook "$reload" \
     --config-dir "$LETSENCRYPT_DIR" --work-dir "$CERTBOT_WORK_DIR" --logs-dir "$CERTBOT_LOGS_DIR"
-  log "certificate issued for ${DOMAIN}"
+  log "certificate issued for ${CERTIFICATE_NAMES} (${ACME_CHALLENGE})"
 }
 
 step_renewal() {
@@ -454,14 +488,15 @@ step_nginx_tls() {
 # Docker's published ports skip ufw's chains entirely. That is harmless here only because the Qdrant
 # unit publishes on 127.0.0.1 and nothing else: keep it that way.
 step_firewall() {
-  local cidrs cidr port
+  local cidrs cidr port ports
   ufw default deny incoming
   ufw default allow outgoing
   read -ra cidrs <<<"$ADMIN_CIDRS"
   for cidr in "${cidrs[@]}"; do
     ufw allow proto tcp from "$cidr" to any port "$SSH_PORT"
   done
-  for port in "$HTTP_PORT" "$HTTPS_PORT" "$GRPC_TLS_PORT"; do
+  read -ra ports <<<"$PUBLIC_PORTS"
+  for port in "${ports[@]}"; do
     ufw allow "${port}/tcp"
   done
   ufw --force enable

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from components.acme_dns import CHALLENGE_LABEL
 from components.images import HOST_IMAGES
 from components.instance_types import architecture_of
 from components.settings import (
@@ -20,6 +21,7 @@ from components.settings import (
     PORTS,
     QDRANT_VERSION_FLOOR,
     AccessRule,
+    AcmeChallenge,
     AlarmThresholds,
     Architecture,
     Durability,
@@ -56,6 +58,14 @@ MAX_BACKUP_RETENTION = 1000
 CERTIFICATE_LIFETIME_DAYS = 90
 # CloudWatch: evaluation periods times the period may not exceed one day (PutMetricAlarm).
 MAX_ALARM_MINUTES = 24 * 60
+# Let's Encrypt's limit of names on one certificate.
+MAX_CERTIFICATE_NAMES = 100
+ACME_CHALLENGES = ("http-01", "dns-01")
+# The names travel in the user data, whose 16 KB (gzip'd) EC2 allows the largest configuration
+# with little room to spare, and in the role's Route 53 policy (IAM's 10,240 characters, shared with
+# the key-reading policy). A wildcard covers what many names would.
+MAX_CERTIFICATE_NAMES_CHARACTERS = 1024
+_MAX_DNS_NAME = 253
 # Resource names derive from the stack: `qdrant-<stack>-role` (and the backups' `qdrant-<stack>-dlm`)
 # plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
 # CreateRole, RoleName).
@@ -158,6 +168,78 @@ def _parse_json(text: str) -> Any:
         raise _Invalid(f"{text!r} is not a list (set it with `pulumi config set --path`)") from None
 
 
+def _parse_acme_challenge(text: str) -> AcmeChallenge:
+    if text not in ACME_CHALLENGES:
+        raise _Invalid(f"{text!r} is not {' or '.join(ACME_CHALLENGES)}")
+    return cast(AcmeChallenge, text)
+
+
+def _parse_certificate_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{value!r} is not a domain name")
+    wildcard = value.startswith("*.")
+    try:
+        name = _parse_domain(value[2:] if wildcard else value)
+    except _Invalid:
+        raise _Invalid(f"{value!r} is not a domain name or a wildcard (*.example.com)") from None
+    return f"*.{name}" if wildcard else name
+
+
+def _parse_unique_list(text: str, parse: Callable[[Any], str], what: str) -> tuple[str, ...]:
+    items = _parse_json(text)
+    if not isinstance(items, list):
+        raise _Invalid(f"must be a list of {what}")
+    values = tuple(parse(item) for item in items)
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise _Invalid(f"lists {', '.join(duplicates)} more than once")
+    return values
+
+
+def _parse_certificate_names(text: str) -> tuple[str, ...]:
+    return _parse_unique_list(text, _parse_certificate_name, "domain names")
+
+
+def _inside_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)
+
+
+def _check_certificate_names(
+    read: _Reader, names: tuple[str, ...], domain: str, zone: str | None
+) -> None:
+    read.check("certificateNames", domain not in names, f"lists {domain!r}, which is always on it")
+    if zone:
+        outside = [n for n in names if not _inside_zone(n.removeprefix("*."), zone)]
+        read.check(
+            "certificateNames",
+            not outside,
+            f"{', '.join(outside)} not inside the zone {zone!r}, where certbot writes the challenge",
+        )
+    read.check(
+        "certificateNames",
+        len(names) < MAX_CERTIFICATE_NAMES,
+        f"{len(names)} names and the domain exceed the {MAX_CERTIFICATE_NAMES} a Let's Encrypt "
+        "certificate holds",
+    )
+    all_names = (domain, *names) if domain else names
+    too_long = [
+        n for n in all_names if len(CHALLENGE_LABEL + n.removeprefix("*.")) > _MAX_DNS_NAME
+    ]
+    read.check(
+        "certificateNames" if set(too_long) - {domain} else "domain",
+        not too_long,
+        f"{', '.join(too_long)} too long for its {CHALLENGE_LABEL}<name> record (DNS allows "
+        f"{_MAX_DNS_NAME} characters)",
+    )
+    characters = sum(len(name) for name in names)
+    read.check(
+        "certificateNames",
+        characters <= MAX_CERTIFICATE_NAMES_CHARACTERS,
+        f"{characters} characters of names exceed the {MAX_CERTIFICATE_NAMES_CHARACTERS} the host's "
+        "user data and its role's policy have room for; use a wildcard",
+    )
+
+
 def _parse_cidr(text: Any) -> str:
     if not isinstance(text, str) or "/" not in text:
         raise _Invalid(f"{text!r} is not a CIDR block (address/prefix, e.g. 203.0.113.7/32)")
@@ -171,14 +253,7 @@ def _parse_cidr(text: Any) -> str:
 
 
 def _parse_cidrs(text: str) -> tuple[str, ...]:
-    items = _parse_json(text)
-    if not isinstance(items, list):
-        raise _Invalid("must be a list of CIDR blocks")
-    cidrs = tuple(_parse_cidr(item) for item in items)
-    duplicates = sorted({c for c in cidrs if cidrs.count(c) > 1})
-    if duplicates:
-        raise _Invalid(f"lists {', '.join(duplicates)} more than once")
-    return cidrs
+    return _parse_unique_list(text, _parse_cidr, "CIDR blocks")
 
 
 def _parse_volume_size(text: str) -> int:
@@ -360,6 +435,8 @@ KNOWN_KEYS = frozenset(
         "hostedZone",
         "acmeEmail",
         "acmeServer",
+        "acmeChallenge",
+        "certificateNames",
         "adminCidrs",
         "allowSshFromAnywhere",
         "instanceType",
@@ -414,8 +491,28 @@ def load_settings(
     if domain and hosted_zone:
         read.check(
             "hostedZone",
-            domain == hosted_zone or domain.endswith("." + hosted_zone),
+            _inside_zone(domain, hosted_zone),
             f"{domain!r} is not inside the zone {hosted_zone!r}",
+        )
+    acme_challenge = read.field("acmeChallenge", _parse_acme_challenge, defaults.acme_challenge)
+    certificate_names: tuple[str, ...] = read.field(
+        "certificateNames", _parse_certificate_names, ()
+    )
+    if acme_challenge == "dns-01":
+        read.check(
+            "acmeChallenge",
+            bool(raw.get("hostedZone", "")),
+            "dns-01 needs secure-qdrant:hostedZone, the Route 53 zone certbot writes the challenge "
+            "record into",
+        )
+        _check_certificate_names(read, certificate_names, domain, hosted_zone)
+    else:
+        # HTTP-01 proves only a name that points at this host, and never a wildcard.
+        read.check(
+            "certificateNames",
+            not certificate_names,
+            "needs secure-qdrant:acmeChallenge dns-01 (HTTP-01 proves only the domain, which "
+            "points here, and issues no wildcard)",
         )
 
     admin_cidrs: tuple[str, ...] = read.field("adminCidrs", _parse_cidrs, tuple())
@@ -480,6 +577,8 @@ def load_settings(
         acme_email=acme_email,
         hosted_zone=hosted_zone,
         acme_server=acme_server,
+        acme_challenge=acme_challenge,
+        certificate_names=certificate_names,
         admin_cidrs=admin_cidrs,
         allow_ssh_from_anywhere=allow_anywhere,
         instance_type=instance_type,

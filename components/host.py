@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.acme_dns import acme_dns_policy
 from components.images import HOST_IMAGES
 from components.restore import RestoreSnapshot
 from components.settings import (
@@ -41,6 +42,9 @@ class QdrantHostArgs:
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot."""
     key_name: pulumi.Input[str] | None = None
+    acme_dns_zone_id: pulumi.Input[str] | None = None
+    """With DNS-01: the Route 53 zone whose challenge records for the certificate's names the
+    instance may write (and nothing else there)."""
     boot_dependencies: Sequence[pulumi.Resource] = ()
     """What the first boot reads (the key parameters): the instance is launched only after them."""
     restore: RestoreSnapshot | None = None
@@ -64,6 +68,18 @@ class QdrantHost(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         profile, permissions = self._instance_profile(name, args.secret_parameter_arns, child)
+        if args.acme_dns_zone_id is not None:
+            names = (args.host.domain, *args.host.certificate_names)
+            permissions.append(
+                aws.iam.RolePolicy(
+                    f"{name}-acme-dns",
+                    role=profile.role,
+                    policy=pulumi.Output.from_input(args.acme_dns_zone_id).apply(
+                        lambda zone_id: acme_dns_policy(zone_id, names)
+                    ),
+                    opts=child,
+                )
+            )
         volume_name = data_volume_name(name, args.restore)
         data_volume = aws.ebs.Volume(
             volume_name,

@@ -1,4 +1,5 @@
-"""The security group: SSH from admin CIDRs only, 80/443/6334 from the world, Qdrant's ports never."""
+"""The security group: SSH from admin CIDRs only, 443/6334 (and 80 for HTTP-01) from the world,
+Qdrant's ports never."""
 
 from __future__ import annotations
 
@@ -31,13 +32,15 @@ class Rule:
         return f"{self.port}-{family}" + re.sub(r"[^0-9a-f]+", "-", self.cidr).strip("-")
 
 
-def ingress_rules(admin_cidrs: tuple[str, ...], ports: Ports = PORTS) -> list[Rule]:
+def ingress_rules(
+    admin_cidrs: tuple[str, ...], public_ports: tuple[int, ...] = PORTS.public, ports: Ports = PORTS
+) -> list[Rule]:
     """Every inbound rule of the host: one per port and CIDR, nothing else.
 
     Qdrant's own ports (`ports.loopback_only`) appear in no rule: Nginx is the only way in.
     """
     rules = [Rule(ports.ssh, cidr, "SSH from an admin network") for cidr in admin_cidrs]
-    rules += [Rule(port, cidr, "public TLS edge") for port in ports.public for cidr in WORLD]
+    rules += [Rule(port, cidr, "public TLS edge") for port in public_ports for cidr in WORLD]
     return rules
 
 
@@ -57,6 +60,8 @@ def egress_rules(ports: Ports = PORTS) -> list[Rule]:
 class QdrantSecurityGroupArgs:
     vpc_id: pulumi.Input[str]
     admin_cidrs: tuple[str, ...]
+    public_ports: tuple[int, ...] = PORTS.public
+    """What the world may reach: `Ports.public_for` the stack's ACME challenge."""
 
 
 class QdrantSecurityGroup(pulumi.ComponentResource):
@@ -77,7 +82,11 @@ class QdrantSecurityGroup(pulumi.ComponentResource):
             opts=child,
         )
         for rule_type, direction, rules in (
-            (aws.vpc.SecurityGroupIngressRule, "in", ingress_rules(args.admin_cidrs)),
+            (
+                aws.vpc.SecurityGroupIngressRule,
+                "in",
+                ingress_rules(args.admin_cidrs, args.public_ports),
+            ),
             (aws.vpc.SecurityGroupEgressRule, "out", egress_rules()),
         ):
             for rule in rules:

@@ -10,6 +10,9 @@ The site is one file, `site_file(paths)`, included from the distro's `nginx.conf
   same port-80 server and adds REST and gRPC over TLS. Replacing one file (rather than adding a
   second) means there is never a moment with two servers competing for port 80.
 
+With DNS-01 (`acme_challenge`) the host has no port 80 at all: the first state has no server (it
+only clears the distro's port-80 default) and the TLS site has none for port 80.
+
 The distro's `http {}` block already sets `ssl_protocols`, `access_log` and friends, and nginx
 rejects a directive repeated in one block, so everything here that overrides them is set per
 `server`; only names nginx needs at `http` level (zone, upstreams, log format) live there, each
@@ -108,16 +111,17 @@ def certificate_paths(host: HostSettings) -> tuple[str, str]:
 
 def render_http_site(host: HostSettings) -> str:
     """The site before a certificate exists: ACME challenges and redirects, no route to Qdrant."""
-    return _file(_http_level(host), _http_server(host, host.listen))
+    return _file(_http_level(host), *_http_servers(host))
 
 
 def render_tls_site(host: HostSettings, certificate: str, certificate_key: str) -> str:
-    """The full site: the port-80 server plus REST and gRPC behind TLS, keys and rate limits."""
+    """The full site: REST and gRPC behind TLS, keys and rate limits, and the port-80 server of an
+    HTTP-01 host."""
     tls = _tls(certificate, certificate_key)
     return _file(
         _http_level(host),
         *_upstreams(host),
-        _http_server(host, host.listen),
+        *_http_servers(host),
         _rest_server(host, host.listen, tls),
         _grpc_server(host, host.listen, tls),
     )
@@ -151,6 +155,11 @@ def _upstreams(host: HostSettings) -> tuple[str, ...]:
             "keepalive 32;",
         ),
     )
+
+
+def _http_servers(host: HostSettings) -> tuple[str, ...]:
+    """The port-80 server, where the host has port 80 (HTTP-01)."""
+    return (_http_server(host, host.listen),) if host.ports.http in host.public_ports else ()
 
 
 def _http_server(host: HostSettings, listen: ListenAddresses) -> str:

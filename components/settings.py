@@ -14,6 +14,7 @@ CollectionAccess = Literal["r", "rw", "prw"]
 GlobalAccess = Literal["r", "m"]
 Architecture = Literal["x86_64", "arm64"]
 HostOs = Literal["ubuntu-24.04", "debian-12"]
+AcmeChallenge = Literal["http-01", "dns-01"]
 
 # v1.18.2 fixed an auth bypass (`/dashboard%2f..%2fcollections`), so nothing older is deployable.
 QDRANT_VERSION_FLOOR = (1, 18, 2)
@@ -72,6 +73,11 @@ class Ports:
     def public(self) -> tuple[int, ...]:
         """Ports the world may reach (SSH is separate: admin CIDRs only)."""
         return (self.http, self.https, self.grpc_tls)
+
+    def public_for(self, challenge: AcmeChallenge) -> tuple[int, ...]:
+        """The public ports of a host getting its certificate by `challenge`: DNS-01 needs no port
+        80, so none is opened."""
+        return self.public if challenge == "http-01" else (self.https, self.grpc_tls)
 
     @property
     def loopback_only(self) -> tuple[int, ...]:
@@ -227,6 +233,9 @@ class StackSettings:
     acme_email: str
     hosted_zone: str | None = None
     acme_server: str = LETS_ENCRYPT_DIRECTORY
+    acme_challenge: AcmeChallenge = "http-01"
+    certificate_names: tuple[str, ...] = ()
+    """Names on the certificate besides `domain` (DNS-01 only), a wildcard as `*.<name>`."""
     admin_cidrs: tuple[str, ...] = ()
     allow_ssh_from_anywhere: bool = False
     instance_type: str = "t3.medium"
@@ -245,6 +254,10 @@ class StackSettings:
     @property
     def ssh_enabled(self) -> bool:
         return bool(self.admin_cidrs)
+
+    @property
+    def all_certificate_names(self) -> tuple[str, ...]:
+        return (self.domain, *self.certificate_names)
 
 
 @dataclass(frozen=True)
@@ -314,6 +327,9 @@ class HostSettings:
     filesystem into the new space."""
     name: str = "secure-qdrant"
     """The host's name (`qdrant-<stack>`): the dimension its metrics are published under."""
+    acme_challenge: AcmeChallenge = "http-01"
+    certificate_names: tuple[str, ...] = ()
+    """Further names on the certificate (`StackSettings.certificate_names`)."""
     ports: Ports = PORTS
     paths: HostPaths = field(default_factory=HostPaths)
     listen: ListenAddresses = ALL_INTERFACES
@@ -325,3 +341,7 @@ class HostSettings:
     @property
     def qdrant_image(self) -> str:
         return f"{QDRANT_IMAGE}:{self.qdrant_version}"
+
+    @property
+    def public_ports(self) -> tuple[int, ...]:
+        return self.ports.public_for(self.acme_challenge)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +40,7 @@ from lab.bootstrap_run import run_bootstrap
 from lab.cloud_init import write_files
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
 from lab.nginx import Nginx
-from lab.pebble import running_pebble
+from lab.pebble import Pebble, running_pebble
 from lab.processes import (
     LOOPBACK,
     LabUnavailable,
@@ -249,21 +249,24 @@ class BootstrapLab:
     ) -> subprocess.CompletedProcess[str]:
         """One run of the bootstrap, as its unit starts it, inside the namespace; `trace` runs it
         under `bash -x`."""
-        # No AWS config of this machine may leak in, only the standard variables pointing at moto.
-        aws = {
+        return run_bootstrap(
+            self.host,
+            steps,
+            {**self.aws_environment, **self.environment},
+            trace=trace,
+            wrap=lambda argv: self.namespace.command(*argv),
+        )
+
+    @property
+    def aws_environment(self) -> dict[str, str]:
+        """No AWS config of this machine may leak in, only the standard variables pointing at moto."""
+        return {
             "AWS_ENDPOINT_URL": self.ssm.endpoint,
             "AWS_ACCESS_KEY_ID": "lab",
             "AWS_SECRET_ACCESS_KEY": "lab",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
-        return run_bootstrap(
-            self.host,
-            steps,
-            {**aws, **self.environment},
-            trace=trace,
-            wrap=lambda argv: self.namespace.command(*argv),
-        )
 
     def view(self, path: str) -> Path:
         """`path` as the bootstrap sees it, data volume mounted."""
@@ -327,11 +330,24 @@ class EdgeBootstrap:
     client_ca: Path
     """The root pebble issues under: what a client of the lab's TLS site trusts."""
     imds: Imds
+    pebble: Pebble
+
+
+def _as_is(host: HostSettings) -> HostSettings:
+    return host
 
 
 @contextmanager
-def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
-    """`bootstrap_lab` with pebble and a running nginx, for `EDGE_STEPS`.
+def edge_bootstrap_lab(
+    workdir: Path,
+    ssm: Ssm,
+    ports: Ports | None = None,
+    configure: Callable[[HostSettings], HostSettings] = _as_is,
+    names: Mapping[str, str] | None = None,
+) -> Iterator[EdgeBootstrap]:
+    """`bootstrap_lab` with pebble and a running nginx, for `EDGE_STEPS`: on free ports unless
+    `ports` are given, with the lab's host settings changed by `configure` and further `names`
+    (name -> address) in the namespace's /etc/hosts.
 
     nginx runs inside the bootstrap's mount namespace: the certificate it loads is on the data
     volume, which is only mounted there. Run as root, its workers drop to `nobody`, so `workdir`
@@ -339,7 +355,7 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
     """
     require_root_lab()
     with ExitStack() as stack:
-        ports = Ports(
+        ports = ports or Ports(
             http=free_port(),
             https=free_port(),
             grpc_tls=free_port(),
@@ -348,7 +364,7 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
         )
         pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
         imds = stack.enter_context(imds_double(LOOPBACK))
-        host = lab_host(workdir, ports, pebble.directory_url)
+        host = configure(lab_host(workdir, ports, pebble.directory_url))
         nginx = Nginx(host, workdir / "nginx")
         lab = stack.enter_context(
             bootstrap_lab(
@@ -363,7 +379,8 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
             )
         )
         hosts = workdir / "hosts"
-        hosts.write_text(f"{LOOPBACK} localhost\n{LOOPBACK} {host.domain}\n")
+        entries = {"localhost": LOOPBACK, host.domain: LOOPBACK, **(names or {})}
+        hosts.write_text("".join(f"{address} {name}\n" for name, address in entries.items()))
         run(lab.namespace.command("mount", "--bind", str(hosts), "/etc/hosts"))
         nginx.install_distro_default_site()
         server = stack.enter_context(
@@ -372,7 +389,7 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
         server.wait_for_port(ports.http)
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
-        yield EdgeBootstrap(lab, client_ca, imds)
+        yield EdgeBootstrap(lab, client_ca, imds, pebble)
 
 
 def main() -> int:

@@ -2,7 +2,8 @@
 
 pebble-challtestsrv is only the DNS server here: it answers A queries for any name (the lab's
 domain) with 127.0.0.1 (or the address given) and has no AAAA answers, so pebble validates HTTP-01 over IPv4 on the lab's
-http port, exactly as Let's Encrypt would on port 80 of the VM.
+http port, exactly as Let's Encrypt would on port 80 of the VM. For DNS-01 it answers the TXT
+records its management API is given (`lab.route53` copies them from the lab's Route 53).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Pebble:
     management_url: str
     listener_ca: Path
     """Trust anchor for pebble's own API (certbot's REQUESTS_CA_BUNDLE), not for issued certs."""
+    dns_management_url: str
+    """pebble-challtestsrv's management API (plain HTTP): `set-txt`, `clear-txt`."""
 
     def issuing_root(self) -> bytes:
         """The root that signs issued certificates; pebble makes a new one at every start."""
@@ -111,4 +114,5 @@ def running_pebble(
             directory_url=f"https://{LOOPBACK}:{acme}/dir",
             management_url=f"https://{LOOPBACK}:{management}",
             listener_ca=ca.certificate,
+            dns_management_url=f"http://{LOOPBACK}:{dns_management}",
         )

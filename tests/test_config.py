@@ -23,6 +23,10 @@ def token(**fields):
     return {"name": "app", "access": "r", **fields}
 
 
+def dns01(**changes):
+    return with_(**{"hostedZone": "example.com", "acmeChallenge": "dns-01", **changes})
+
+
 BAD_CONFIGS = {
     "missing-domain": (without("domain"), "secure-qdrant:domain: is required"),
     "invalid-domain": (with_(domain="not a domain"), "secure-qdrant:domain: 'not a domain' is not"),
@@ -105,6 +109,52 @@ BAD_CONFIGS = {
     "zero-unauthorized-alarm": (with_(alarmUnauthorizedPerMinute=0), "secure-qdrant:alarmUnauthorizedPerMinute: must be a positive integer"),
     "full-disk-alarm": (with_(alarmDataVolumeUsedPercent=100), "secure-qdrant:alarmDataVolumeUsedPercent: must be 1 to 99 percent, got 100"),
     "non-integer-disk-alarm": (with_(alarmDataVolumeUsedPercent="80%"), "secure-qdrant:alarmDataVolumeUsedPercent: '80%' is not an integer"),
+    "unknown-challenge": (
+        dns01(acmeChallenge="tls-alpn-01"),
+        "secure-qdrant:acmeChallenge: 'tls-alpn-01' is not http-01 or dns-01",
+    ),
+    "dns01-without-zone": (
+        with_(acmeChallenge="dns-01"),
+        "secure-qdrant:acmeChallenge: dns-01 needs secure-qdrant:hostedZone",
+    ),
+    "names-with-http01": (
+        with_(certificateNames=["api.example.com"]),
+        "secure-qdrant:certificateNames: needs secure-qdrant:acmeChallenge dns-01",
+    ),
+    "name-outside-the-zone": (
+        dns01(certificateNames=["api.example.org"]),
+        "secure-qdrant:certificateNames: api.example.org not inside the zone 'example.com'",
+    ),
+    "wildcard-outside-the-zone": (
+        dns01(certificateNames=["*.example.org"]),
+        "secure-qdrant:certificateNames: *.example.org not inside the zone",
+    ),
+    "wildcard-not-leftmost": (
+        dns01(certificateNames=["api.*.example.com"]),
+        "secure-qdrant:certificateNames: 'api.*.example.com' is not a domain name or a wildcard",
+    ),
+    "names-not-a-list": (dns01(certificateNames="api.example.com"), "secure-qdrant:certificateNames:"),
+    "name-listed-twice": (
+        dns01(certificateNames=["api.example.com", "API.example.com."]),
+        "secure-qdrant:certificateNames: lists api.example.com more than once",
+    ),
+    "domain-listed-again": (
+        dns01(certificateNames=["qdrant.example.com"]),
+        "secure-qdrant:certificateNames: lists 'qdrant.example.com', which is always on it",
+    ),
+    "more-names-than-a-certificate-holds": (
+        dns01(certificateNames=[f"n{i}.example.com" for i in range(100)]),
+        "secure-qdrant:certificateNames: 100 names and the domain exceed the 100",
+    ),
+    "names-beyond-the-user-data-budget": (
+        dns01(certificateNames=[f"{'a' * 60}.{'b' * 60}.n{i}.example.com" for i in range(9)]),
+        "secure-qdrant:certificateNames: 1224 characters of names exceed the 1024",
+    ),
+    "challenge-record-too-long": (
+        dns01(domain=".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.com"])),
+        "secure-qdrant:domain: " + ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.com"])
+        + " too long for its _acme-challenge.<name> record",
+    ),
 }
 
 

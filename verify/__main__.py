@@ -90,7 +90,7 @@ def aws_checks(
         client = session.client("ec2")
     except AWS_ERRORS as error:
         return unverifiable("cannot authenticate to AWS", error)
-    results = audit_instance(client, target.instance_id, target.admin_cidrs)
+    results = audit_instance(client, target.instance_id, target.admin_cidrs, target.public_ports)
     if target.durability:
         results += audit_durability(
             client,

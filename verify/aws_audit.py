@@ -42,9 +42,13 @@ Resource = Mapping[str, Any]
 
 
 def audit_instance(
-    ec2_client: BaseClient, instance_id: str, admin_cidrs: Sequence[str]
+    ec2_client: BaseClient,
+    instance_id: str,
+    admin_cidrs: Sequence[str],
+    public_ports: Sequence[int] = PORTS.public,
 ) -> list[CheckResult]:
-    """Check the instance's metadata service, its volumes and its security groups.
+    """Check the instance's metadata service, its volumes and its security groups, which may open
+    only `public_ports` to the world (no 80 on a DNS-01 stack).
 
     An instance that cannot be described fails every check: a gate must not pass what it cannot see;
     without any credentials to describe it with, every check is skipped instead. An AWS error in a later call skips only the check that needed it, with the error as the reason.
@@ -63,7 +67,8 @@ def audit_instance(
         check_imds(instance),
         _skip_on_aws_error(VOLUMES, lambda: check_volumes(ec2_client, instance_id)),
         _skip_on_aws_error(
-            INGRESS, lambda: check_ingress(ec2_client, _group_ids(instance), admin_networks)
+            INGRESS,
+            lambda: check_ingress(ec2_client, _group_ids(instance), admin_networks, public_ports),
         ),
     ]
 
@@ -98,7 +103,10 @@ def check_volumes(ec2_client: BaseClient, instance_id: str) -> CheckResult:
 
 
 def check_ingress(
-    ec2_client: BaseClient, group_ids: Sequence[str], admin_networks: Sequence[Network]
+    ec2_client: BaseClient,
+    group_ids: Sequence[str],
+    admin_networks: Sequence[Network],
+    public_ports: Sequence[int] = PORTS.public,
 ) -> CheckResult:
     """Every rule of every group may open only SSH to admin networks and the public ports to anyone."""
     pages = ec2_client.get_paginator("describe_security_groups").paginate(GroupIds=list(group_ids))
@@ -107,14 +115,14 @@ def check_ingress(
         violation
         for group in groups
         for permission in group["IpPermissions"]
-        for violation in _violations(group["GroupId"], permission, admin_networks)
+        for violation in _violations(group["GroupId"], permission, admin_networks, public_ports)
     ]
     if violations:
         return CheckResult(INGRESS, Status.FAIL, "; ".join(violations))
     return CheckResult(
         INGRESS,
         Status.PASS,
-        f"{', '.join(group_ids)}: tcp {_ports_text(PORTS.public)} from anywhere, "
+        f"{', '.join(group_ids)}: tcp {_ports_text(public_ports)} from anywhere, "
         f"tcp {PORTS.ssh} from admin networks only",
     )
 
@@ -157,10 +165,13 @@ def _volume_label(volume: Resource, instance_id: str) -> str:
 
 
 def _violations(
-    group_id: str, permission: Resource, admin_networks: Sequence[Network]
+    group_id: str,
+    permission: Resource,
+    admin_networks: Sequence[Network],
+    public_ports: Sequence[int],
 ) -> Iterator[str]:
     for source, network in _sources(permission):
-        allowed = _allowed_ports(network, admin_networks)
+        allowed = _allowed_ports(network, admin_networks, public_ports)
         if not _opens_only(permission, allowed):
             yield (
                 f"{group_id} allows {_rule_text(permission)} from {source} "
@@ -180,14 +191,16 @@ def _sources(permission: Resource) -> Iterator[tuple[str, Network | None]]:
         yield f"security group {pair['GroupId']}", None
 
 
-def _allowed_ports(network: Network | None, admin_networks: Sequence[Network]) -> tuple[int, ...]:
+def _allowed_ports(
+    network: Network | None, admin_networks: Sequence[Network], public_ports: Sequence[int]
+) -> tuple[int, ...]:
     # Narrower than an admin network opens nothing beyond it; an opaque source is never an admin.
     # (mypy cannot see that the version test makes the two networks the same type.)
     is_admin = network is not None and any(
         network.version == admin.version and network.subnet_of(admin)  # type: ignore[arg-type]
         for admin in admin_networks
     )
-    return (PORTS.ssh, *PORTS.public) if is_admin else PORTS.public
+    return (PORTS.ssh, *public_ports) if is_admin else tuple(public_ports)
 
 
 def _opens_only(permission: Resource, allowed: tuple[int, ...]) -> bool:

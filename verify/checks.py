@@ -23,6 +23,7 @@ import jwt
 
 from components.settings import PORTS
 from verify.client import (
+    certificate_dns_names,
     Response,
     http_request,
     https_request,
@@ -79,6 +80,12 @@ def _key(secret: str) -> dict[str, str]:
 @_guarded("http-redirect")
 def check_http_redirect(target: Target) -> CheckResult:
     """Plain HTTP must never serve content, only send the client to HTTPS (same host and path)."""
+    if PORTS.http not in target.public_ports:
+        return CheckResult(
+            "http-redirect",
+            Status.SKIP,
+            f"the stack opens no port {PORTS.http} (acmeChallenge {target.acme_challenge})",
+        )
     path = "/collections?verify=redirect"
     reply = http_request(target, path)
     port = "" if target.https_port == PORTS.https else f":{target.https_port}"
@@ -101,7 +108,12 @@ def check_certificate(target: Target) -> CheckResult:
     days_left = (expires - dt.datetime.now(dt.timezone.utc)).days
     if days_left <= MIN_CERTIFICATE_DAYS:
         return _fail("certificate", f"expires {expires:%Y-%m-%d}, in {days_left} days (renewal broken?)")
-    return _pass("certificate", f"verifies for {target.domain}, expires {expires:%Y-%m-%d} ({days_left} days)")
+    carried = certificate_dns_names(certificate)
+    missing = [name for name in target.certificate_names if name.lower() not in carried]
+    if missing:
+        return _fail("certificate", f"does not carry {', '.join(missing)} (it has {', '.join(carried)})")
+    names = ", ".join(target.certificate_names or (target.domain,))
+    return _pass("certificate", f"verifies for {names}, expires {expires:%Y-%m-%d} ({days_left} days)")
 
 
 @_guarded("tls-1.3")

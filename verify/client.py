@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from email.message import Message
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from verify.target import Target
@@ -129,6 +129,12 @@ def peer_certificate(target: Target) -> dict[str, Any]:
     with socket.create_connection((target.address, target.https_port), TIMEOUT) as raw:
         with tls_context(target).wrap_socket(raw, server_hostname=target.domain) as tls:
             return tls.getpeercert() or {}
+
+
+def certificate_dns_names(certificate: Mapping[str, Any]) -> list[str]:
+    """The DNS names of a certificate as `getpeercert` gives it, sorted and lowercase."""
+    alternatives = certificate.get("subjectAltName", ())
+    return sorted(value.lower() for kind, value in alternatives if kind == "DNS")
 
 
 def port_answers(address: str, port: int, timeout: float = 3.0) -> bool:

@@ -12,10 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from components.settings import PORTS
+from components.settings import PORTS, AcmeChallenge
 from verify.arguments import HIGHEST_PORT
 
 # The gate hands `verify` the stack outputs in this environment variable, never on a command line.
@@ -69,6 +69,15 @@ class Target:
     admin_cidrs: tuple[str, ...] = ()
     durability: Durability | None = None
     """What the backup and alarm audit looks for; None for a stack from before they existed."""
+    acme_challenge: AcmeChallenge = "http-01"
+    """How the stack gets its certificate; with `dns-01` it has no port 80."""
+    certificate_names: tuple[str, ...] = ()
+    """Every name the certificate must carry; empty means the domain alone."""
+
+    @property
+    def public_ports(self) -> tuple[int, ...]:
+        """What the stack opens to the world (the audit's yardstick)."""
+        return PORTS.public_for(self.acme_challenge)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -144,6 +153,8 @@ def target_from_outputs(
         instance_id=_optional(outputs, "instanceId", str),
         admin_cidrs=tuple(_list_of(outputs, "adminCidrs", str)),
         durability=_durability(outputs),
+        acme_challenge=_acme_challenge(outputs),
+        certificate_names=tuple(_list_of(outputs, "certificateNames", str)),
     )
 
 
@@ -227,6 +238,14 @@ def _claims(name: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
             if "value" not in match:
                 raise TargetError(f"the stack output {where}.value_exists.matches[{index}] has no value")
     return claims
+
+
+def _acme_challenge(outputs: Mapping[str, Any]) -> AcmeChallenge:
+    # Stacks deployed before DNS-01 existed have no such output: they use HTTP-01.
+    challenge = _optional(outputs, "acmeChallenge", str) or "http-01"
+    if challenge not in ("http-01", "dns-01"):
+        raise TargetError(f"the stack output acmeChallenge {challenge!r} is not http-01 or dns-01")
+    return cast(AcmeChallenge, challenge)
 
 
 def _grpc_port(outputs: Mapping[str, Any]) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from components.config import MAX_STACK_NAME_LENGTH
+from components.config import MAX_CERTIFICATE_NAMES_CHARACTERS, MAX_STACK_NAME_LENGTH
 from tests.program import MINIMAL_CONFIG, Deployment, Registered, deploy
 
 AUTONAME_SUFFIX = 8
@@ -563,6 +563,27 @@ def test_role_stays_within_the_managed_policy_quota(deployment):
         for a in deployment.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     )
     assert attached and max(attached.values()) <= 10, attached
+
+
+def test_the_roles_inline_policies_together_fit_iam_with_dns01():
+    """IAM User Guide, "IAM and AWS STS quotas": 10,240 characters for all inline policies of a
+    role together. DNS-01 adds the Route 53 policy beside the others (keys, metrics): with the longest
+    domain DNS-01 takes (its `_acme-challenge` record within DNS's 253), the most name characters
+    the config accepts and the longest stack name, both must still fit."""
+    domain = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 33, "example", "com"])
+    names, size = [], 0
+    while size + 64 + len(".example.com") <= MAX_CERTIFICATE_NAMES_CHARACTERS:
+        names.append(f"{len(names):063d}.example.com")
+        size += len(names[-1])
+    deployment = deploy(
+        {**MAXIMAL_CONFIG, "domain": domain, "acmeChallenge": "dns-01", "certificateNames": names},
+        stack=MAXIMAL_STACK,
+    )
+    policies = deployment.of_type(ROLE_POLICY)
+    total = sum(no_whitespace_length(p.inputs["policy"]) for p in policies)
+
+    assert any(p.name.endswith("-acme-dns") for p in policies)
+    assert total <= 10240, total
 
 
 @pytest.mark.parametrize("typ", SG_RULES)

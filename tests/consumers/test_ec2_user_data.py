@@ -9,6 +9,7 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.h
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import ipaddress
 import json
@@ -16,7 +17,7 @@ import random
 
 import pytest
 
-from components.config import load_settings
+from components.config import MAX_CERTIFICATE_NAMES_CHARACTERS, load_settings
 from components.settings import HostSettings
 from components.user_data import ec2_user_data, render_user_data
 
@@ -66,21 +67,60 @@ LARGEST_HOST = HostSettings(
 )
 
 
+# DNS-01 adds its names: the longest domain whose challenge record DNS still takes, and random names
+# (they compress the least) up to the characters the validator allows.
+DNS01_ZONE = "example.io"
+DNS01_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 34, DNS01_ZONE])
+
+
+def random_names(characters: int) -> list[str]:
+    rng = random.Random(14)
+    label = 63
+    names: list[str] = []
+    while sum(map(len, names)) + label + 1 + len(DNS01_ZONE) <= characters:
+        random_label = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=label))
+        names.append(f"{random_label}.{DNS01_ZONE}")
+    return names
+
+
+DNS01_SETTINGS = load_settings(
+    {
+        "domain": DNS01_DOMAIN,
+        "acmeEmail": SETTINGS.acme_email,
+        "hostedZone": DNS01_ZONE,
+        "acmeChallenge": "dns-01",
+        "certificateNames": json.dumps(random_names(MAX_CERTIFICATE_NAMES_CHARACTERS)),
+    }
+)
+LARGEST_DNS01_HOST = dataclasses.replace(
+    LARGEST_HOST,
+    domain=DNS01_SETTINGS.domain,
+    acme_challenge="dns-01",
+    certificate_names=DNS01_SETTINGS.certificate_names,
+)
+
+
 def received_by_ec2(host: HostSettings) -> bytes:
     """The bytes EC2 stores and serves: the provider's base64 decoded, as the API does."""
     return base64.b64decode(ec2_user_data(host, VOLUME_ID), validate=True)
 
 
+@pytest.mark.parametrize(
+    ("challenge", "host"), [("http-01", LARGEST_HOST), ("dns-01", LARGEST_DNS01_HOST)]
+)
 def test_largest_user_data_fits_ec2s_limit(
-    capsys: pytest.CaptureFixture[str], record_property: pytest.RecordProperty
+    challenge: str,
+    host: HostSettings,
+    capsys: pytest.CaptureFixture[str],
+    record_property: pytest.RecordProperty,
 ) -> None:
     """Over 16 KB, RunInstances rejects the instance and the first `pulumi up` fails."""
-    size = len(received_by_ec2(LARGEST_HOST))
-    record_property("ec2_user_data_bytes", size)
-    uncompressed = len(render_user_data(LARGEST_HOST, VOLUME_ID).encode())
+    size = len(received_by_ec2(host))
+    record_property(f"ec2_user_data_bytes_{challenge}", size)
+    uncompressed = len(render_user_data(host, VOLUME_ID).encode())
     with capsys.disabled():
         print(
-            f"\n  EC2 user data, largest configuration: {size} of {EC2_USER_DATA_LIMIT} bytes "
+            f"\n  EC2 user data, largest {challenge} configuration: {size} of {EC2_USER_DATA_LIMIT} bytes "
             f"(headroom {EC2_USER_DATA_LIMIT - size}; {uncompressed} uncompressed)"
         )
     assert size < EC2_USER_DATA_LIMIT

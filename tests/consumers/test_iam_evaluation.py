@@ -101,9 +101,10 @@ def dlm(deployment: Deployment) -> dict[str, Any]:
 
 
 def decide(
-    role: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None
+    role: dict[str, Any], action: str, resource: str, context: dict[str, Any] | None = None
 ) -> str:
-    """IAM's decision for one request by the role: Allowed, ImplicitlyDenied or ExplicitlyDenied."""
+    """IAM's decision for one request by the role: Allowed, ImplicitlyDenied or ExplicitlyDenied.
+    `context` holds the request's condition keys (a list for a multi-valued one)."""
     request = dict(role, requests=[{"action": action, "resource": resource, "context": context or {}}])
     result = subprocess.run(
         ["node", str(SIMULATOR / "simulate.mjs")],

@@ -373,13 +373,15 @@ def test_nginx_sites_are_staged_for_the_bootstrap_not_live() -> None:
 
 
 def bootstrap_packages() -> list[str]:
-    """What the rendered bootstrap hands apt-get, as bash reads its PACKAGES array."""
-    [declaration] = [
+    """What the rendered bootstrap can hand apt-get, as bash reads its PACKAGES array and the
+    DNS-01 hosts' DNS01_PACKAGES."""
+    declarations = [
         line for line in written(HOST.paths.bootstrap).splitlines()
-        if line.startswith("readonly PACKAGES=(")
+        if line.startswith(("readonly PACKAGES=(", "readonly DNS01_PACKAGES=("))
     ]
+    assert len(declarations) == 2, declarations
     listed = subprocess.run(
-        ["bash", "-c", f'{declaration}\nprintf "%s\\n" "${{PACKAGES[@]}}"'],
+        ["bash", "-c", "\n".join(declarations) + '\nprintf "%s\\n" "${PACKAGES[@]}" "${DNS01_PACKAGES[@]}"'],
         capture_output=True,
         text=True,
         check=True,

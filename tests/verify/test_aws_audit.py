@@ -55,7 +55,7 @@ def host(ec2) -> Host:
     return build_host(ec2)
 
 
-def build_host(ec2) -> Host:
+def build_host(ec2, public_ports: tuple[int, ...] = PORTS.public) -> Host:
     """A host exactly as `pulumi up` leaves it."""
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24", AvailabilityZone=ZONE)[
@@ -64,7 +64,7 @@ def build_host(ec2) -> Host:
     group_id = ec2.create_security_group(
         GroupName="qdrant", Description="Qdrant behind Nginx", VpcId=vpc_id
     )["GroupId"]
-    for rule in ingress_rules(ADMIN_CIDRS):
+    for rule in ingress_rules(ADMIN_CIDRS, public_ports):
         allow(ec2, group_id, tcp(rule.port), cidr=rule.cidr)
     instance_id = ec2.run_instances(
         ImageId=IMAGE_ID,
@@ -130,6 +130,27 @@ def test_the_programs_host_passes_every_check(ec2, host):
 
 
 # Instance metadata
+
+
+DNS01_PORTS = PORTS.public_for("dns-01")
+
+
+def test_the_programs_dns01_host_passes_ingress(ec2):
+    """A DNS-01 stack's group opens 443 and 6334 and nothing on 80: exactly what the audit wants."""
+    dns01_host = build_host(ec2, DNS01_PORTS)
+
+    [*_, ingress] = audit_instance(ec2, dns01_host.instance_id, ADMIN_CIDRS, DNS01_PORTS)
+
+    assert ingress.status is Status.PASS, ingress
+    assert f"tcp {PORTS.https}, {PORTS.grpc_tls} from anywhere" in ingress.detail
+
+
+def test_port_80_open_on_a_dns01_stack_fails_ingress(ec2, host):
+    """A DNS-01 host needs no port 80; a rule opening it anyway (left from HTTP-01, or added by hand)
+    is a cleartext listener the stack does not account for."""
+    [*_, ingress] = audit_instance(ec2, host.instance_id, ADMIN_CIDRS, DNS01_PORTS)
+
+    assert_fails(ingress, f"allows tcp {PORTS.http} from 0.0.0.0/0", f"tcp {PORTS.http} from ::/0")
 
 
 def test_imdsv1_fails_imds(ec2, host):

@@ -24,7 +24,13 @@ from lab.nginx import Nginx
 from lab.processes import LOOPBACK, free_port
 
 # No client of a run may reach the limit: 1M requests/s with a burst as big, for REST and gRPC.
-LIFTED_LIMITS = Limits(rate_limit_rps=1_000_000, rest_burst=1_000_000, grpc_burst=1_000_000)
+LIFTED_LIMITS = Limits(
+    rate_limit_rps=1_000_000,
+    rest_burst=1_000_000,
+    grpc_burst=1_000_000,
+    credential_rate_limit_rps=1_000_000,
+    credential_burst=1_000_000,
+)
 BENCH_COLLECTION = "bench"
 
 

@@ -172,6 +172,11 @@ class Limits:
     rest_burst: int = 20
     grpc_burst: int = 50
     max_body_size_mb: int = 128
+    credential_rate_limit_rps: int = 100
+    """Requests per second per credential (`api-key` header, else `Authorization`), from all
+    addresses together: what one leaked credential spread over many addresses gets. Looser than the
+    per-address rate, because an application fleet shares one credential."""
+    credential_burst: int = 400
     clients: ClientLimits = field(default_factory=ClientLimits)
 
 

@@ -56,7 +56,13 @@ TLS_EDGE_STEPS = ("nginx_http", "certificate", "nginx_tls")
 PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
 # For clients that test what a credential may do, not the rate limit: none of their calls is a 429.
-UNTHROTTLED = Limits(rate_limit_rps=10_000, rest_burst=10_000, grpc_burst=10_000)
+UNTHROTTLED = Limits(
+    rate_limit_rps=10_000,
+    rest_burst=10_000,
+    grpc_burst=10_000,
+    credential_rate_limit_rps=10_000,
+    credential_burst=10_000,
+)
 
 
 def _unchanged(site: str) -> str:

@@ -154,8 +154,9 @@ def _http_level(host: HostSettings) -> str:
         # credential: health checks, 401s) is not counted, which nginx does for an empty key. The
         # key is the credential itself: nginx core has no hash function (njs is not installed), and
         # the key stays in the workers' shared memory, which already hold every request's headers,
-        # is never written to disk and is logged by limit_req only past 65535 bytes, beyond what
-        # large_client_header_buffers lets a header reach.
+        # and is never written to disk. limit_req logs a key only past 65535 bytes, four times what
+        # large_client_header_buffers lets one header hold: only a sender repeating oversized
+        # headers could get there, and the log would then hold what it sent, nobody else's.
         _block(
             f"map $http_api_key ${CREDENTIAL}",
             '"" $http_authorization;',

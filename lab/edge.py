@@ -55,14 +55,16 @@ LAB_VOLUME_ID = "vol-0000000000000lab0"
 TLS_EDGE_STEPS = ("nginx_http", "certificate", "nginx_tls")
 PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
+
+
+def unthrottled(allowance: int) -> Limits:
+    """Limits whose every rate and burst is `allowance`, per address and per credential alike."""
+    per_address = Limits(rate_limit_rps=allowance, rest_burst=allowance, grpc_burst=allowance)
+    return replace(per_address, credential_rate_limit_rps=allowance, credential_burst=allowance)
+
+
 # For clients that test what a credential may do, not the rate limit: none of their calls is a 429.
-UNTHROTTLED = Limits(
-    rate_limit_rps=10_000,
-    rest_burst=10_000,
-    grpc_burst=10_000,
-    credential_rate_limit_rps=10_000,
-    credential_burst=10_000,
-)
+UNTHROTTLED = unthrottled(10_000)
 
 
 def _unchanged(site: str) -> str:

@@ -84,13 +84,17 @@ REFUSED = (401, 403)
 HTTP2_FIELD_TOO_LARGE = "GOAWAY ENHANCE_YOUR_CALM"
 
 
+def started_lab(stack: ExitStack, limits: Limits) -> EdgeLab:
+    try:
+        return stack.enter_context(running_edge_lab(limits=limits))
+    except LabUnavailable as missing:
+        pytest.skip(f"loopback lab unavailable: {missing}")
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[EdgeLab]:
     with ExitStack() as stack:
-        try:
-            edge = stack.enter_context(running_edge_lab(limits=LIMITS))
-        except LabUnavailable as missing:
-            pytest.skip(f"loopback lab unavailable: {missing}")
+        edge = started_lab(stack, LIMITS)
         edge.qdrant.store.create(COLLECTION, {"size": 4, "distance": "Dot"})
         yield edge
 
@@ -804,11 +808,7 @@ _fresh = itertools.count()
 @pytest.fixture(scope="module")
 def throttled() -> Iterator[EdgeLab]:
     with ExitStack() as stack:
-        try:
-            edge = stack.enter_context(running_edge_lab(limits=THROTTLED))
-        except LabUnavailable as missing:
-            pytest.skip(f"loopback lab unavailable: {missing}")
-        yield edge
+        yield started_lab(stack, THROTTLED)
 
 
 def fresh_credential(lab: EdgeLab) -> dict[str, str]:

@@ -54,14 +54,9 @@ CLIENT_LIMITS = ClientLimits(
     upstream_read_timeout_s=333,
 )
 LIMITS = Limits(
-    rate_limit_rps=7,
-    rest_burst=11,
-    grpc_burst=33,
-    max_body_size_mb=64,
-    credential_rate_limit_rps=13,
-    credential_burst=57,
-    clients=CLIENT_LIMITS,
-)
+    rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64, clients=CLIENT_LIMITS,
+    credential_rate_limit_rps=13, credential_burst=57
+)  # fmt: skip
 PATHS = HostPaths(acme_webroot="/srv/acme", nginx_log_dir="/srv/logs/nginx")
 CERTIFICATE = ("/certs/fullchain.pem", "/certs/privkey.pem")
 

@@ -27,6 +27,10 @@ from components.settings import ClientLimits, HostPaths, HostSettings, ListenAdd
 NAME = "secure_qdrant"
 # The per-credential rate-limit zone, and the variable it is keyed by.
 CREDENTIAL = f"{NAME}_credential"
+# The zone counting each address's requests in progress, and the largest count nginx takes
+# ("connection limit must be less 65536").
+IN_PROGRESS = f"{NAME}_in_progress"
+IN_PROGRESS_MAX = 65535
 SITE_FILE_NAME = "secure-qdrant.conf"
 ACCESS_LOG_NAME = "secure-qdrant.access.log"
 ERROR_LOG_NAME = "secure-qdrant.error.log"
@@ -164,6 +168,7 @@ def _http_level(host: HostSettings) -> str:
         ),
         f"limit_req_zone ${CREDENTIAL} zone={CREDENTIAL}:10m "
         f"rate={limits.credential_rate_limit_rps}r/s;",
+        f"limit_conn_zone $binary_remote_addr zone={IN_PROGRESS}:10m;",
         f"log_format {NAME} '{LOG_FORMAT}';",
         _block(
             f'map "{_GRPC_STATUS}" ${NAME}_grpc_status',
@@ -304,6 +309,8 @@ def _tls_server(
         f"limit_req zone={NAME} burst={burst} nodelay;",
         f"limit_req zone={CREDENTIAL} burst={host.limits.credential_burst} nodelay;",
         "limit_req_status 429;",
+        f"limit_conn {IN_PROGRESS} {host.limits.clients.requests_per_address};",
+        "limit_conn_status 429;",
         f"client_max_body_size {host.limits.max_body_size_mb}m;",
         # Only the HTTP/2 limit nginx 1.22 and 1.24 both still have: since 1.19.7 HTTP/2 follows
         # keepalive_timeout, client_header_timeout and large_client_header_buffers like HTTP/1.1.

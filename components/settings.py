@@ -159,6 +159,11 @@ class ClientLimits:
     to many collections (or carrying `value_exists` matches) grows with its claims; anything larger
     is refused (414 for the request line, 400 for a header) before Qdrant sees it."""
     http2_max_concurrent_streams: int = 128
+    requests_per_address: int = 128
+    """Requests one address may have in progress at once (over HTTP/2, each stream counts). No
+    timeout cuts a body that trickles in faster than `body_timeout_s`: this bounds how many such
+    requests one address can hold open. The per-address rate keeps a legitimate client's requests
+    in progress far below it unless each one takes tens of seconds."""
     upstream_read_timeout_s: int = 300
     """For Qdrant's answer: a search over a large collection or a snapshot may take minutes, so
     more than nginx's 60s default; a hung Qdrant still frees the connection."""

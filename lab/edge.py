@@ -25,6 +25,7 @@ from pathlib import Path
 
 from components.settings import (
     DEFAULT_QDRANT_VERSION,
+    ClientLimits,
     LOOPBACK,
     HostPaths,
     HostSettings,
@@ -32,6 +33,7 @@ from components.settings import (
     Ports,
     TokenSpec,
 )
+from components.nginx_config import IN_PROGRESS_MAX
 from components.tokens import mint_tokens, token_claims
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
@@ -58,9 +60,14 @@ LAB_EMAIL = "ops@lab.test"
 
 
 def unthrottled(allowance: int) -> Limits:
-    """Limits whose every rate and burst is `allowance`, per address and per credential alike."""
+    """Limits whose every rate, burst and count is `allowance`, per address and per credential."""
     per_address = Limits(rate_limit_rps=allowance, rest_burst=allowance, grpc_burst=allowance)
-    return replace(per_address, credential_rate_limit_rps=allowance, credential_burst=allowance)
+    return replace(
+        per_address,
+        credential_rate_limit_rps=allowance,
+        credential_burst=allowance,
+        clients=ClientLimits(requests_per_address=min(allowance, IN_PROGRESS_MAX)),
+    )
 
 
 # For clients that test what a credential may do, not the rate limit: none of their calls is a 429.

@@ -23,7 +23,7 @@ import ssl
 import statistics
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +43,7 @@ from components.nginx_config import (
     ERROR_LOG_NAME,
     NAME,
 )
-from components.settings import ClientLimits, Limits
+from components.settings import Limits
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import (
     EMPTY_GRPC_MESSAGE,
@@ -66,7 +66,8 @@ HEADER_TIMEOUT_S = 2
 LIMITS = replace(
     UNTHROTTLED,
     max_body_size_mb=1,
-    clients=ClientLimits(
+    clients=replace(
+        UNTHROTTLED.clients,
         header_timeout_s=HEADER_TIMEOUT_S,
         body_timeout_s=HEADER_TIMEOUT_S,
         send_timeout_s=HEADER_TIMEOUT_S,
@@ -504,8 +505,9 @@ def test_a_100_kb_token_over_http2_is_refused_by_the_edge_before_qdrant(lab, rea
 
     print(f"\n100 KB token over HTTP/2: {outcome}")
     # nginx refuses once it has read one buffer's worth and closes while the client still sends
-    # the rest: the reset that unread data causes may overtake its GOAWAY.
-    assert outcome in (HTTP2_FIELD_TOO_LARGE, "closed")
+    # the rest: the reset that unread data causes may overtake its GOAWAY, and on a loaded machine
+    # the 2 s header timeout may end the connection first (GOAWAY NO_ERROR). Never an answer.
+    assert outcome.startswith("GOAWAY ") or outcome == "closed", outcome
     assert reached == []
 
 
@@ -572,8 +574,8 @@ def test_qdrant_does_not_check_nbf_so_a_not_yet_valid_token_is_not_refused(lab) 
 def test_a_stalled_body_is_cut_before_qdrant(lab, reached) -> None:
     """A client that announces a body, sends part of it and stops: cut once client_body_timeout
     (2 s here) passes without a byte. nginx buffers the body first, so Qdrant never hears of it.
-    (The timeout is between two reads: a body trickling faster than that is only bounded by the
-    body cap, as nginx documents.)"""
+    (The timeout is between two reads: a body trickling faster than that is bounded by the count
+    of requests one address may have in progress, tested below.)"""
     with socket.create_connection((LOOPBACK, lab.host.ports.https), timeout=5) as raw:
         with client_tls_context(lab).wrap_socket(raw, server_hostname=lab.domain) as tls:
             tls.sendall(
@@ -634,11 +636,15 @@ class SlowTarget:
     api_key: str
 
 
+def slow_target(lab: EdgeLab) -> SlowTarget:
+    return SlowTarget(lab.host.ports.https, lab.domain, str(lab.client_ca), lab.api_key)
+
+
 def slow_request(edge: SlowTarget, kind: str) -> tuple[bytes, float]:
     """(what a slow client sends, seconds between two bytes). A slow head sends its header a byte
     at a time; a slow body sends a complete head, then its body a byte at a time, each byte after
-    a silence longer than client_body_timeout (a body trickling faster is bounded only by the body
-    cap: nginx's timeout is between two reads, as documented)."""
+    a silence longer than client_body_timeout (one trickling faster is no timeout's to cut: see
+    test_bodies_trickling_in_are_bounded_per_address_not_in_time)."""
     head = f"PUT /collections/{COLLECTION}/points HTTP/1.1\r\nHost: {edge.domain}\r\n"
     if kind == "head":
         return f"{head}X-Slow: {'a' * 1000}".encode(), SLOW_BYTE_INTERVAL
@@ -702,7 +708,7 @@ def test_slow_clients_are_cut_and_a_well_behaved_client_keeps_being_served(lab) 
     shared cores)."""
     quiet = well_behaved_latencies(lab, MEASURE_SECONDS)
     bound = max(CLIENTS.header_timeout_s, CLIENTS.body_timeout_s) + MEASURE_SECONDS + 10
-    edge = SlowTarget(lab.host.ports.https, lab.domain, str(lab.client_ca), lab.api_key)
+    edge = slow_target(lab)
     # In a process of its own, so that the well-behaved client does not wait for the attack's
     # share of this interpreter's lock instead of for the edge.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as attacker:
@@ -926,3 +932,74 @@ def test_no_credential_is_written_to_the_logs(throttled) -> None:
     for log in logs.iterdir():
         text = log.read_text(errors="replace")
         assert signature not in text and throttled.api_key not in text, log.name
+
+
+# --------------------------------------------------------------------------- bodies trickling in
+
+
+CROWDED = replace(LIMITS, clients=replace(LIMITS.clients, requests_per_address=10))
+TRICKLERS = CROWDED.clients.requests_per_address + 5
+# Longer than the body timeout, with a byte every SLOW_BYTE_INTERVAL: never silent long enough.
+TRICKLE_SECONDS = CROWDED.clients.body_timeout_s + 2.0
+
+
+@pytest.fixture(scope="module")
+def crowded() -> Iterator[EdgeLab]:
+    with ExitStack() as stack:
+        yield started_lab(stack, CROWDED)
+
+
+async def trickle(edge: SlowTarget, source: str) -> str:
+    """A complete head, then a body a byte every SLOW_BYTE_INTERVAL for TRICKLE_SECONDS: "open" if
+    the edge still holds the request then, else how its answer starts (or "closed")."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(
+        LOOPBACK,
+        edge.port,
+        ssl=ssl.create_default_context(cafile=edge.client_ca),
+        server_hostname=edge.domain,
+        local_addr=(source, 0),
+    )
+    data, _ = slow_request(edge, "body")
+    first = data.index(b"\r\n\r\n") + 4
+    answer = asyncio.ensure_future(reader.read(12))
+    end = loop.time() + TRICKLE_SECONDS
+    try:
+        writer.write(data[:first])
+        for byte in range(first, len(data)):
+            if answer.done() or loop.time() > end:
+                break
+            writer.write(data[byte : byte + 1])
+            await writer.drain()
+            await asyncio.wait([answer], timeout=SLOW_BYTE_INTERVAL)
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        writer.transport.abort()
+    if not answer.done():
+        answer.cancel()
+        return "open"
+    return answer.result().decode(errors="replace") or "closed"
+
+
+def test_bodies_trickling_in_are_bounded_per_address_not_in_time(crowded) -> None:
+    """A body sent a byte at a time, each sooner than client_body_timeout, is never cut by a
+    timeout (nginx times the gap between reads, as it documents): what bounds it is how many
+    requests one address may have in progress. The ones past that get 429 at once, the ones
+    within it are held (and are still open after longer than the body timeout), and another
+    address is served meanwhile."""
+    edge = slow_target(crowded)
+    source = fresh_source_address()
+
+    async def attack() -> list[str]:
+        return list(await asyncio.gather(*(trickle(edge, source) for _ in range(TRICKLERS))))
+
+    with ThreadPoolExecutor(1) as attacker:
+        running = attacker.submit(asyncio.run, attack())
+        time.sleep(CROWDED.clients.body_timeout_s)
+        other = send(crowded, "/collections", headers={"api-key": crowded.api_key})
+        outcomes = running.result(timeout=TRICKLE_SECONDS + 30)
+
+    print(f"\ntrickling bodies from one address: {sorted(outcomes)}")
+    assert sorted(outcomes) == ["HTTP/1.1 429"] * 5 + ["open"] * CROWDED.clients.requests_per_address
+    assert other.status == 200

@@ -51,6 +51,7 @@ CLIENT_LIMITS = ClientLimits(
     large_header_buffers=5,
     large_header_buffer_kb=12,
     http2_max_concurrent_streams=77,
+    requests_per_address=99,
     upstream_read_timeout_s=333,
 )
 LIMITS = Limits(
@@ -317,6 +318,18 @@ def test_excess_requests_get_429_and_bodies_are_capped(port: int) -> None:
     assert server.value("client_max_body_size") == (f"{LIMITS.max_body_size_mb}m",)
     for location in server.blocks:
         assert not location.values("limit_req"), "a location with its own limit_req escapes"
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_requests_in_progress_per_address_are_capped(port: int) -> None:
+    """No timeout cuts a body trickling in a byte at a time: the count one address may hold is
+    what bounds it, over REST and gRPC together, with the 429 that tells a client to back off."""
+    (zone,) = TLS_SITE.values("limit_conn_zone")
+    assert zone[0] == "$binary_remote_addr"
+    name = zone[1].removeprefix("zone=").split(":")[0]
+    server = TLS_SERVERS[port]
+    assert server.value("limit_conn") == (name, str(CLIENT_LIMITS.requests_per_address))
+    assert server.value("limit_conn_status") == ("429",)
 
 
 # --------------------------------------------------------------------------- slow and oversized clients

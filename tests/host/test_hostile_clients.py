@@ -6,6 +6,9 @@ What is refused by nginx (sizes, timeouts, content types) is judged by nginx's o
 double never being asked (`reached`). What is refused by Qdrant (token shapes) is judged by the
 double, whose JWT rules are tied to Qdrant's `src/common/auth/jwt_parser.rs` and the jsonwebtoken
 crate it configures (cited per case).
+
+Three labs: one with every rate lifted and the client timeouts shortened, one with small rate
+budgets for the per-credential zone, one with a small cap on requests in progress per address.
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.nginx_config import certificate_paths
-from components.settings import Limits, Ports
-from lab.edge import EdgeLab, lab_host_settings, running_edge_lab
+from components.settings import Ports
+from lab.edge import EdgeLab, lab_host_settings, running_edge_lab, unthrottled
 from lab.guide_nginx import certbot_tls_files, render_guide_site
 from lab.nginx import Nginx
 from lab.processes import LOOPBACK, free_port
 
 # No client of a run may reach the limit: 1M requests/s with a burst as big, for REST and gRPC.
-LIFTED_LIMITS = Limits(rate_limit_rps=1_000_000, rest_burst=1_000_000, grpc_burst=1_000_000)
+LIFTED_LIMITS = unthrottled(1_000_000)
 BENCH_COLLECTION = "bench"
 
 

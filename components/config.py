@@ -450,6 +450,8 @@ KNOWN_KEYS = frozenset(
         "restBurst",
         "grpcBurst",
         "maxBodySizeMb",
+        "credentialRateLimitRps",
+        "credentialBurst",
         "tokens",
         "apiKeyVersion",
         "verifyOnDeploy",
@@ -570,6 +572,10 @@ def load_settings(
         rest_burst=read.field("restBurst", _parse_positive_int, Limits.rest_burst),
         grpc_burst=read.field("grpcBurst", _parse_positive_int, Limits.grpc_burst),
         max_body_size_mb=read.field("maxBodySizeMb", _parse_positive_int, Limits.max_body_size_mb),
+        credential_rate_limit_rps=read.field(
+            "credentialRateLimitRps", _parse_positive_int, Limits.credential_rate_limit_rps
+        ),
+        credential_burst=read.field("credentialBurst", _parse_positive_int, Limits.credential_burst),
     )
     settings = StackSettings(
         durability=_durability(read),

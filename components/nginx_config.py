@@ -28,6 +28,12 @@ from __future__ import annotations
 from components.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"
+# The per-credential rate-limit zone, and the variable it is keyed by.
+CREDENTIAL = f"{NAME}_credential"
+# The zone counting each address's requests in progress, and the largest count nginx takes
+# ("connection limit must be less 65536").
+IN_PROGRESS = f"{NAME}_in_progress"
+IN_PROGRESS_MAX = 65535
 SITE_FILE_NAME = "secure-qdrant.conf"
 ACCESS_LOG_NAME = "secure-qdrant.access.log"
 ERROR_LOG_NAME = "secure-qdrant.error.log"
@@ -43,6 +49,25 @@ ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
 _HTTPS_SCHEME_PORT = 443
 # Qdrant 1.18's raw shard-file reads, open to any collection reader: not part of the public API.
 REFUSED_GRPC_SERVICES = ("qdrant.StorageRead",)
+# The public gRPC services Qdrant serves (src/tonic/mod.rs `init`; their names from
+# lib/api/src/grpc/proto/*.proto), less the refused one. Any other `:path` (an unknown service,
+# server reflection, a typo) is answered by the edge and never reaches Qdrant.
+GRPC_SERVICES = (
+    "qdrant.Qdrant",
+    "qdrant.Collections",
+    "qdrant.Points",
+    "qdrant.Snapshots",
+    "grpc.health.v1.Health",
+)
+# nginx's 404 reaches a gRPC client as UNIMPLEMENTED (gRPC's HTTP-to-status mapping), what a gRPC
+# server answers for a method or a message encoding it does not have.
+GRPC_UNIMPLEMENTED = 404
+# Qdrant accepts gzip'd messages with no limit on their decoded size (every service in
+# src/tonic/mod.rs: `accept_compressed(Gzip)`, `max_decoding_message_size(usize::MAX)`): a small
+# gzip'd message past `client_max_body_size` would inflate to gigabytes inside Qdrant. Only
+# uncompressed calls pass; a message flagged compressed without this header is refused by tonic
+# before any decoding ("compressed-flag but no grpc-encoding was specified").
+GRPC_IDENTITY_ENCODING = "^(identity)?$"
 # Qdrant's web UI. The unit turns it off; the edge refuses it too, so that turning it back on in
 # Qdrant alone does not publish it.
 REFUSED_REST_PREFIXES = ("/dashboard",)
@@ -128,9 +153,26 @@ def render_tls_site(host: HostSettings, certificate: str, certificate_key: str) 
 
 
 def _http_level(host: HostSettings) -> str:
-    # One zone keyed by client address for REST and gRPC alike: alternating protocols gains nothing.
+    limits = host.limits
+    # One zone keyed by client address and one keyed by credential, each for REST and gRPC alike:
+    # alternating protocols gains nothing, and neither do many addresses with one credential.
     return _lines(
-        f"limit_req_zone $binary_remote_addr zone={NAME}:10m rate={host.limits.rate_limit_rps}r/s;",
+        f"limit_req_zone $binary_remote_addr zone={NAME}:10m rate={limits.rate_limit_rps}r/s;",
+        # The credential as Qdrant reads it: `api-key` first, else `Authorization`. Empty (no
+        # credential: health checks, 401s) is not counted, which nginx does for an empty key. The
+        # key is the credential itself: nginx core has no hash function (njs is not installed), and
+        # the key stays in the workers' shared memory, which already hold every request's headers,
+        # and is never written to disk. limit_req logs a key only past 65535 bytes, four times what
+        # large_client_header_buffers lets one header hold: only a sender repeating oversized
+        # headers could get there, and the log would then hold what it sent, nobody else's.
+        _block(
+            f"map $http_api_key ${CREDENTIAL}",
+            '"" $http_authorization;',
+            "default $http_api_key;",
+        ),
+        f"limit_req_zone ${CREDENTIAL} zone={CREDENTIAL}:10m "
+        f"rate={limits.credential_rate_limit_rps}r/s;",
+        f"limit_conn_zone $binary_remote_addr zone={IN_PROGRESS}:10m;",
         f"log_format {NAME} '{LOG_FORMAT}';",
         _block(
             f'map "{_GRPC_STATUS}" ${NAME}_grpc_status',
@@ -230,6 +272,7 @@ def _grpc_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ..
     refusals = (
         _block(f"location ^~ /{service}/", "return 403;") for service in REFUSED_GRPC_SERVICES
     )
+    services = "|".join(service.replace(".", r"\.") for service in GRPC_SERVICES)
     return _tls_server(
         host,
         listen,
@@ -239,13 +282,19 @@ def _grpc_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ..
         f"grpc_read_timeout {host.limits.clients.upstream_read_timeout_s}s;",
         *refusals,
         _block(
-            "location /",
-            # 415, no body: refused at the edge, before the rate limit and before Qdrant.
+            # `/package.Service/Method`: a known service; the method is Qdrant's to know.
+            f'location ~ "^/({services})/[A-Za-z0-9_]+$"',
+            # No body: refused at the edge, before the rate limit and before Qdrant.
             _block(f'if ($content_type !~ "{GRPC_CONTENT_TYPE}")', "return 415;"),
+            _block(
+                f'if ($http_grpc_encoding !~ "{GRPC_IDENTITY_ENCODING}")',
+                f"return {GRPC_UNIMPLEMENTED};",
+            ),
             # grpc_pass forwards all metadata (api-key, authorization) as received.
             f"grpc_pass grpc://{NAME}_grpc;",
             "grpc_set_header X-Forwarded-For $remote_addr;",
         ),
+        _block("location /", f"return {GRPC_UNIMPLEMENTED};"),
     )
 
 
@@ -267,7 +316,10 @@ def _tls_server(
         *(f'add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS),
         # `nodelay`: a burst is served at once and the excess refused, never queued into latency.
         f"limit_req zone={NAME} burst={burst} nodelay;",
+        f"limit_req zone={CREDENTIAL} burst={host.limits.credential_burst} nodelay;",
         "limit_req_status 429;",
+        f"limit_conn {IN_PROGRESS} {host.limits.clients.requests_per_address};",
+        "limit_conn_status 429;",
         f"client_max_body_size {host.limits.max_body_size_mb}m;",
         # Only the HTTP/2 limit nginx 1.22 and 1.24 both still have: since 1.19.7 HTTP/2 follows
         # keepalive_timeout, client_header_timeout and large_client_header_buffers like HTTP/1.1.

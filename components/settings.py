@@ -165,6 +165,11 @@ class ClientLimits:
     to many collections (or carrying `value_exists` matches) grows with its claims; anything larger
     is refused (414 for the request line, 400 for a header) before Qdrant sees it."""
     http2_max_concurrent_streams: int = 128
+    requests_per_address: int = 128
+    """Requests one address may have in progress at once (over HTTP/2, each stream counts). No
+    timeout cuts a body that trickles in faster than `body_timeout_s`: this bounds how many such
+    requests one address can hold open. The per-address rate keeps a legitimate client's requests
+    in progress far below it unless each one takes tens of seconds."""
     upstream_read_timeout_s: int = 300
     """For Qdrant's answer: a search over a large collection or a snapshot may take minutes, so
     more than nginx's 60s default; a hung Qdrant still frees the connection."""
@@ -178,6 +183,11 @@ class Limits:
     rest_burst: int = 20
     grpc_burst: int = 50
     max_body_size_mb: int = 128
+    credential_rate_limit_rps: int = 100
+    """Requests per second per credential (`api-key` header, else `Authorization`), from all
+    addresses together: what one leaked credential spread over many addresses gets. Looser than the
+    per-address rate, because an application fleet shares one credential."""
+    credential_burst: int = 400
     clients: ClientLimits = field(default_factory=ClientLimits)
 
 

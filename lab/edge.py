@@ -25,6 +25,7 @@ from pathlib import Path
 
 from components.settings import (
     DEFAULT_QDRANT_VERSION,
+    ClientLimits,
     LOOPBACK,
     HostPaths,
     HostSettings,
@@ -32,6 +33,7 @@ from components.settings import (
     Ports,
     TokenSpec,
 )
+from components.nginx_config import IN_PROGRESS_MAX
 from components.tokens import mint_tokens, token_claims
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
@@ -55,8 +57,21 @@ LAB_VOLUME_ID = "vol-0000000000000lab0"
 TLS_EDGE_STEPS = ("nginx_http", "certificate", "nginx_tls")
 PUBLIC_ADDRESS = "::1"
 LAB_EMAIL = "ops@lab.test"
+
+
+def unthrottled(allowance: int) -> Limits:
+    """Limits whose every rate, burst and count is `allowance`, per address and per credential."""
+    per_address = Limits(rate_limit_rps=allowance, rest_burst=allowance, grpc_burst=allowance)
+    return replace(
+        per_address,
+        credential_rate_limit_rps=allowance,
+        credential_burst=allowance,
+        clients=ClientLimits(requests_per_address=min(allowance, IN_PROGRESS_MAX)),
+    )
+
+
 # For clients that test what a credential may do, not the rate limit: none of their calls is a 429.
-UNTHROTTLED = Limits(rate_limit_rps=10_000, rest_burst=10_000, grpc_burst=10_000)
+UNTHROTTLED = unthrottled(10_000)
 
 
 def _unchanged(site: str) -> str:

@@ -54,6 +54,8 @@ BAD_CONFIGS = {
     "negative-rest-burst": (with_(restBurst=-1), "secure-qdrant:restBurst: must be a positive integer"),
     "zero-grpc-burst": (with_(grpcBurst=0), "secure-qdrant:grpcBurst: must be a positive integer"),
     "zero-body-size": (with_(maxBodySizeMb=0), "secure-qdrant:maxBodySizeMb: must be a positive integer"),
+    "zero-credential-rate": (with_(credentialRateLimitRps=0), "secure-qdrant:credentialRateLimitRps: must be a positive integer"),
+    "negative-credential-burst": (with_(credentialBurst=-5), "secure-qdrant:credentialBurst: must be a positive integer"),
     "zero-volume": (with_(dataVolumeSizeGb=0), "secure-qdrant:dataVolumeSizeGb: must be a positive integer"),
     "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
     "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
@@ -224,6 +226,7 @@ def test_defaults_match_the_documented_contract():
     assert settings.qdrant_version == "v1.18.3"
     assert (settings.limits.rate_limit_rps, settings.limits.rest_burst) == (5, 20)
     assert (settings.limits.grpc_burst, settings.limits.max_body_size_mb) == (50, 128)
+    assert (settings.limits.credential_rate_limit_rps, settings.limits.credential_burst) == (100, 400)
     assert settings.api_key_version == 1
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
@@ -233,6 +236,14 @@ def test_defaults_match_the_documented_contract():
     thresholds = durability.thresholds
     assert (thresholds.certificate_days_left, thresholds.qdrant_down_minutes) == (14, 5)
     assert (thresholds.unauthorized_per_minute, thresholds.data_volume_used_percent) == (60, 80)
+
+
+def test_the_per_credential_limit_is_read_from_its_own_keys():
+    raw = {"domain": "qdrant.example.com", "acmeEmail": "ops@example.com"}
+    settings = load_settings({**raw, "credentialRateLimitRps": "7", "credentialBurst": "31"})
+
+    assert (settings.limits.credential_rate_limit_rps, settings.limits.credential_burst) == (7, 31)
+    assert settings.limits.rate_limit_rps == 5
 
 
 def test_a_release_is_not_judged_against_an_unknown_host_os():

@@ -4,12 +4,13 @@ Credentials come from the stack's outputs (`--stack`, read with `pulumi stack ou
 environment variable SECURE_QDRANT_OUTPUTS (the same JSON), never from the command line, and are
 never printed. The AWS audit uses boto3's credentials, then assumes the roles the deploy gate lists
 in SECURE_QDRANT_AWS_ASSUME_ROLES. Exit status 1 when any check fails, 2 when the target cannot be
-described.
+described; a WARN (a token expiring within 30 days) never changes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from verify.aws_audit import AWS_ERRORS, audit_durability, audit_instance, unver
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
+from verify.expiry import token_expiry_warnings
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
 from verify.arguments import OneLineParser, non_negative_number, one_line, port
@@ -148,6 +150,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     results = endpoint_checks(target, rate_limit=args.rate_limit)
     if not args.no_aws:
         results += aws_checks(target, args.region, environ)
+    # Where the rotation's grace-window WARN belongs too: read from the outputs, asks no server.
+    results += token_expiry_warnings(target.tokens, dt.datetime.now(dt.timezone.utc))
     print(as_json(results, target.secrets) if args.json else table(results, target.secrets))
     return 1 if failed(results) else 0
 

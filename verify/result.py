@@ -10,11 +10,14 @@ class Status(Enum):
     PASS = "PASS"
     FAIL = "FAIL"
     SKIP = "SKIP"
+    WARN = "WARN"
+    """Works today, needs action soon; never changes the exit status."""
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """`detail` is the evidence for a FAIL, the reason for a SKIP, and what was seen for a PASS."""
+    """`detail` is the evidence for a FAIL, the reason for a SKIP, what was seen for a PASS and
+    what to do for a WARN."""
 
     name: str
     status: Status

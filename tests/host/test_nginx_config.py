@@ -5,6 +5,8 @@ Settings use unusual ports and limits, so every number found in the output prova
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import shlex
 import dataclasses
@@ -12,12 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import qdrant_client.grpc
 
 from components.nginx_config import (
     ACCESS_LOG_BUFFER,
     CREDENTIAL_PROBE_PATH,
     ACCESS_LOG_FLUSH_SECONDS,
     GRPC_CONTENT_TYPE,
+    GRPC_IDENTITY_ENCODING,
+    GRPC_SERVICES,
+    REFUSED_GRPC_SERVICES,
     MOZILLA_INTERMEDIATE_CIPHERS,
     SECURITY_HEADERS,
     certificate_paths,
@@ -45,11 +51,13 @@ CLIENT_LIMITS = ClientLimits(
     large_header_buffers=5,
     large_header_buffer_kb=12,
     http2_max_concurrent_streams=77,
+    requests_per_address=99,
     upstream_read_timeout_s=333,
 )
 LIMITS = Limits(
-    rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64, clients=CLIENT_LIMITS
-)
+    rate_limit_rps=7, rest_burst=11, grpc_burst=33, max_body_size_mb=64, clients=CLIENT_LIMITS,
+    credential_rate_limit_rps=13, credential_burst=57
+)  # fmt: skip
 PATHS = HostPaths(acme_webroot="/srv/acme", nginx_log_dir="/srv/logs/nginx")
 CERTIFICATE = ("/certs/fullchain.pem", "/certs/privkey.pem")
 
@@ -270,14 +278,35 @@ def test_server_tokens_are_off_on_every_server() -> None:
 # --------------------------------------------------------------------------- limits
 
 
+def zone_keyed_by(key: str) -> tuple[str, str]:
+    """(name, rate) of the one limit_req_zone keyed by `key`."""
+    (zone,) = [zone for zone in TLS_SITE.values("limit_req_zone") if zone[0] == key]
+    return zone[1].removeprefix("zone=").split(":")[0], zone[2]
+
+
 def test_one_rate_limit_zone_per_client_address_is_shared_by_rest_and_grpc() -> None:
     """Alternating protocols must not double an attacker's budget."""
-    (zone,) = TLS_SITE.values("limit_req_zone")
-    assert zone[0] == "$binary_remote_addr"
-    assert zone[2] == f"rate={LIMITS.rate_limit_rps}r/s"
-    name = zone[1].removeprefix("zone=").split(":")[0]
-    assert REST.value("limit_req") == (f"zone={name}", f"burst={LIMITS.rest_burst}", "nodelay")
-    assert GRPC.value("limit_req") == (f"zone={name}", f"burst={LIMITS.grpc_burst}", "nodelay")
+    name, rate = zone_keyed_by("$binary_remote_addr")
+    assert rate == f"rate={LIMITS.rate_limit_rps}r/s"
+    assert (f"zone={name}", f"burst={LIMITS.rest_burst}", "nodelay") in REST.values("limit_req")
+    assert (f"zone={name}", f"burst={LIMITS.grpc_burst}", "nodelay") in GRPC.values("limit_req")
+
+
+def test_one_rate_limit_zone_per_credential_is_shared_by_rest_and_grpc() -> None:
+    """One credential used from many addresses has its own budget, over both protocols."""
+    (credential_map,) = [b for b in TLS_SITE.blocks if b.head[:2] == ("map", "$http_api_key")]
+    name, rate = zone_keyed_by(credential_map.head[2])
+    assert rate == f"rate={LIMITS.credential_rate_limit_rps}r/s"
+    expected = (f"zone={name}", f"burst={LIMITS.credential_burst}", "nodelay")
+    assert expected in REST.values("limit_req") and expected in GRPC.values("limit_req")
+
+
+def test_the_credential_key_is_the_one_qdrant_reads_and_empty_without_one() -> None:
+    """Qdrant reads `api-key` first, else `Authorization` (src/common/auth/mod.rs): keying on the
+    same choice means no header can be added to dodge the limit of the credential that is used.
+    Without either the key is empty, which nginx does not count."""
+    (credential_map,) = [b for b in TLS_SITE.blocks if b.head[:2] == ("map", "$http_api_key")]
+    assert credential_map.directives == [("", "$http_authorization"), ("default", "$http_api_key")]
 
 
 @pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
@@ -289,6 +318,18 @@ def test_excess_requests_get_429_and_bodies_are_capped(port: int) -> None:
     assert server.value("client_max_body_size") == (f"{LIMITS.max_body_size_mb}m",)
     for location in server.blocks:
         assert not location.values("limit_req"), "a location with its own limit_req escapes"
+
+
+@pytest.mark.parametrize("port", [PORTS.https, PORTS.grpc_tls])
+def test_requests_in_progress_per_address_are_capped(port: int) -> None:
+    """No timeout cuts a body trickling in a byte at a time: the count one address may hold is
+    what bounds it, over REST and gRPC together, with the 429 that tells a client to back off."""
+    (zone,) = TLS_SITE.values("limit_conn_zone")
+    assert zone[0] == "$binary_remote_addr"
+    name = zone[1].removeprefix("zone=").split(":")[0]
+    server = TLS_SERVERS[port]
+    assert server.value("limit_conn") == (name, str(CLIENT_LIMITS.requests_per_address))
+    assert server.value("limit_conn_status") == ("429",)
 
 
 # --------------------------------------------------------------------------- slow and oversized clients
@@ -344,12 +385,77 @@ def test_qdrant_gets_long_enough_to_answer_long_searches() -> None:
     assert GRPC.value("grpc_read_timeout") == (f"{CLIENT_LIMITS.upstream_read_timeout_s}s",)
 
 
+GRPC_CALLS = next(b for b in GRPC.blocks if b.head[:2] == ("location", "~"))
+
+
 def test_grpc_port_refuses_what_is_not_a_grpc_call() -> None:
     """A plain GET on 6334 used to reach Qdrant's gRPC port and come back as a 502; only a gRPC
     content type passes now, anything else gets 415 from the edge."""
-    (refusal,) = GRPC.location("/").blocks
+    refusal = GRPC_CALLS.blocks[0]
     assert refusal.head == ("if", "(", "$content_type", "!", "~", GRPC_CONTENT_TYPE, ")")
     assert refusal.value("return") == ("415",)
+
+
+def test_grpc_port_answers_unimplemented_for_any_other_path() -> None:
+    """Only the proxied location reaches Qdrant; nginx's 404 is a gRPC client's UNIMPLEMENTED."""
+    assert GRPC.location("/").directives == [("return", "404")]
+    assert [b for b in GRPC.walk() if b.values("grpc_pass")] == [GRPC_CALLS]
+
+
+@pytest.mark.parametrize(
+    ("path", "passes"),
+    [
+        ("/qdrant.Points/Upsert", True),
+        ("/qdrant.Collections/List", True),
+        ("/qdrant.Qdrant/HealthCheck", True),
+        ("/qdrant.Snapshots/Create", True),
+        ("/grpc.health.v1.Health/Check", True),
+        ("/qdrant.StorageRead/ReadShard", False),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", False),
+        ("/qdrant.PointsInternal/Upsert", False),
+        ("/qdrant.Raft/Send", False),
+        ("/qdrantXPoints/Upsert", False),
+        ("/qdrant.Points/Upsert/extra", False),
+        ("/qdrant.Points/", False),
+    ],
+)
+def test_grpc_service_pattern(path: str, passes: bool) -> None:
+    """Qdrant's public services only: not its internal (cluster) ones, reflection or StorageRead.
+    nginx's regexes are PCRE; this one uses nothing Python's `re` reads differently."""
+    assert bool(re.search(GRPC_CALLS.head[2], path)) is passes
+
+
+def qdrant_client_services() -> set[str]:
+    """Every gRPC service in qdrant-client's generated modules."""
+    modules = (
+        importlib.import_module(f"qdrant_client.grpc.{module.name}")
+        for module in pkgutil.iter_modules(qdrant_client.grpc.__path__)
+    )
+    descriptors = (module.DESCRIPTOR for module in modules if hasattr(module, "DESCRIPTOR"))
+    return {service.full_name for d in descriptors for service in d.services_by_name.values()}
+
+
+def test_every_service_qdrant_client_calls_is_proxied() -> None:
+    """qdrant-client's own generated stubs are what applications call: none may be refused."""
+    called = qdrant_client_services()
+    assert called and called <= set(GRPC_SERVICES)
+    assert not set(GRPC_SERVICES) & set(REFUSED_GRPC_SERVICES)
+
+
+def test_grpc_calls_with_a_message_encoding_get_unimplemented() -> None:
+    """Qdrant inflates gzip'd messages without a size limit: a small compressed call past the body
+    cap is a decompression bomb. Refused before the rate limit and before Qdrant."""
+    refusal = GRPC_CALLS.blocks[1]
+    assert refusal.head == ("if", "(", "$http_grpc_encoding", "!", "~", GRPC_IDENTITY_ENCODING, ")")
+    assert refusal.value("return") == ("404",)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "passes"),
+    [("", True), ("identity", True), ("gzip", False), ("deflate", False), ("identity,gzip", False)],
+)
+def test_grpc_identity_encoding_pattern(encoding: str, passes: bool) -> None:
+    assert bool(re.search(GRPC_IDENTITY_ENCODING, encoding)) is passes
 
 
 @pytest.mark.parametrize(
@@ -385,7 +491,7 @@ def test_rest_goes_to_qdrant_on_loopback_over_kept_alive_connections() -> None:
 
 def test_grpc_goes_to_qdrant_grpc_on_loopback() -> None:
     """gRPC needs HTTP/2 end to end: grpc_pass, never proxy_pass, to Qdrant's internal port."""
-    upstream_name = GRPC.location("/").value("grpc_pass")[0].removeprefix("grpc://")
+    upstream_name = GRPC_CALLS.value("grpc_pass")[0].removeprefix("grpc://")
     upstream = next(b for b in TLS_SITE.blocks if b.head == ("upstream", upstream_name))
     assert upstream.value("server") == (f"127.0.0.1:{PORTS.qdrant_grpc}",)
 

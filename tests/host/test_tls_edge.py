@@ -45,7 +45,7 @@ from components.nginx_config import (
 from components.settings import HostPaths, Limits, Ports
 from components.tokens import mint_token
 from lab import pki
-from lab.edge import EdgeLab, lab_host_settings, running_edge_lab
+from lab.edge import UNTHROTTLED, EdgeLab, lab_host_settings, running_edge_lab
 from lab.guide_nginx import certbot_tls_files, render_guide_site
 from lab.nginx import Nginx
 from lab.probes import (
@@ -68,13 +68,20 @@ COLLECTION, OTHER_COLLECTION = "jwt_demo", "other"
 POINTS = b'{"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}]}'
 VECTORS = {"size": 4, "distance": "Dot"}  # what POINTS needs of a collection, as in Qdrant
 HTTP_VERSIONS = ["2", "1.1"]
+# This module spends one key from many addresses to test the per-address zone; the credential
+# zone, which would cut that in, is tested in test_hostile_clients.py.
+PER_ADDRESS_ONLY = replace(
+    Limits(),
+    credential_rate_limit_rps=UNTHROTTLED.credential_rate_limit_rps,
+    credential_burst=UNTHROTTLED.credential_burst,
+)
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[EdgeLab]:
     with ExitStack() as stack:
         try:
-            edge = stack.enter_context(running_edge_lab())
+            edge = stack.enter_context(running_edge_lab(limits=PER_ADDRESS_ONLY))
         except LabUnavailable as missing:
             pytest.skip(f"loopback lab unavailable: {missing}")
         for name in (COLLECTION, OTHER_COLLECTION):

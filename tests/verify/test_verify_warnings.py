@@ -1,0 +1,125 @@
+"""`verify`'s warnings: a token about to expire is reported as WARN, read from the token's own
+`exp`, and a WARN never changes the exit status (0 stays 0, 1 stays 1), in the table and in JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from contextlib import redirect_stdout
+from unittest import mock
+
+import jwt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import verify.__main__ as verify_cli
+from verify.expiry import EXPIRY_WARNING, token_expiry_warnings
+from verify.result import CheckResult, Status
+from verify.target import OUTPUTS_VARIABLE, Token
+
+NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+MASTER = "m" * 48
+
+
+def token(
+    name: str = "app", expires_in: dt.timedelta | None = None, now: dt.datetime = NOW, **scope: object
+) -> Token:
+    claims: dict[str, object] = {"access": "r"}
+    if expires_in is not None:
+        claims["exp"] = int((now + expires_in).timestamp())
+    return Token(name, jwt.encode(claims, MASTER, algorithm="HS256"), {"access": "r", **scope})
+
+
+def test_a_token_expiring_within_30_days_is_a_warning_naming_it() -> None:
+    (warning,) = token_expiry_warnings([token("billing", dt.timedelta(days=10))], NOW)
+
+    assert warning.status is Status.WARN
+    assert warning.name == "token-expiry:billing"
+    assert "expires in 10 days (2026-12-10 00:00 UTC)" in warning.detail
+
+
+def test_a_token_expiring_in_more_than_30_days_is_not_warned_about() -> None:
+    later = EXPIRY_WARNING + dt.timedelta(hours=1)
+
+    assert token_expiry_warnings([token(expires_in=later)], NOW) == []
+
+
+def test_a_token_without_exp_is_not_warned_about() -> None:
+    assert token_expiry_warnings([token()], NOW) == []
+
+
+def test_an_expired_token_is_a_warning_too() -> None:
+    (warning,) = token_expiry_warnings([token(expires_in=-dt.timedelta(days=3))], NOW)
+
+    assert warning.status is Status.WARN and "expired 3 days ago" in warning.detail
+
+
+def test_the_expiry_is_read_from_the_token_not_from_its_outputs() -> None:
+    """The outputs' tokenScopes may be stale or hand-edited; the token is what Qdrant judges."""
+    far = int((NOW + dt.timedelta(days=365)).timestamp())
+
+    (warning,) = token_expiry_warnings([token(expires_in=dt.timedelta(days=5), exp=far)], NOW)
+
+    assert "expires in 5 days" in warning.detail
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not-a-jwt", "a.b.c", "a.!!!.c", f"x.{'e30'}.y", "x.eyJleHAiOiAiMTAifQ.y", "x.WzFd.y"],
+    ids=["no-dots", "bad-base64-json", "bad-base64", "no-exp", "exp-as-string", "claims-a-list"],
+)
+def test_a_token_whose_exp_cannot_be_read_is_not_warned_about(value: str) -> None:
+    assert token_expiry_warnings([Token("odd", value, {})], NOW) == []
+
+
+@given(st.text())
+def test_any_token_text_gives_a_warning_or_none_never_an_exception(value: str) -> None:
+    results = token_expiry_warnings([Token("any", value, {})], NOW)
+
+    assert all(result.status is Status.WARN for result in results)
+
+
+def run_verify(endpoint_results: list[CheckResult], *argv: str) -> tuple[int, str]:
+    """`python -m verify` on outputs with a token expiring in 10 days, the network checks
+    replaced by `endpoint_results`."""
+    expiring = token(expires_in=dt.timedelta(days=10), now=dt.datetime.now(dt.timezone.utc))
+    outputs = {
+        "restUrl": "https://qdrant.example.com",
+        "publicIp": "127.0.0.1",
+        "apiKey": MASTER,
+        "tokens": {"app": expiring.jwt},
+        "tokenScopes": {"app": {"access": "r"}},
+    }
+    stdout = io.StringIO()
+    with (
+        mock.patch.object(verify_cli, "endpoint_checks", lambda target, rate_limit: endpoint_results),
+        redirect_stdout(stdout),
+    ):
+        status = verify_cli.main(["--no-aws", *argv], {OUTPUTS_VARIABLE: json.dumps(outputs)})
+    return status, stdout.getvalue()
+
+
+def test_a_warning_leaves_a_passing_run_at_exit_0() -> None:
+    status, report = run_verify([CheckResult("grpc", Status.PASS, "ok")])
+
+    assert status == 0
+    assert "WARN  token-expiry:app" in report
+    assert report.rstrip().endswith("verify: passed (1 PASS, 0 FAIL, 0 SKIP, 1 WARN)")
+
+
+def test_a_warning_leaves_a_failing_run_at_exit_1() -> None:
+    status, report = run_verify([CheckResult("grpc", Status.FAIL, "refused")])
+
+    assert status == 1 and "verify: FAILED" in report
+
+
+def test_a_warning_is_in_the_json_report_which_still_passes() -> None:
+    status, report = run_verify([], "--json")
+
+    document = json.loads(report)
+    assert status == 0 and document["passed"] is True
+    assert [check["status"] for check in document["checks"]] == ["WARN"]
+    assert MASTER not in report

@@ -1,0 +1,59 @@
+"""Warnings about credentials that are about to stop working: not a failure of the deployment
+today, so a WARN that leaves the exit status alone.
+
+A token's expiry is read from the token itself, the claims part of the JWT decoded without its
+signature checked: only the date is taken from it, to say when the caller must have a new one.
+What the token may do is judged by Qdrant in the token checks, never from these bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from verify.result import CheckResult, Status
+from verify.target import Token
+
+EXPIRY_WARNING = dt.timedelta(days=30)
+
+
+def token_expiry_warnings(tokens: Sequence[Token], now: dt.datetime) -> list[CheckResult]:
+    """A WARN for each token whose own `exp` falls within EXPIRY_WARNING of `now` (or is past)."""
+    warnings = []
+    for token in tokens:
+        expires = _expiry(token.jwt)
+        if expires is not None and expires - now <= EXPIRY_WARNING:
+            warnings.append(
+                CheckResult(
+                    f"token-expiry:{token.name}",
+                    Status.WARN,
+                    f"{_when(expires, now)} ({expires:%Y-%m-%d %H:%M} UTC): set a later expiresAt "
+                    "and pulumi up to mint a new one",
+                )
+            )
+    return warnings
+
+
+def _expiry(jwt: str) -> dt.datetime | None:
+    """The token's own `exp`, or None if it has none or it cannot be read as one."""
+    parts = jwt.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+            return None
+        return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
+        return None
+
+
+def _when(expires: dt.datetime, now: dt.datetime) -> str:
+    days = (expires - now) / dt.timedelta(days=1)
+    if days <= 0:
+        return f"expired {-days:.0f} days ago"
+    return f"expires in {days:.0f} days"

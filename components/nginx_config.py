@@ -28,6 +28,8 @@ from __future__ import annotations
 from components.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"
+# The per-address rate-limit zone: the one whose refusals fail2ban's rate-limit jail counts.
+ADDRESS_ZONE = NAME
 # The per-credential rate-limit zone, and the variable it is keyed by.
 CREDENTIAL = f"{NAME}_credential"
 # The zone counting each address's requests in progress, and the largest count nginx takes
@@ -157,7 +159,7 @@ def _http_level(host: HostSettings) -> str:
     # One zone keyed by client address and one keyed by credential, each for REST and gRPC alike:
     # alternating protocols gains nothing, and neither do many addresses with one credential.
     return _lines(
-        f"limit_req_zone $binary_remote_addr zone={NAME}:10m rate={limits.rate_limit_rps}r/s;",
+        f"limit_req_zone $binary_remote_addr zone={ADDRESS_ZONE}:10m rate={limits.rate_limit_rps}r/s;",
         # The credential as Qdrant reads it: `api-key` first, else `Authorization`. Empty (no
         # credential: health checks, 401s) is not counted, which nginx does for an empty key. The
         # key is the credential itself: nginx core has no hash function (njs is not installed), and
@@ -315,7 +317,7 @@ def _tls_server(
         # an add_header of its own would silently drop all of these.
         *(f'add_header {name} "{value}" always;' for name, value in SECURITY_HEADERS),
         # `nodelay`: a burst is served at once and the excess refused, never queued into latency.
-        f"limit_req zone={NAME} burst={burst} nodelay;",
+        f"limit_req zone={ADDRESS_ZONE} burst={burst} nodelay;",
         f"limit_req zone={CREDENTIAL} burst={host.limits.credential_burst} nodelay;",
         "limit_req_status 429;",
         f"limit_conn {IN_PROGRESS} {host.limits.clients.requests_per_address};",

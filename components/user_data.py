@@ -22,6 +22,7 @@ import yaml
 
 from components.nginx_config import (
     ACCESS_LOG_NAME,
+    ADDRESS_ZONE,
     ERROR_LOG_NAME,
     certificate_paths,
     render_http_site,
@@ -146,6 +147,7 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "NGINX_TLS_SITE": staged_site_path(host, "tls"),
         "NGINX_ACCESS_LOG": f"{paths.nginx_log_dir}/{ACCESS_LOG_NAME}",
         "NGINX_ERROR_LOG": f"{paths.nginx_log_dir}/{ERROR_LOG_NAME}",
+        "NGINX_ADDRESS_ZONE": ADDRESS_ZONE,
         "READY_MARKER": paths.ready_marker,
         "SSH_PORT": str(ports.ssh),
         "HTTP_PORT": str(ports.http),

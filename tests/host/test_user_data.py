@@ -8,6 +8,7 @@ use unusual ports so every number found provably came from them.
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import re
 import shlex
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.nginx_config import LOG_FORMAT, site_file
+from components.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
 from components.settings import (
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
@@ -31,6 +32,7 @@ from components.user_data import (
     BOOTSTRAP_UNIT,
     CLOUD_INIT_DIR,
     DATA_VOLUME_UNITS,
+    JAIL,
     QDRANT_UNIT,
     bootstrap_command,
     drop_in_path,
@@ -523,10 +525,17 @@ def access_log_line(**values: str) -> str:
     return re.sub(r"\$(\w+)", lambda match: defaults[match.group(1)], LOG_FORMAT)
 
 
-def filter_matches(line: str, filter_file: Path) -> bool:
+def require_bundled_filter(name: str) -> None:
+    if not Path(f"/etc/fail2ban/filter.d/{name}.conf").exists():
+        pytest.skip("fail2ban's bundled filters are not installed")
+
+
+def filter_matches(line: str, filter_: Path | str) -> bool:
+    """Whether fail2ban-regex counts `line` for a filter file, or a bundled filter's name with
+    options (`name[option="value"]`), as a jail's `filter` names it."""
     require("fail2ban-regex")
     result = subprocess.run(
-        ["fail2ban-regex", line, str(filter_file)], capture_output=True, text=True, check=True
+        ["fail2ban-regex", line, str(filter_)], capture_output=True, text=True, check=True
     )
     counts = re.search(r"Lines: 1 lines, 0 ignored, (\d) matched", result.stdout)
     assert counts, result.stdout
@@ -560,18 +569,33 @@ def test_auth_filter_counts_failed_authentication_only(line: str, banned: bool) 
     assert filter_matches(line, AUTH_FILTER_SOURCE) is banned
 
 
-def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
-    """Clients that keep hammering past the rate limit are banned by the bundled filter, as long
-    as it reads the lines this nginx writes."""
-    bundled = Path("/etc/fail2ban/filter.d/nginx-limit-req.conf")
-    if not bundled.exists():
-        pytest.skip("fail2ban's bundled filters are not installed")
-    line = (
-        '2026/11/29 10:00:00 [error] 812#812: *4 limiting requests, excess: 20.600 by zone '
-        '"secure_qdrant", client: 203.0.113.9, server: qdrant.example.com, '
-        'request: "GET /collections HTTP/2.0", host: "qdrant.example.com"'
+def limit_req_line(zone: str, client: str = "203.0.113.9") -> str:
+    return (
+        f'2026/11/29 10:00:00 [error] 812#812: *4 limiting requests, excess: 20.600 by zone "{zone}", '
+        f'client: {client}, server: qdrant.example.com, request: "GET /collections HTTP/2.0", '
+        'host: "qdrant.example.com"'
     )
-    assert filter_matches(line, bundled)
+
+
+def rate_limit_jail_filter() -> str:
+    """The rate-limit jail's `filter` as rendered: the bundled filter with its zone option."""
+    jail = configparser.ConfigParser(interpolation=None)
+    jail.read_string(written(f"{HOST.paths.fail2ban_dir}/{JAIL}"))
+    return jail["secure-qdrant-rate-limit"]["filter"]
+
+
+def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
+    """Clients that keep hammering past their address's rate limit are banned by the bundled
+    filter, as long as it reads the lines this nginx writes."""
+    require_bundled_filter("nginx-limit-req")
+    assert filter_matches(limit_req_line(ADDRESS_ZONE), rate_limit_jail_filter())
+
+
+def test_rate_limit_jail_ignores_the_credential_zone() -> None:
+    """A credential's zone is its owner's quota: an application fleet that overruns it gets 429s
+    but must not have every address it runs from banned from the host."""
+    require_bundled_filter("nginx-limit-req")
+    assert not filter_matches(limit_req_line(CREDENTIAL), rate_limit_jail_filter())
 
 
 @pytest.fixture

@@ -212,6 +212,8 @@ def test_the_well_behaved_client_is_served_during_and_after_a_flood(key_flood: K
     """A ban is for the address that misbehaved: an application elsewhere keeps being answered,
     while the flood runs and after its author is banned."""
     banned_at = key_flood.flood[-1].seconds
+    after = sum(1 for answer in key_flood.served if answer.seconds > banned_at)
+    print(f"\nwell-behaved client: {outcomes(key_flood.served)}, {after} of them after the ban")
     assert outcomes(key_flood.served) == ["200"] * len(key_flood.served)
     assert any(answer.seconds < banned_at for answer in key_flood.served)
     assert any(answer.seconds > banned_at for answer in key_flood.served)
@@ -243,8 +245,8 @@ def test_a_key_guesser_is_rate_limited_then_banned(booted: BootedHost, key_flood
     before_ban = [outcome for outcome in answered if outcome not in (REFUSED, DROPPED)]
     first_limited = answered.index("429")
     print(
-        f"\nkey guesser: {answered.count('401')} guesses judged, {answered.count('429')} rate-limited, "
-        f"then cut off"
+        f"\nkey guesser: {answered.count('401')} guesses judged, {answered.count('429')} rate-limited "
+        f"from request {first_limited + 1} on, then cut off"
     )
     assert set(before_ban) == {"401", "429"}
     assert answered[:first_limited] == ["401"] * first_limited

@@ -6,8 +6,8 @@ nginx's per-address rate limit, fail2ban's bans) can be tried through it. So the
 second interface on a lab network: a bridge in a namespace of its own (the switch), the guest's end
 of a veth pair moved into the guest's network namespace, and one network namespace per client.
 The addresses are from TEST-NET-2 (RFC 5737), routed nowhere: nothing here can reach beyond the
-lab. Deleting the namespaces deletes every link with them, so `outside()` leaves nothing behind,
-however its block ends, and the guest's own end goes with the switch.
+lab. `outside()` deletes the guest's end and every namespace it made (their links go with them),
+however its block ends: nothing is left behind.
 
 A client's code runs in a thread that joined the client's namespace (`Client.call`): every socket
 it opens, with the ordinary Python clients, leaves from the client's address.

@@ -486,7 +486,8 @@ step_nginx_tls() {
 # --- 6. host firewall -----------------------------------------------------------------------------
 
 # Docker's published ports skip ufw's chains entirely. That is harmless here only because the Qdrant
-# unit publishes on 127.0.0.1 and nothing else: keep it that way.
+# unit publishes on 127.0.0.1 and nothing else, and closes Docker's bridge to the outside itself:
+# keep it that way.
 step_firewall() {
   local cidrs cidr port ports
   ufw default deny incoming

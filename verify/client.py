@@ -36,8 +36,8 @@ class Response:
 
 
 class _DialingHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, target: Target, context: ssl.SSLContext) -> None:
-        super().__init__(target.address, target.https_port, timeout=TIMEOUT, context=context)
+    def __init__(self, target: Target, context: ssl.SSLContext, timeout: float = TIMEOUT) -> None:
+        super().__init__(target.address, target.https_port, timeout=timeout, context=context)
         self._target = target
         self._tls_context = context
 
@@ -71,9 +71,10 @@ def https_request(
     headers: dict[str, str] | None = None,
     body: Any = None,
     wait_out_rate_limit: bool = True,
+    timeout: float = TIMEOUT,
 ) -> Response:
     def attempt() -> Response:
-        return _https_request_once(target, method, path, headers, body)
+        return _https_request_once(target, method, path, headers, body, timeout)
 
     if not wait_out_rate_limit:
         return attempt()
@@ -81,9 +82,14 @@ def https_request(
 
 
 def _https_request_once(
-    target: Target, method: str, path: str, headers: dict[str, str] | None, body: Any
+    target: Target,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None,
+    body: Any,
+    timeout: float,
 ) -> Response:
-    connection = _DialingHTTPSConnection(target, tls_context(target))
+    connection = _DialingHTTPSConnection(target, tls_context(target), timeout)
     try:
         connection.request(method, path, body=body, headers={"Host": target.domain, **(headers or {})})
         reply = connection.getresponse()

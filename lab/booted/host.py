@@ -31,6 +31,7 @@ from components.settings import (
 )
 from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from lab.booted.nspawn import Bind, Guest, booted
+from lab.booted.outside import ADMIN_CIDR
 from lab.booted.provision import IMAGE_TARBALL, Machine, guest_files, write_guest_files
 from lab.booted.qdrant_image import image_tarball
 from lab.booted.rootfs import guest_rootfs
@@ -96,7 +97,7 @@ def booted_host_settings(acme_server: str) -> HostSettings:
         acme_server=acme_server,
         qdrant_version=DEFAULT_QDRANT_VERSION,
         limits=Limits(),
-        admin_cidrs=(),
+        admin_cidrs=(ADMIN_CIDR,),
         region=LAB_REGION,
         api_key_parameter="/secure-qdrant/booted/api-key",
         read_only_api_key_parameter="/secure-qdrant/booted/read-only-api-key",

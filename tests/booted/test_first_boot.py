@@ -9,17 +9,36 @@ installs; skips, saying what is missing, without them.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from components.settings import PORTS, QDRANT_IMAGE_PORTS
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
+from lab.booted.flood import DROPPED, REFUSED, Answer, flood_until_refused, steadily
 from lab.booted.host import BootedHost, booted_host
-from lab.processes import LabUnavailable, require_tools
+from lab.booted.outside import (
+    ADMIN_CIDR,
+    GUEST_ADDRESS,
+    OUTSIDER_ADDRESS,
+    WELL_BEHAVED_ADDRESS,
+    Client,
+    Outside,
+    outside,
+)
+from lab.processes import LabUnavailable, require_tools, run, wait_until
+from verify.client import port_answers
 from verify.result import Status
+from verify.target import Target
 
 BOOT_TOOLS = ("systemd-nspawn", "slirp4netns", "mmdebstrap", "nsenter", "losetup", "pebble")
 
@@ -66,3 +85,213 @@ def test_every_verify_check_passes_through_the_published_ports(booted: BootedHos
     results = verify_booted(booted, DEMO_TOKENS, DEMO_COLLECTION, DEMO_VECTORS)
     assert [(r.name, r.status) for r in results if r.status is not Status.PASS] == []
     assert {r.name for r in results} >= {"certificate", "grpc", "qdrant-ports-closed", "rate-limit"}
+
+
+# --- From the outside: clients with addresses of their own (lab/booted/outside.py) -----------------
+
+AUTH_JAIL = "secure-qdrant-auth"
+# Bounds, not expectations: a flood the host never bans ends here and the test fails.
+FLOOD_LIMIT_SECONDS = 60.0
+# How long the well-behaved client keeps going once the flood is cut off.
+AFTER_BAN_SECONDS = 3.0
+# Under the rate limit (5 r/s): an application that keeps to it must never be caught.
+WELL_BEHAVED_INTERVAL = 0.5
+
+
+@pytest.fixture(scope="module")
+def lab_network(booted: BootedHost) -> Iterator[Outside]:
+    with outside(booted.guest.init_pid) as network:
+        yield network
+
+
+def outside_target(booted: BootedHost, network: Outside) -> Target:
+    """The guest as its clients on the lab network reach it: its own address there."""
+    return replace(booted.verify_target(), address=network.guest_address)
+
+
+def answering(client: Client, address: str, ports: Sequence[int]) -> dict[int, bool]:
+    return client.call(lambda: {port: port_answers(address, port) for port in ports})
+
+
+def test_from_outside_only_the_public_ports_answer(booted: BootedHost, lab_network: Outside) -> None:
+    """Qdrant's own ports speak cleartext and know nothing of the edge's limits: from another
+    address they must not answer, while the edge's ports do (so the probe can tell)."""
+    ports = (*PORTS.loopback_only, PORTS.https, PORTS.grpc_tls)
+    assert answering(lab_network.outsider, lab_network.guest_address, ports) == {
+        PORTS.qdrant_rest: False,
+        PORTS.qdrant_grpc: False,
+        PORTS.https: True,
+        PORTS.grpc_tls: True,
+    }
+
+
+def test_a_neighbour_routing_to_dockers_bridge_does_not_reach_qdrant(
+    booted: BootedHost, lab_network: Outside
+) -> None:
+    """Docker forwards whatever reaches the host for its bridge (moby#45610): a host on the same
+    link, routing the container's address through the guest, reached Qdrant's cleartext ports
+    past nginx, its TLS, rate limit and bans. Qdrant's unit allows only the container's own
+    connections across."""
+    container = booted.guest.run(
+        "docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", "qdrant"
+    ).strip()
+    neighbour = lab_network.outsider
+    run(neighbour.command("ip", "route", "add", container, "via", lab_network.guest_address))
+    try:
+        ports = (QDRANT_IMAGE_PORTS.rest, QDRANT_IMAGE_PORTS.grpc)
+        assert answering(neighbour, container, ports) == {port: False for port in ports}
+    finally:
+        run(neighbour.command("ip", "route", "delete", container))
+
+
+def ssh_banner(client: Client, address: str) -> bytes | None:
+    def read() -> bytes | None:
+        try:
+            with socket.create_connection((address, PORTS.ssh), timeout=3) as connection:
+                return connection.recv(64)
+        except OSError:
+            return None
+
+    return client.call(read)
+
+
+def test_ssh_answers_the_admin_network_only(booted: BootedHost, lab_network: Outside) -> None:
+    """SSH is for `adminCidrs`: ufw admits the admin's address and drops everyone else's, so an
+    outsider cannot even see the banner, let alone try keys."""
+    assert booted.host.admin_cidrs == (ADMIN_CIDR,)
+    assert (ssh_banner(lab_network.admin, lab_network.guest_address) or b"").startswith(b"SSH-2.0-")
+    assert ssh_banner(lab_network.outsider, lab_network.guest_address) is None
+
+
+@dataclass(frozen=True)
+class KeyFlood:
+    """The outsider's flood of wrong keys and what the host showed while its ban held."""
+
+    flood: list[Answer]
+    served: list[Answer]
+    """The well-behaved client's answers, during the flood and after it was cut off."""
+    jail_status: str
+    """`fail2ban-client status` of the auth jail."""
+    ruleset: str
+    """The guest's netfilter rules as the kernel holds them (`nft list ruleset`)."""
+
+
+def banned_by(booted: BootedHost, jail: str) -> list[str]:
+    status = booted.guest.run("fail2ban-client", "status", jail)
+    return status.split("Banned IP list:", 1)[1].split()
+
+
+def lift_ban(booted: BootedHost, client: Client) -> None:
+    """The guest as it was: the address banned by no jail, its connections answered again."""
+    booted.guest.run("fail2ban-client", "unban", client.address)
+    assert client.address not in booted.guest.run("fail2ban-client", "banned")
+    assert answering(client, GUEST_ADDRESS, (PORTS.https,)) == {PORTS.https: True}
+
+
+@pytest.fixture(scope="module")
+def key_flood(booted: BootedHost, lab_network: Outside) -> Iterator[KeyFlood]:
+    """One flood of wrong keys from the outsider while the well-behaved client keeps working; the
+    guest is read while the ban holds and the ban is lifted before any test runs, so no other test
+    meets it."""
+    target = outside_target(booted, lab_network)
+    wrong_key = secrets.token_hex(24)
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        epoch = time.monotonic()
+        served = pool.submit(
+            lab_network.well_behaved.call,
+            lambda: steadily(target, booted.api_key, epoch, WELL_BEHAVED_INTERVAL, stop),
+        )
+        try:
+            flood = lab_network.outsider.call(
+                lambda: flood_until_refused(target, wrong_key, epoch, FLOOD_LIMIT_SECONDS)
+            )
+            # The rate-limit jail may be the one that refused first: the flood floods it too.
+            wait_until(
+                lambda: OUTSIDER_ADDRESS in banned_by(booted, AUTH_JAIL),
+                "the auth jail's ban",
+                timeout=FLOOD_LIMIT_SECONDS,
+            )
+            jail_status = booted.guest.run("fail2ban-client", "status", AUTH_JAIL)
+            ruleset = booted.guest.run("nft", "list", "ruleset")
+            stop.wait(AFTER_BAN_SECONDS)
+        finally:
+            stop.set()
+            lift_ban(booted, lab_network.outsider)
+        record = KeyFlood(flood, served.result(), jail_status, ruleset)
+    yield record
+
+
+def outcomes(answers: Sequence[Answer]) -> list[str]:
+    return [answer.outcome for answer in answers]
+
+
+def test_a_401_flood_is_refused_by_netfilter_within_seconds(key_flood: KeyFlood) -> None:
+    """Key guessing is futile against 48 random characters but costs the host: fail2ban cuts the
+    guesser off at the packet filter, where its connections are refused before TLS."""
+    flood = key_flood.flood
+    assert flood[-1].outcome == REFUSED, f"not banned in {flood[-1].seconds:.0f} s"
+    cut = next(answer for answer in flood if answer.outcome in (REFUSED, DROPPED))
+    print(
+        f"\n401 flood: {len(flood)} requests, {outcomes(flood).count('401')} answered 401; "
+        f"first connection cut after {cut.seconds:.1f} s, first refused after {flood[-1].seconds:.1f} s"
+    )
+
+
+def test_the_well_behaved_client_is_served_during_and_after_a_flood(key_flood: KeyFlood) -> None:
+    """A ban is for the address that misbehaved: an application elsewhere keeps being answered,
+    while the flood runs and after its author is banned."""
+    banned_at = key_flood.flood[-1].seconds
+    after = sum(1 for answer in key_flood.served if answer.seconds > banned_at)
+    print(f"\nwell-behaved client: {outcomes(key_flood.served)}, {after} of them after the ban")
+    assert outcomes(key_flood.served) == ["200"] * len(key_flood.served)
+    assert any(answer.seconds < banned_at for answer in key_flood.served)
+    assert any(answer.seconds > banned_at for answer in key_flood.served)
+
+
+def fail2ban_rules(ruleset: str, address: str) -> dict[str, str]:
+    """fail2ban's netfilter rule for `address`, by the jail whose chain (`f2b-JAIL`) holds it."""
+    rules = {}
+    for chain in ruleset.split("chain f2b-")[1:]:
+        jail, body = chain.split(" {", 1)
+        for line in body.split("}", 1)[0].splitlines():
+            if f"ip saddr {address} " in line:
+                rules[jail] = line.strip()
+    return rules
+
+
+def test_the_ban_is_a_netfilter_rule_that_dropped_the_flood(key_flood: KeyFlood) -> None:
+    """fail2ban's database banning an address protects nothing by itself: the kernel must hold a
+    rule for it, and the rules must be what met the outsider's packets (their counters moved). At a
+    flood's pace both jails ban, the auth jail (20 401s) and the rate-limit jail (120 429s), and
+    either may be first."""
+    rules = fail2ban_rules(key_flood.ruleset, OUTSIDER_ADDRESS)
+    print(f"\nfail2ban's rules for the outsider: {rules}")
+    assert AUTH_JAIL in rules
+    assert all(rule.endswith(" reject") for rule in rules.values())
+    assert sum(int(rule.split("counter packets ", 1)[1].split()[0]) for rule in rules.values()) > 0
+    assert fail2ban_rules(key_flood.ruleset, WELL_BEHAVED_ADDRESS) == {}
+
+
+def test_fail2ban_bans_the_flooding_address_in_its_auth_jail(key_flood: KeyFlood) -> None:
+    """The jail that reads nginx's 401s banned the flooding address, and only that one."""
+    assert key_flood.jail_status.split("Banned IP list:", 1)[1].split() == [OUTSIDER_ADDRESS]
+
+
+def test_a_key_guesser_is_rate_limited_then_banned(booted: BootedHost, key_flood: KeyFlood) -> None:
+    """Issue 13's brute force, for real: nginx answers the burst (its 401s are the guesses Qdrant
+    judged), then holds the guesser to the rate limit with 429s, and fail2ban bans it (its auth jail
+    once 20 guesses failed). Nothing but 401 and 429 comes back before the ban. The 429s come first
+    because fail2ban reacts to the log (in about a second here) far slower than a flood's 22nd
+    request follows its first."""
+    answered = outcomes(key_flood.flood)
+    before_ban = [outcome for outcome in answered if outcome not in (REFUSED, DROPPED)]
+    first_limited = answered.index("429")
+    print(
+        f"\nkey guesser: {answered.count('401')} guesses judged, {answered.count('429')} rate-limited "
+        f"from request {first_limited + 1} on, then cut off"
+    )
+    assert set(before_ban) == {"401", "429"}
+    assert answered[:first_limited] == ["401"] * first_limited
+    assert first_limited > booted.host.limits.rest_burst
+    assert answered[-1] == REFUSED

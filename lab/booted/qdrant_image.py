@@ -28,7 +28,16 @@ SOURCES = ("components/__init__.py", "components/settings.py", "lab/__init__.py"
 REQUIREMENTS = ("qdrant-client", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"
 WORKDIR = "/qdrant"
-# The ports of Qdrant's image, which the unit publishes.
+# mmdebstrap's customize hooks, `{stage}` being the staged files. The unit runs the image as
+# Qdrant's uid, not root: what was staged under the builder's umask (077 makes it root's alone) is
+# made readable to every user.
+HOOKS = (
+    f'mkdir -p "$1{INSTALL_DIR}"',
+    f"sync-in {{stage}} {INSTALL_DIR}",
+    f'chmod -R a+rX "$1{INSTALL_DIR}"',
+    f'chroot "$1" python3 -m compileall -q {INSTALL_DIR}',
+    f'mkdir -p "$1{WORKDIR}/storage" "$1{WORKDIR}/snapshots"',
+)
 
 
 def _frozen_versions() -> list[str]:
@@ -72,7 +81,7 @@ def image_tarball() -> Path:
         "constraints": constraints,
         "sources": sources_recipe(sources),
         "code": {str(path.relative_to(PROJECT)): path.read_text() for path in _source_files()},
-        "layout": [INSTALL_DIR, WORKDIR],
+        "hooks": HOOKS,
     }
 
     def build(target: Path) -> None:
@@ -82,12 +91,7 @@ def image_tarball() -> Path:
         shutil.rmtree(stage, ignore_errors=True)
         try:
             _stage(stage, constraints)
-            hooks = (
-                f'mkdir -p "$1{INSTALL_DIR}"',
-                f'sync-in {stage} {INSTALL_DIR}',
-                f'chroot "$1" python3 -m compileall -q {INSTALL_DIR}',
-                f'mkdir -p "$1{WORKDIR}/storage" "$1{WORKDIR}/snapshots"',
-            )
+            hooks = tuple(hook.format(stage=stage) for hook in HOOKS)
             mmdebstrap(tarball, "minbase", ("python3",), sources, hooks)
             tarball.rename(target)
         finally:

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.api_keys import ApiKeys, ApiKeysArgs
+from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.dns import DnsRecord, DnsRecordArgs
 from components.gate_credentials import gate_aws_environment
@@ -37,6 +37,7 @@ keys = ApiKeys(
     ApiKeysArgs(
         parameter_prefix=f"/{pulumi.get_project()}/{pulumi.get_stack()}",
         version=settings.api_key_version,
+        grace_hours=settings.key_grace_hours,
     ),
 )
 firewall = QdrantSecurityGroup(
@@ -57,7 +58,7 @@ host = QdrantHost(
             region=region,
             api_key_parameter=keys.api_key_parameter_name,
             read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
-            api_key_version=settings.api_key_version,
+            previous_api_key_parameter=keys.previous_api_key_parameter_name,
             data_volume_size_gb=settings.data_volume_size_gb,
         ),
         instance_type=settings.instance_type,
@@ -98,6 +99,7 @@ outputs: dict[str, Any] = {
         keys.api_key.apply(lambda key: mint_tokens(settings.tokens, key))
     ),
     "tokenScopes": {spec.name: token_claims(spec) for spec in settings.tokens},
+    "keyGraceEndsAt": keys.grace_ends_at.apply(grace_end_text),
 }
 if ssh_key:
     outputs["sshPrivateKey"] = ssh_key.private_key_openssh

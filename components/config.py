@@ -50,6 +50,9 @@ MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
 # auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
 
+# A replaced master key stays a valid credential this long at most: a leaked one must not linger.
+MAX_KEY_GRACE_HOURS = 30 * 24
+
 T = TypeVar("T")
 
 
@@ -130,6 +133,13 @@ def _parse_positive_int(text: str) -> int:
     value = _parse_int(text)
     if value <= 0:
         raise _Invalid(f"must be a positive integer, got {value}")
+    return value
+
+
+def _parse_grace_hours(text: str) -> int:
+    value = _parse_int(text)
+    if not 0 <= value <= MAX_KEY_GRACE_HOURS:
+        raise _Invalid(f"must be 0 to {MAX_KEY_GRACE_HOURS} hours, got {value}")
     return value
 
 
@@ -348,6 +358,7 @@ KNOWN_KEYS = frozenset(
         "maxBodySizeMb",
         "tokens",
         "apiKeyVersion",
+        "keyGraceHours",
         "verifyOnDeploy",
     }
 )
@@ -458,6 +469,7 @@ def load_settings(
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
         api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
+        key_grace_hours=read.field("keyGraceHours", _parse_grace_hours, defaults.key_grace_hours),
         verify_on_deploy=verify_on_deploy,
     )
     if read.problems:

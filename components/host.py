@@ -32,7 +32,8 @@ class QdrantHostArgs:
     host_os: HostOs
     image_release: str
     secret_parameter_arns: pulumi.Input[Sequence[str]]
-    """The only SSM parameters the instance may read: the API keys it fetches at boot."""
+    """The only SSM parameters the instance may read: the API keys it fetches at boot and on its
+    rotation timer."""
     key_name: pulumi.Input[str] | None = None
     boot_dependencies: Sequence[pulumi.Resource] = ()
     """What the first boot reads (the key parameters): the instance is launched only after them."""

@@ -195,6 +195,8 @@ class StackSettings:
     limits: Limits = field(default_factory=Limits)
     tokens: tuple[TokenSpec, ...] = ()
     api_key_version: int = 1
+    key_grace_hours: int = 24
+    """After a rotation, how long the previous master key (and tokens it signed) still work."""
     verify_on_deploy: bool = True
 
     @property
@@ -261,8 +263,9 @@ class HostSettings:
     region: str
     api_key_parameter: str
     read_only_api_key_parameter: str
-    api_key_version: int = 1
-    """In the user data so that rotating the keys replaces the host, which then fetches the new ones."""
+    previous_api_key_parameter: str
+    """The master key a rotation replaced and until when it stays valid: the host's timer reads all
+    three, so a rotation changes no user data and replaces no host."""
     data_volume_size_gb: int = StackSettings.data_volume_size_gb
     """In the user data so that growing the volume replaces the host, whose bootstrap then grows the
     filesystem into the new space."""

@@ -27,6 +27,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.api_keys import rotation_clock_command
+
 PROJECT = "secure-qdrant"
 MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
 REGION = "eu-central-1"
@@ -44,6 +46,10 @@ INSTANCE_TYPE_ZONES = {
     "m8i.large": [f"{REGION}c"],
     "c7gn.large": [],
 }
+
+# What the rotation clock (a local command, components/api_keys.py) prints when it runs: the
+# deploy's time, in Unix seconds.
+DEPLOY_TIME = 1_900_000_000
 
 MINIMAL_CONFIG: dict[str, Any] = {
     "domain": "qdrant.example.com",
@@ -107,6 +113,8 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAA{key}",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
             )
+        elif args.typ == "command:local:Command" and inputs["create"] == rotation_clock_command():
+            state["stdout"] = f"{DEPLOY_TIME}\n"
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = inputs["name"]
         elif args.typ == "pulumi:pulumi:StackReference":

@@ -53,6 +53,8 @@ BAD_CONFIGS = {
     "zero-volume": (with_(dataVolumeSizeGb=0), "secure-qdrant:dataVolumeSizeGb: must be a positive integer"),
     "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
     "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
+    "negative-key-grace": (with_(keyGraceHours=-1), "secure-qdrant:keyGraceHours: must be 0 to 720 hours, got -1"),
+    "key-grace-over-30-days": (with_(keyGraceHours=721), "secure-qdrant:keyGraceHours: must be 0 to 720 hours, got 721"),
     "bad-subnet-id": (with_(subnetId="my-subnet"), "secure-qdrant:subnetId: 'my-subnet' is not a subnet id"),
     "image-release-wildcard": (with_(imageRelease="*"), "secure-qdrant:imageRelease: '*' is not a ubuntu-24.04 image release"),
     "image-release-not-a-date": (with_(imageRelease="20251332"), "secure-qdrant:imageRelease: '20251332' is not"),
@@ -161,7 +163,7 @@ def test_defaults_match_the_documented_contract():
     assert settings.qdrant_version == "v1.18.3"
     assert (settings.limits.rate_limit_rps, settings.limits.rest_burst) == (5, 20)
     assert (settings.limits.grpc_burst, settings.limits.max_body_size_mb) == (50, 128)
-    assert settings.api_key_version == 1
+    assert settings.api_key_version == 1 and settings.key_grace_hours == 24
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
 

@@ -100,6 +100,7 @@ def booted_host_settings(acme_server: str) -> HostSettings:
         region=LAB_REGION,
         api_key_parameter="/secure-qdrant/booted/api-key",
         read_only_api_key_parameter="/secure-qdrant/booted/read-only-api-key",
+        previous_api_key_parameter="/secure-qdrant/booted/previous-api-key",
         waits=BOOTED_WAITS,
     )
 

@@ -217,9 +217,12 @@ def imds_double(public_ipv4: str) -> Iterator[Imds]:
 
 
 def lab_host(
-    workdir: Path, ports: Ports = PORTS, acme_server: str = LAB_ACME_SERVER
+    workdir: Path,
+    ports: Ports = PORTS,
+    acme_server: str = LAB_ACME_SERVER,
+    limits: Limits = Limits(),
 ) -> HostSettings:
-    host = lab_host_settings(workdir, ports, acme_server, Limits())
+    host = lab_host_settings(workdir, ports, acme_server, limits)
     return dataclasses.replace(host, region=LAB_REGION, waits=LAB_WAITS)
 
 
@@ -330,7 +333,9 @@ class EdgeBootstrap:
 
 
 @contextmanager
-def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
+def edge_bootstrap_lab(
+    workdir: Path, ssm: Ssm, limits: Limits = Limits()
+) -> Iterator[EdgeBootstrap]:
     """`bootstrap_lab` with pebble and a running nginx, for `EDGE_STEPS`.
 
     nginx runs inside the bootstrap's mount namespace: the certificate it loads is on the data
@@ -348,7 +353,7 @@ def edge_bootstrap_lab(workdir: Path, ssm: Ssm) -> Iterator[EdgeBootstrap]:
         )
         pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
         imds = stack.enter_context(imds_double(LOOPBACK))
-        host = lab_host(workdir, ports, pebble.directory_url)
+        host = lab_host(workdir, ports, pebble.directory_url, limits)
         nginx = Nginx(host, workdir / "nginx")
         lab = stack.enter_context(
             bootstrap_lab(

@@ -66,16 +66,24 @@ def stack_outputs(stack: str | None, environ: Mapping[str, str]) -> dict[str, An
     return parse_outputs(printed.stdout, f"pulumi's outputs of stack {stack}")
 
 
-def wait_until_serving(target: Target, seconds: float) -> None:
-    """Bounded wait for a fresh host: cloud-init needs minutes before TLS is up."""
+def wait_until_serving(target: Target, seconds: float) -> bool:
+    """Bounded wait for a fresh host (cloud-init needs minutes before TLS is up) or for a rotation
+    (the host applies new keys within about a minute): until Qdrant answers and takes the master
+    key the outputs hold. Whether it did before the time was up."""
     deadline = time.monotonic() + seconds
     delay = 2.0
-    while time.monotonic() < deadline:
+    while True:
         try:
-            if https_request(target, "GET", "/healthz").status == 200:
-                return
+            if (
+                https_request(target, "GET", "/healthz").status == 200
+                and https_request(target, "GET", "/collections", {"api-key": target.api_key}).status
+                == 200
+            ):
+                return True
         except OSError:
             pass
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 30.0)
 

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.dns import DnsRecord, DnsRecordArgs
@@ -100,12 +101,22 @@ outputs: dict[str, Any] = {
     ),
     "tokenScopes": {spec.name: token_claims(spec) for spec in settings.tokens},
     "keyGraceEndsAt": keys.grace_ends_at.apply(grace_end_text),
+    "revokedTokens": [spec.name for spec in settings.tokens if spec.revoked],
 }
 if ssh_key:
     outputs["sshPrivateKey"] = ssh_key.private_key_openssh
 for output_name, value in outputs.items():
     pulumi.export(output_name, value)
 
+reachable = [host, *([dns] if dns else [])]
+allowlist = (
+    TokenAllowlist(
+        f"{name}-allowlist",
+        TokenAllowlistArgs(outputs=outputs, triggers=[host.instance_id], depends_on=reachable),
+    )
+    if any(spec.revocable for spec in settings.tokens)
+    else None
+)
 if settings.verify_on_deploy:
     VerifyGate(
         f"{name}-verify",
@@ -114,6 +125,7 @@ if settings.verify_on_deploy:
             region=region,
             aws_environment=gate_environment,
             triggers=[host.instance_id],
-            depends_on=[host, *([dns] if dns else [])],
+            # The gate judges revoked tokens: the allowlist must be in step first.
+            depends_on=[*reachable, *([allowlist.sync] if allowlist else [])],
         ),
     )

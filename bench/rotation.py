@@ -108,7 +108,7 @@ def measure(edge: EdgeBootstrap, rounds: int, clients: int) -> list[Round]:
         threading.Thread(target=hammer, args=(edge, token, outcomes, stop), daemon=True)
         for _ in range(clients)
     ]
-    results = []
+    results: list[Round] = []
     try:
         for thread in threads:
             thread.start()

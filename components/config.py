@@ -19,6 +19,7 @@ from components.settings import (
     DEFAULT_IMAGE_RELEASES,
     PORTS,
     QDRANT_VERSION_FLOOR,
+    TOKEN_ALLOWLIST_COLLECTION,
     AccessRule,
     Architecture,
     HostOs,
@@ -40,7 +41,7 @@ _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
-_TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
+_TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists", "revocable", "revoked"}
 GP3_MAX_SIZE_GB = 16384
 # "Inbound rules per security group: 60, enforced separately for IPv4 and IPv6" (Amazon VPC quotas);
 # each family also carries one rule per public port.
@@ -271,6 +272,7 @@ def _parse_access(value: Any) -> str | tuple[AccessRule, ...]:
         collection, level = rule["collection"], rule["access"]
         if not isinstance(collection, str) or not collection:
             raise _Invalid(f"access rule {rule!r} has no collection name")
+        _refuse_allowlist(collection)
         if level not in _COLLECTION_ACCESS:
             raise _Invalid(f"collection {collection!r} has access {level!r}, not r, rw or prw")
         rules.append(AccessRule(collection, level))
@@ -282,12 +284,26 @@ def _parse_access(value: Any) -> str | tuple[AccessRule, ...]:
     return tuple(rules)
 
 
+def _refuse_allowlist(collection: str) -> None:
+    # Whoever may write the allowlist may re-allow a revoked token.
+    if collection == TOKEN_ALLOWLIST_COLLECTION:
+        raise _Invalid(f"collection {collection!r} is the token allowlist, kept by the deploy")
+
+
+def _parse_flag(value: dict[str, Any], field: str) -> bool:
+    flag = value.get(field, False)
+    if not isinstance(flag, bool):
+        raise _Invalid(f"{field} {flag!r} is not true or false")
+    return flag
+
+
 def _parse_value_exists(value: Any) -> ValueExists:
     if not isinstance(value, dict) or set(value) != {"collection", "matches"}:
         raise _Invalid("valueExists must have exactly collection and matches")
     collection, matches = value["collection"], value["matches"]
     if not isinstance(collection, str) or not collection:
         raise _Invalid("valueExists has no collection name")
+    _refuse_allowlist(collection)
     if not isinstance(matches, list) or not matches:
         raise _Invalid("valueExists.matches must be a non-empty list of {key, value}")
     parsed = []
@@ -313,6 +329,14 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
         unknown = sorted(set(value) - _TOKEN_FIELDS)
         if unknown:
             raise _Invalid(f"unknown field {', '.join(unknown)}")
+        revocable, revoked = _parse_flag(value, "revocable"), _parse_flag(value, "revoked")
+        if revoked and not revocable:
+            raise _Invalid(
+                "revoked needs revocable: true, which the token must have carried when minted "
+                "(otherwise only rotating the keys stops it)"
+            )
+        if revocable and "valueExists" in value:
+            raise _Invalid("revocable and valueExists exclude each other (Qdrant reads one per token)")
         return TokenSpec(
             name=name,
             access=cast(Any, _parse_access(value.get("access"))),
@@ -320,6 +344,8 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
             value_exists=(
                 _parse_value_exists(value["valueExists"]) if "valueExists" in value else None
             ),
+            revocable=revocable,
+            revoked=revoked,
         )
     except _Invalid as problem:
         raise _Invalid(f"token {name!r}: {problem}") from None

@@ -134,6 +134,16 @@ class TokenSpec:
     access: Union[GlobalAccess, tuple[AccessRule, ...]]
     expires_at: dt.datetime | None = None
     value_exists: ValueExists | None = None
+    revocable: bool = False
+    """It carries a `value_exists` claim on the token allowlist, so it can be revoked alone."""
+    revoked: bool = False
+    """Its allowlist point is deleted at deploy: Qdrant refuses it from then on."""
+
+
+# The collection the deploy keeps one point per active revocable token in (verify/allowlist.py),
+# its payload key holding the token's name: Qdrant accepts such a token only while its point exists.
+TOKEN_ALLOWLIST_COLLECTION = "secure-qdrant-tokens"
+TOKEN_ID_KEY = "token_id"
 
 
 @dataclass(frozen=True)

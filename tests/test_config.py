@@ -92,6 +92,20 @@ BAD_CONFIGS = {
     "token-unknown-field": (with_(tokens=[token(scope="r")]), "token 'app': unknown field scope"),
     "token-bad-name": (with_(tokens=[token(name="has space")]), "secure-qdrant:tokens: name 'has space'"),
     "value-exists-malformed": (with_(tokens=[token(valueExists={"collection": "c"})]), "valueExists must have exactly"),
+    "revoked-without-revocable": (with_(tokens=[token(revoked=True)]), "token 'app': revoked needs revocable: true"),
+    "revocable-not-a-boolean": (with_(tokens=[token(revocable="yes")]), "token 'app': revocable 'yes' is not true or false"),
+    "revocable-with-value-exists": (
+        with_(tokens=[token(revocable=True, valueExists={"collection": "c", "matches": [{"key": "k", "value": 1}]})]),
+        "token 'app': revocable and valueExists exclude each other",
+    ),
+    "access-to-the-allowlist": (
+        with_(tokens=[token(access=[{"collection": "secure-qdrant-tokens", "access": "rw"}])]),
+        "token 'app': collection 'secure-qdrant-tokens' is the token allowlist",
+    ),
+    "value-exists-on-the-allowlist": (
+        with_(tokens=[token(valueExists={"collection": "secure-qdrant-tokens", "matches": [{"key": "token_id", "value": "other"}]})]),
+        "token 'app': collection 'secure-qdrant-tokens' is the token allowlist",
+    ),
     "unknown-key": (with_(adminCidr=["203.0.113.0/24"]), "secure-qdrant:adminCidr: unknown key (a typo?)"),
     "non-boolean-flag": (with_(allowSshFromAnywhere="yes"), "secure-qdrant:allowSshFromAnywhere: 'yes' is not true or false"),
 }

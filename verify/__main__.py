@@ -27,7 +27,7 @@ from verify.checks import endpoint_checks
 from verify.client import https_request
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
-from verify.arguments import OneLineParser, non_negative_number, one_line, port
+from verify.arguments import OneLineParser, add_stack_arguments, one_line, port
 from verify.target import (
     OUTPUTS_VARIABLE,
     Target,
@@ -111,7 +111,7 @@ def aws_region(text: str) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m verify", description=__doc__)
-    parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
+    add_stack_arguments(parser)
     parser.add_argument("--address", help="connect here instead of the publicIp output")
     parser.add_argument("--ca-file", help="trust these CAs instead of the system's")
     parser.add_argument("--http-port", type=port, default=None, help=argparse.SUPPRESS)
@@ -122,9 +122,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-aws", action="store_true", help="skip the boto3 audit")
     parser.add_argument(
         "--region", type=aws_region, help="AWS region of the instance (default: the AWS config)"
-    )
-    parser.add_argument(
-        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
     )
     return parser.parse_args(argv)
 

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from components.settings import TOKEN_ALLOWLIST_COLLECTION, TOKEN_ID_KEY
 from verify.__main__ import stack_outputs, wait_until_serving
-from verify.arguments import OneLineParser, non_negative_number, one_line
+from verify.arguments import OneLineParser, add_stack_arguments, one_line
 from verify.client import https_request
 from verify.target import Target, TargetError, target_from_outputs
 
@@ -102,10 +102,7 @@ def sync(target: Target) -> Synced:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m verify.allowlist", description=__doc__)
-    parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
-    parser.add_argument(
-        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
-    )
+    add_stack_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -15,31 +15,26 @@ from contextlib import ExitStack
 import pytest
 
 from components.settings import AccessRule, TokenSpec
-from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
-from lab.processes import LabUnavailable, clean_env
+from lab.edge import UNTHROTTLED, EdgeLab
+from lab.processes import clean_env
 from verify.allowlist import sync
 from verify.checks import token_checks
 from verify.client import https_request
 from verify.result import Status
 from verify.target import OUTPUTS_VARIABLE, Target
+from tests.verify.test_verify_lab import USER_COLLECTION, start_lab
 
-PRODUCTS = "products"
 SPECS = (
-    TokenSpec("search", (AccessRule(PRODUCTS, "r"),), revocable=True),
+    TokenSpec("search", (AccessRule(USER_COLLECTION, "r"),), revocable=True),
     TokenSpec("leaked", "r", revocable=True),
-    TokenSpec("batch", (AccessRule(PRODUCTS, "rw"),)),
+    TokenSpec("batch", (AccessRule(USER_COLLECTION, "rw"),)),
 )
 
 
 @pytest.fixture
 def lab() -> Iterator[EdgeLab]:
     with ExitStack() as stack:
-        try:
-            running = stack.enter_context(running_edge_lab(limits=UNTHROTTLED))
-        except LabUnavailable as missing:
-            pytest.skip(f"loopback lab unavailable: {missing}")
-        running.qdrant.store.create(PRODUCTS)
-        yield running
+        yield start_lab(stack, limits=UNTHROTTLED)
 
 
 def stack_target(lab: EdgeLab, specs=SPECS, revoked: frozenset[str] = frozenset()) -> Target:
@@ -57,7 +52,7 @@ def answers(target: Target, jwts: dict[str, str]) -> dict[str, int]:
         "read-only key": target.read_only_api_key or "",
     }
     return {
-        who: https_request(target, "GET", f"/collections/{PRODUCTS}", {"api-key": secret}).status
+        who: https_request(target, "GET", f"/collections/{USER_COLLECTION}", {"api-key": secret}).status
         for who, secret in credentials.items()
     }
 

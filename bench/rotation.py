@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import ssl
 import sys
 import tempfile
 import threading
@@ -31,10 +30,12 @@ import jwt
 
 from components.user_data import QDRANT_UNIT
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
-from lab.edge import UNTHROTTLED
+from lab.edge import UNTHROTTLED, lab_target
 from lab.processes import LabUnavailable
 from lab.rotation import RestartableQdrant, rotate, systemd_stand_in
 from verify.arguments import OneLineParser
+from verify.client import keep_alive_connection
+from verify.target import Target
 
 CLIENTS = 4
 ROUNDS = 5
@@ -59,26 +60,40 @@ class Outcomes:
             return [entry for entry in self.seen if entry[0] >= start]
 
 
-def hammer(edge: EdgeBootstrap, token: list[str], outcomes: Outcomes, stop: threading.Event) -> None:
-    """One application: a keep-alive connection, reopened after any failure, as clients do."""
-    context = ssl.create_default_context(cafile=str(edge.client_ca))
-    host = edge.lab.host
-    connection: http.client.HTTPSConnection | None = None
-    while not stop.is_set():
-        try:
-            if connection is None:
-                connection = http.client.HTTPSConnection(
-                    host.domain, host.ports.https, context=context, timeout=10
+class Hammering:
+    """Clients of the edge, each one application on a keep-alive connection (reopened after any
+    failure, as clients do) sending `GET /collections` with `token`, `pause` seconds apart, until
+    stopped. `token` may be changed meanwhile: applications moving to a re-minted one."""
+
+    def __init__(self, target: Target, token: str, clients: int, pause: float = 0.0) -> None:
+        self.target, self.token, self.pause = target, token, pause
+        self.outcomes = Outcomes()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        for thread in self._threads:
+            thread.start()
+
+    def _client(self) -> None:
+        connection: http.client.HTTPSConnection | None = None
+        while not self._stop.wait(self.pause):
+            try:
+                connection = connection or keep_alive_connection(self.target)
+                connection.request(
+                    "GET", "/collections", headers={"Authorization": f"Bearer {self.token}"}
                 )
-            connection.request("GET", "/collections", headers={"Authorization": f"Bearer {token[0]}"})
-            response = connection.getresponse()
-            response.read()
-            outcomes.add(str(response.status))
-        except (OSError, http.client.HTTPException) as error:
-            outcomes.add(type(error).__name__)
-            if connection is not None:
-                connection.close()
-            connection = None
+                response = connection.getresponse()
+                response.read()
+                self.outcomes.add(str(response.status))
+            except (OSError, http.client.HTTPException) as error:
+                self.outcomes.add(type(error).__name__)
+                if connection is not None:
+                    connection.close()
+                connection = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
 
 
 @dataclass(frozen=True)
@@ -101,21 +116,16 @@ def interruption(entries: list[tuple[float, str]]) -> float:
 def measure(edge: EdgeBootstrap, rounds: int, clients: int) -> list[Round]:
     qdrant = RestartableQdrant(edge)
     systemd = systemd_stand_in(edge.lab, edge.lab.workdir / "systemd")
-    outcomes, stop = Outcomes(), threading.Event()
     master = edge.lab.api_key
-    token = [jwt.encode({"access": "r"}, master)]
-    threads = [
-        threading.Thread(target=hammer, args=(edge, token, outcomes, stop), daemon=True)
-        for _ in range(clients)
-    ]
+    lab = edge.lab
+    target = lab_target(lab.host, lab.api_key, lab.read_only_api_key, edge.client_ca)
+    load = Hammering(target, jwt.encode({"access": "r"}, master), clients)
     results: list[Round] = []
     try:
-        for thread in threads:
-            thread.start()
         time.sleep(SETTLE_SECONDS)
         for _ in range(rounds):
             started = time.monotonic()
-            keys = rotate(edge.lab.ssm, edge.lab, master, GRACE_SECONDS)
+            keys = rotate(edge.lab.ssm, edge.lab.host, master, GRACE_SECONDS)
             result = systemd.lab.run(("secrets",))
             if result.returncode != 0 or systemd.restarts(QDRANT_UNIT) != len(results) + 1:
                 raise RuntimeError(f"the secrets step did not ask for a restart:\n{result.stderr}")
@@ -123,7 +133,7 @@ def measure(edge: EdgeBootstrap, rounds: int, clients: int) -> list[Round]:
             qdrant.restart()
             restarted = time.monotonic()
             time.sleep(SETTLE_SECONDS)
-            entries = outcomes.since(started)
+            entries = load.outcomes.since(started)
             results.append(
                 Round(
                     requests=len(entries),
@@ -135,11 +145,9 @@ def measure(edge: EdgeBootstrap, rounds: int, clients: int) -> list[Round]:
             )
             # The next round replaces this round's key; applications now hold tokens it signed.
             master = keys.api_key
-            token[0] = jwt.encode({"access": "r"}, master)
+            load.token = jwt.encode({"access": "r"}, master)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=15)
+        load.stop()
         qdrant.stop()
     return results
 

@@ -16,10 +16,12 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from components.api_keys import previous_key_document
 from lab.__main__ import start_qdrant
-from lab.bootstrap import BootstrapLab, EdgeBootstrap, Ssm
+from components.settings import HostSettings
+from lab.bootstrap import BootstrapLab, EdgeBootstrap
 from lab.qdrant_double import QdrantDouble
 
 # Logs each call, answers `is-active` with "active" (exit 0): the Qdrant unit is up.
@@ -37,10 +39,17 @@ class RotatedKeys:
     """When the replaced master key stops working (Unix seconds)."""
 
 
-def rotate(ssm: Ssm, lab: BootstrapLab, replaced_key: str, grace_seconds: int) -> RotatedKeys:
+class ParameterStore(Protocol):
+    """SSM as the labs stand it in: moto, over HTTP (`lab.bootstrap`) or TLS (`lab.booted`)."""
+
+    def put(self, name: str, value: str) -> None: ...
+
+
+def rotate(
+    ssm: ParameterStore, host: HostSettings, replaced_key: str, grace_seconds: int
+) -> RotatedKeys:
     """New keys in SSM, in the order `pulumi up` writes them (components/api_keys.py): the replaced
     master key first, with the end of its grace window, then the new master and read-only keys."""
-    host = lab.host
     valid_until = int(time.time()) + grace_seconds
     ssm.put(host.previous_api_key_parameter, previous_key_document(replaced_key, valid_until))
     keys = RotatedKeys(secrets.token_hex(24), secrets.token_hex(24), valid_until)

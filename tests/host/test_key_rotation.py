@@ -67,7 +67,7 @@ def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_
     """The grace window: Qdrant takes the replaced master key (and tokens it signed) as its
     alt_api_key; the keys apply only with a restart, and a run that finds nothing new restarts
     nothing (the timer runs every minute)."""
-    keys = rotate(ssm, lab, lab.api_key, grace_seconds=3600)
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
 
     succeed(systemd.lab, SECRETS)
 
@@ -86,7 +86,7 @@ def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends
 ) -> None:
     """After keyGraceHours nothing signed with the old key may work: the timer's first run past
     the deadline rewrites the env file without it and restarts Qdrant."""
-    keys = rotate(ssm, lab, lab.api_key, GRACE_SECONDS)
+    keys = rotate(ssm, lab.host, lab.api_key, GRACE_SECONDS)
     succeed(systemd.lab, SECRETS)
     assert ALT in env_file(lab)
 
@@ -102,7 +102,7 @@ def test_a_previous_key_whose_window_is_over_is_never_set(
     lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
 ) -> None:
     """A first deploy stores validUntil 0; a host replaced after the window must not revive it."""
-    rotate(ssm, lab, lab.api_key, grace_seconds=-1)
+    rotate(ssm, lab.host, lab.api_key, grace_seconds=-1)
 
     succeed(systemd.lab, SECRETS)
 
@@ -129,7 +129,7 @@ def test_rotated_keys_never_reach_the_output_even_under_xtrace(
     lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
 ) -> None:
     """The timer's runs log to the journal: neither the new keys nor the old one may show."""
-    keys = rotate(ssm, lab, lab.api_key, grace_seconds=3600)
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
 
     output = succeed(systemd.lab, SECRETS, trace=True)
 
@@ -168,7 +168,7 @@ def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_afte
         old_key, old_token = edge.lab.api_key, jwt.encode({"access": "r"}, edge.lab.api_key)
         assert status(edge, {"api-key": old_key}) == 200
 
-        keys = rotate(ssm, edge.lab, old_key, GRACE_SECONDS)
+        keys = rotate(ssm, edge.lab.host, old_key, GRACE_SECONDS)
         succeed(systemd.lab, SECRETS)
         assert systemd.restarts(QDRANT_UNIT) == 1
         qdrant.restart()

@@ -7,14 +7,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import HostAlarms, HostAlarmsArgs
 from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
+from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.dns import DnsRecord, DnsRecordArgs
 from components.gate_credentials import gate_aws_environment
 from components.host import QdrantHost, QdrantHostArgs
 from components.network import QdrantSecurityGroup, QdrantSecurityGroupArgs
 from components.placement import resolve_placement
+from components.restore import resolve_restore
 from components.settings import PORTS, HostSettings
 from components.ssh import AdminSshKey
 from components.stack_config import raw_config
@@ -33,6 +36,13 @@ name = f"qdrant-{pulumi.get_stack()}"
 region = aws.get_region().region
 # Looked up before any resource: a subnet or zone that cannot host the instance type stops here.
 placement = resolve_placement(settings.subnet_id, settings.instance_type)
+durability = settings.durability
+# Looked up before any resource too: a snapshot of another region or account stops here.
+restore = (
+    resolve_restore(durability.restore_from_snapshot_id, region, settings.data_volume_size_gb)
+    if durability.restore_from_snapshot_id
+    else None
+)
 keys = ApiKeys(
     f"{name}-keys",
     ApiKeysArgs(
@@ -61,6 +71,7 @@ host = QdrantHost(
             read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
             previous_api_key_parameter=keys.previous_api_key_parameter_name,
             data_volume_size_gb=settings.data_volume_size_gb,
+            name=name,
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,
@@ -72,6 +83,30 @@ host = QdrantHost(
         secret_parameter_arns=keys.parameter_arns,
         key_name=ssh_key.key_name if ssh_key else None,
         boot_dependencies=keys.parameters,
+        restore=restore,
+        data_volume_tags=stack_tags(name),
+    ),
+)
+backups = (
+    DataVolumeBackups(
+        f"{name}-dlm",
+        DataVolumeBackupsArgs(
+            target_tags=stack_tags(name), retention_days=durability.backup_retention_days
+        ),
+    )
+    if durability.backup_schedule
+    else None
+)
+alarms = HostAlarms(
+    f"{name}-alarms",
+    HostAlarmsArgs(
+        region=region,
+        host_name=name,
+        instance_id=host.instance_id,
+        thresholds=durability.thresholds,
+        alert_email=durability.alert_email,
+        backup_policy_id=backups.policy_id if backups else None,
+        tags=stack_tags(name),
     ),
 )
 dns = (
@@ -92,6 +127,7 @@ outputs: dict[str, Any] = {
     "publicIp": host.public_ip,
     "instanceId": host.instance_id,
     "dataVolumeId": host.data_volume_id,
+    "alertTopicArn": alarms.topic_arn,
     "apiKeyParameter": keys.api_key_parameter,
     "adminCidrs": list(settings.admin_cidrs),
     "apiKey": pulumi.Output.secret(keys.api_key),
@@ -105,6 +141,8 @@ outputs: dict[str, Any] = {
 }
 if ssh_key:
     outputs["sshPrivateKey"] = ssh_key.private_key_openssh
+if backups:
+    outputs["backupPolicyId"] = backups.policy_id
 for output_name, value in outputs.items():
     pulumi.export(output_name, value)
 
@@ -125,7 +163,13 @@ if settings.verify_on_deploy:
             region=region,
             aws_environment=gate_environment,
             triggers=[host.instance_id],
-            # The gate judges revoked tokens: the allowlist must be in step first.
-            depends_on=[*reachable, *([allowlist.sync] if allowlist else [])],
+            # The audit looks for the backup policy and the alarms too, and the gate judges
+            # revoked tokens: the allowlist must be in step first.
+            depends_on=[
+                *reachable,
+                alarms,
+                *([backups] if backups else []),
+                *([allowlist.sync] if allowlist else []),
+            ],
         ),
     )

@@ -21,7 +21,7 @@ from verify.arguments import OneLineParser
 
 ALL_STEPS = (
     "packages", "data_volume", "secrets", "qdrant", "nginx_http", "dns", "certificate", "renewal",
-    "nginx_tls", "firewall", "fail2ban", "qdrant_health", "ready",
+    "nginx_tls", "firewall", "fail2ban", "metrics", "qdrant_health", "ready",
 )  # fmt: skip
 
 

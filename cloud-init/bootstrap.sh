@@ -18,7 +18,7 @@ shopt -s inherit_errexit
 
 readonly STEPS=(
   packages data_volume secrets qdrant nginx_http dns certificate renewal nginx_tls firewall fail2ban
-  qdrant_health ready
+  metrics qdrant_health ready
 )
 # The same names on Ubuntu 24.04 and Debian 12. python3-systemd is how fail2ban reads sshd's log
 # from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it.
@@ -505,7 +505,14 @@ step_fail2ban() {
   systemctl reload-or-restart fail2ban.service
 }
 
-# --- 8. Qdrant's health and ready -----------------------------------------------------------------
+# --- 8. metrics -----------------------------------------------------------------------------------
+
+# Before Qdrant's health: a Qdrant that never comes up must still show in CloudWatch (QdrantUp 0).
+step_metrics() {
+  systemctl enable --now "$METRICS_TIMER"
+}
+
+# --- 9. Qdrant's health and ready -----------------------------------------------------------------
 
 # The edge is already up. Should this give up, systemd keeps Qdrant starting (Restart=always) and
 # nginx keeps serving, and the host reports ready only once a later run (the unit retries) finds

@@ -21,7 +21,9 @@ from components.settings import (
     QDRANT_VERSION_FLOOR,
     TOKEN_ALLOWLIST_COLLECTION,
     AccessRule,
+    AlarmThresholds,
     Architecture,
+    Durability,
     HostOs,
     Limits,
     StackSettings,
@@ -39,6 +41,8 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<host>[^@\s]+)$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+# EC2 resource ids: 8 hex digits (before 2018) or 17.
+_SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists", "revocable", "revoked"}
@@ -47,8 +51,15 @@ GP3_MAX_SIZE_GB = 16384
 # each family also carries one rule per public port.
 SECURITY_GROUP_RULES_PER_FAMILY = 60
 MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
-# Resource names derive from the stack: `qdrant-<stack>-role` plus the 8 characters Pulumi's
-# auto-naming appends must fit IAM's 64-character role names (IAM CreateRole, RoleName).
+# DLM's RetainRule.Count: 1 to 1000 (Data Lifecycle Manager API Reference, RetainRule).
+MAX_BACKUP_RETENTION = 1000
+# Let's Encrypt certificates last 90 days: a threshold at or above that alarms from the first day.
+CERTIFICATE_LIFETIME_DAYS = 90
+# CloudWatch: evaluation periods times the period may not exceed one day (PutMetricAlarm).
+MAX_ALARM_MINUTES = 24 * 60
+# Resource names derive from the stack: `qdrant-<stack>-role` (and the backups' `qdrant-<stack>-dlm`)
+# plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
+# CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
 
 # A replaced master key stays a valid credential this long at most: a leaked one must not linger.
@@ -186,6 +197,22 @@ def _parse_volume_size(text: str) -> int:
     if size > GP3_MAX_SIZE_GB:
         raise _Invalid(f"{size} GiB is more than a gp3 volume holds ({GP3_MAX_SIZE_GB} GiB)")
     return size
+
+
+def _parse_snapshot_id(text: str) -> str:
+    if not _SNAPSHOT_ID.match(text):
+        raise _Invalid(f"{text!r} is not an EBS snapshot id (snap- and 8 or 17 hex digits)")
+    return text
+
+
+def _parse_int_within(low: int, high: int, unit: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _parse_int(text)
+        if not low <= value <= high:
+            raise _Invalid(f"must be {low} to {high} {unit}, got {value}")
+        return value
+
+    return parse
 
 
 def _parse_qdrant_version(text: str) -> str:
@@ -386,6 +413,14 @@ KNOWN_KEYS = frozenset(
         "apiKeyVersion",
         "keyGraceHours",
         "verifyOnDeploy",
+        "backupSchedule",
+        "backupRetentionDays",
+        "restoreFromSnapshotId",
+        "alertEmail",
+        "alarmCertificateDaysLeft",
+        "alarmQdrantDownMinutes",
+        "alarmUnauthorizedPerMinute",
+        "alarmDataVolumeUsedPercent",
     }
 )
 
@@ -477,6 +512,7 @@ def load_settings(
         max_body_size_mb=read.field("maxBodySizeMb", _parse_positive_int, Limits.max_body_size_mb),
     )
     settings = StackSettings(
+        durability=_durability(read),
         domain=domain,
         acme_email=acme_email,
         hosted_zone=hosted_zone,
@@ -501,3 +537,39 @@ def load_settings(
     if read.problems:
         raise ConfigError(read.problems)
     return settings
+
+
+def _durability(read: _Reader) -> Durability:
+    defaults, limits = Durability(), AlarmThresholds()
+    return Durability(
+        backup_schedule=read.field("backupSchedule", _parse_bool, defaults.backup_schedule),
+        backup_retention_days=read.field(
+            "backupRetentionDays",
+            _parse_int_within(1, MAX_BACKUP_RETENTION, "daily snapshots"),
+            defaults.backup_retention_days,
+        ),
+        restore_from_snapshot_id=read.field("restoreFromSnapshotId", _parse_snapshot_id, None),
+        alert_email=read.field("alertEmail", _parse_email, None),
+        thresholds=AlarmThresholds(
+            certificate_days_left=read.field(
+                "alarmCertificateDaysLeft",
+                _parse_int_within(1, CERTIFICATE_LIFETIME_DAYS - 1, "days"),
+                limits.certificate_days_left,
+            ),
+            qdrant_down_minutes=read.field(
+                "alarmQdrantDownMinutes",
+                _parse_int_within(1, MAX_ALARM_MINUTES, "minutes"),
+                limits.qdrant_down_minutes,
+            ),
+            unauthorized_per_minute=read.field(
+                "alarmUnauthorizedPerMinute",
+                _parse_positive_int,
+                limits.unauthorized_per_minute,
+            ),
+            data_volume_used_percent=read.field(
+                "alarmDataVolumeUsedPercent",
+                _parse_int_within(1, 99, "percent"),
+                limits.data_volume_used_percent,
+            ),
+        ),
+    )

@@ -7,14 +7,21 @@ Nothing here assumes a single host: every name derives from the component name, 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components.images import HOST_IMAGES
-from components.settings import DATA_VOLUME_DEVICE, Architecture, HostOs, HostSettings
+from components.restore import RestoreSnapshot
+from components.settings import (
+    DATA_VOLUME_DEVICE,
+    METRICS_NAMESPACE,
+    Architecture,
+    HostOs,
+    HostSettings,
+)
 from components.user_data import ec2_user_data
 
 ROOT_VOLUME_SIZE_GB = 16
@@ -37,6 +44,10 @@ class QdrantHostArgs:
     key_name: pulumi.Input[str] | None = None
     boot_dependencies: Sequence[pulumi.Resource] = ()
     """What the first boot reads (the key parameters): the instance is launched only after them."""
+    restore: RestoreSnapshot | None = None
+    """Make the data volume from this snapshot, as a new volume beside the current one."""
+    data_volume_tags: Mapping[str, str] = field(default_factory=dict)
+    """Beside its Name: what the backup policy finds it by."""
 
 
 class QdrantHost(pulumi.ComponentResource):
@@ -54,15 +65,20 @@ class QdrantHost(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         profile, permissions = self._instance_profile(name, args.secret_parameter_arns, child)
+        volume_name = data_volume_name(name, args.restore)
         data_volume = aws.ebs.Volume(
-            f"{name}-data",
+            volume_name,
             availability_zone=args.availability_zone,
             size=args.host.data_volume_size_gb,
+            snapshot_id=args.restore.snapshot_id if args.restore else None,
             type="gp3",
+            # A volume made from a snapshot is encrypted too, whether the snapshot was or not.
             encrypted=True,
-            tags={"Name": f"{name}-data"},
-            # The volume is the database: `pulumi destroy` must not take it along by accident.
-            opts=child.merge(pulumi.ResourceOptions(protect=True)),
+            tags={**args.data_volume_tags, "Name": volume_name},
+            # The volume is the database: `pulumi destroy` must not take it along by accident, and
+            # once the operator unprotects it for a restore, leaving the program only drops it from
+            # the stack: the volume itself stays in the account until deleted on purpose.
+            opts=child.merge(pulumi.ResourceOptions(protect=True, retain_on_delete=True)),
         )
         image = HOST_IMAGES[args.host_os]
         ami = aws.ec2.get_ami_output(
@@ -171,8 +187,41 @@ class QdrantHost(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(secret_parameter_arns).apply(read_parameters_policy),
             opts=child,
         )
+        # The publisher's timer starts during the first boot too.
+        put_metrics = aws.iam.RolePolicy(
+            f"{name}-put-metrics",
+            role=role.id,
+            policy=put_metrics_policy(METRICS_NAMESPACE),
+            opts=child,
+        )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
-        return profile, [session_manager, read_keys]
+        return profile, [session_manager, read_keys, put_metrics]
+
+
+def data_volume_name(name: str, restore: RestoreSnapshot | None) -> str:
+    """A restore is a new volume resource, so Pulumi creates it instead of replacing (deleting) the
+    current one; each snapshot gives another name, so a second restore is new again."""
+    return f"{name}-data-{restore.snapshot_id}" if restore else f"{name}-data"
+
+
+def put_metrics_policy(namespace: str) -> str:
+    """The host publishes its own metrics, to its namespace only: a compromised host cannot write
+    into another namespace (another service's metrics and the alarms on them). PutMetricData has
+    no resource type, so `cloudwatch:namespace` is the only thing that narrows it."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublishTheHostsMetrics",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
+                }
+            ],
+        }
+    )
 
 
 def read_parameters_policy(parameter_arns: Sequence[str]) -> str:

@@ -185,6 +185,50 @@ class Limits:
     clients: ClientLimits = field(default_factory=ClientLimits)
 
 
+# The CloudWatch namespace of the host's own metrics: the only one its role may publish to.
+METRICS_NAMESPACE = "SecureQdrant"
+
+
+@dataclass(frozen=True)
+class HostMetrics:
+    """What the host's publisher (cloud-init/secure-qdrant-metrics) sends every minute, under the
+    dimension `Host` = the host's name, so the alarms outlive a replaced instance."""
+
+    dimension: str = "Host"
+    certificate_days_left: str = "CertificateDaysLeft"
+    qdrant_up: str = "QdrantUp"
+    unauthorized: str = "Unauthorized401"
+    rate_limited: str = "RateLimited429"
+    data_volume_used_percent: str = "DataVolumeUsedPercent"
+
+
+HOST_METRICS = HostMetrics()
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When the host's own metrics raise an alarm (each a stack config key)."""
+
+    certificate_days_left: int = 14
+    """certbot renews 30 days ahead: under 14 left, renewal has been failing for over two weeks."""
+    qdrant_down_minutes: int = 5
+    unauthorized_per_minute: int = 60
+    """401s a minute above which someone is guessing credentials (fail2ban bans single sources)."""
+    data_volume_used_percent: int = 80
+
+
+@dataclass(frozen=True)
+class Durability:
+    """Backups, restore and alarms of the data volume and the host."""
+
+    backup_schedule: bool = True
+    backup_retention_days: int = 7
+    """Daily snapshots kept: DLM deletes the oldest beyond this count."""
+    restore_from_snapshot_id: str | None = None
+    alert_email: str | None = None
+    thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
+
+
 @dataclass(frozen=True)
 class StackSettings:
     """Validated stack configuration: everything `pulumi up` needs, and nothing unchecked."""
@@ -208,6 +252,7 @@ class StackSettings:
     key_grace_hours: int = 24
     """After a rotation, how long the previous master key (and tokens it signed) still work."""
     verify_on_deploy: bool = True
+    durability: Durability = field(default_factory=Durability)
 
     @property
     def ssh_enabled(self) -> bool:
@@ -238,6 +283,7 @@ class HostPaths:
     nginx_log_dir: str = "/var/log/nginx"
     ready_marker: str = "/var/lib/secure-qdrant/ready"
     bootstrap: str = "/usr/local/sbin/secure-qdrant-bootstrap"
+    metrics_publisher: str = "/usr/local/sbin/secure-qdrant-metrics"
     fstab: str = "/etc/fstab"
     letsencrypt_link: str = "/etc/letsencrypt"
     """Where the distro's certbot (and its renewal timer) looks; it points at `letsencrypt_dir`."""
@@ -279,6 +325,8 @@ class HostSettings:
     data_volume_size_gb: int = StackSettings.data_volume_size_gb
     """In the user data so that growing the volume replaces the host, whose bootstrap then grows the
     filesystem into the new space."""
+    name: str = "secure-qdrant"
+    """The host's name (`qdrant-<stack>`): the dimension its metrics are published under."""
     ports: Ports = PORTS
     paths: HostPaths = field(default_factory=HostPaths)
     listen: ListenAddresses = ALL_INTERFACES

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import grpc
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
@@ -50,6 +51,25 @@ INSTANCE_TYPE_ZONES = {
 # What the rotation clock (a local command, components/api_keys.py) prints when it runs: the
 # deploy's time, in Unix seconds.
 DEPLOY_TIME = 1_900_000_000
+OTHER_ACCOUNT = "210987654321"
+OTHER_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    region: str
+    owner: str
+    volume_size: int
+
+
+# The EBS snapshots DescribeSnapshots knows of: each is visible only from its own region.
+SNAPSHOTS = {
+    "snap-0123456789abcdef0": Snapshot(REGION, ACCOUNT, 20),
+    "snap-01234567": Snapshot(REGION, ACCOUNT, 8),
+    "snap-0aaaaaaaaaaaaaaa1": Snapshot(OTHER_REGION, ACCOUNT, 20),
+    "snap-0bbbbbbbbbbbbbbb2": Snapshot(REGION, OTHER_ACCOUNT, 20),
+    "snap-0ccccccccccccccc3": Snapshot(REGION, ACCOUNT, 500),
+}
 
 MINIMAL_CONFIG: dict[str, Any] = {
     "domain": "qdrant.example.com",
@@ -73,6 +93,7 @@ class Registered:
     typ: str
     name: str
     inputs: dict[str, Any]
+    resource_id: str = ""
     options: Any = None
     """The RegisterResourceRequest: protect, deleteBeforeReplace, ignoreChanges, parent, ..."""
 
@@ -115,6 +136,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             )
         elif args.typ == "command:local:Command" and inputs["create"] == rotation_clock_command():
             state["stdout"] = f"{DEPLOY_TIME}\n"
+        elif args.typ == "aws:sns/topic:Topic":
+            state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
+        elif args.typ == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
+            resource_id = f"policy-{_digest(args.name)}"
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = inputs["name"]
         elif args.typ == "pulumi:pulumi:StackReference":
@@ -124,6 +149,7 @@ class AwsMocks(pulumi.runtime.Mocks):
                 outputs={name: output.value for name, output in exported.items()},
                 secretOutputNames=[name for name, output in exported.items() if output.secret],
             )
+        self.registered[(args.typ, args.name)].resource_id = resource_id
         return resource_id, state
 
     def call(
@@ -148,9 +174,39 @@ class AwsMocks(pulumi.runtime.Mocks):
         if args.token == "aws:ec2/getSubnet:getSubnet":
             zone = DEFAULT_SUBNET_ZONES.get(args.args["id"], CONFIGURED_SUBNET_ZONE)
             return {"id": args.args["id"], "vpcId": "vpc-0123", "availabilityZone": zone}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ops", "id": ACCOUNT}
+        if args.token == "aws:ebs/getSnapshot:getSnapshot":
+            [snapshot_id] = args.args["snapshotIds"]
+            snapshot = SNAPSHOTS.get(snapshot_id)
+            if snapshot is None or snapshot.region != REGION:
+                # What the provider answers when DescribeSnapshots finds nothing in its region.
+                raise EngineError("Your query returned no results. Please change your search criteria and try again.")
+            return {
+                "id": snapshot_id,
+                "snapshotId": snapshot_id,
+                "arn": f"arn:aws:ec2:{snapshot.region}::snapshot/{snapshot_id}",
+                "ownerId": snapshot.owner,
+                "volumeSize": snapshot.volume_size,
+                "encrypted": True,
+            }
         if args.token == "aws:route53/getZone:getZone":
             return {"zoneId": "Z0123456789ABC", "name": args.args["name"]}
         raise NotImplementedError(f"no mock for invoke {args.token}")
+
+
+class EngineError(grpc.RpcError):
+    """A failed invoke as the engine reports it to the program: a gRPC error with details."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
 
 
 def _filter(invoke_args: dict[str, Any], name: str) -> list[str]:

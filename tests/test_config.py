@@ -108,6 +108,19 @@ BAD_CONFIGS = {
     ),
     "unknown-key": (with_(adminCidr=["203.0.113.0/24"]), "secure-qdrant:adminCidr: unknown key (a typo?)"),
     "non-boolean-flag": (with_(allowSshFromAnywhere="yes"), "secure-qdrant:allowSshFromAnywhere: 'yes' is not true or false"),
+    "non-boolean-backup-schedule": (with_(backupSchedule="daily"), "secure-qdrant:backupSchedule: 'daily' is not true or false"),
+    "zero-backup-retention": (with_(backupRetentionDays=0), "secure-qdrant:backupRetentionDays: must be 1 to 1000 daily snapshots, got 0"),
+    "backup-retention-past-dlm": (with_(backupRetentionDays=1001), "secure-qdrant:backupRetentionDays: must be 1 to 1000"),
+    "snapshot-id-not-a-snapshot": (with_(restoreFromSnapshotId="vol-0123456789abcdef0"), "secure-qdrant:restoreFromSnapshotId: 'vol-0123456789abcdef0' is not an EBS snapshot id"),
+    "snapshot-id-wrong-length": (with_(restoreFromSnapshotId="snap-0123456789"), "secure-qdrant:restoreFromSnapshotId: 'snap-0123456789' is not"),
+    "snapshot-id-upper-case": (with_(restoreFromSnapshotId="snap-0123456789ABCDEF0"), "secure-qdrant:restoreFromSnapshotId:"),
+    "invalid-alert-email": (with_(alertEmail="pager"), "secure-qdrant:alertEmail: 'pager' is not an e-mail address"),
+    "certificate-alarm-past-lifetime": (with_(alarmCertificateDaysLeft=90), "secure-qdrant:alarmCertificateDaysLeft: must be 1 to 89 days, got 90"),
+    "zero-certificate-alarm": (with_(alarmCertificateDaysLeft=0), "secure-qdrant:alarmCertificateDaysLeft: must be 1 to 89"),
+    "qdrant-down-alarm-past-a-day": (with_(alarmQdrantDownMinutes=1441), "secure-qdrant:alarmQdrantDownMinutes: must be 1 to 1440 minutes"),
+    "zero-unauthorized-alarm": (with_(alarmUnauthorizedPerMinute=0), "secure-qdrant:alarmUnauthorizedPerMinute: must be a positive integer"),
+    "full-disk-alarm": (with_(alarmDataVolumeUsedPercent=100), "secure-qdrant:alarmDataVolumeUsedPercent: must be 1 to 99 percent, got 100"),
+    "non-integer-disk-alarm": (with_(alarmDataVolumeUsedPercent="80%"), "secure-qdrant:alarmDataVolumeUsedPercent: '80%' is not an integer"),
 }
 
 
@@ -180,6 +193,12 @@ def test_defaults_match_the_documented_contract():
     assert settings.api_key_version == 1 and settings.key_grace_hours == 24
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
+    durability = settings.durability
+    assert (durability.backup_schedule, durability.backup_retention_days) == (True, 7)
+    assert durability.restore_from_snapshot_id is None and durability.alert_email is None
+    thresholds = durability.thresholds
+    assert (thresholds.certificate_days_left, thresholds.qdrant_down_minutes) == (14, 5)
+    assert (thresholds.unauthorized_per_minute, thresholds.data_volume_used_percent) == (60, 80)
 
 
 def test_a_release_is_not_judged_against_an_unknown_host_os():
@@ -206,10 +225,19 @@ def test_an_unset_image_release_means_the_pinned_release_of_the_chosen_os(host_o
 def test_empty_optional_values_mean_unset():
     """Pulumi.yaml declares optional keys with empty defaults; those must not be validated as names."""
     settings = load_settings(
-        {"domain": "qdrant.example.com", "acmeEmail": "ops@example.com", "hostedZone": "", "subnetId": ""}
+        {
+            "domain": "qdrant.example.com",
+            "acmeEmail": "ops@example.com",
+            "hostedZone": "",
+            "subnetId": "",
+            "restoreFromSnapshotId": "",
+            "alertEmail": "",
+        }
     )
 
     assert settings.hosted_zone is None and settings.subnet_id is None
+    durability = settings.durability
+    assert durability.restore_from_snapshot_id is None and durability.alert_email is None
 
 
 def test_version_and_domain_are_normalised():

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
-from verify.aws_audit import AWS_ERRORS, audit_instance, unverifiable
+from verify.aws_audit import AWS_ERRORS, audit_durability, audit_instance, unverifiable
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
@@ -94,10 +94,20 @@ def aws_checks(
     if not target.instance_id:
         return [CheckResult("aws", Status.SKIP, "no instanceId output")]
     try:
-        client = aws_session(region, environ).client("ec2")
+        session = aws_session(region, environ)
+        client = session.client("ec2")
     except AWS_ERRORS as error:
         return unverifiable("cannot authenticate to AWS", error)
-    return audit_instance(client, target.instance_id, target.admin_cidrs)
+    results = audit_instance(client, target.instance_id, target.admin_cidrs)
+    if target.durability:
+        results += audit_durability(
+            client,
+            session.client("dlm"),
+            session.client("cloudwatch"),
+            target.instance_id,
+            target.durability,
+        )
+    return results
 
 
 def aws_region(text: str) -> str:

@@ -18,12 +18,15 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from components.settings import PORTS
+from components.settings import HOST_METRICS, METRICS_NAMESPACE, PORTS
 from verify.result import CheckResult, Status
+from verify.target import Durability
 
 IMDS = "imdsv2-required"
 VOLUMES = "volumes-encrypted"
 INGRESS = "security-group-ingress"
+BACKUPS = "backup-policy"
+ALARMS = "alarms"
 
 # At one hop, IMDS replies die before they reach a container's network namespace.
 MAX_HOP_LIMIT = 1
@@ -210,3 +213,129 @@ def _rule_text(permission: Resource) -> str:
 
 def _ports_text(ports: Sequence[int]) -> str:
     return ", ".join(str(port) for port in ports)
+
+
+# --- backups and alarms ----------------------------------------------------------------------------
+
+# The host's metrics that carry an alarm (components/alarms.py); RateLimited429 is only published.
+ALARMED_HOST_METRICS = (
+    HOST_METRICS.certificate_days_left,
+    HOST_METRICS.qdrant_up,
+    HOST_METRICS.unauthorized,
+    HOST_METRICS.data_volume_used_percent,
+)
+# What an alarm watches: namespace, metric name and its sorted dimensions.
+Watched = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def audit_durability(
+    ec2_client: BaseClient,
+    dlm_client: BaseClient,
+    cloudwatch_client: BaseClient,
+    instance_id: str,
+    durability: Durability,
+) -> list[CheckResult]:
+    """The backup policy snapshots the stack's data volume, and the alarms watch the instance and
+    the host: read with Describe/Get calls only. An AWS error skips the check that needed it."""
+    return [
+        _skip_on_aws_error(BACKUPS, lambda: check_backups(ec2_client, dlm_client, durability)),
+        _skip_on_aws_error(
+            ALARMS, lambda: check_alarms(ec2_client, cloudwatch_client, instance_id, durability)
+        ),
+    ]
+
+
+def check_backups(
+    ec2_client: BaseClient, dlm_client: BaseClient, durability: Durability
+) -> CheckResult:
+    policy_id, volume_id = durability.backup_policy_id, durability.data_volume_id
+    if policy_id is None:
+        return CheckResult(BACKUPS, Status.SKIP, "no scheduled backups (backupSchedule false)")
+    try:
+        policy = dlm_client.get_lifecycle_policy(PolicyId=policy_id)["Policy"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        gone = f"{policy_id} does not exist: nothing backs up {volume_id}"
+        return CheckResult(BACKUPS, Status.FAIL, gone)
+    [volume] = ec2_client.describe_volumes(VolumeIds=[volume_id])["Volumes"]
+    volume_tags = {(tag["Key"], tag["Value"]) for tag in volume.get("Tags", [])}
+    details = policy["PolicyDetails"]
+    # DLM targets a resource that carries any one of the policy's target tags.
+    targets = [
+        f"{tag['Key']}={tag['Value']}"
+        for tag in details.get("TargetTags", [])
+        if (tag["Key"], tag["Value"]) in volume_tags
+    ]
+    problems = []
+    if policy["State"] != "ENABLED":
+        problems.append(f"{policy_id} is {policy['State']}")
+    if "VOLUME" not in details.get("ResourceTypes", []) or not targets:
+        problems.append(f"{policy_id} does not target {volume_id}")
+    if problems:
+        return CheckResult(BACKUPS, Status.FAIL, "; ".join(problems))
+    kept = ", ".join(str(s["RetainRule"].get("Count")) for s in details.get("Schedules", []))
+    found = f"{policy_id} snapshots {volume_id} ({', '.join(targets)}), keeps {kept}"
+    return CheckResult(BACKUPS, Status.PASS, found)
+
+
+def check_alarms(
+    ec2_client: BaseClient, cloudwatch_client: BaseClient, instance_id: str, durability: Durability
+) -> CheckResult:
+    """Every alarm the program creates exists, has its actions on and notifies the stack's topic;
+    the status-check ones also recover and reboot the instance."""
+    wanted = _wanted_alarms(_name_tag(ec2_client, instance_id), instance_id, durability)
+    pages = cloudwatch_client.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+    actions = {
+        _watched(alarm): alarm["AlarmActions"]
+        for page in pages
+        for alarm in page["MetricAlarms"]
+        if alarm["ActionsEnabled"] and durability.alert_topic_arn in alarm["AlarmActions"]
+    }
+    missing = [
+        _alarm_text(watched, ec2_action)
+        for watched, ec2_action in wanted.items()
+        if watched not in actions
+        or (ec2_action and not any(a.endswith(f":ec2:{ec2_action}") for a in actions[watched]))
+    ]
+    if missing:
+        return CheckResult(
+            ALARMS,
+            Status.FAIL,
+            f"no enabled alarm notifying {durability.alert_topic_arn} on " + "; ".join(missing),
+        )
+    return CheckResult(
+        ALARMS, Status.PASS, f"{len(wanted)} alarms notify {durability.alert_topic_arn}"
+    )
+
+
+def _wanted_alarms(host: str, instance_id: str, durability: Durability) -> dict[Watched, str | None]:
+    """What each alarm of the program watches, and the EC2 action it takes, if any."""
+    instance = (("InstanceId", instance_id),)
+    wanted: dict[Watched, str | None] = {
+        ("AWS/EC2", "StatusCheckFailed_System", instance): "recover",
+        ("AWS/EC2", "StatusCheckFailed_Instance", instance): "reboot",
+    }
+    for metric in ALARMED_HOST_METRICS:
+        wanted[(METRICS_NAMESPACE, metric, ((HOST_METRICS.dimension, host),))] = None
+    if durability.backup_policy_id:
+        policy = (("DLMPolicyId", durability.backup_policy_id),)
+        wanted[("AWS/EBS", "SnapshotsCreateFailed", policy)] = None
+    return wanted
+
+
+def _watched(alarm: Resource) -> Watched:
+    dimensions = tuple(sorted((d["Name"], d["Value"]) for d in alarm.get("Dimensions", [])))
+    return alarm.get("Namespace", ""), alarm.get("MetricName", ""), dimensions
+
+
+def _alarm_text(watched: Watched, ec2_action: str | None) -> str:
+    namespace, metric, dimensions = watched
+    where = ", ".join(f"{name}={value}" for name, value in dimensions)
+    return f"{namespace} {metric} ({where})" + (f" with {ec2_action}" if ec2_action else "")
+
+
+def _name_tag(ec2_client: BaseClient, instance_id: str) -> str:
+    """The host's name: the dimension its metrics are published under."""
+    tags = _describe_instance(ec2_client, instance_id).get("Tags", [])
+    return next((tag["Value"] for tag in tags if tag["Key"] == "Name"), "")

@@ -30,6 +30,16 @@ class TargetError(ValueError):
 
 
 @dataclass(frozen=True)
+class Durability:
+    """The stack's backups and alarms, as its outputs name them."""
+
+    data_volume_id: str
+    alert_topic_arn: str
+    backup_policy_id: str | None
+    """None when the stack takes no scheduled backups (`backupSchedule: false`)."""
+
+
+@dataclass(frozen=True)
 class Token:
     name: str
     jwt: str = field(repr=False)
@@ -59,6 +69,8 @@ class Target:
     """Trust anchors for the certificate; None means the system's (Let's Encrypt's roots)."""
     instance_id: str | None = None
     admin_cidrs: tuple[str, ...] = ()
+    durability: Durability | None = None
+    """What the backup and alarm audit looks for; None for a stack from before they existed."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -134,6 +146,19 @@ def target_from_outputs(
         ca_file=ca_file,
         instance_id=_optional(outputs, "instanceId", str),
         admin_cidrs=tuple(_list_of(outputs, "adminCidrs", str)),
+        durability=_durability(outputs),
+    )
+
+
+def _durability(outputs: Mapping[str, Any]) -> Durability | None:
+    topic = _optional(outputs, "alertTopicArn", str)
+    volume = _optional(outputs, "dataVolumeId", str)
+    if not (topic and volume):
+        return None
+    return Durability(
+        data_volume_id=volume,
+        alert_topic_arn=topic,
+        backup_policy_id=_optional(outputs, "backupPolicyId", str),
     )
 
 

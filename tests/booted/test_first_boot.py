@@ -48,7 +48,7 @@ def test_first_boot_reaches_ready_unattended(booted: BootedHost) -> None:
         f"step {step}"
         for step in (
             "packages", "data_volume", "secrets", "qdrant", "nginx_http", "dns", "certificate",
-            "renewal", "nginx_tls", "firewall", "fail2ban", "qdrant_health", "ready",
+            "renewal", "nginx_tls", "firewall", "fail2ban", "metrics", "qdrant_health", "ready",
         )
     ]  # fmt: skip
 

@@ -134,6 +134,11 @@ SG_RULES = [
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
 ]
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
+DLM_POLICY = "aws:dlm/lifecyclePolicy:LifecyclePolicy"
+# Terraform's PrefixedUniqueId, which pulumi-aws uses for `name_prefix`: a 26-character suffix.
+NAME_PREFIX_SUFFIX = 26
 IAM_NAME = r"[\w+=,.@-]+"  # botocore iam: roleNameType, instanceProfileNameType, policyNameType
 GP3_SIZE_GIB = (1, 16384)  # Amazon EBS User Guide, "Amazon EBS volume types": gp3 is 1 GiB - 16 TiB
 
@@ -357,9 +362,145 @@ RULES = [
             lambda r: len(r.inputs["name"]),
         ),
     ),
+    # DLM API Reference (botocore's dlm model): description and schedule name patterns and
+    # lengths, retention count, the one daily time, the target tags.
+    Rule(
+        "dlm-description",
+        DLM_POLICY,
+        matches(
+            model_shape("dlm", "CreateLifecyclePolicyRequest", "Description").metadata["pattern"],
+            "description",
+            lambda r: r.inputs["description"],
+        ),
+    ),
+    Rule(
+        "dlm-description-length",
+        DLM_POLICY,
+        at_most(
+            max_length("dlm", "CreateLifecyclePolicyRequest", "Description"),
+            "description length",
+            lambda r: len(r.inputs["description"]),
+        ),
+    ),
+    Rule(
+        "dlm-schedule-name",
+        DLM_POLICY,
+        matches(
+            r"[0-9A-Za-z _-]{1,120}",  # dlm ScheduleName: pattern and max 120
+            "schedule name",
+            lambda r: r.inputs["policyDetails"]["schedules"][0]["name"],
+        ),
+    ),
+    Rule(
+        "dlm-retain-count",
+        DLM_POLICY,
+        within(
+            1, 1000, "retain count",
+            lambda r: r.inputs["policyDetails"]["schedules"][0]["retainRule"]["count"],
+        ),
+    ),
+    Rule(
+        "dlm-create-time",
+        DLM_POLICY,
+        matches(
+            r"(0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]",  # dlm Time
+            "time",
+            lambda r: r.inputs["policyDetails"]["schedules"][0]["createRule"]["times"],
+        ),
+    ),
+    Rule(
+        "dlm-target-tags",
+        DLM_POLICY,
+        matches(
+            r"(?!aws:)[a-zA-Z+\-=._:/]{1,128}",  # dlm TagKey
+            "target tag keys",
+            lambda r: "".join(r.inputs["policyDetails"]["targetTags"]),
+        ),
+    ),
+    Rule(
+        "alarm-name",
+        ALARM,
+        at_most(
+            max_length("cloudwatch", "PutMetricAlarmInput", "AlarmName"),
+            "alarm name length",
+            lambda r: len(name_of(r)),
+        ),
+    ),
+    Rule(
+        "alarm-description",
+        ALARM,
+        at_most(
+            max_length("cloudwatch", "PutMetricAlarmInput", "AlarmDescription"),
+            "description length",
+            lambda r: len(r.inputs["alarmDescription"]),
+        ),
+    ),
+    Rule(
+        "alarm-namespace",
+        ALARM,
+        matches(r"[^:].{0,254}", "namespace", lambda r: r.inputs["namespace"]),
+    ),
+    Rule(
+        "alarm-statistic",
+        ALARM,
+        one_of(
+            enum("cloudwatch", "PutMetricAlarmInput", "Statistic"),
+            "statistic",
+            lambda r: r.inputs["statistic"],
+        ),
+    ),
+    Rule(
+        "alarm-comparison",
+        ALARM,
+        one_of(
+            enum("cloudwatch", "PutMetricAlarmInput", "ComparisonOperator"),
+            "comparison",
+            lambda r: r.inputs["comparisonOperator"],
+        ),
+    ),
+    # CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing data".
+    Rule(
+        "alarm-missing-data",
+        ALARM,
+        one_of(
+            ["breaching", "notBreaching", "ignore", "missing"],
+            "treatMissingData",
+            lambda r: r.inputs["treatMissingData"],
+        ),
+    ),
+    Rule(
+        "alarm-actions",
+        ALARM,
+        at_most(
+            int(model_shape("cloudwatch", "PutMetricAlarmInput", "AlarmActions").metadata["max"]),
+            "alarm actions",
+            lambda r: len(r.inputs["alarmActions"]),
+        ),
+    ),
+    # CloudWatch API Reference, PutMetricAlarm.EvaluationPeriods: "the number of periods over
+    # which data is compared ... multiplied by Period cannot be more than 86,400 seconds".
+    Rule(
+        "alarm-evaluation-window",
+        ALARM,
+        at_most(
+            86400,
+            "evaluation seconds",
+            lambda r: int(r.inputs["period"]) * int(r.inputs["evaluationPeriods"]),
+        ),
+    ),
+    # Amazon SNS API Reference, CreateTopic.Name: up to 256 letters, digits, '-' and '_'.
+    Rule(
+        "topic-name",
+        TOPIC,
+        matches(
+            r"[A-Za-z0-9_-]{1,256}",
+            "topic name",
+            lambda r: r.inputs["namePrefix"] + "x" * NAME_PREFIX_SUFFIX,
+        ),
+    ),
     *[
         Rule(f"tags:{typ.rsplit(':', 1)[1]}", typ, tags_fit)
-        for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG)
+        for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG, ALARM, TOPIC, DLM_POLICY)
     ],
 ]
 
@@ -382,6 +523,11 @@ MAXIMAL_CONFIG = dict(
         {"name": f"service-{n:02d}", "access": [{"collection": f"c{n}", "access": "rw"}]}
         for n in range(50)
     ],
+    # The longest volume name (a restore appends the snapshot id), every alarm and resource.
+    restoreFromSnapshotId="snap-0123456789abcdef0",
+    alertEmail="platform-team@example.com",
+    backupRetentionDays=1000,
+    alarmQdrantDownMinutes=24 * 60,
 )
 
 
@@ -404,6 +550,7 @@ def test_every_registered_aws_resource_type_is_checked(deployment):
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment",  # counted below
         "aws:ec2/volumeAttachment:VolumeAttachment",  # ids and a device name the program fixes
         "aws:ec2/eipAssociation:EipAssociation",  # ids only
+        "aws:sns/topicSubscription:TopicSubscription",  # the topic's ARN, `email`, the address
     }
     registered = {r.typ for r in deployment.resources if r.typ.startswith("aws:")}
     assert registered <= checked, registered - checked
@@ -454,6 +601,10 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
         ),
         ("record-ttl", _with(RECORD, {"ttl": -1})),
         ("tags:Instance", _with(INSTANCE, {"tags": {"Name": "n" * 257}})),
+        ("dlm-description", _with(DLM_POLICY, {"description": "Snapshots of qdrant-eu.prod"})),
+        ("alarm-evaluation-window", _with(ALARM, {"period": 60, "evaluationPeriods": 1441})),
+        ("alarm-name", _with(ALARM, {}, name="a" * 248)),
+        ("topic-name", _with(TOPIC, {"namePrefix": "qdrant-eu.prod-"})),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )

@@ -1,7 +1,7 @@
-"""The instance role as IAM evaluates it: every policy the program gives the role, judged by an IAM
-evaluator this project did not write.
+"""The instance role and the backups' DLM role as IAM evaluates them: every policy the program gives
+each role, judged by an IAM evaluator this project did not write.
 
-The policies are the inline document the program registers and the AWS managed policies it attaches,
+The policies are the inline documents the program registers and the AWS managed policies it attaches,
 the latter as AWS publishes them (moto ships the published documents; AmazonSSMManagedInstanceCore
 is v2 there and on AWS's managed policy reference). The judge is @cloud-copilot/iam-simulate
 (`iam_simulate/`, pinned in its package-lock.json): it implements IAM's identity-policy evaluation
@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
+from components.host import SSM_CORE_POLICY as SSM_CORE
+from components.settings import METRICS_NAMESPACE
+from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
 
 SIMULATOR = Path(__file__).resolve().parent / "iam_simulate"
 PARAMETER = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter"
@@ -50,39 +52,60 @@ def managed_policy_document(arn: str) -> dict[str, Any]:
     return document
 
 
-def role_policies(deployment: Deployment) -> list[dict[str, Any]]:
-    """Every identity policy of the (one) instance role, inline and managed, as the evaluator takes
-    them."""
+def role_policies(deployment: Deployment, role: Registered) -> list[dict[str, Any]]:
+    """Every identity policy of `role`, inline and managed, as the evaluator takes them (inline
+    policies name the role by id, attachments by name)."""
+    names = (role.name, role.resource_id)
     inline = [
         {"name": p.name, "policy": json.loads(p.inputs["policy"])}
         for p in deployment.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] in names
     ]
     managed = [
         {"name": a.inputs["policyArn"], "policy": managed_policy_document(a.inputs["policyArn"])}
         for a in deployment.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.inputs["role"] in names
     ]
-    assert inline and managed, "the role should carry both its inline and its managed policy"
     return inline + managed
 
 
-@pytest.fixture(scope="module")
-def role() -> dict[str, Any]:
-    deployment = deploy(MINIMAL_CONFIG)
-    [role] = deployment.of_type("aws:iam/role:Role")
-    assert sorted(p.inputs["name"] for p in deployment.of_type("aws:ssm/parameter:Parameter")) == [
-        arn.split(":parameter")[1] for arn in KEY_PARAMETERS
-    ]
+def session(deployment: Deployment, role_name: str, session_name: str) -> dict[str, Any]:
+    """The role's policies and a principal that is a session of it."""
+    [role] = [r for r in deployment.of_type("aws:iam/role:Role") if r.name == role_name]
     return {
-        "policies": role_policies(deployment),
-        # What the instance's credentials are: a session of the role, named for the instance.
-        "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.name}/i-0123456789abcdef0",
+        "policies": role_policies(deployment, role),
+        "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.name}/{session_name}",
         "accountId": ACCOUNT,
     }
 
 
-def decide(role: dict[str, Any], action: str, resource: str) -> str:
-    """IAM's decision for one request by the instance: Allowed, ImplicitlyDenied or ExplicitlyDenied."""
-    request = dict(role, requests=[{"action": action, "resource": resource}])
+@pytest.fixture(scope="module")
+def deployment() -> Deployment:
+    return deploy(MINIMAL_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def role(deployment: Deployment) -> dict[str, Any]:
+    assert sorted(p.inputs["name"] for p in deployment.of_type("aws:ssm/parameter:Parameter")) == [
+        arn.split(":parameter")[1] for arn in KEY_PARAMETERS
+    ]
+    # What the instance's credentials are: a session of the role, named for the instance.
+    instance = session(deployment, "qdrant-test-role", "i-0123456789abcdef0")
+    names = [p["name"] for p in instance["policies"]]
+    assert SSM_CORE in names and len(names) > 1, "the role should carry its inline and managed policies"
+    return instance
+
+
+@pytest.fixture(scope="module")
+def dlm(deployment: Deployment) -> dict[str, Any]:
+    return session(deployment, "qdrant-test-dlm", "dlm-session")
+
+
+def decide(
+    role: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None
+) -> str:
+    """IAM's decision for one request by the role: Allowed, ImplicitlyDenied or ExplicitlyDenied."""
+    request = dict(role, requests=[{"action": action, "resource": resource, "context": context or {}}])
     result = subprocess.run(
         ["node", str(SIMULATOR / "simulate.mjs")],
         input=json.dumps(request),
@@ -155,3 +178,65 @@ def test_session_manager_still_reaches_the_instance(role, action, resource):
     """Session Manager is the way in when `adminCidrs` is empty: the Deny must not cost the agent
     its registration or its channels."""
     assert decide(role, action, resource) == "Allowed"
+
+
+# ------------------------------------------------------------------------- the host's metrics
+
+
+def test_instance_publishes_metrics_to_its_own_namespace(role):
+    """The publisher's PutMetricData, with the namespace it sends (cloud-init/metrics.py)."""
+    decision = decide(role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": METRICS_NAMESPACE})
+
+    assert decision == "Allowed"
+
+
+@pytest.mark.parametrize("namespace", ["AWS/EBS", "AWS/EC2", "SecureQdrantX", "Billing"])
+def test_instance_cannot_publish_into_another_namespace(role, namespace):
+    """A compromised host must not write into metrics it does not own: zeros into DLM's
+    SnapshotsCreateFailed (AWS/EBS) would hide failed backups from their alarm."""
+    assert decide(role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": namespace}) != "Allowed"
+
+
+@pytest.mark.parametrize("action", ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm"])
+def test_instance_cannot_silence_its_alarms(role, action):
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:qdrant-test-alarms-qdrant-down-0123456"
+
+    assert decide(role, action, alarm) != "Allowed"
+
+
+# --------------------------------------------------------------------------------- DLM's role
+
+VOLUME = f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0"
+SNAPSHOT = f"arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("ec2:CreateSnapshot", VOLUME),
+        ("ec2:CreateSnapshot", SNAPSHOT),
+        ("ec2:CreateTags", SNAPSHOT),
+        ("ec2:DeleteSnapshot", SNAPSHOT),
+        ("ec2:DescribeVolumes", "*"),
+    ],
+)
+def test_dlm_takes_tags_and_expires_the_snapshots(dlm, action, resource):
+    """What the schedule does: snapshot the volume, tag the snapshot, delete it once expired."""
+    assert decide(dlm, action, resource) == "Allowed"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("ec2:DeleteVolume", VOLUME),
+        ("ec2:DetachVolume", VOLUME),
+        ("ec2:CreateTags", VOLUME),
+        ("ec2:TerminateInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0"),
+        ("ssm:GetParameter", f"{PARAMETER}/secure-qdrant/test/api-key"),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/qdrant-test-role"),
+    ],
+)
+def test_dlm_cannot_touch_the_data_volume_the_instance_or_the_keys(dlm, action, resource):
+    """The backup role can make and expire snapshots, never delete or detach the database, stop
+    the host, read its keys or hand itself another role."""
+    assert decide(dlm, action, resource) != "Allowed"

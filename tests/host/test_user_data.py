@@ -41,6 +41,7 @@ from components.user_data import (
     render_user_data,
     settings_env,
     settings_env_path,
+    shipped_script,
 )
 
 PORTS = Ports(ssh=2222, http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
@@ -438,6 +439,66 @@ def test_bootstrap_as_rendered_passes_shellcheck(tmp_path: Path) -> None:
     rendered.write_text(written(HOST.paths.bootstrap))
     result = shellcheck(rendered)
     assert result.returncode == 0, result.stdout
+
+
+def pretty_printed(script: Path) -> str:
+    """The script as bash parsed it (`--pretty-print` parses without running anything)."""
+    require("bash")
+    return subprocess.run(
+        ["bash", "--pretty-print", str(script)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_shipped_bootstrap_is_the_source_program_to_bash(tmp_path: Path) -> None:
+    """The host runs the bootstrap with its comments emptied (room in EC2's 16 KB of user data):
+    bash must parse that copy into exactly the program the repository's copy is."""
+    shipped = tmp_path / "bootstrap"
+    shipped.write_text(written(HOST.paths.bootstrap))
+    source = CLOUD_INIT_DIR / "bootstrap.sh"
+    assert len(shipped.read_text()) < len(source.read_text())
+    assert pretty_printed(shipped) == pretty_printed(source)
+
+
+def test_shipped_bootstrap_keeps_its_line_numbers() -> None:
+    """An error line number on the host points at the same line of the repository's script."""
+    source = (CLOUD_INIT_DIR / "bootstrap.sh").read_text().splitlines()
+    shipped = written(HOST.paths.bootstrap).splitlines()
+    assert len(shipped) == len(source)
+    assert all(line in ("", kept) for line, kept in zip(shipped, source))
+
+
+def test_shipped_script_keeps_here_documents_shebang_and_shellcheck_directives() -> None:
+    """A here-document's lines are data (a Python program's comments, a config file's), whatever
+    they start with; the shebang picks the interpreter and the directives keep shellcheck
+    passing on the shipped copy."""
+    script = (
+        "#!/usr/bin/env bash\n"
+        "# why\n"
+        "  # shellcheck disable=SC2016 # a format\n"
+        "read -ra words <<<\"$x\"\n"
+        "# gone\n"
+        "python3 - <<'PYTHON'\n"
+        "# kept: data\n"
+        "PYTHON\n"
+        "cat <<-EOF\n"
+        "\t# kept too\n"
+        "\tEOF\n"
+        "    # gone too\n"
+    )
+    assert shipped_script(script).splitlines() == [
+        "#!/usr/bin/env bash",
+        "",
+        "  # shellcheck disable=SC2016 # a format",
+        'read -ra words <<<"$x"',
+        "",
+        "python3 - <<'PYTHON'",
+        "# kept: data",
+        "PYTHON",
+        "cat <<-EOF",
+        "\t# kept too",
+        "\tEOF",
+        "",
+    ]
 
 
 # --------------------------------------------------------------------------- fail2ban

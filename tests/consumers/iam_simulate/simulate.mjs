@@ -1,4 +1,5 @@
-// Reads {policies, principal, accountId, requests: [{action, resource}]} as JSON on stdin and prints
+// Reads {policies, principal, accountId, requests: [{action, resource, context?}]} as JSON on stdin
+// (context: the request's condition keys, e.g. {"cloudwatch:namespace": "X"}) and prints
 // one IAM decision per request ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied") as a JSON list.
 // A request the evaluator rejects (unknown action, resource of the wrong type for the action) exits
 // non-zero: a test asking about an impossible request must not pass as "denied".
@@ -9,17 +10,20 @@ for await (const chunk of process.stdin) input += chunk
 const { policies, principal, accountId, requests } = JSON.parse(input)
 
 const decisions = []
-for (const { action, resource } of requests) {
+for (const { action, resource, context } of requests) {
   const response = await runSimulation(
     {
       identityPolicies: policies,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
-      request: { principal, action, resource: { resource, accountId }, contextVariables: {} },
+      request: { principal, action, resource: { resource, accountId }, contextVariables: context ?? {} },
     },
     {},
   )
-  if (response.resultType !== 'single') {
+  // A request on `*` (actions AWS authorizes on no particular resource) is judged for every
+  // resource the action could name: one overall decision all the same.
+  const judged = response.resultType === 'single' || (response.resultType === 'wildcard' && resource === '*')
+  if (!judged) {
     console.error(`${action} on ${resource}: ${JSON.stringify(response.errors ?? response)}`)
     process.exit(2)
   }

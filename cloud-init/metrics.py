@@ -1,0 +1,95 @@
+"""The host's metrics to CloudWatch, every minute (secure-qdrant-metrics.timer): metrics.py SETTINGS.
+Fails when it cannot publish; the QdrantUp alarm takes a silent host for a down one."""
+
+import datetime as dt
+import re
+import shlex
+import shutil
+import ssl
+import subprocess
+import sys
+import urllib.request
+
+# $time_local, $status and the gRPC status of LOG_FORMAT (components/nginx_config.py).
+LINE = re.compile(r'\[([^]]+)\] "[^"]*" (\d{3}) .* grpc_status=(\S+)')
+
+
+def read_settings(text):
+    return dict(shlex.split(line)[0].split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def days_left(enddate, now):
+    """From `openssl x509 -enddate`: notAfter=Mar  1 12:00:00 2027 GMT."""
+    return (ssl.cert_time_to_seconds(enddate.strip()[9:]) - now.timestamp()) // 86400
+
+
+def refused_last_minute(lines, now):
+    """401s (gRPC: UNAUTHENTICATED, 16) and 429s in the minute before `now`."""
+    counts = {"401": 0, "429": 0}
+    for match in filter(None, map(LINE.search, lines)):
+        when = dt.datetime.strptime(match[1], "%d/%b/%Y:%H:%M:%S %z")
+        status = "401" if match[3] == "16" else match[2]
+        if 0 <= (now - when).total_seconds() < 60 and status in counts:
+            counts[status] += 1
+    return counts
+
+
+def used_percent(usage):
+    # As df: blocks reserved for root are neither used nor available.
+    return round(100 * usage.used / (usage.used + usage.free), 1)
+
+
+def qdrant_up(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return int(answer.status == 200)
+    except OSError:
+        return 0
+
+
+def tail(path, size=8 << 20):
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, 2) - size))
+            return log.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def measure(env, now):
+    refused = refused_last_minute(tail(env["NGINX_ACCESS_LOG"]), now)
+    values = {
+        "QdrantUp": (qdrant_up(env["QDRANT_REST_PORT"]), "None"),
+        "Unauthorized401": (refused["401"], "Count"),
+        "RateLimited429": (refused["429"], "Count"),
+        "DataVolumeUsedPercent": (used_percent(shutil.disk_usage(env["DATA_MOUNT"])), "Percent"),
+    }
+    enddate = subprocess.run(
+        ["openssl", "x509", "-enddate", "-noout", "-in", env["CERTIFICATE"]],
+        capture_output=True, text=True, check=False,
+    )
+    # None before the first certificate: no figure rather than a false one.
+    if enddate.returncode == 0:
+        values["CertificateDaysLeft"] = (days_left(enddate.stdout, now), "None")
+    return values
+
+
+def publish(cloudwatch, env, now):
+    dimensions = [{"Name": "Host", "Value": env["METRICS_HOST"]}]
+    cloudwatch.put_metric_data(
+        Namespace=env["METRICS_NAMESPACE"],
+        MetricData=[
+            {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": value,
+             "Unit": unit}
+            for name, (value, unit) in measure(env, now).items()
+        ],
+    )
+
+
+if __name__ == "__main__":
+    import boto3
+
+    with open(sys.argv[1]) as file:
+        env = read_settings(file.read())
+    cloudwatch = boto3.client("cloudwatch", region_name=env["AWS_REGION"])
+    publish(cloudwatch, env, dt.datetime.now(dt.timezone.utc))

@@ -1,0 +1,286 @@
+"""The host's metrics publisher (cloud-init/metrics.py), run here on what the host has: a real
+certificate made by openssl, access-log lines in the edge's own LOG_FORMAT, a real file system, an
+HTTP server answering /readyz, and moto's CloudWatch receiving what it sends.
+
+Not run here: the publisher under its systemd timer in the booted host (a later session's job).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import importlib.util
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from components.alarms import AlarmTargets, alarm_specs
+from components.nginx_config import LOG_FORMAT, NAME
+from components.settings import METRICS_NAMESPACE, AlarmThresholds, HostSettings, Limits
+from components.user_data import (
+    CLOUD_INIT_DIR,
+    METRICS_TIMER,
+    METRICS_UNIT,
+    host_files,
+    render_settings_env,
+    settings_env,
+    settings_env_path,
+)
+from tests.host.test_bootstrap import require_systemd_tools, systemd_dependencies, systemd_verify
+
+REGION = "eu-central-1"
+HOST = "qdrant-test"
+# The real time: the certificates made below are valid from it on.
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("host_metrics", CLOUD_INIT_DIR / "metrics.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+metrics = _load()
+
+
+def access_line(when: dt.datetime, status: int, grpc_status: str = "-") -> str:
+    """One line as nginx writes it with the edge's log_format."""
+    values = {
+        "remote_addr": "203.0.113.9",
+        "time_local": when.strftime("%d/%b/%Y:%H:%M:%S %z"),
+        "request": "POST /collections/products/points/search HTTP/2.0",
+        "status": str(status),
+        "body_bytes_sent": "42",
+        "http_referer": "-",
+        "http_user_agent": "python-httpx/0.28",
+        "server_port": "443",
+        f"{NAME}_grpc_status": grpc_status,
+        "request_time": "0.004",
+    }
+    line = LOG_FORMAT
+    # Longest names first: `$status` must not eat the start of `$..._grpc_status`.
+    for name in sorted(values, key=len, reverse=True):
+        line = line.replace(f"${name}", values[name])
+    assert "$" not in line, line
+    return line
+
+
+def certificate(directory: Path, days: int) -> Path:
+    path = directory / "fullchain.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(directory / "key.pem"), "-out", str(path), "-days", str(days),
+         "-subj", "/CN=qdrant.example.com"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def ready_port() -> Iterator[int]:
+    """A loopback server answering /readyz with 200, like Qdrant once its collections are loaded."""
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the handler's API)
+            self.send_response(200 if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def host_env(tmp_path: Path, port: int, cert_days: int = 20) -> dict[str, str]:
+    log = tmp_path / "access.log"
+    log.write_text(
+        "".join(
+            access_line(when, status, grpc) + "\n"
+            for when, status, grpc in [
+                (NOW - dt.timedelta(seconds=90), 401, "-"),  # before the minute: not counted
+                (NOW - dt.timedelta(seconds=50), 401, "-"),
+                (NOW - dt.timedelta(seconds=20), 401, "-"),
+                (NOW - dt.timedelta(seconds=10), 200, "16"),  # gRPC UNAUTHENTICATED
+                (NOW - dt.timedelta(seconds=5), 429, "-"),
+                (NOW - dt.timedelta(seconds=1), 200, "0"),
+            ]
+        )
+    )
+    return {
+        "NGINX_ACCESS_LOG": str(log),
+        "CERTIFICATE": str(certificate(tmp_path, cert_days)),
+        "DATA_MOUNT": str(tmp_path),
+        "QDRANT_REST_PORT": str(port),
+        "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "METRICS_HOST": HOST,
+        "AWS_REGION": REGION,
+    }
+
+
+def test_settings_are_read_as_the_bootstrap_reads_them():
+    """The publisher reads the same settings.env the program renders for the bootstrap."""
+    host = HostSettings(
+        domain="qdrant.example.com", acme_email="ops@example.com", acme_server="https://acme.test/d",
+        qdrant_version="v1.18.3", limits=Limits(), admin_cidrs=("203.0.113.0/24", "2001:db8::/32"),
+        region=REGION, api_key_parameter="/p/k", read_only_api_key_parameter="/p/r", name=HOST,
+    )  # fmt: skip
+    values = settings_env(host, "vol-0123456789abcdef0")
+
+    assert metrics.read_settings(render_settings_env(values)) == values
+
+
+def test_certificate_days_left_come_from_the_certificate_file(tmp_path):
+    """A real certificate valid for 20 days from now: 19 whole days left (the first is started)."""
+    path = certificate(tmp_path, 20)
+    enddate = subprocess.run(
+        ["openssl", "x509", "-enddate", "-noout", "-in", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+    assert metrics.days_left(enddate, dt.datetime.now(dt.timezone.utc)) == 19
+
+
+def test_refused_requests_of_the_last_minute_are_counted_from_the_access_log(tmp_path):
+    """REST 401s and gRPC UNAUTHENTICATED are the credential guessing the alarm is for; lines
+    older than a minute were counted by the previous run."""
+    lines = host_env(tmp_path, 1)["NGINX_ACCESS_LOG"]
+
+    counts = metrics.refused_last_minute(Path(lines).read_text().splitlines(), NOW)
+
+    assert counts == {"401": 3, "429": 1}
+
+
+def test_used_percent_agrees_with_df(tmp_path):
+    """df's Use% is what an operator compares the alarm with; df rounds up."""
+    shown = subprocess.run(
+        ["df", "--output=pcent", str(tmp_path)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[1]
+
+    used = metrics.used_percent(shutil.disk_usage(tmp_path))
+
+    assert int(shown.strip().rstrip("%")) - 1 <= used <= int(shown.strip().rstrip("%"))
+
+
+def _sent(cloudwatch: Any) -> dict[str, float]:
+    """The latest value of each metric CloudWatch holds for the host."""
+    queries = [
+        {
+            "Id": f"m{n}",
+            "Label": metric["MetricName"],
+            "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Maximum"},
+        }
+        for n, metric in enumerate(cloudwatch.list_metrics(Namespace=METRICS_NAMESPACE)["Metrics"])
+    ]
+    results = cloudwatch.get_metric_data(
+        MetricDataQueries=queries,
+        StartTime=NOW - dt.timedelta(minutes=5),
+        EndTime=NOW + dt.timedelta(minutes=5),
+    )["MetricDataResults"]
+    return {result["Label"]: result["Values"][0] for result in results}
+
+
+@mock_aws
+def test_published_values_reach_cloudwatch_under_the_hosts_dimension(tmp_path, ready_port):
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+    metrics.publish(cloudwatch, host_env(tmp_path, ready_port), NOW)
+
+    listed = cloudwatch.list_metrics(Namespace=METRICS_NAMESPACE)["Metrics"]
+    assert {tuple((d["Name"], d["Value"]) for d in m["Dimensions"]) for m in listed} == {
+        (("Host", HOST),)
+    }
+    sent = _sent(cloudwatch)
+    assert sent["QdrantUp"] == 1
+    assert sent["Unauthorized401"] == 3
+    assert sent["RateLimited429"] == 1
+    assert 0 < sent["DataVolumeUsedPercent"] < 100
+    # Made after NOW, valid for 20 days: 20 whole days left at NOW.
+    assert sent["CertificateDaysLeft"] == 20
+
+
+@mock_aws
+def test_every_metric_an_alarm_watches_is_published(tmp_path, ready_port):
+    """An alarm on a metric nobody sends would never fire (or, for QdrantUp, always)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+    metrics.publish(cloudwatch, host_env(tmp_path, ready_port), NOW)
+
+    watched = {
+        spec.metric_name
+        for spec in alarm_specs(AlarmTargets(REGION, HOST, "i-0123"), AlarmThresholds())
+        if spec.namespace == METRICS_NAMESPACE
+    }
+    published = {m["MetricName"] for m in cloudwatch.list_metrics()["Metrics"]}
+    assert watched <= published, watched - published
+
+
+@mock_aws
+def test_qdrant_not_answering_is_published_as_down(tmp_path):
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+    metrics.publish(cloudwatch, host_env(tmp_path, free_port()), NOW)
+
+    assert _sent(cloudwatch)["QdrantUp"] == 0
+
+
+@mock_aws
+def test_no_certificate_yet_sends_no_days_left(tmp_path, ready_port):
+    """Before the first issuance there is no figure; a made-up one could raise or hide the alarm."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    env = dict(host_env(tmp_path, ready_port), CERTIFICATE=str(tmp_path / "missing.pem"))
+
+    metrics.publish(cloudwatch, env, NOW)
+
+    assert "CertificateDaysLeft" not in _sent(cloudwatch)
+
+
+def test_timer_runs_the_publisher_every_minute_as_systemd_loads_it(tmp_path):
+    """The units as the user data writes them, loaded by systemd: the timer triggers the publisher
+    with the host's settings file, every minute."""
+    require_systemd_tools()
+    host = HostSettings(
+        domain="qdrant.example.com", acme_email="ops@example.com", acme_server="https://acme.test/d",
+        qdrant_version="v1.18.3", limits=Limits(), admin_cidrs=(), region=REGION,
+        api_key_parameter="/p/k", read_only_api_key_parameter="/p/r", name=HOST,
+    )  # fmt: skip
+    for file in host_files(host, "vol-0123456789abcdef0"):
+        if Path(file.path).name in (METRICS_UNIT, METRICS_TIMER):
+            (tmp_path / Path(file.path).name).write_text(file.content)
+    result = systemd_verify([METRICS_TIMER, METRICS_UNIT], [tmp_path])
+    assert result.returncode == 0 and not result.stderr, result.stderr
+
+    timer = systemd_dependencies(METRICS_TIMER, [tmp_path])
+    service = systemd_dependencies(METRICS_UNIT, [tmp_path])
+
+    assert timer["Triggers"] == {METRICS_UNIT}
+    assert service["Type"] == {"oneshot"}
+    assert service["Command Line"] == {
+        f"/usr/bin/python3 {host.paths.metrics_publisher} {settings_env_path(host)}"
+    }

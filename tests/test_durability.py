@@ -1,0 +1,292 @@
+"""Backups, restore, recovery and alarms as the program registers them (issue 11), under mocks.
+
+The IAM side (what the DLM role and the host's metrics permission allow) is judged by the IAM
+evaluator in tests/consumers/test_iam_evaluation.py; the inputs' AWS limits in test_aws_limits.py.
+"""
+
+import json
+
+import pytest
+
+from components.alarms import AlarmTargets, alarm_specs
+from components.backups import DLM_SERVICE_POLICY, STACK_TAG
+from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
+from tests.program import (
+    ACCOUNT,
+    MINIMAL_CONFIG,
+    OTHER_ACCOUNT,
+    REGION,
+    Deployment,
+    Failed,
+    deploy,
+)
+
+VOLUME = "aws:ebs/volume:Volume"
+INSTANCE = "aws:ec2/instance:Instance"
+ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
+POLICY = "aws:dlm/lifecyclePolicy:LifecyclePolicy"
+ROLE = "aws:iam/role:Role"
+ATTACHED = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+GET_SNAPSHOT = "aws:ebs/getSnapshot:getSnapshot"
+SNAPSHOT = "snap-0123456789abcdef0"
+HOST = "qdrant-test"
+
+
+@pytest.fixture(scope="module")
+def default() -> Deployment:
+    return deploy(MINIMAL_CONFIG)
+
+
+def named(deployment: Deployment, typ: str, name: str):
+    [found] = [r for r in deployment.of_type(typ) if r.name == name]
+    return found
+
+
+def alarm(deployment: Deployment, key: str):
+    return named(deployment, ALARM, f"{HOST}-alarms-{key}")
+
+
+# --------------------------------------------------------------------------------------- backups
+
+
+def test_backup_policy_snapshots_the_data_volume_daily_by_its_stack_tag(default):
+    """DLM finds the volume by tag: the tag it targets must be one the data volume carries."""
+    policy = default.one(POLICY)
+    details = policy.inputs["policyDetails"]
+    [schedule] = details["schedules"]
+
+    assert details["resourceTypes"] == ["VOLUME"]
+    assert details["targetTags"] == {STACK_TAG: HOST}
+    assert default.one(VOLUME).inputs["tags"][STACK_TAG] == HOST
+    assert schedule["createRule"] == {"interval": 24, "intervalUnit": "HOURS", "times": "03:00"}
+    assert schedule["retainRule"] == {"count": 7}
+    assert policy.inputs["state"] == "ENABLED"
+
+
+def test_snapshots_carry_the_stack_tag_and_are_encrypted_as_the_volume_is(default):
+    """Snapshots of an encrypted volume are encrypted with its key; the policy copies the volume's
+    tags (the stack's among them) so each snapshot says whose it is, and asks for no copy (a
+    cross-region copy could be re-encrypted under another key)."""
+    [schedule] = default.one(POLICY).inputs["policyDetails"]["schedules"]
+
+    assert default.one(VOLUME).inputs["encrypted"] is True
+    assert schedule["copyTags"] is True
+    assert "crossRegionCopyRules" not in schedule and "shareRules" not in schedule
+
+
+def test_backup_retention_is_the_configured_number_of_daily_snapshots():
+    policy = deploy(dict(MINIMAL_CONFIG, backupRetentionDays=30)).one(POLICY)
+
+    assert policy.inputs["policyDetails"]["schedules"][0]["retainRule"] == {"count": 30}
+
+
+def test_dlm_runs_as_its_own_role_that_only_dlm_assumes(default):
+    policy = default.one(POLICY)
+    role = named(default, ROLE, f"{HOST}-dlm")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+
+    assert policy.inputs["executionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{role.name}"
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "dlm.amazonaws.com"}]
+    assert named(default, ATTACHED, f"{HOST}-dlm-service").inputs["policyArn"] == DLM_SERVICE_POLICY
+
+
+def test_backups_off_creates_no_backup_resource():
+    deployment = deploy(dict(MINIMAL_CONFIG, backupSchedule=False))
+
+    assert deployment.of_type(POLICY) == []
+    assert not [r for r in deployment.resources if r.name.startswith(f"{HOST}-dlm")]
+    assert not [a for a in deployment.of_type(ALARM) if a.name.endswith("backup-failed")]
+
+
+# --------------------------------------------------------------------------------------- restore
+
+
+def test_data_volume_is_protected_and_retained_if_it_ever_leaves_the_program(default):
+    """Protect stops `pulumi destroy`; retainOnDelete makes the restore's removal of the old volume
+    from the stack leave the volume itself in the account."""
+    volume = default.one(VOLUME)
+
+    assert (volume.options.protect, volume.options.retainOnDelete) == (True, True)
+    assert "snapshotId" not in volume.inputs
+
+
+def test_restore_makes_a_new_volume_from_the_snapshot():
+    """A new resource name: Pulumi creates the restored volume instead of replacing (deleting) the
+    current one."""
+    deployment = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
+
+    volume = deployment.one(VOLUME)
+    assert volume.name == f"{HOST}-data-{SNAPSHOT}"
+    assert volume.inputs["snapshotId"] == SNAPSHOT
+    assert volume.inputs["encrypted"] is True
+    assert (volume.options.protect, volume.options.retainOnDelete) == (True, True)
+    assert volume.inputs["tags"][STACK_TAG] == HOST
+
+
+def test_restore_boots_a_new_host_onto_the_restored_volume(default):
+    """The host mounts its volume by id: the restored one's id in the user data replaces the
+    instance, and the attachment moves to the restored volume."""
+    restored = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
+    volume_id = restored.outputs["dataVolumeId"].value
+
+    assert volume_id != default.outputs["dataVolumeId"].value
+    assert f"DATA_VOLUME_ID={volume_id}" in restored.user_data
+    assert restored.one(ATTACHMENT).inputs["volumeId"] == volume_id
+
+
+def test_the_snapshot_is_looked_up_only_for_a_restore(default):
+    restored = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
+
+    assert [args for token, args in restored.calls if token == GET_SNAPSHOT] == [
+        {"snapshotIds": [SNAPSHOT]}
+    ]
+    assert not [token for token, _ in default.calls if token == GET_SNAPSHOT]
+
+
+def test_an_eight_digit_snapshot_id_is_accepted():
+    volume = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId="snap-01234567")).one(VOLUME)
+
+    assert volume.inputs["snapshotId"] == "snap-01234567"
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "message"),
+    [
+        ("snap-0aaaaaaaaaaaaaaa1", f"is not a snapshot this account can see in {REGION}"),
+        ("snap-0bbbbbbbbbbbbbbb2", f"belongs to account {OTHER_ACCOUNT}, not to this stack's account {ACCOUNT}"),
+        ("snap-0ccccccccccccccc3", "secure-qdrant:dataVolumeSizeGb: 20 GiB is smaller than the 500 GiB volume"),
+    ],
+    ids=["another-region", "another-account", "larger-than-the-volume"],
+)  # fmt: skip
+def test_a_snapshot_this_stack_cannot_restore_is_refused_before_any_resource(snapshot, message):
+    """A snapshot of another region is invisible here, one of another account is not this stack's
+    data, and one larger than the volume cannot be restored into it: all stop `pulumi up` before
+    the host is replaced, saying what to do."""
+    with pytest.raises(Failed) as failure:
+        deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=snapshot))
+
+    assert message in str(failure.value)
+    assert failure.value.registered == []
+
+
+# ---------------------------------------------------------------------------------------- alarms
+
+
+@pytest.mark.parametrize(
+    ("key", "metric", "action"),
+    [("system-check", "StatusCheckFailed_System", "recover"),
+     ("instance-check", "StatusCheckFailed_Instance", "reboot")],
+)  # fmt: skip
+def test_failed_status_checks_recover_or_reboot_the_instance(default, key, metric, action):
+    """A failed system check (AWS's hardware) moves the instance to healthy hardware; a failed
+    instance check (its kernel) reboots it; both say so on the topic."""
+    found = alarm(default, key)
+
+    assert (found.inputs["namespace"], found.inputs["metricName"]) == ("AWS/EC2", metric)
+    assert found.inputs["dimensions"] == {"InstanceId": default.outputs["instanceId"].value}
+    assert f"arn:aws:automate:{REGION}:ec2:{action}" in found.inputs["alarmActions"]
+    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (
+        0,
+        "GreaterThanThreshold",
+    )
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default):
+    topic = default.outputs["alertTopicArn"].value
+
+    for found in default.of_type(ALARM):
+        assert topic in found.inputs["alarmActions"], found.name
+        assert found.inputs["okActions"] == [topic], found.name
+
+
+@pytest.mark.parametrize(
+    ("key", "metric", "statistic", "threshold", "comparison"),
+    [
+        ("certificate", HOST_METRICS.certificate_days_left, "Minimum", 14, "LessThanThreshold"),
+        ("qdrant-down", HOST_METRICS.qdrant_up, "Minimum", 1, "LessThanThreshold"),
+        ("unauthorized", HOST_METRICS.unauthorized, "Sum", 60, "GreaterThanThreshold"),
+        ("data-volume", HOST_METRICS.data_volume_used_percent, "Maximum", 80, "GreaterThanThreshold"),
+    ],
+)  # fmt: skip
+def test_host_metric_alarms_watch_the_hosts_own_metrics(
+    default, key, metric, statistic, threshold, comparison
+):
+    """Under the host's name, not the instance id: a replaced instance keeps its alarms."""
+    found = alarm(default, key)
+
+    assert (found.inputs["namespace"], found.inputs["metricName"]) == (METRICS_NAMESPACE, metric)
+    assert found.inputs["dimensions"] == {HOST_METRICS.dimension: HOST}
+    assert found.inputs["statistic"] == statistic
+    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (
+        threshold,
+        comparison,
+    )
+
+
+def test_a_host_that_stops_reporting_counts_as_down(default):
+    """No QdrantUp data means the host or its publisher is gone: as alarming as Qdrant down."""
+    found = alarm(default, "qdrant-down")
+
+    assert found.inputs["treatMissingData"] == "breaching"
+    assert (found.inputs["period"], found.inputs["evaluationPeriods"]) == (60, 5)
+
+
+def test_thresholds_come_from_the_config():
+    deployment = deploy(
+        dict(
+            MINIMAL_CONFIG,
+            alarmCertificateDaysLeft=21,
+            alarmQdrantDownMinutes=10,
+            alarmUnauthorizedPerMinute=500,
+            alarmDataVolumeUsedPercent=90,
+        )
+    )
+
+    assert alarm(deployment, "certificate").inputs["threshold"] == 21
+    assert alarm(deployment, "qdrant-down").inputs["evaluationPeriods"] == 10
+    assert alarm(deployment, "unauthorized").inputs["threshold"] == 500
+    assert alarm(deployment, "data-volume").inputs["threshold"] == 90
+
+
+def test_failed_scheduled_snapshots_raise_an_alarm(default):
+    """DLM's own metric for its policy: a backup that silently stopped is found out within a day."""
+    found = alarm(default, "backup-failed")
+
+    assert (found.inputs["namespace"], found.inputs["metricName"]) == (
+        "AWS/EBS",
+        "SnapshotsCreateFailed",
+    )
+    assert found.inputs["dimensions"] == {"DLMPolicyId": default.one(POLICY).resource_id}
+    assert (found.inputs["statistic"], found.inputs["threshold"]) == ("Sum", 0)
+
+
+def test_alert_email_is_subscribed_to_the_topic():
+    deployment = deploy(dict(MINIMAL_CONFIG, alertEmail="oncall@example.com"))
+
+    subscription = deployment.one(SUBSCRIPTION)
+    assert subscription.inputs["protocol"] == "email"
+    assert subscription.inputs["endpoint"] == "oncall@example.com"
+    assert subscription.inputs["topic"] == deployment.outputs["alertTopicArn"].value
+
+
+def test_no_subscription_without_an_alert_email(default):
+    assert default.of_type(SUBSCRIPTION) == []
+    assert default.one(TOPIC).inputs["namePrefix"] == f"{HOST}-alarms-alerts-"
+
+
+def test_topic_name_keeps_to_snss_characters_for_a_stack_name_with_a_dot():
+    """SNS topic names allow letters, digits, '-' and '_'; Pulumi stack names may carry '.'."""
+    topic = deploy(MINIMAL_CONFIG, stack="eu.prod").one(TOPIC)
+
+    assert topic.inputs["namePrefix"] == "qdrant-eu-prod-alarms-alerts-"
+
+
+def test_the_alarms_of_a_stack_without_backups_are_the_six_others():
+    specs = alarm_specs(AlarmTargets(REGION, HOST, "i-0123"), AlarmThresholds())
+
+    assert [spec.key for spec in specs] == [
+        "system-check", "instance-check", "certificate", "qdrant-down", "unauthorized", "data-volume",
+    ]  # fmt: skip

@@ -46,7 +46,8 @@ SECRETS_CHANGED=0
 # Under its unit, stderr is the journal already (systemd names the stream in JOURNAL_STREAM), with
 # the unit's tag: a `logger` copy would log every line twice.
 STDERR_IS_JOURNAL=0
-[[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i /proc/self/fd/2 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
+# The shell's own stderr ($$): /proc/self would be stat's, which the 2>/dev/null replaces.
+[[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i "/proc/$$/fd/2" 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
 readonly STDERR_IS_JOURNAL
 
 log() {

@@ -50,9 +50,15 @@ STDERR_IS_JOURNAL=0
 [[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i "/proc/$$/fd/2" 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
 readonly STDERR_IS_JOURNAL
 
+# In the journal a line reads as `logger` wrote it before (the tag is the unit's SyslogIdentifier);
+# elsewhere (a terminal, the lab, cloud-init's output log) it names the bootstrap.
 log() {
-  printf 'secure-qdrant: %s\n' "$*" >&2
-  ((STDERR_IS_JOURNAL)) || logger -t secure-qdrant -- "$*" 2>/dev/null || true
+  if ((STDERR_IS_JOURNAL)); then
+    printf '%s\n' "$*" >&2
+  else
+    printf 'secure-qdrant: %s\n' "$*" >&2
+    logger -t secure-qdrant -- "$*" 2>/dev/null || true
+  fi
 }
 
 die() {

@@ -36,7 +36,9 @@ def run_without_settings(tmp_path: Path, journal_stream: bool) -> list[str]:
 
 
 def test_under_a_unit_each_line_goes_to_the_journal_once(tmp_path: Path) -> None:
+    """And reads there as it did through `logger`: the unit's tag names it, no prefix repeats it."""
     assert run_without_settings(tmp_path, journal_stream=True) == []
+    assert (tmp_path / "stderr").read_text().startswith("error: usage: ")
 
 
 def test_run_by_hand_each_line_also_goes_to_the_journal_through_logger(tmp_path: Path) -> None:

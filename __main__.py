@@ -8,7 +8,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import HostAlarms, HostAlarmsArgs
-from components.api_keys import ApiKeys, ApiKeysArgs
+from components.allowlist import TokenAllowlist, TokenAllowlistArgs
+from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.dns import DnsRecord, DnsRecordArgs
@@ -47,6 +48,7 @@ keys = ApiKeys(
     ApiKeysArgs(
         parameter_prefix=f"/{pulumi.get_project()}/{pulumi.get_stack()}",
         version=settings.api_key_version,
+        grace_hours=settings.key_grace_hours,
     ),
 )
 firewall = QdrantSecurityGroup(
@@ -71,7 +73,7 @@ host = QdrantHost(
             region=region,
             api_key_parameter=keys.api_key_parameter_name,
             read_only_api_key_parameter=keys.read_only_api_key_parameter_name,
-            api_key_version=settings.api_key_version,
+            previous_api_key_parameter=keys.previous_api_key_parameter_name,
             data_volume_size_gb=settings.data_volume_size_gb,
             name=name,
             acme_challenge=settings.acme_challenge,
@@ -147,6 +149,8 @@ outputs: dict[str, Any] = {
         keys.api_key.apply(lambda key: mint_tokens(settings.tokens, key))
     ),
     "tokenScopes": {spec.name: token_claims(spec) for spec in settings.tokens},
+    "keyGraceEndsAt": keys.grace_ends_at.apply(grace_end_text),
+    "revokedTokens": [spec.name for spec in settings.tokens if spec.revoked],
 }
 if ssh_key:
     outputs["sshPrivateKey"] = ssh_key.private_key_openssh
@@ -155,6 +159,15 @@ if backups:
 for output_name, value in outputs.items():
     pulumi.export(output_name, value)
 
+reachable = [host, *([dns] if dns else [])]
+allowlist = (
+    TokenAllowlist(
+        f"{name}-allowlist",
+        TokenAllowlistArgs(outputs=outputs, triggers=[host.instance_id], depends_on=reachable),
+    )
+    if any(spec.revocable for spec in settings.tokens)
+    else None
+)
 if settings.verify_on_deploy:
     VerifyGate(
         f"{name}-verify",
@@ -163,7 +176,13 @@ if settings.verify_on_deploy:
             region=region,
             aws_environment=gate_environment,
             triggers=[host.instance_id],
-            # The audit looks for the backup policy and the alarms too.
-            depends_on=[host, alarms, *([dns] if dns else []), *([backups] if backups else [])],
+            # The audit looks for the backup policy and the alarms too, and the gate judges
+            # revoked tokens: the allowlist must be in step first.
+            depends_on=[
+                *reachable,
+                alarms,
+                *([backups] if backups else []),
+                *([allowlist.sync] if allowlist else []),
+            ],
         ),
     )

@@ -48,12 +48,19 @@ SECRETS_CHANGED=0
 # Under its unit, stderr is the journal already (systemd names the stream in JOURNAL_STREAM), with
 # the unit's tag: a `logger` copy would log every line twice.
 STDERR_IS_JOURNAL=0
-[[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i /proc/self/fd/2 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
+# The shell's own stderr ($$): /proc/self would be stat's, which the 2>/dev/null replaces.
+[[ ${JOURNAL_STREAM:-} != "$(stat -L -c %d:%i "/proc/$$/fd/2" 2>/dev/null)" ]] || STDERR_IS_JOURNAL=1
 readonly STDERR_IS_JOURNAL
 
+# In the journal a line reads as `logger` wrote it before (the tag is the unit's SyslogIdentifier);
+# elsewhere (a terminal, the lab, cloud-init's output log) it names the bootstrap.
 log() {
-  printf 'secure-qdrant: %s\n' "$*" >&2
-  ((STDERR_IS_JOURNAL)) || logger -t secure-qdrant -- "$*" 2>/dev/null || true
+  if ((STDERR_IS_JOURNAL)); then
+    printf '%s\n' "$*" >&2
+  else
+    printf 'secure-qdrant: %s\n' "$*" >&2
+    logger -t secure-qdrant -- "$*" 2>/dev/null || true
+  fi
 }
 
 die() {
@@ -253,9 +260,13 @@ step_data_volume() {
 # The instance may boot before the parameters exist or before its role's policy has propagated (IAM
 # is eventually consistent): a missing parameter, a denied read or not-yet-available credentials are
 # retried with backoff for SECRETS_WAIT_SECONDS, then the bootstrap fails naming what it lacked.
+#
+# During a rotation's grace window the master key it replaced is Qdrant's alt_api_key: that key and
+# the tokens it signed keep working until the window ends. No previous-key parameter: no alt key.
 fetch_api_keys() {
-  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" "$1" \
-    "$SECRETS_WAIT_SECONDS" "$BACKOFF_CAP_SECONDS" <<'PYTHON'
+  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
+    "$PREVIOUS_API_KEY_PARAMETER" "$1" "$SECRETS_WAIT_SECONDS" "$BACKOFF_CAP_SECONDS" <<'PYTHON'
+import json
 import sys
 import time
 
@@ -263,7 +274,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
-region, master, read_only, target, wait_seconds, backoff_cap = sys.argv[1:]
+region, master, read_only, previous, target, wait_seconds, backoff_cap = sys.argv[1:]
 wanted = {"QDRANT__SERVICE__API_KEY": master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
 # botocore itself retries what is transient on the wire (network, throttling).
 retries = Config(retries={"mode": "standard", "max_attempts": 8})
@@ -273,7 +284,7 @@ ssm = boto3.client("ssm", region_name=region, config=retries)
 def fetch():
     """The parameters' values by name, and what keeps any of them from being read ("" for nothing)."""
     try:
-        found = ssm.get_parameters(Names=list(wanted.values()), WithDecryption=True)
+        found = ssm.get_parameters(Names=[*wanted.values(), previous], WithDecryption=True)
     except NoCredentialsError:
         return {}, "no credentials from the instance role yet"
     except ClientError as error:
@@ -297,13 +308,26 @@ while problem:
     time.sleep(delay)
     delay = min(delay * 2, int(backoff_cap))
     values, problem = fetch()
-for name in wanted.values():
-    value = values.get(name, "")
+
+
+def key(value, name):
     # Qdrant 1.18 takes an empty string as a valid key; an env file cannot carry line breaks.
-    if not value or value != value.strip() or "\n" in value:
+    if not isinstance(value, str) or not value or value != value.strip() or "\n" in value:
         sys.exit(f"secure-qdrant: SSM parameter {name} is empty or malformed")
+    return value
+
+
+keys = {variable: key(values.get(name), name) for variable, name in wanted.items()}
+if previous in values:
+    try:
+        document = json.loads(values[previous])
+        alt, until = key(document["apiKey"], previous), int(document["validUntil"])
+    except (ValueError, TypeError, KeyError):
+        sys.exit(f"secure-qdrant: SSM parameter {previous} is malformed")
+    if time.time() < until and alt != keys["QDRANT__SERVICE__API_KEY"]:
+        keys["QDRANT__SERVICE__ALT_API_KEY"] = alt
 with open(target, "w", encoding="utf-8") as env_file:
-    env_file.writelines(f"{variable}={values[name]}\n" for variable, name in wanted.items())
+    env_file.writelines(f"{variable}={value}\n" for variable, value in keys.items())
 PYTHON
 }
 
@@ -318,8 +342,15 @@ step_secrets() {
     return 0
   fi
   mv -f "$staged" "$QDRANT_ENV_FILE"
-  SECRETS_CHANGED=1
   log "API keys written to ${QDRANT_ENV_FILE}"
+  # Qdrant reads its keys only at start: a running one (a rotation, the end of a grace window) is
+  # restarted now; otherwise the qdrant step starts it with these.
+  if systemctl is-active --quiet "$QDRANT_UNIT" 2>/dev/null; then
+    systemctl restart "$QDRANT_UNIT"
+    log "Qdrant restarted to apply the keys"
+  else
+    SECRETS_CHANGED=1
+  fi
 }
 
 # --- 4. qdrant ------------------------------------------------------------------------------------

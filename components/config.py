@@ -20,6 +20,7 @@ from components.settings import (
     DEFAULT_IMAGE_RELEASES,
     PORTS,
     QDRANT_VERSION_FLOOR,
+    TOKEN_ALLOWLIST_COLLECTION,
     AccessRule,
     AcmeChallenge,
     AlarmThresholds,
@@ -46,7 +47,7 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
-_TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists"}
+_TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists", "revocable", "revoked"}
 GP3_MAX_SIZE_GB = 16384
 # "Inbound rules per security group: 60, enforced separately for IPv4 and IPv6" (Amazon VPC quotas);
 # each family also carries one rule per public port.
@@ -70,6 +71,9 @@ _MAX_DNS_NAME = 253
 # plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
 # CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
+
+# A replaced master key stays a valid credential this long at most: a leaked one must not linger.
+MAX_KEY_GRACE_HOURS = 30 * 24
 
 T = TypeVar("T")
 
@@ -151,6 +155,13 @@ def _parse_positive_int(text: str) -> int:
     value = _parse_int(text)
     if value <= 0:
         raise _Invalid(f"must be a positive integer, got {value}")
+    return value
+
+
+def _parse_grace_hours(text: str) -> int:
+    value = _parse_int(text)
+    if not 0 <= value <= MAX_KEY_GRACE_HOURS:
+        raise _Invalid(f"must be 0 to {MAX_KEY_GRACE_HOURS} hours, got {value}")
     return value
 
 
@@ -363,6 +374,7 @@ def _parse_access(value: Any) -> str | tuple[AccessRule, ...]:
         collection, level = rule["collection"], rule["access"]
         if not isinstance(collection, str) or not collection:
             raise _Invalid(f"access rule {rule!r} has no collection name")
+        _refuse_allowlist(collection)
         if level not in _COLLECTION_ACCESS:
             raise _Invalid(f"collection {collection!r} has access {level!r}, not r, rw or prw")
         rules.append(AccessRule(collection, level))
@@ -374,12 +386,26 @@ def _parse_access(value: Any) -> str | tuple[AccessRule, ...]:
     return tuple(rules)
 
 
+def _refuse_allowlist(collection: str) -> None:
+    # Whoever may write the allowlist may re-allow a revoked token.
+    if collection == TOKEN_ALLOWLIST_COLLECTION:
+        raise _Invalid(f"collection {collection!r} is the token allowlist, kept by the deploy")
+
+
+def _parse_flag(value: dict[str, Any], field: str) -> bool:
+    flag = value.get(field, False)
+    if not isinstance(flag, bool):
+        raise _Invalid(f"{field} {flag!r} is not true or false")
+    return flag
+
+
 def _parse_value_exists(value: Any) -> ValueExists:
     if not isinstance(value, dict) or set(value) != {"collection", "matches"}:
         raise _Invalid("valueExists must have exactly collection and matches")
     collection, matches = value["collection"], value["matches"]
     if not isinstance(collection, str) or not collection:
         raise _Invalid("valueExists has no collection name")
+    _refuse_allowlist(collection)
     if not isinstance(matches, list) or not matches:
         raise _Invalid("valueExists.matches must be a non-empty list of {key, value}")
     parsed = []
@@ -405,6 +431,14 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
         unknown = sorted(set(value) - _TOKEN_FIELDS)
         if unknown:
             raise _Invalid(f"unknown field {', '.join(unknown)}")
+        revocable, revoked = _parse_flag(value, "revocable"), _parse_flag(value, "revoked")
+        if revoked and not revocable:
+            raise _Invalid(
+                "revoked needs revocable: true, which the token must have carried when minted "
+                "(otherwise only rotating the keys stops it)"
+            )
+        if revocable and "valueExists" in value:
+            raise _Invalid("revocable and valueExists exclude each other (Qdrant reads one per token)")
         return TokenSpec(
             name=name,
             access=cast(Any, _parse_access(value.get("access"))),
@@ -412,6 +446,8 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
             value_exists=(
                 _parse_value_exists(value["valueExists"]) if "valueExists" in value else None
             ),
+            revocable=revocable,
+            revoked=revoked,
         )
     except _Invalid as problem:
         raise _Invalid(f"token {name!r}: {problem}") from None
@@ -454,6 +490,7 @@ KNOWN_KEYS = frozenset(
         "credentialBurst",
         "tokens",
         "apiKeyVersion",
+        "keyGraceHours",
         "verifyOnDeploy",
         "backupSchedule",
         "backupRetentionDays",
@@ -599,6 +636,7 @@ def load_settings(
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
         api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
+        key_grace_hours=read.field("keyGraceHours", _parse_grace_hours, defaults.key_grace_hours),
         verify_on_deploy=verify_on_deploy,
     )
     if read.problems:

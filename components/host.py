@@ -40,7 +40,8 @@ class QdrantHostArgs:
     host_os: HostOs
     image_release: str
     secret_parameter_arns: pulumi.Input[Sequence[str]]
-    """The only SSM parameters the instance may read: the API keys it fetches at boot."""
+    """The only SSM parameters the instance may read: the API keys it fetches at boot and on its
+    rotation timer."""
     key_name: pulumi.Input[str] | None = None
     acme_dns_zone_id: pulumi.Input[str] | None = None
     """With DNS-01: the Route 53 zone whose challenge records for the certificate's names the

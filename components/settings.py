@@ -140,6 +140,16 @@ class TokenSpec:
     access: Union[GlobalAccess, tuple[AccessRule, ...]]
     expires_at: dt.datetime | None = None
     value_exists: ValueExists | None = None
+    revocable: bool = False
+    """It carries a `value_exists` claim on the token allowlist, so it can be revoked alone."""
+    revoked: bool = False
+    """Its allowlist point is deleted at deploy: Qdrant refuses it from then on."""
+
+
+# The collection the deploy keeps one point per active revocable token in (verify/allowlist.py),
+# its payload key holding the token's name: Qdrant accepts such a token only while its point exists.
+TOKEN_ALLOWLIST_COLLECTION = "secure-qdrant-tokens"
+TOKEN_ID_KEY = "token_id"
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,8 @@ class StackSettings:
     limits: Limits = field(default_factory=Limits)
     tokens: tuple[TokenSpec, ...] = ()
     api_key_version: int = 1
+    key_grace_hours: int = 24
+    """After a rotation, how long the previous master key (and tokens it signed) still work."""
     verify_on_deploy: bool = True
     durability: Durability = field(default_factory=Durability)
 
@@ -330,8 +342,9 @@ class HostSettings:
     region: str
     api_key_parameter: str
     read_only_api_key_parameter: str
-    api_key_version: int = 1
-    """In the user data so that rotating the keys replaces the host, which then fetches the new ones."""
+    previous_api_key_parameter: str
+    """The master key a rotation replaced and until when it stays valid: the host's timer reads all
+    three, so a rotation changes no user data and replaces no host."""
     data_volume_size_gb: int = StackSettings.data_volume_size_gb
     """In the user data so that growing the volume replaces the host, whose bootstrap then grows the
     filesystem into the new space."""

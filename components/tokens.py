@@ -10,7 +10,13 @@ from typing import Any
 
 import jwt
 
-from components.settings import TokenSpec
+from components.settings import (
+    TOKEN_ALLOWLIST_COLLECTION,
+    TOKEN_ID_KEY,
+    TokenSpec,
+    ValueExists,
+    ValueMatch,
+)
 
 
 def token_claims(spec: TokenSpec) -> dict[str, Any]:
@@ -23,12 +29,18 @@ def token_claims(spec: TokenSpec) -> dict[str, Any]:
     claims: dict[str, Any] = {"access": access}
     if spec.expires_at is not None:
         claims["exp"] = int(spec.expires_at.timestamp())
-    if spec.value_exists is not None:
+    value_exists = allowlist_claim(spec) if spec.revocable else spec.value_exists
+    if value_exists is not None:
         claims["value_exists"] = {
-            "collection": spec.value_exists.collection,
-            "matches": [{"key": m.key, "value": m.value} for m in spec.value_exists.matches],
+            "collection": value_exists.collection,
+            "matches": [{"key": m.key, "value": m.value} for m in value_exists.matches],
         }
     return claims
+
+
+def allowlist_claim(spec: TokenSpec) -> ValueExists:
+    """A revocable token is valid while the allowlist holds a point with its name."""
+    return ValueExists(TOKEN_ALLOWLIST_COLLECTION, (ValueMatch(TOKEN_ID_KEY, spec.name),))
 
 
 def mint_token(claims: dict[str, Any], api_key: str) -> str:

@@ -41,6 +41,9 @@ CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
 # Runs the bootstrap at every boot: cloud-init only enables and starts it.
 BOOTSTRAP_UNIT = "secure-qdrant-bootstrap.service"
+# Applies a key rotation to the running host; cloud-init enables it beside the bootstrap.
+KEYS_TIMER = "secure-qdrant-keys.timer"
+KEYS_SERVICE = "secure-qdrant-keys.service"
 # Relative to fail2ban's config dir, and mirrored under cloud-init/fail2ban/.
 AUTH_FILTER = "filter.d/secure-qdrant-auth.conf"
 JAIL = "jail.d/secure-qdrant.conf"
@@ -121,10 +124,10 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "SECRETS_WAIT_SECONDS": str(host.waits.secrets),
         "QDRANT_UNIT": QDRANT_UNIT,
         "AWS_REGION": host.region,
-        "API_KEY_VERSION": str(host.api_key_version),
         "DATA_VOLUME_SIZE_GB": str(host.data_volume_size_gb),
         "API_KEY_PARAMETER": host.api_key_parameter,
         "READ_ONLY_API_KEY_PARAMETER": host.read_only_api_key_parameter,
+        "PREVIOUS_API_KEY_PARAMETER": host.previous_api_key_parameter,
         "DATA_VOLUME_ID": data_volume_id,
         "DATA_VOLUME_DEVICE": host.data_volume_device,
         "DATA_MOUNT": paths.data_mount,
@@ -217,6 +220,11 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
     paths = host.paths
     certificate, certificate_key = certificate_paths(host)
     fail2ban = paths.fail2ban_dir
+    unit_values = {
+        **env,
+        "BOOTSTRAP_COMMAND": _literal_words(bootstrap_command(host)),
+        "DATA_MOUNT_UNIT": mount_unit(paths.data_mount),
+    }
     return [
         # Root-only: it names the key parameters and maps the host, which is nobody else's business.
         HostFile(settings_env_path(host), render_settings_env(env), "0600"),
@@ -225,15 +233,11 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),
         ),
-        HostFile(
-            f"{paths.systemd_unit_dir}/{BOOTSTRAP_UNIT}",
-            _cloud_init_file(BOOTSTRAP_UNIT).format_map(
-                {
-                    **env,
-                    "BOOTSTRAP_COMMAND": _literal_words(bootstrap_command(host)),
-                    "DATA_MOUNT_UNIT": mount_unit(paths.data_mount),
-                }
-            ),
+        *(
+            HostFile(
+                f"{paths.systemd_unit_dir}/{unit}", _cloud_init_file(unit).format_map(unit_values)
+            )
+            for unit in (BOOTSTRAP_UNIT, KEYS_SERVICE, KEYS_TIMER)
         ),
         *(
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
@@ -274,7 +278,7 @@ def render_user_data(host: HostSettings, data_volume_id: str) -> str:
         ],
         # Without waiting: the bootstrap may take an hour, and cloud-final (this runcmd) must end.
         # `enable` reloads systemd first, which has not seen the unit cloud-init just wrote.
-        "runcmd": [["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT]],
+        "runcmd": [["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT, KEYS_TIMER]],
     }
     return "#cloud-config\n" + yaml.dump(
         cloud_config, Dumper=_BlockStyleDumper, sort_keys=False, width=1000

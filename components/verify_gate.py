@@ -35,12 +35,37 @@ class VerifyGateArgs:
     depends_on: Sequence[pulumi.Resource]
 
 
+def module_command(module: str, *arguments: str) -> str:
+    """This project's `python -m MODULE`, waiting for the host first, as a local command line."""
+    return shlex.join(
+        [sys.executable, "-m", module, "--wait", str(READY_TIMEOUT_SECONDS), *arguments]
+    )
+
+
 def verify_command(region: str) -> str:
-    return " ".join(
-        shlex.quote(part)
-        for part in (
-            sys.executable, "-m", "verify", "--wait", str(READY_TIMEOUT_SECONDS), "--region", region
-        )
+    return module_command("verify", "--region", region)
+
+
+def outputs_command(
+    name: str,
+    create: str,
+    outputs: Mapping[str, pulumi.Input[Any]],
+    environment: Mapping[str, str],
+    triggers: Sequence[pulumi.Input[Any]],
+    opts: pulumi.ResourceOptions,
+) -> command.local.Command:
+    """A local command handed the stack outputs, secrets included, by environment only."""
+    outputs_json: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.all(**outputs).apply(json.dumps)
+    )
+    return command.local.Command(
+        name,
+        create=create,
+        dir=str(PROJECT_DIR),
+        # Secret as a whole: it carries API keys, tokens and possibly the stack's AWS keys.
+        environment=pulumi.Output.secret({**environment, OUTPUTS_VARIABLE: outputs_json}),
+        triggers=list(triggers),
+        opts=opts,
     )
 
 
@@ -53,19 +78,13 @@ class VerifyGate(pulumi.ComponentResource):
         self, name: str, args: VerifyGateArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("secure-qdrant:verify_gate:VerifyGate", name, None, opts)
-        outputs_json: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(**args.outputs).apply(json.dumps)
-        )
-        check = command.local.Command(
+        check = outputs_command(
             f"{name}-checks",
-            create=verify_command(args.region),
-            dir=str(PROJECT_DIR),
-            # Secret as a whole: it carries API keys, tokens and possibly the stack's AWS keys.
-            environment=pulumi.Output.secret(
-                {**args.aws_environment, OUTPUTS_VARIABLE: outputs_json}
-            ),
-            triggers=list(args.triggers),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            verify_command(args.region),
+            args.outputs,
+            args.aws_environment,
+            args.triggers,
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.report = check.stdout
         self.register_outputs({"report": self.report})

@@ -217,9 +217,12 @@ def imds_double(public_ipv4: str) -> Iterator[Imds]:
 
 
 def lab_host(
-    workdir: Path, ports: Ports = PORTS, acme_server: str = LAB_ACME_SERVER
+    workdir: Path,
+    ports: Ports = PORTS,
+    acme_server: str = LAB_ACME_SERVER,
+    limits: Limits = Limits(),
 ) -> HostSettings:
-    host = lab_host_settings(workdir, ports, acme_server, Limits())
+    host = lab_host_settings(workdir, ports, acme_server, limits)
     return dataclasses.replace(host, region=LAB_REGION, waits=LAB_WAITS)
 
 
@@ -344,10 +347,11 @@ def edge_bootstrap_lab(
     ports: Ports | None = None,
     configure: Callable[[HostSettings], HostSettings] = _as_is,
     names: Mapping[str, str] | None = None,
+    limits: Limits = Limits(),
 ) -> Iterator[EdgeBootstrap]:
     """`bootstrap_lab` with pebble and a running nginx, for `EDGE_STEPS`: on free ports unless
-    `ports` are given, with the lab's host settings changed by `configure` and further `names`
-    (name -> address) in the namespace's /etc/hosts.
+    `ports` are given, with `limits` and the lab's host settings changed by `configure`, and
+    further `names` (name -> address) in the namespace's /etc/hosts.
 
     nginx runs inside the bootstrap's mount namespace: the certificate it loads is on the data
     volume, which is only mounted there. Run as root, its workers drop to `nobody`, so `workdir`
@@ -364,7 +368,7 @@ def edge_bootstrap_lab(
         )
         pebble = stack.enter_context(running_pebble(workdir / "pebble", ports.http))
         imds = stack.enter_context(imds_double(LOOPBACK))
-        host = configure(lab_host(workdir, ports, pebble.directory_url))
+        host = configure(lab_host(workdir, ports, pebble.directory_url, limits))
         nginx = Nginx(host, workdir / "nginx")
         lab = stack.enter_context(
             bootstrap_lab(

@@ -157,6 +157,7 @@ def lab_host_settings(
         region="lab",
         api_key_parameter="lab/api-key",
         read_only_api_key_parameter="lab/read-only-api-key",
+        previous_api_key_parameter="lab/previous-api-key",
         ports=ports,
         paths=HostPaths(
             data_mount=str(workdir / "data"),

@@ -19,6 +19,7 @@ from lab.qdrant_double import DoubleConfig, QdrantDouble
 KEY = "master-key-for-tests-0123456789abcdef"
 READ_ONLY_KEY = "read-only-key-for-tests-0123456789ab"
 WRONG_KEY = "not-the-master-key-0123456789abcdef0"
+NEW_KEY = "rotated-master-key-0123456789abcdef0"
 VECTORS = {"size": 4, "distance": "Cosine"}
 UPSERT = {"points": [{"id": 7, "vector": [0.1, 0.2, 0.3, 0.4], "payload": {"n": 7}}]}
 

@@ -28,6 +28,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.api_keys import rotation_clock_command
+
 PROJECT = "secure-qdrant"
 MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
 REGION = "eu-central-1"
@@ -46,6 +48,9 @@ INSTANCE_TYPE_ZONES = {
     "c7gn.large": [],
 }
 
+# What the rotation clock (a local command, components/api_keys.py) prints when it runs: the
+# deploy's time, in Unix seconds.
+DEPLOY_TIME = 1_900_000_000
 OTHER_ACCOUNT = "210987654321"
 OTHER_REGION = "us-east-1"
 
@@ -129,6 +134,8 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAA{key}",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
             )
+        elif args.typ == "command:local:Command" and inputs["create"] == rotation_clock_command():
+            state["stdout"] = f"{DEPLOY_TIME}\n"
         elif args.typ == "aws:sns/topic:Topic":
             state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
         elif args.typ == "aws:dlm/lifecyclePolicy:LifecyclePolicy":

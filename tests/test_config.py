@@ -59,6 +59,8 @@ BAD_CONFIGS = {
     "zero-volume": (with_(dataVolumeSizeGb=0), "secure-qdrant:dataVolumeSizeGb: must be a positive integer"),
     "non-integer-limit": (with_(rateLimitRps="fast"), "secure-qdrant:rateLimitRps: 'fast' is not an integer"),
     "zero-key-version": (with_(apiKeyVersion=0), "secure-qdrant:apiKeyVersion: must be a positive integer"),
+    "negative-key-grace": (with_(keyGraceHours=-1), "secure-qdrant:keyGraceHours: must be 0 to 720 hours, got -1"),
+    "key-grace-over-30-days": (with_(keyGraceHours=721), "secure-qdrant:keyGraceHours: must be 0 to 720 hours, got 721"),
     "bad-subnet-id": (with_(subnetId="my-subnet"), "secure-qdrant:subnetId: 'my-subnet' is not a subnet id"),
     "image-release-wildcard": (with_(imageRelease="*"), "secure-qdrant:imageRelease: '*' is not a ubuntu-24.04 image release"),
     "image-release-not-a-date": (with_(imageRelease="20251332"), "secure-qdrant:imageRelease: '20251332' is not"),
@@ -96,6 +98,20 @@ BAD_CONFIGS = {
     "token-unknown-field": (with_(tokens=[token(scope="r")]), "token 'app': unknown field scope"),
     "token-bad-name": (with_(tokens=[token(name="has space")]), "secure-qdrant:tokens: name 'has space'"),
     "value-exists-malformed": (with_(tokens=[token(valueExists={"collection": "c"})]), "valueExists must have exactly"),
+    "revoked-without-revocable": (with_(tokens=[token(revoked=True)]), "token 'app': revoked needs revocable: true"),
+    "revocable-not-a-boolean": (with_(tokens=[token(revocable="yes")]), "token 'app': revocable 'yes' is not true or false"),
+    "revocable-with-value-exists": (
+        with_(tokens=[token(revocable=True, valueExists={"collection": "c", "matches": [{"key": "k", "value": 1}]})]),
+        "token 'app': revocable and valueExists exclude each other",
+    ),
+    "access-to-the-allowlist": (
+        with_(tokens=[token(access=[{"collection": "secure-qdrant-tokens", "access": "rw"}])]),
+        "token 'app': collection 'secure-qdrant-tokens' is the token allowlist",
+    ),
+    "value-exists-on-the-allowlist": (
+        with_(tokens=[token(valueExists={"collection": "secure-qdrant-tokens", "matches": [{"key": "token_id", "value": "other"}]})]),
+        "token 'app': collection 'secure-qdrant-tokens' is the token allowlist",
+    ),
     "unknown-key": (with_(adminCidr=["203.0.113.0/24"]), "secure-qdrant:adminCidr: unknown key (a typo?)"),
     "non-boolean-flag": (with_(allowSshFromAnywhere="yes"), "secure-qdrant:allowSshFromAnywhere: 'yes' is not true or false"),
     "non-boolean-backup-schedule": (with_(backupSchedule="daily"), "secure-qdrant:backupSchedule: 'daily' is not true or false"),
@@ -227,7 +243,7 @@ def test_defaults_match_the_documented_contract():
     assert (settings.limits.rate_limit_rps, settings.limits.rest_burst) == (5, 20)
     assert (settings.limits.grpc_burst, settings.limits.max_body_size_mb) == (50, 128)
     assert (settings.limits.credential_rate_limit_rps, settings.limits.credential_burst) == (100, 400)
-    assert settings.api_key_version == 1
+    assert settings.api_key_version == 1 and settings.key_grace_hours == 24
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
     durability = settings.durability

@@ -29,7 +29,7 @@ from verify.client import https_request
 from verify.expiry import token_expiry_warnings
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
-from verify.arguments import OneLineParser, non_negative_number, one_line, port
+from verify.arguments import OneLineParser, add_stack_arguments, one_line, port
 from verify.target import (
     OUTPUTS_VARIABLE,
     Target,
@@ -68,16 +68,24 @@ def stack_outputs(stack: str | None, environ: Mapping[str, str]) -> dict[str, An
     return parse_outputs(printed.stdout, f"pulumi's outputs of stack {stack}")
 
 
-def wait_until_serving(target: Target, seconds: float) -> None:
-    """Bounded wait for a fresh host: cloud-init needs minutes before TLS is up."""
+def wait_until_serving(target: Target, seconds: float) -> bool:
+    """Bounded wait for a fresh host (cloud-init needs minutes before TLS is up) or for a rotation
+    (the host applies new keys within about a minute): until Qdrant answers and takes the master
+    key the outputs hold. Whether it did before the time was up."""
     deadline = time.monotonic() + seconds
     delay = 2.0
-    while time.monotonic() < deadline:
+    while True:
         try:
-            if https_request(target, "GET", "/healthz").status == 200:
-                return
+            if (
+                https_request(target, "GET", "/healthz").status == 200
+                and https_request(target, "GET", "/collections", {"api-key": target.api_key}).status
+                == 200
+            ):
+                return True
         except OSError:
             pass
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 30.0)
 
@@ -115,7 +123,7 @@ def aws_region(text: str) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m verify", description=__doc__)
-    parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
+    add_stack_arguments(parser)
     parser.add_argument("--address", help="connect here instead of the publicIp output")
     parser.add_argument("--ca-file", help="trust these CAs instead of the system's")
     parser.add_argument("--http-port", type=port, default=None, help=argparse.SUPPRESS)
@@ -126,9 +134,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-aws", action="store_true", help="skip the boto3 audit")
     parser.add_argument(
         "--region", type=aws_region, help="AWS region of the instance (default: the AWS config)"
-    )
-    parser.add_argument(
-        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
     )
     return parser.parse_args(argv)
 

@@ -81,3 +81,11 @@ def directory(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
     return path
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--stack` and `--wait`, for the commands that act on a deployed stack."""
+    parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
+    parser.add_argument(
+        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
+    )

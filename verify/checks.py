@@ -341,9 +341,19 @@ def _value_exists_skip(target: Target, name: str, claim: Mapping[str, Any]) -> C
     return None
 
 
+def _revoked(target: Target, token: Token, name: str) -> CheckResult:
+    """A revoked token must get nowhere: Qdrant answers 401 once its allowlist point is gone."""
+    status = https_request(target, "GET", "/collections", _key(token.jwt)).status
+    if status in REFUSED:
+        return _pass(name, f"revoked: refused ({status})")
+    return _fail(name, f"revoked, yet GET /collections -> {status}")
+
+
 def check_token(target: Target, token: Token, probe: str) -> CheckResult:
     """A token does what its scope allows and gets 403 outside it."""
     name = f"token:{token.name}"
+    if token.revoked:
+        return _revoked(target, token, name)
     if token.expired(dt.datetime.now(dt.timezone.utc)):
         return CheckResult(name, Status.SKIP, "expired")
     if "access" not in token.claims:

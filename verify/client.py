@@ -51,6 +51,11 @@ def tls_context(target: Target) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=target.ca_file)
 
 
+def keep_alive_connection(target: Target) -> http.client.HTTPSConnection:
+    """One connection to the target's address, speaking to its domain, for many requests."""
+    return _DialingHTTPSConnection(target, tls_context(target))
+
+
 def patiently(attempt: Callable[[], T], rate_limited: Callable[[T], bool]) -> T:
     """`attempt()`, repeated with backoff while the edge answers that the caller is rate-limited,
     for RATE_LIMIT_PATIENCE_SECONDS at most; then the last answer stands."""

@@ -44,6 +44,8 @@ class Token:
     name: str
     jwt: str = field(repr=False)
     claims: Mapping[str, Any]
+    revoked: bool = False
+    """Named in the `revokedTokens` output: Qdrant must refuse it."""
 
     def expired(self, now: dt.datetime) -> bool:
         exp = self.claims.get("exp")
@@ -137,13 +139,14 @@ def target_from_outputs(
     domain = host_name(rest.hostname, "restUrl's host")
     jwts = _mapping_of(outputs, "tokens", str)
     scopes = _mapping_of(outputs, "tokenScopes", dict)
+    revoked = set(_list_of(outputs, "revokedTokens", str))
     return Target(
         domain=domain,
         address=host_name(address or _required(outputs, "publicIp", str), "publicIp"),
         api_key=_required(outputs, "apiKey", str),
         read_only_api_key=_optional(outputs, "readOnlyApiKey", str),
         tokens=tuple(
-            Token(name, jwt, _claims(name, scopes.get(name, {})))
+            Token(name, jwt, _claims(name, scopes.get(name, {})), name in revoked)
             for name, jwt in sorted(jwts.items())
         ),
         https_port=rest_port or PORTS.https,

@@ -36,7 +36,7 @@ from lab.booted.provision import IMAGE_TARBALL, Machine, guest_files, write_gues
 from lab.booted.qdrant_image import image_tarball
 from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
-from lab.booted.ssm import tls_moto_ssm
+from lab.booted.ssm import TlsSsm, tls_moto_ssm
 from lab.booted.cache import CACHE_DIR
 from lab.bootstrap import LAB_REGION, imds_double, loop_device
 from lab.edge import LAB_DOMAIN, LAB_EMAIL, lab_target
@@ -68,6 +68,8 @@ class BootedHost:
     read_only_api_key: str
     client_ca: Path
     boot_to_ready_seconds: float
+    ssm: TlsSsm
+    """The parameters the guest reads its keys from (a rotation writes new ones here)."""
 
     def verify_target(self, tokens: Sequence[TokenSpec] = ()) -> Target:
         """The guest as `verify` sees a deployment: its domain, reached at `address`."""
@@ -101,6 +103,7 @@ def booted_host_settings(acme_server: str) -> HostSettings:
         region=LAB_REGION,
         api_key_parameter="/secure-qdrant/booted/api-key",
         read_only_api_key_parameter="/secure-qdrant/booted/read-only-api-key",
+        previous_api_key_parameter="/secure-qdrant/booted/previous-api-key",
         waits=BOOTED_WAITS,
     )
 
@@ -207,4 +210,5 @@ def booted_host(workdir: Path) -> Iterator[BootedHost]:
             read_only_api_key=read_only_api_key,
             client_ca=client_ca,
             boot_to_ready_seconds=boot_to_ready,
+            ssm=ssm,
         )

@@ -76,7 +76,10 @@ class Authenticator:
     """Turns request headers (or gRPC metadata) into an Access, as Qdrant's AuthKeys does."""
 
     def __init__(self, config: DoubleConfig, store: "Store") -> None:
-        self._api_key = config.api_key.encode()
+        # Each is a master key and a JWT signing key: the alt one carries a rotation's old key.
+        self._master_keys = tuple(
+            key.encode() for key in (config.api_key, config.alt_api_key) if key
+        )
         self._read_only_key = (
             config.read_only_api_key.encode() if config.read_only_api_key else None
         )
@@ -101,7 +104,8 @@ class Authenticator:
         if credential is None:
             raise Unauthorized("Must provide an API key or an Authorization bearer token")
         presented = credential.encode()
-        if hmac.compare_digest(presented, self._api_key):
+        # Every key compared, as Qdrant's `can_write` does, whichever matches.
+        if any([hmac.compare_digest(presented, key) for key in self._master_keys]):
             return FULL_ACCESS
         if self._read_only_key is not None and hmac.compare_digest(
             presented, self._read_only_key
@@ -112,14 +116,7 @@ class Authenticator:
         return self._access_from_jwt(credential)
 
     def _access_from_jwt(self, token: str) -> Access:
-        # Same order as jsonwebtoken: signature, exp format, expiry, then claim shapes.
-        try:
-            raw = self._jws.decode(token, self._api_key, algorithms=["HS256"])
-        except jwt.InvalidSignatureError as error:
-            raise Forbidden(f"Invalid JWT: {error}") from None
-        except jwt.InvalidTokenError:
-            raise Unauthorized("Invalid API key or JWT") from None
-        claims = _json_object(raw)
+        claims = _json_object(self._decode(token))
         _check_expiry(claims.get("exp"))
         for informational in ("sub", "subject"):
             if claims.get(informational) is not None and not isinstance(
@@ -130,6 +127,20 @@ class Authenticator:
         if claims.get("value_exists") is not None:
             self._check_value_exists(claims["value_exists"])
         return access
+
+    def _decode(self, token: str) -> bytes:
+        """The payload under the first key that verifies it, else the first key's error: Qdrant
+        tries a parser per key (api_key, then alt_api_key) and keeps the first claims or error."""
+        errors: list[Exception] = []
+        for key in self._master_keys:
+            # Same order as jsonwebtoken: signature, exp format, expiry, then claim shapes.
+            try:
+                return self._jws.decode(token, key, algorithms=["HS256"])
+            except jwt.InvalidSignatureError as error:
+                errors.append(Forbidden(f"Invalid JWT: {error}"))
+            except jwt.InvalidTokenError:
+                errors.append(Unauthorized("Invalid API key or JWT"))
+        raise errors[0]
 
     def _check_value_exists(self, claim: Any) -> None:
         collection, pairs = _parse_value_exists(claim)

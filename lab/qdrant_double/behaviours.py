@@ -50,6 +50,13 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
     "jwt-signed-with-master-key": Behaviour(
         _AUTH, "JWTs are decoded with the API key (and alt key): one it signed is accepted"
     ),
+    "alt-key-manages": Behaviour(
+        _AUTH, "`alt_api_key` (rotation) is a second master key: global manage, like `api_key`"
+    ),
+    "jwt-signed-with-alt-key": Behaviour(
+        _AUTH, "JWTs are also decoded with `alt_api_key`: one the previous master key signed is "
+        "accepted while it is set, refused (403) once it is not"
+    ),
     "read-only-key-signs-nothing": Behaviour(
         _AUTH, "the read-only key is not a JWT key: a token it signed gets 403"
     ),

@@ -20,6 +20,8 @@ class DoubleConfig:
 
     api_key: str
     read_only_api_key: Optional[str] = None
+    alt_api_key: Optional[str] = None
+    """Qdrant's `service.alt_api_key`, for rotation: a second master key and JWT signing key."""
     jwt_rbac: bool = False
     rest_host: str = "127.0.0.1"
     rest_port: int = PORTS.qdrant_rest
@@ -52,6 +54,8 @@ class DoubleConfig:
         return cls(
             api_key=api_key,
             read_only_api_key=environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY"),
+            # Qdrant takes an empty alt key as none (`AuthKeys::try_create`, src/common/auth/mod.rs).
+            alt_api_key=environ.get("QDRANT__SERVICE__ALT_API_KEY") or None,
             jwt_rbac=_env_bool(environ.get("QDRANT__SERVICE__JWT_RBAC", "false")),
             enable_static_content=_env_bool(
                 environ.get("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "true")

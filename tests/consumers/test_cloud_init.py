@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from components.settings import HostSettings, Limits
-from components.user_data import BOOTSTRAP_UNIT, HostFile, ec2_user_data, host_files
+from components.user_data import (
+    BOOTSTRAP_UNIT,
+    KEYS_TIMER,
+    HostFile,
+    ec2_user_data,
+    host_files,
+)
 from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
 
 VOLUME_ID = "vol-0123456789abcdef0"
@@ -27,6 +33,7 @@ HOST = HostSettings(
     region="eu-central-1",
     api_key_parameter="/secure-qdrant/prod/api-key",
     read_only_api_key_parameter="/secure-qdrant/prod/read-only-api-key",
+    previous_api_key_parameter="/secure-qdrant/prod/previous-api-key",
 )
 USER_DATA = ec2_user_data(HOST, VOLUME_ID)
 
@@ -53,13 +60,14 @@ def test_cloud_init_schema_accepts_the_config(cloud_config: CloudConfig) -> None
     assert cloud_config.schema_deprecations == ()
 
 
-def test_runcmd_only_enables_and_starts_the_bootstrap_unit_without_waiting(
+def test_runcmd_only_enables_and_starts_the_bootstrap_unit_and_key_timer_without_waiting(
     cloud_config: CloudConfig,
 ) -> None:
-    """The unit runs the bootstrap at this boot and every later one. cloud-init's final stage runs
-    this script and must end: a start that waited for the bootstrap would hold cloud-final (and
-    `cloud-init status --wait`) for as long as the bootstrap waits for DNS or Qdrant."""
-    command = ["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT]
+    """The unit runs the bootstrap at this boot and every later one; the timer applies rotated
+    keys. cloud-init's final stage runs this script and must end: a start that waited for the
+    bootstrap would hold cloud-final (and `cloud-init status --wait`) for as long as the bootstrap
+    waits for DNS or Qdrant."""
+    command = ["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT, KEYS_TIMER]
     assert cloud_config.config["runcmd"] == [command]
     quoted = " ".join(f"'{word}'" for word in command)
     assert cloud_config.runcmd_script == f"#!/bin/sh\n{quoted}\n"

@@ -63,7 +63,7 @@ LARGEST_HOST = HostSettings(
     region="ap-southeast-5",
     api_key_parameter=f"/secure-qdrant/{STACK}/api-key",
     read_only_api_key_parameter=f"/secure-qdrant/{STACK}/read-only-api-key",
-    api_key_version=SETTINGS.api_key_version,
+    previous_api_key_parameter=f"/secure-qdrant/{STACK}/previous-api-key",
 )
 
 

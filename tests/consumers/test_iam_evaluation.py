@@ -30,6 +30,7 @@ SIMULATOR = Path(__file__).resolve().parent / "iam_simulate"
 PARAMETER = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter"
 KEY_PARAMETERS = [
     f"{PARAMETER}/secure-qdrant/test/api-key",
+    f"{PARAMETER}/secure-qdrant/test/previous-api-key",
     f"{PARAMETER}/secure-qdrant/test/read-only-api-key",
 ]
 OTHER_PARAMETER = f"{PARAMETER}/billing/prod/database-password"
@@ -121,8 +122,9 @@ def decide(
 
 @pytest.mark.parametrize("action", ["ssm:GetParameter", "ssm:GetParameters"])
 @pytest.mark.parametrize("parameter", KEY_PARAMETERS)
-def test_instance_reads_both_api_keys(role, action, parameter):
-    """The bootstrap fetches both keys with one GetParameters call; GetParameter serves a single key."""
+def test_instance_reads_every_key_parameter(role, action, parameter):
+    """The bootstrap (and its rotation timer) fetches the master, read-only and previous master key
+    with one GetParameters call; GetParameter serves a single key."""
     assert decide(role, action, parameter) == "Allowed"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from lab.qdrant_double import (
 )
 from tests.double_client import (
     KEY,
+    NEW_KEY,
     READ_ONLY_KEY,
     UPSERT,
     VECTORS,
@@ -35,6 +36,7 @@ from tests.double_client import (
     bearer,
     grpc_code,
     rest,
+    start_double,
     status,
     token,
 )
@@ -128,6 +130,40 @@ def test_token_signed_with_the_master_key_is_accepted(double: QdrantDouble) -> N
     """`master-key` proves the key is Qdrant's signing key this way: no other credential signs."""
     headers = bearer(token({"access": "r"}))
     assert status(double, "GET", "/collections/alpha", headers=headers) == 200
+
+
+@pytest.fixture
+def rotated() -> Iterator[QdrantDouble]:
+    """A double mid-rotation: a new master key, the test's usual one as `alt_api_key`."""
+    running = start_double(api_key=NEW_KEY, alt_api_key=KEY)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@mirrors("alt-key-manages")
+def test_alt_key_manages_during_a_rotation(rotated: QdrantDouble) -> None:
+    """The grace window's promise for the old master key: it still manages until the host drops it."""
+    for key in (NEW_KEY, KEY):
+        headers = api_key(key)
+        create = {"vectors": VECTORS}
+        assert status(rotated, "PUT", "/collections/gamma", create, headers=headers) == 200
+        assert status(rotated, "DELETE", "/collections/gamma", headers=headers) == 200
+
+
+@mirrors("jwt-signed-with-alt-key")
+def test_token_signed_with_the_alt_key_is_accepted_until_it_is_unset(rotated: QdrantDouble) -> None:
+    """Tokens minted before a rotation keep working through the grace window and stop after it."""
+    old_token = bearer(token({"access": "r"}, key=KEY))
+    assert status(rotated, "GET", "/collections/alpha", headers=old_token) == 200
+    new_token = bearer(token({"access": "r"}, key=NEW_KEY))
+    assert status(rotated, "GET", "/collections/alpha", headers=new_token) == 200
+    after_grace = start_double(api_key=NEW_KEY)
+    try:
+        assert status(after_grace, "GET", "/collections/alpha", headers=old_token) == 403
+    finally:
+        after_grace.stop()
 
 
 @mirrors("read-only-key-signs-nothing")

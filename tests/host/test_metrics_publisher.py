@@ -147,7 +147,8 @@ def test_settings_are_read_as_the_bootstrap_reads_them():
     host = HostSettings(
         domain="qdrant.example.com", acme_email="ops@example.com", acme_server="https://acme.test/d",
         qdrant_version="v1.18.3", limits=Limits(), admin_cidrs=("203.0.113.0/24", "2001:db8::/32"),
-        region=REGION, api_key_parameter="/p/k", read_only_api_key_parameter="/p/r", name=HOST,
+        region=REGION, api_key_parameter="/p/k", read_only_api_key_parameter="/p/r",
+        previous_api_key_parameter="/p/p", name=HOST,
     )  # fmt: skip
     values = settings_env(host, "vol-0123456789abcdef0")
 
@@ -268,7 +269,8 @@ def test_timer_runs_the_publisher_every_minute_as_systemd_loads_it(tmp_path):
     host = HostSettings(
         domain="qdrant.example.com", acme_email="ops@example.com", acme_server="https://acme.test/d",
         qdrant_version="v1.18.3", limits=Limits(), admin_cidrs=(), region=REGION,
-        api_key_parameter="/p/k", read_only_api_key_parameter="/p/r", name=HOST,
+        api_key_parameter="/p/k", read_only_api_key_parameter="/p/r",
+        previous_api_key_parameter="/p/p", name=HOST,
     )  # fmt: skip
     for file in host_files(host, "vol-0123456789abcdef0"):
         if Path(file.path).name in (METRICS_UNIT, METRICS_TIMER):

@@ -73,6 +73,7 @@ def host_settings(ports: Ports = PORTS) -> HostSettings:
         region="eu-west-1",
         api_key_parameter="/secure-qdrant/test/api-key",
         read_only_api_key_parameter="/secure-qdrant/test/read-only-api-key",
+        previous_api_key_parameter="/secure-qdrant/test/previous-api-key",
         ports=ports,
         paths=PATHS,
     )

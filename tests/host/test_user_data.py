@@ -58,6 +58,7 @@ HOST = HostSettings(
     region="eu-west-1",
     api_key_parameter="/secure-qdrant/test/api-key",
     read_only_api_key_parameter="/secure-qdrant/test/read-only-api-key",
+    previous_api_key_parameter="/secure-qdrant/test/previous-api-key",
     ports=PORTS,
 )
 USER_DATA = render_user_data(HOST, VOLUME_ID)

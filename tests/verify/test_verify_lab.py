@@ -23,6 +23,7 @@ from lab.processes import LabUnavailable, free_port
 from verify.checks import check_master_key, endpoint_checks, token_checks
 from verify.report import as_json, table
 from verify.__main__ import main as verify_main
+from verify.__main__ import wait_until_serving
 from verify.result import CheckResult, Status
 from verify.target import OUTPUTS_VARIABLE
 
@@ -385,3 +386,15 @@ def test_value_exists_token_with_its_point_is_checked_like_any_other(value_exist
 
     assert result.status is Status.PASS, result.detail
     assert "write" in result.detail
+
+
+def test_the_deploy_gates_wait_ends_only_once_the_host_takes_the_outputs_master_key(healthy):
+    """After a rotation the gate runs as soon as the new keys are in SSM, and the host applies
+    them within about a minute: checked at once, the new master key would get 401 and fail the
+    deploy. The wait lasts until Qdrant takes the key the outputs hold."""
+    lab, _ = healthy
+    applied = lab.verify_target()
+    not_yet_applied = dataclasses.replace(applied, api_key="rotated-but-not-applied-0123456789abc")
+
+    assert wait_until_serving(applied, 5) is True
+    assert wait_until_serving(not_yet_applied, 1) is False

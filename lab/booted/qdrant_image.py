@@ -28,7 +28,10 @@ SOURCES = ("components/__init__.py", "components/settings.py", "lab/__init__.py"
 REQUIREMENTS = ("qdrant-client", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"
 WORKDIR = "/qdrant"
-# The ports of Qdrant's image, which the unit publishes.
+# While this file exists on the data volume the double listens nowhere, as Qdrant still loading a
+# large storage: how a lab test makes a slow start without touching the unit or its env file.
+LOADING_FILE_NAME = ".secure-qdrant-lab-loading"
+LOADING_FILE = f"{WORKDIR}/storage/{LOADING_FILE_NAME}"
 
 
 def _frozen_versions() -> list[str]:
@@ -103,7 +106,7 @@ def import_changes(host: HostSettings) -> list[str]:
     command = [
         "python3", "-m", "lab.qdrant_double", "--host", "0.0.0.0",
         "--rest-port", str(QDRANT_IMAGE_PORTS.rest), "--grpc-port", str(QDRANT_IMAGE_PORTS.grpc),
-        "--version", version,
+        "--version", version, "--loading-while", LOADING_FILE,
     ]  # fmt: skip
     return [
         f"ENV PYTHONPATH={INSTALL_DIR}/site-packages:{INSTALL_DIR}/app",

@@ -31,7 +31,13 @@ from components.settings import (
 )
 from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
-from lab.booted.provision import IMAGE_TARBALL, Machine, guest_files, write_guest_files
+from lab.booted.provision import (
+    IMAGE_TARBALL,
+    Machine,
+    guest_files,
+    write_fstab_units,
+    write_guest_files,
+)
 from lab.booted.qdrant_image import image_tarball
 from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
@@ -275,6 +281,7 @@ def boot(
         Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
     )
     forwards = [Forward(lab.address, port, port) for port in PORTS.public]
+    write_fstab_units(root)
     started = time.monotonic()
     with booted(root, f"sq-{secrets.token_hex(4)}", workdir, binds, forwards) as guest:
         wait_until_ready(guest, watch=watch)

@@ -8,7 +8,6 @@ installs; skips, saying what is missing, without them.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +17,13 @@ import pytest
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.host import BootedHost, booted_host
-from lab.processes import LabUnavailable, require_tools
+from tests.booted import require_booted_lab
 from verify.result import Status
-
-BOOT_TOOLS = ("systemd-nspawn", "slirp4netns", "mmdebstrap", "nsenter", "losetup", "pebble")
 
 
 @pytest.fixture(scope="module")
 def booted() -> Iterator[BootedHost]:
-    if os.geteuid() != 0:
-        pytest.skip("the booted lab needs root (nspawn, loop devices, cgroups)")
-    try:
-        require_tools(*BOOT_TOOLS)
-    except LabUnavailable as missing:
-        pytest.skip(str(missing))
+    require_booted_lab()
     with tempfile.TemporaryDirectory(prefix="secure-qdrant-booted-") as workdir:
         with booted_host(Path(workdir)) as host:
             print(f"\nfirst boot to ready: {host.boot_to_ready_seconds:.1f} s")

@@ -7,6 +7,10 @@ boots a copy of the cached rootfs with the seed and waits for `secure-qdrant: re
 ports 80, 443 and 6334 are published on a loopback address of its own (`BootedHost.address`), which
 pebble's DNS gives as the domain's address, so HTTP-01 validation reaches the guest's nginx.
 Everything (guest, slirp4netns, servers, loop device, cgroups, files) goes on exit.
+
+Its parts serve a host's whole life (`lifecycle`): `host_lab()` is what outlives a guest (the
+stand-ins, the keys, the user data, the data disk), `new_instance_root()` a fresh instance's root
+filesystem, `boot()` one boot of a root until that boot's own `ready` line.
 """
 
 from __future__ import annotations

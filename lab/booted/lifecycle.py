@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -143,6 +144,16 @@ def unit_events(guest: Guest, units: Sequence[str]) -> list[tuple[str, str]]:
         if event and entry.get("UNIT") in units:
             events.append((entry["UNIT"], event))
     return events
+
+
+def unit_dependencies(guest: Guest, unit: str, kinds: Sequence[str]) -> dict[str, set[str]]:
+    """`unit`'s dependencies of each kind (Requires, After, ...) as the guest's systemd holds them."""
+    shown = guest.run("systemctl", "show", f"--property={','.join(kinds)}", unit)
+    # A name with a backslash (`\x2d`) comes quoted, the backslash doubled.
+    return {
+        kind: set(shlex.split(units))
+        for kind, _, units in (line.partition("=") for line in shown.splitlines())
+    }
 
 
 def filesystem_bytes(guest: Guest, path: str) -> int:

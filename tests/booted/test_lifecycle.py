@@ -37,6 +37,7 @@ from lab.booted.lifecycle import (
     nginx_main_pid,
     read_points,
     served_serial,
+    unit_dependencies,
     unit_events,
     write_points,
 )
@@ -65,6 +66,8 @@ class Boot:
     """The bootstrap's lines of this boot."""
     unit_events: list[tuple[str, str]]
     """The data mount's and nginx's starts and failures, as systemd logged them this boot."""
+    nginx_needs: dict[str, set[str]]
+    """nginx's Requires= and After= as the guest's systemd loaded them."""
     serial: str
     certificates_issued: int
     points: dict[int, object]
@@ -80,6 +83,7 @@ def observe(life: HostLife, booted: BootedHost, verify: bool = True) -> Boot:
         instance_id=guest.path("/var/lib/cloud/data/instance-id").read_text().strip(),
         log=this_boot_log(guest),
         unit_events=unit_events(guest, (mount, "nginx.service")),
+        nginx_needs=unit_dependencies(guest, "nginx.service", ("Requires", "After")),
         serial=served_serial(booted),
         certificates_issued=certificates_issued(life.lab),
         points=read_points(booted, COLLECTION, POINT_IDS),
@@ -178,6 +182,8 @@ def test_reboot_mounts_the_data_volume_before_nginx_starts(reboot: Boot) -> None
     the root disk's empty directory) and fail. At a reboot it is systemd, not the bootstrap, that
     mounts the volume (the fstab line's mount unit) and starts nginx, in that order."""
     mount = next(unit for unit, _ in reboot.unit_events if unit.endswith(".mount"))
+    # The order seen could be luck (in the lab the mount is instant): systemd must also hold it.
+    assert mount in reboot.nginx_needs["Requires"] & reboot.nginx_needs["After"]
     assert (mount, "started") in reboot.unit_events, reboot.unit_events
     assert reboot.unit_events.index((mount, "started")) < reboot.unit_events.index(
         ("nginx.service", "starting")

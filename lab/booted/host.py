@@ -7,6 +7,10 @@ boots a copy of the cached rootfs with the seed and waits for `secure-qdrant: re
 ports 80, 443 and 6334 are published on a loopback address of its own (`BootedHost.address`), which
 pebble's DNS gives as the domain's address, so HTTP-01 validation reaches the guest's nginx.
 Everything (guest, slirp4netns, servers, loop device, cgroups, files) goes on exit.
+
+Its parts serve a host's whole life (`lifecycle`): `host_lab()` is what outlives a guest (the
+stand-ins, the keys, the user data, the data disk), `new_instance_root()` a fresh instance's root
+filesystem, `boot()` one boot of a root until that boot's own `ready` line.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,9 +34,15 @@ from components.settings import (
     TokenSpec,
 )
 from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
-from lab.booted.nspawn import Bind, Guest, booted
+from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
 from lab.booted.outside import ADMIN_CIDR
-from lab.booted.provision import IMAGE_TARBALL, Machine, guest_files, write_guest_files
+from lab.booted.provision import (
+    IMAGE_TARBALL,
+    Machine,
+    guest_files,
+    write_fstab_units,
+    write_guest_files,
+)
 from lab.booted.qdrant_image import image_tarball
 from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
@@ -52,6 +62,9 @@ APT_ARCHIVES = CACHE_DIR / "apt-archives"
 READY_TIMEOUT_SECONDS = 900
 # Bounded like the VM's, shorter: a host that cannot come up says so within minutes.
 BOOTED_WAITS = BootstrapWaits(secrets=120, qdrant=300)
+# The bootstrap's journal tag and the line a successful run ends with.
+BOOTSTRAP_TAG = "secure-qdrant"
+READY_LINE = "ready"
 
 
 class BootFailed(RuntimeError):
@@ -77,7 +90,7 @@ class BootedHost:
         return replace(target, address=self.address)
 
     def bootstrap_log(self) -> str:
-        return self.guest.run("journalctl", "--no-pager", "--output=cat", "-t", "secure-qdrant")
+        return self.guest.run("journalctl", "--no-pager", "--output=cat", "-t", BOOTSTRAP_TAG)
 
 
 def lab_address() -> str:
@@ -108,14 +121,34 @@ def booted_host_settings(acme_server: str) -> HostSettings:
     )
 
 
-def wait_until_ready(guest: Guest, host: HostSettings, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-    """Until the bootstrap's ready marker exists. cloud-init only starts the bootstrap's unit, so a
-    run that failed (the unit waiting to retry, as on the VM) is what ends the wait early."""
+def this_boot_log(guest: Guest) -> list[str]:
+    """The bootstrap's lines of the guest's current boot: the journal keeps earlier boots' too."""
+    return guest.run(
+        "journalctl", "--no-pager", "--output=cat", "--boot", "-t", BOOTSTRAP_TAG
+    ).splitlines()
+
+
+def _ready_this_boot(guest: Guest) -> bool:
+    try:
+        return READY_LINE in this_boot_log(guest)
+    except CommandFailed:
+        # Early in the boot journald does not answer yet: nothing is ready so far.
+        return False
+
+
+def wait_until_ready(
+    guest: Guest,
+    timeout: float = READY_TIMEOUT_SECONDS,
+    watch: Callable[[Guest], None] = lambda _: None,
+) -> None:
+    """Until this boot's bootstrap run says `ready` (the marker file outlives a reboot, so it proves
+    nothing about this one), calling `watch` between looks. cloud-init only starts the bootstrap's
+    unit, so a run that failed (the unit waiting to retry, as on the VM) ends the wait early."""
     deadline = time.monotonic() + timeout
-    marker = guest.path(host.paths.ready_marker)
-    while not marker.exists():
+    while not _ready_this_boot(guest):
         if not guest.running() or time.monotonic() > deadline or _bootstrap_failed(guest):
             raise BootFailed(f"the guest did not become ready:\n{_failure_report(guest)}")
+        watch(guest)
         time.sleep(1)
 
 
@@ -139,7 +172,7 @@ def _failure_report(guest: Guest) -> str:
     journals = [
         guest.run("journalctl", "--no-pager", "--lines=15", f"--unit={unit}") for unit in failed
     ]
-    bootstrap = guest.run("journalctl", "--no-pager", "--output=cat", "--lines=40", "-t", "secure-qdrant")
+    bootstrap = guest.run("journalctl", "--no-pager", "--output=cat", "--lines=40", "-t", BOOTSTRAP_TAG)
     return "\n".join(
         [
             log,
@@ -149,12 +182,36 @@ def _failure_report(guest: Guest) -> str:
     )
 
 
+@dataclass(frozen=True)
+class HostLab:
+    """What stays while the host boots, reboots and is replaced: the stand-ins for AWS and Let's
+    Encrypt on this machine, the keys, the rendered user data and the data disk."""
+
+    workdir: Path
+    host: HostSettings
+    user_data: bytes
+    """Gzip'd, as EC2 hands it to every instance launched with it."""
+    address: str
+    api_key: str
+    read_only_api_key: str
+    client_ca: Path
+    imds_port: int
+    trusted_cas: tuple[bytes, ...]
+    disk_image: Path
+    device: str
+    pebble_log: Path
+    ssm: TlsSsm
+
+
 @contextmanager
-def booted_host(workdir: Path) -> Iterator[BootedHost]:
-    """A guest booted to ready from the rendered user data, and everything around it."""
-    rootfs, tarball = guest_rootfs(), image_tarball()
+def host_lab(workdir: Path) -> Iterator[HostLab]:
+    """Moto as SSM (holding the keys), the IMDS double, pebble and a blank data disk; all go on
+    exit. Holds the guest lock throughout: moto needs this machine's 127.0.0.1:443."""
+    # Built (or found cached) before the lock: a build need not hold up another guest.
+    guest_rootfs(), image_tarball()
     address = lab_address()
     with ExitStack() as stack:
+        stack.enter_context(one_guest_at_a_time())
         ssm = stack.enter_context(tls_moto_ssm(workdir / "moto", LAB_REGION))
         # The public address the guest reads from IMDS: its domain resolves to it on the guest.
         imds = stack.enter_context(imds_double(LOOPBACK))
@@ -170,45 +227,94 @@ def booted_host(workdir: Path) -> Iterator[BootedHost]:
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         ssm.put(host.api_key_parameter, api_key)
         ssm.put(host.read_only_api_key_parameter, read_only_api_key)
-        device = stack.enter_context(loop_device(workdir / "data-volume.img", VOLUME_SIZE_BYTES))
-
-        root = workdir / "root"
-        stack.callback(shutil.rmtree, root, ignore_errors=True)
-        run(["cp", "-a", "--reflink=auto", str(rootfs), str(root)])
-        machine = Machine(
-            instance_id=f"i-{secrets.token_hex(8)}",
-            imds_port=int(imds.endpoint.rsplit(":", 1)[1]),
-            trusted_cas=(pebble.listener_ca.read_bytes(), ssm.ca.read_bytes()),
-        )
-        user_data = base64.b64decode(ec2_user_data(host, VOLUME_ID))
-        hosts = (root / "etc/hosts").read_text()
-        write_guest_files(root, guest_files(host, user_data, machine, hosts))
-
-        (APT_ARCHIVES / "partial").mkdir(parents=True, exist_ok=True)
-        binds = (
-            Bind(device, host.data_volume_device),
-            # Without udev there is no /dev/disk/by-uuid: mount resolves the fstab line's UUID= by
-            # probing the disks /proc/partitions names, which the guest must have under that name.
-            Bind(device, device),
-            Bind(str(tarball), IMAGE_TARBALL, read_only=True),
-            Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
-        )
-        forwards = [Forward(address, port, port) for port in PORTS.public]
-        started = time.monotonic()
-        guest = stack.enter_context(
-            booted(root, f"sq-{secrets.token_hex(4)}", workdir, binds, forwards)
-        )
-        wait_until_ready(guest, host)
-        boot_to_ready = time.monotonic() - started
+        disk_image = workdir / "data-volume.img"
+        device = stack.enter_context(loop_device(disk_image, VOLUME_SIZE_BYTES))
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
-        yield BootedHost(
+        yield HostLab(
+            workdir=workdir,
             host=host,
-            guest=guest,
+            user_data=base64.b64decode(ec2_user_data(host, VOLUME_ID)),
             address=address,
             api_key=api_key,
             read_only_api_key=read_only_api_key,
             client_ca=client_ca,
-            boot_to_ready_seconds=boot_to_ready,
+            imds_port=int(imds.endpoint.rsplit(":", 1)[1]),
+            trusted_cas=(pebble.listener_ca.read_bytes(), ssm.ca.read_bytes()),
+            disk_image=disk_image,
+            device=device,
+            pebble_log=workdir / "pebble" / "pebble.log",
             ssm=ssm,
         )
+
+
+def new_instance_root(lab: HostLab, root: Path) -> None:
+    """A fresh copy of the image at `root`, seeded as a new instance: its own id, the same user
+    data. Removing it is the caller's."""
+    run(["cp", "-a", "--reflink=auto", str(guest_rootfs()), str(root)])
+    machine = Machine(
+        instance_id=f"i-{secrets.token_hex(8)}",
+        imds_port=lab.imds_port,
+        trusted_cas=lab.trusted_cas,
+    )
+    hosts = (root / "etc/hosts").read_text()
+    write_guest_files(root, guest_files(lab.host, lab.user_data, machine, hosts))
+
+
+def _disk_binds(lab: HostLab) -> list[Bind]:
+    """The data disk under the names the guest looks it up by. Without udev there are no
+    /dev/disk links: the lab makes those udev would. mount resolves the bootstrap's `UUID=` by
+    probing the disks /proc/partitions names (the device's own name); systemd's mount unit for the
+    fstab line, at later boots, opens /dev/disk/by-uuid/UUID, which exists once there is a
+    filesystem."""
+    binds = [Bind(lab.device, lab.host.data_volume_device), Bind(lab.device, lab.device)]
+    try:
+        uuid = run(["blkid", "-p", "-s", "UUID", "-o", "value", lab.device]).strip()
+    except CommandFailed:
+        # A blank disk (blkid exits 2): udev would make no by-uuid link either.
+        return binds
+    return [*binds, Bind(lab.device, f"/dev/disk/by-uuid/{uuid}")]
+
+
+@contextmanager
+def boot(
+    lab: HostLab, root: Path, workdir: Path, watch: Callable[[Guest], None] = lambda _: None
+) -> Iterator[BootedHost]:
+    """`root` booted as an instance with the lab's data disk, until this boot's `ready` (calling
+    `watch` while waiting); shut down cleanly on exit."""
+    image = image_tarball()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (APT_ARCHIVES / "partial").mkdir(parents=True, exist_ok=True)
+    binds = (
+        *_disk_binds(lab),
+        Bind(str(image), IMAGE_TARBALL, read_only=True),
+        Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
+    )
+    forwards = [Forward(lab.address, port, port) for port in PORTS.public]
+    write_fstab_units(root)
+    started = time.monotonic()
+    with booted(root, f"sq-{secrets.token_hex(4)}", workdir, binds, forwards) as guest:
+        wait_until_ready(guest, watch=watch)
+        yield BootedHost(
+            host=lab.host,
+            guest=guest,
+            address=lab.address,
+            api_key=lab.api_key,
+            read_only_api_key=lab.read_only_api_key,
+            client_ca=lab.client_ca,
+            boot_to_ready_seconds=time.monotonic() - started,
+            ssm=lab.ssm,
+        )
+
+
+@contextmanager
+def booted_host(workdir: Path) -> Iterator[BootedHost]:
+    """A guest booted to ready from the rendered user data, and everything around it."""
+    with host_lab(workdir) as lab:
+        root = workdir / "root"
+        try:
+            new_instance_root(lab, root)
+            with boot(lab, root, workdir) as booted_guest:
+                yield booted_guest
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from lab.booted.slirp import Forward, Slirp
 from lab.processes import Service, require_tools, run, wait_until
@@ -89,12 +90,24 @@ def _nspawn_cgroups() -> set[Path]:
     return {CGROUP_ROOT / "systemd" / name for name in NSPAWN_CGROUPS}
 
 
+_held_guest_locks: list[IO[str]] = []
+
+
 @contextmanager
-def _one_guest_at_a_time() -> Iterator[None]:
-    """nspawn's cgroup folders have fixed names: a second guest would share them."""
+def one_guest_at_a_time() -> Iterator[None]:
+    """nspawn's cgroup folders have fixed names: a second guest would share them. A lab whose
+    servers outlive one boot (a reboot, a replacement) holds it across them, so it is reentrant
+    within this process: each boot inside takes it again without waiting on itself."""
+    if _held_guest_locks:
+        yield
+        return
     with open(GUEST_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        _held_guest_locks.append(lock)
+        try:
+            yield
+        finally:
+            _held_guest_locks.remove(lock)
 
 
 def _remove_cgroups(tops: set[Path]) -> None:
@@ -149,7 +162,7 @@ def booted(
     if os.geteuid() != 0:
         raise PermissionError("booting a guest needs root")
     with ExitStack() as stack:
-        stack.enter_context(_one_guest_at_a_time())
+        stack.enter_context(one_guest_at_a_time())
         docker_before = _docker_cgroups()
         stack.callback(lambda: _remove_cgroups(_nspawn_cgroups() | (_docker_cgroups() - docker_before)))
         for folder in _nspawn_cgroups():

@@ -11,6 +11,7 @@ Pure: settings in, files out; `write_guest_files` puts them in place.
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ IMAGE_TARBALL = "/var/lib/secure-qdrant-lab/qdrant-image.tar"
 UNIT_DIR = "/etc/systemd/system"
 IMPORT_SCRIPT = "/usr/local/sbin/secure-qdrant-lab-import-image"
 TRUST_DIR = "/usr/local/share/ca-certificates"
+FSTAB_GENERATOR = "/lib/systemd/system-generators/systemd-fstab-generator"
+FSCK = "systemd-fsck@"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,35 @@ def guest_files(
         *image_files(host),
         *trust_files(machine),
     ]
+
+
+def write_fstab_units(root: Path) -> None:
+    """The units the VM's systemd makes of its fstab at every boot (the data volume's mount, once
+    the bootstrap wrote its line), made by the guest's own fstab generator from the guest's own
+    fstab. Inside nspawn systemd skips that: its generator ignores every device line in a
+    container ("Running in a container, ignoring fstab device entry"), so nothing would order
+    nginx after the mount. The lab runs the generator on the stopped root instead (chroot: no
+    container) and puts its units where the guest's systemd loads them. One deviation: the
+    generator makes the mount need systemd-fsck@ for the device (fstab's pass 2), which binds to
+    a device unit, and a container has none ("unsupported"), so the mount could never start. The
+    lab drops that dependency: the guest mounts the volume unchecked, the VM checks it first."""
+    staging = root / "tmp" / "secure-qdrant-lab-fstab-units"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    inside = f"/{staging.relative_to(root)}"
+    try:
+        run(["chroot", str(root), FSTAB_GENERATOR, inside, inside, inside])
+        for unit in sorted(staging.rglob("*")):
+            if not unit.is_dir():
+                target = root / UNIT_DIR.lstrip("/") / unit.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.unlink(missing_ok=True)
+                unit.rename(target)
+                if target.suffix == ".mount" and not target.is_symlink():
+                    lines = target.read_text().splitlines(keepends=True)
+                    target.write_text("".join(line for line in lines if FSCK not in line))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_guest_files(root: Path, files: Sequence[GuestFile]) -> None:

@@ -38,6 +38,10 @@ HOOKS = (
     f'chroot "$1" python3 -m compileall -q {INSTALL_DIR}',
     f'mkdir -p "$1{WORKDIR}/storage" "$1{WORKDIR}/snapshots"',
 )
+# While this file exists on the data volume the double listens nowhere, as Qdrant still loading a
+# large storage: how a lab test makes a slow start without touching the unit or its env file.
+LOADING_FILE_NAME = ".secure-qdrant-lab-loading"
+LOADING_FILE = f"{WORKDIR}/storage/{LOADING_FILE_NAME}"
 
 
 def _frozen_versions() -> list[str]:
@@ -107,7 +111,7 @@ def import_changes(host: HostSettings) -> list[str]:
     command = [
         "python3", "-m", "lab.qdrant_double", "--host", "0.0.0.0",
         "--rest-port", str(QDRANT_IMAGE_PORTS.rest), "--grpc-port", str(QDRANT_IMAGE_PORTS.grpc),
-        "--version", version,
+        "--version", version, "--loading-while", LOADING_FILE,
     ]  # fmt: skip
     return [
         f"ENV PYTHONPATH={INSTALL_DIR}/site-packages:{INSTALL_DIR}/app",

@@ -27,6 +27,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=DoubleConfig.grpc_port)
     parser.add_argument("--version", default=DoubleConfig.version, help="version the banner reports")
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument(
+        "--loading-while",
+        metavar="PATH",
+        help="serve nothing while PATH exists: Qdrant loading a large storage before it listens",
+    )
     args = parser.parse_args(argv)
     try:
         config = DoubleConfig.from_env(
@@ -44,6 +49,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    while args.loading_while and os.path.exists(args.loading_while):
+        if stopping.wait(0.5):
+            return 0
     with QdrantDouble(config) as double:
         print(
             f"qdrant-double ready rest={double.rest_url} grpc={double.grpc_target}", flush=True

@@ -8,7 +8,6 @@ installs; skips, saying what is missing, without them.
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import tempfile
@@ -35,22 +34,16 @@ from lab.booted.outside import (
     Outside,
     outside,
 )
-from lab.processes import LabUnavailable, require_tools, run, wait_until
+from lab.processes import run, wait_until
+from tests.booted import require_booted_lab
 from verify.client import port_answers
 from verify.result import Status
 from verify.target import Target
 
-BOOT_TOOLS = ("systemd-nspawn", "slirp4netns", "mmdebstrap", "nsenter", "losetup", "pebble")
-
 
 @pytest.fixture(scope="module")
 def booted() -> Iterator[BootedHost]:
-    if os.geteuid() != 0:
-        pytest.skip("the booted lab needs root (nspawn, loop devices, cgroups)")
-    try:
-        require_tools(*BOOT_TOOLS)
-    except LabUnavailable as missing:
-        pytest.skip(str(missing))
+    require_booted_lab()
     with tempfile.TemporaryDirectory(prefix="secure-qdrant-booted-") as workdir:
         with booted_host(Path(workdir)) as host:
             print(f"\nfirst boot to ready: {host.boot_to_ready_seconds:.1f} s")

@@ -26,7 +26,7 @@ from verify.aws_audit import AWS_ERRORS, audit_durability, audit_instance, unver
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
-from verify.expiry import token_expiry_warnings
+from verify.expiry import grace_window_warnings, token_expiry_warnings
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
 from verify.arguments import OneLineParser, add_stack_arguments, one_line, port
@@ -155,8 +155,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     results = endpoint_checks(target, rate_limit=args.rate_limit)
     if not args.no_aws:
         results += aws_checks(target, args.region, environ)
-    # Where the rotation's grace-window WARN belongs too: read from the outputs, asks no server.
-    results += token_expiry_warnings(target.tokens, dt.datetime.now(dt.timezone.utc))
+    # Read from the outputs and the tokens: no server is asked.
+    now = dt.datetime.now(dt.timezone.utc)
+    results += token_expiry_warnings(target.tokens, now) + grace_window_warnings(
+        target.key_grace_ends_at, now
+    )
     print(as_json(results, target.secrets) if args.json else table(results, target.secrets))
     return 1 if failed(results) else 0
 

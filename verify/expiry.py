@@ -1,5 +1,6 @@
-"""Warnings about credentials that are about to stop working: not a failure of the deployment
-today, so a WARN that leaves the exit status alone.
+"""Warnings about credentials that are about to stop working (a token near its expiry, the key a
+rotation replaced near the end of its grace window): not a failure of the deployment today, so a
+WARN that leaves the exit status alone.
 
 A token's expiry is read from the token itself, the claims part of the JWT decoded without its
 signature checked: only the date is taken from it, to say when the caller must have a new one.
@@ -35,6 +36,23 @@ def token_expiry_warnings(tokens: Sequence[Token], now: dt.datetime) -> list[Che
                 )
             )
     return warnings
+
+
+def grace_window_warnings(ends_at: dt.datetime | None, now: dt.datetime) -> list[CheckResult]:
+    """A WARN while a rotation's grace window is open: the replaced master key and the tokens it
+    signed still work until `ends_at`, and every application still using them stops then."""
+    if ends_at is None or ends_at <= now:
+        return []
+    hours = (ends_at - now) / dt.timedelta(hours=1)
+    return [
+        CheckResult(
+            "key-grace-window",
+            Status.WARN,
+            f"the previous master key and the tokens it signed work for {hours:.0f} more hours "
+            f"(until {ends_at:%Y-%m-%d %H:%M} UTC): move every application to the re-minted "
+            "credentials before then",
+        )
+    ]
 
 
 def _expiry(jwt: str) -> dt.datetime | None:

@@ -75,6 +75,8 @@ class Target:
     """How the stack gets its certificate; with `dns-01` it has no port 80."""
     certificate_names: tuple[str, ...] = ()
     """Every name the certificate must carry; empty means the domain alone."""
+    key_grace_ends_at: dt.datetime | None = None
+    """Until when the master key a rotation replaced still works; None when no window is set."""
 
     @property
     def public_ports(self) -> tuple[int, ...]:
@@ -158,6 +160,7 @@ def target_from_outputs(
         durability=_durability(outputs),
         acme_challenge=_acme_challenge(outputs),
         certificate_names=tuple(_list_of(outputs, "certificateNames", str)),
+        key_grace_ends_at=_grace_end(outputs),
     )
 
 
@@ -241,6 +244,19 @@ def _claims(name: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
             if "value" not in match:
                 raise TargetError(f"the stack output {where}.value_exists.matches[{index}] has no value")
     return claims
+
+
+def _grace_end(outputs: Mapping[str, Any]) -> dt.datetime | None:
+    # `keyGraceEndsAt` is "" until the first rotation, and absent from stacks that predate it.
+    if outputs.get("keyGraceEndsAt") in (None, ""):
+        return None
+    text = _required(outputs, "keyGraceEndsAt", str)
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise TargetError(
+            f"the stack output keyGraceEndsAt {text!r} is not a UTC time like 2030-03-18T17:46:40Z"
+        ) from None
 
 
 def _acme_challenge(outputs: Mapping[str, Any]) -> AcmeChallenge:

@@ -1,5 +1,6 @@
 """`verify`'s warnings: a token about to expire is reported as WARN, read from the token's own
-`exp`, and a WARN never changes the exit status (0 stays 0, 1 stays 1), in the table and in JSON.
+`exp`; so is a rotation's grace window still open, read from `keyGraceEndsAt`; and a WARN never
+changes the exit status (0 stays 0, 1 stays 1), in the table and in JSON.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import verify.__main__ as verify_cli
-from verify.expiry import EXPIRY_WARNING, token_expiry_warnings
+from verify.expiry import EXPIRY_WARNING, grace_window_warnings, token_expiry_warnings
 from verify.result import CheckResult, Status
-from verify.target import OUTPUTS_VARIABLE, Token
+from verify.target import OUTPUTS_VARIABLE, TargetError, Token, target_from_outputs
 
 NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
 MASTER = "m" * 48
@@ -82,16 +83,51 @@ def test_any_token_text_gives_a_warning_or_none_never_an_exception(value: str) -
     assert all(result.status is Status.WARN for result in results)
 
 
-def run_verify(endpoint_results: list[CheckResult], *argv: str) -> tuple[int, str]:
+def test_an_open_grace_window_is_a_warning_saying_until_when() -> None:
+    """Applications still on the replaced key stop working when the window ends: the operator
+    is told while there is time to move them."""
+    (warning,) = grace_window_warnings(NOW + dt.timedelta(hours=5), NOW)
+
+    assert (warning.name, warning.status) == ("key-grace-window", Status.WARN)
+    assert "5 more hours (until 2026-11-30 05:00 UTC)" in warning.detail
+
+
+@pytest.mark.parametrize("ends_at", [None, NOW, NOW - dt.timedelta(hours=1)], ids=["none", "now", "past"])
+def test_no_grace_window_or_a_closed_one_is_not_warned_about(ends_at: dt.datetime | None) -> None:
+    assert grace_window_warnings(ends_at, NOW) == []
+
+
+OUTPUTS = {
+    "restUrl": "https://qdrant.example.com",
+    "publicIp": "127.0.0.1",
+    "apiKey": MASTER,
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", None), ("2030-03-18T17:46:40Z", dt.datetime(2030, 3, 18, 17, 46, 40, tzinfo=dt.timezone.utc))])
+def test_the_grace_end_is_read_from_the_keygraceendsat_output(text: str, expected: object) -> None:
+    target = target_from_outputs({**OUTPUTS, "keyGraceEndsAt": text})
+
+    assert target.key_grace_ends_at == expected
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "2030-03-18", "2030-03-18T17:46:40+02:00"])
+def test_a_grace_end_that_is_not_a_utc_time_is_refused_naming_the_output(text: str) -> None:
+    with pytest.raises(TargetError, match="keyGraceEndsAt"):
+        target_from_outputs({**OUTPUTS, "keyGraceEndsAt": text})
+
+
+def run_verify(
+    endpoint_results: list[CheckResult], *argv: str, **more_outputs: object
+) -> tuple[int, str]:
     """`python -m verify` on outputs with a token expiring in 10 days, the network checks
     replaced by `endpoint_results`."""
     expiring = token(expires_in=dt.timedelta(days=10), now=dt.datetime.now(dt.timezone.utc))
     outputs = {
-        "restUrl": "https://qdrant.example.com",
-        "publicIp": "127.0.0.1",
-        "apiKey": MASTER,
+        **OUTPUTS,
         "tokens": {"app": expiring.jwt},
         "tokenScopes": {"app": {"access": "r"}},
+        **more_outputs,
     }
     stdout = io.StringIO()
     with (
@@ -123,3 +159,12 @@ def test_a_warning_is_in_the_json_report_which_still_passes() -> None:
     assert status == 0 and document["passed"] is True
     assert [check["status"] for check in document["checks"]] == ["WARN"]
     assert MASTER not in report
+
+
+def test_an_open_grace_window_is_in_the_report_of_a_passing_run() -> None:
+    ends = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
+
+    status, report = run_verify([], keyGraceEndsAt=f"{ends:%Y-%m-%dT%H:%M:%SZ}")
+
+    assert status == 0
+    assert "WARN  key-grace-window" in report

@@ -19,7 +19,7 @@ from pathlib import Path
 from lab.booted.qdrant_image import import_changes
 from components.settings import HostSettings
 from lab.booted.slirp import GATEWAY
-from lab.booted.ssm import ssm_hostname
+from lab.booted.ssm import aws_hostnames
 from lab.processes import run
 
 SEED_DIR = "/var/lib/cloud/seed/nocloud"
@@ -72,8 +72,10 @@ def environment_file(machine: Machine) -> GuestFile:
 
 
 def hosts_file(host: HostSettings, hosts: str) -> GuestFile:
-    """SSM's name resolving to the gateway, behind which moto listens on HTTPS's port."""
-    return GuestFile("/etc/hosts", f"{hosts}{GATEWAY} {ssm_hostname(host.region)}\n".encode())
+    """SSM's and CloudWatch's names resolving to the gateway, behind which moto listens on
+    HTTPS's port."""
+    names = " ".join(aws_hostnames(host.region))
+    return GuestFile("/etc/hosts", f"{hosts}{GATEWAY} {names}\n".encode())
 
 
 def image_files(host: HostSettings) -> list[GuestFile]:

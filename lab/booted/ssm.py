@@ -1,13 +1,15 @@
-"""SSM Parameter Store for a booted guest: moto behind SSM's real name, over TLS.
+"""SSM Parameter Store and CloudWatch for a booted guest: moto behind their real names, over TLS.
 
-Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the bootstrap's environment can
-point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` to slirp's gateway, which is this
-machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for that name
+Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the host's environment can
+point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` (the bootstrap's keys) and
+`monitoring.<region>.amazonaws.com` (the metrics publisher) to slirp's gateway, which is this
+machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for those names
 from a CA the guest trusts. (A proxy on the guest's own port 443 would keep nginx from binding it.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +23,9 @@ from lab.processes import LOOPBACK, LabUnavailable, Service, accepts_connections
 HTTPS_PORT = 443
 
 
-def ssm_hostname(region: str) -> str:
-    return f"ssm.{region}.amazonaws.com"
+def aws_hostnames(region: str) -> tuple[str, ...]:
+    """SSM's and CloudWatch's endpoints in `region`, as botocore names them."""
+    return (f"ssm.{region}.amazonaws.com", f"monitoring.{region}.amazonaws.com")
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,34 @@ class TlsSsm:
     def put(self, name: str, value: str) -> None:
         self._client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
-    def _client(self) -> Any:
+    def metric_maxima(self, namespace: str, dimension: tuple[str, str]) -> dict[str, float]:
+        """Each metric the guest sent under `namespace` and `dimension` (name, value): its highest
+        value over the last ten minutes."""
+        cloudwatch = self._client("cloudwatch")
+        name, value = dimension
+        dimensions = [{"Name": name, "Value": value}]
+        now = dt.datetime.now(dt.timezone.utc)
+        listed = cloudwatch.list_metrics(Namespace=namespace, Dimensions=dimensions)["Metrics"]
+        maxima = {}
+        for metric in listed:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=metric["MetricName"],
+                Dimensions=dimensions,
+                StartTime=now - dt.timedelta(minutes=10),
+                EndTime=now + dt.timedelta(minutes=1),
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            if points:
+                maxima[metric["MetricName"]] = max(point["Maximum"] for point in points)
+        return maxima
+
+    def _client(self, service: str = "ssm") -> Any:
         import boto3  # only the lab needs it
 
         return boto3.client(
-            "ssm",
+            service,
             region_name=self.region,
             endpoint_url=f"https://{LOOPBACK}:{self.port}",
             verify=str(self.ca),
@@ -57,10 +83,10 @@ def tls_moto_ssm(workdir: Path, region: str) -> Iterator[TlsSsm]:
         raise LabUnavailable('not installed: moto ("moto[server,ssm]")') from missing
     workdir.mkdir(parents=True, exist_ok=True)
     ca = pki.make_ca(workdir / "ca", "secure-qdrant-lab-aws")
-    listener = pki.issue(ca, workdir / "listener", [ssm_hostname(region), LOOPBACK])
+    listener = pki.issue(ca, workdir / "listener", [*aws_hostnames(region), LOOPBACK])
     port = HTTPS_PORT
     if accepts_connections(port):
-        raise LabUnavailable(f"{LOOPBACK}:{port} is taken: SSM's stand-in needs it")
+        raise LabUnavailable(f"{LOOPBACK}:{port} is taken: SSM's and CloudWatch's stand-in needs it")
     command = [
         sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port),
         "-c", str(listener.certificate), "-k", str(listener.key),

@@ -8,7 +8,9 @@ installs; skips, saying what is missing, without them.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import ssl
 import socket
 import tempfile
 import threading
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from components.settings import PORTS, QDRANT_IMAGE_PORTS
+from components.nginx_config import certificate_paths
+from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import DROPPED, REFUSED, Answer, flood_until_refused, steadily
@@ -288,3 +291,38 @@ def test_a_key_guesser_is_rate_limited_then_banned(booted: BootedHost, key_flood
     assert answered[:first_limited] == ["401"] * first_limited
     assert first_limited > booted.host.limits.rest_burst
     assert answered[-1] == REFUSED
+
+
+# The publisher's timer fires on every minute; a run after the first one that found a certificate.
+METRICS_WAIT_SECONDS = 150
+
+
+def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> None:
+    """The alarms watch what the host itself sends each minute: its timer, its boto3 and the
+    instance role's credentials on a real host, with moto as CloudWatch. The certificate's days
+    left are those of the certificate nginx serves, Qdrant is reported up, the data volume's use
+    is what df says of it."""
+    host = booted.host
+    dimension = ("Host", host.name)
+
+    def published() -> dict[str, float]:
+        return booted.ssm.metric_maxima(METRICS_NAMESPACE, dimension)
+
+    deadline = time.monotonic() + METRICS_WAIT_SECONDS
+    while "CertificateDaysLeft" not in (metrics := published()):
+        assert time.monotonic() < deadline, f"nothing published in {METRICS_WAIT_SECONDS} s: {metrics}"
+        time.sleep(5)
+    certificate, _ = certificate_paths(host)
+    enddate = booted.guest.run("openssl", "x509", "-enddate", "-noout", "-in", certificate)
+    not_after = ssl.cert_time_to_seconds(enddate.strip().removeprefix("notAfter="))
+    days_left = (not_after - dt.datetime.now(dt.timezone.utc).timestamp()) / 86400
+    print(f"\npublished: {metrics}; certificate: {days_left:.2f} days left")
+    assert days_left - 1 <= metrics["CertificateDaysLeft"] <= days_left
+    assert metrics["QdrantUp"] == 1
+    # df rounds its percentage up to a whole number; the metric keeps one decimal.
+    df_percent = int(
+        booted.guest.run("df", "--output=pcent", host.paths.data_mount).split()[-1].rstrip("%")
+    )
+    assert df_percent - 1 <= metrics["DataVolumeUsedPercent"] <= df_percent
+    assert {"Unauthorized401", "RateLimited429"} <= metrics.keys()
+

@@ -478,6 +478,25 @@ certificate_is_current() {
     [[ $(certificate_names) == "$(printf '%s\n' "${names[@]}" | sort)" ]]
 }
 
+# certbot writes without fsync: a power cut, or a snapshot of the volume in use, in the seconds
+# after a renewal can leave the live links pointing at files whose data never reached the disk.
+# certbot then refuses the whole lineage, and the host would never serve TLS again. Such a lineage
+# is moved aside, kept, and a new certificate issued.
+set_aside_unreadable_lineage() {
+  local part aside
+  [[ -e ${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf ]] || return 0
+  if openssl x509 -noout -in "$CERTIFICATE" 2>/dev/null &&
+    openssl pkey -noout -in "$CERTIFICATE_KEY" </dev/null 2>/dev/null; then
+    return 0
+  fi
+  aside="${LETSENCRYPT_DIR}/unreadable-$(date -u +%Y%m%dT%H%M%SZ)"
+  for part in "live/${DOMAIN}" "archive/${DOMAIN}" "renewal/${DOMAIN}.conf"; do
+    mkdir -p "${aside}/${part%/*}"
+    if [[ -e ${LETSENCRYPT_DIR}/${part} ]]; then mv -- "${LETSENCRYPT_DIR}/${part}" "${aside}/${part}"; fi
+  done
+  log "the certificate on the data volume is unreadable: its lineage is kept in ${aside}"
+}
+
 step_certificate() {
   local reload arguments name names domains=()
   challenge_arguments
@@ -485,6 +504,7 @@ step_certificate() {
     log "reusing the certificate on the data volume"
     return 0
   fi
+  set_aside_unreadable_lineage
   read -ra arguments <<<"$NGINX_ARGS"
   # certbot keeps the hook in the lineage's renewal config: renewals reload nginx too.
   printf -v reload '%q ' nginx "${arguments[@]}" -s reload

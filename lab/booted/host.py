@@ -34,6 +34,7 @@ from components.settings import (
     TokenSpec,
 )
 from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
+from lab.booted.ebs import Volume, VolumeStore, nitro_device_link, volume_store
 from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
 from lab.booted.outside import ADMIN_CIDR
 from lab.booted.provision import (
@@ -48,13 +49,12 @@ from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
 from lab.booted.ssm import TlsSsm, tls_moto_ssm
 from lab.booted.cache import CACHE_DIR
-from lab.bootstrap import LAB_REGION, imds_double, loop_device
+from lab.bootstrap import LAB_REGION, imds_double
 from lab.edge import LAB_DOMAIN, LAB_EMAIL, lab_target
 from lab.pebble import running_pebble
 from lab.processes import LOOPBACK, CommandFailed, run
 from verify.target import Target
 
-VOLUME_ID = "vol-0000000000booted0"
 VOLUME_SIZE_BYTES = 1024**3
 # The bootstrap's apt downloads, kept for the next guest: the packages are the same every time.
 APT_ARCHIVES = CACHE_DIR / "apt-archives"
@@ -197,8 +197,9 @@ class HostLab:
     client_ca: Path
     imds_port: int
     trusted_cas: tuple[bytes, ...]
-    disk_image: Path
-    device: str
+    volumes: VolumeStore
+    volume: Volume
+    """The data volume attached to the instance: the user data names it."""
     pebble_log: Path
     ssm: TlsSsm
 
@@ -227,25 +228,31 @@ def host_lab(workdir: Path) -> Iterator[HostLab]:
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         ssm.put(host.api_key_parameter, api_key)
         ssm.put(host.read_only_api_key_parameter, read_only_api_key)
-        disk_image = workdir / "data-volume.img"
-        device = stack.enter_context(loop_device(disk_image, VOLUME_SIZE_BYTES))
+        volumes = stack.enter_context(volume_store(workdir / "ebs"))
+        volume = volumes.create(VOLUME_SIZE_BYTES)
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
         yield HostLab(
             workdir=workdir,
             host=host,
-            user_data=base64.b64decode(ec2_user_data(host, VOLUME_ID)),
+            user_data=instance_user_data(host, volume),
             address=address,
             api_key=api_key,
             read_only_api_key=read_only_api_key,
             client_ca=client_ca,
             imds_port=int(imds.endpoint.rsplit(":", 1)[1]),
             trusted_cas=(pebble.listener_ca.read_bytes(), ssm.ca.read_bytes()),
-            disk_image=disk_image,
-            device=device,
+            volumes=volumes,
+            volume=volume,
             pebble_log=workdir / "pebble" / "pebble.log",
             ssm=ssm,
         )
+
+
+def instance_user_data(host: HostSettings, volume: Volume) -> bytes:
+    """Gzip'd, as EC2 hands it to every instance launched with it: the program's rendering for
+    this data volume."""
+    return base64.b64decode(ec2_user_data(host, volume.volume_id))
 
 
 def new_instance_root(lab: HostLab, root: Path) -> None:
@@ -261,19 +268,21 @@ def new_instance_root(lab: HostLab, root: Path) -> None:
     write_guest_files(root, guest_files(lab.host, lab.user_data, machine, hosts))
 
 
-def _disk_binds(lab: HostLab) -> list[Bind]:
-    """The data disk under the names the guest looks it up by. Without udev there are no
-    /dev/disk links: the lab makes those udev would. mount resolves the bootstrap's `UUID=` by
-    probing the disks /proc/partitions names (the device's own name); systemd's mount unit for the
-    fstab line, at later boots, opens /dev/disk/by-uuid/UUID, which exists once there is a
-    filesystem."""
-    binds = [Bind(lab.device, lab.host.data_volume_device), Bind(lab.device, lab.device)]
+def _disk_binds(volume: Volume) -> list[Bind]:
+    """The data volume under the names the guest looks it up by. Without udev there are no
+    /dev/disk links: the lab makes those udev would on a Nitro instance (only by-id names the EBS
+    volume: the bootstrap must find it by the id its user data holds). mount resolves the
+    bootstrap's `UUID=` by probing the disks /proc/partitions names (the device's own name);
+    systemd's mount unit for the fstab line, at later boots, opens /dev/disk/by-uuid/UUID, which
+    exists once there is a filesystem."""
+    device = volume.device
+    binds = [Bind(device, nitro_device_link(volume.volume_id)), Bind(device, device)]
     try:
-        uuid = run(["blkid", "-p", "-s", "UUID", "-o", "value", lab.device]).strip()
+        uuid = run(["blkid", "-p", "-s", "UUID", "-o", "value", device]).strip()
     except CommandFailed:
         # A blank disk (blkid exits 2): udev would make no by-uuid link either.
         return binds
-    return [*binds, Bind(lab.device, f"/dev/disk/by-uuid/{uuid}")]
+    return [*binds, Bind(device, f"/dev/disk/by-uuid/{uuid}")]
 
 
 @contextmanager
@@ -286,7 +295,7 @@ def boot(
     workdir.mkdir(parents=True, exist_ok=True)
     (APT_ARCHIVES / "partial").mkdir(parents=True, exist_ok=True)
     binds = (
-        *_disk_binds(lab),
+        *_disk_binds(lab.volume),
         Bind(str(image), IMAGE_TARBALL, read_only=True),
         Bind(str(APT_ARCHIVES), "/var/cache/apt/archives"),
     )

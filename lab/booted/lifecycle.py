@@ -1,11 +1,12 @@
-"""One booted host through its life (issue 9): reboot, replacement on the same data disk, a slow
-Qdrant start, certificate renewal, a grown disk.
+"""One booted host through its life (issues 9 and 11): reboot, replacement on the same data disk, a
+slow Qdrant start, certificate renewal, a grown disk, a restore from a snapshot of the disk in use.
 
 `host_life()` keeps the lab (`HostLab`: moto, IMDS, pebble, the data disk) for the whole life and
 one guest at a time: `reboot()` shuts the guest down cleanly and boots the same root filesystem;
 `launch()` boots a fresh copy of the image as a new instance with the same user data and the same
-disk, as `pulumi up` replacing the instance does, and discards the old root. The rest reads the
-host from outside (through the published ports, pebble's log) or from its journal.
+disk, as `pulumi up` replacing the instance does, and discards the old root; `restore()` launches
+one on a new volume made from a `snapshot()`. The rest reads the host from outside (through the
+published ports, pebble's log) or from its journal.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ import json
 import os
 import shlex
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from components.settings import HostSettings
-from lab.booted.host import BootedHost, HostLab, boot, host_lab, new_instance_root
+from lab.booted.ebs import Snapshot
+from lab.booted.host import (
+    BootedHost,
+    HostLab,
+    boot,
+    host_lab,
+    instance_user_data,
+    new_instance_root,
+)
 from lab.booted.nspawn import Guest
 from lab.booted.qdrant_image import LOADING_FILE_NAME
 from lab.processes import run
@@ -77,11 +88,22 @@ class HostLife:
         self._guest.close()
 
     def grow_disk(self, size: int) -> None:
-        """What modifying the EBS volume does, here while the instance is stopped: the same
-        device, bigger, its filesystem untouched."""
-        with self.lab.disk_image.open("r+b") as image:
-            image.truncate(size)
-        run(["losetup", "--set-capacity", self.lab.device])
+        """What modifying the EBS volume does, here while the instance is stopped."""
+        self.lab.volumes.grow(self.lab.volume, size)
+
+    def snapshot(self) -> Snapshot:
+        """What Data Lifecycle Manager takes: the data volume's blocks now, the guest running."""
+        return self.lab.volumes.snapshot(self.lab.volume)
+
+    def restore(self, snapshot: Snapshot) -> BootedHost:
+        """What `pulumi up` does with `restoreFromSnapshotId` set: a new volume made from the
+        snapshot, the instance replaced by one whose user data names that volume. The old volume
+        stays, detached from every instance."""
+        volume = self.lab.volumes.create_from_snapshot(snapshot)
+        self.lab = replace(
+            self.lab, volume=volume, user_data=instance_user_data(self.lab.host, volume)
+        )
+        return self.launch()
 
     def _boot(self, root: Path, watch: Callable[[Guest], None]) -> BootedHost:
         self.shut_down()
@@ -123,7 +145,63 @@ def write_points(booted: BootedHost, collection: str, points: Sequence[Mapping[s
     _master_request(
         booted, "PUT", f"/collections/{collection}", {"vectors": {"size": 4, "distance": "Dot"}}
     )
+    upsert_points(booted, collection, points)
+
+
+def upsert_points(booted: BootedHost, collection: str, points: Sequence[Mapping[str, Any]]) -> None:
+    """Through the edge; returns once Qdrant acknowledges them applied (`wait=true`)."""
     _master_request(booted, "PUT", f"/collections/{collection}/points?wait=true", {"points": points})
+
+
+@dataclass(frozen=True)
+class Write:
+    point_id: int
+    sent: float
+    acknowledged: float
+    """Both `time.monotonic()`."""
+
+
+class WriteStream:
+    """A database in use: a thread writing one point at a time through the edge, each acknowledged
+    before the next is sent, under the edge's per-address rate."""
+
+    INTERVAL_SECONDS = 0.25
+
+    def __init__(self, booted: BootedHost, collection: str, first_id: int) -> None:
+        self._booted, self._collection, self._next_id = booted, collection, first_id
+        self.writes: list[Write] = []
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def __enter__(self) -> WriteStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def wait_for(self, count: int, timeout: float = 60) -> None:
+        """Until `count` writes are acknowledged in all."""
+        deadline = time.monotonic() + timeout
+        while len(self.writes) < count:
+            if self._error is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{len(self.writes)} of {count} writes acknowledged") from self._error
+            time.sleep(0.05)
+
+    def _write(self) -> None:
+        try:
+            while not self._stop.wait(self.INTERVAL_SECONDS):
+                point = {"id": self._next_id, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {}}
+                sent = time.monotonic()
+                upsert_points(self._booted, self._collection, [point])
+                self.writes.append(Write(self._next_id, sent, time.monotonic()))
+                self._next_id += 1
+        except BaseException as error:  # handed to the test by wait_for() and __exit__
+            self._error = error
 
 
 def read_points(booted: BootedHost, collection: str, ids: Sequence[int]) -> dict[int, Any]:
@@ -220,3 +298,11 @@ def make_certificate_due(booted: BootedHost) -> None:
 
 def nginx_main_pid(guest: Guest) -> int:
     return int(guest.run("systemctl", "show", "--property=MainPID", "--value", "nginx.service"))
+
+
+def ext4_features(image: Path) -> set[str]:
+    """The features the ext4 superblock in `image` records; `needs_recovery` while it is mounted
+    (or was, when a power cut came), until a mount replays the journal."""
+    header = run(["dumpe2fs", "-h", str(image)])
+    [features] = [line for line in header.splitlines() if line.startswith("Filesystem features:")]
+    return set(features.split(":", 1)[1].split())

@@ -6,7 +6,10 @@ import pytest
 
 from lab.processes import LabUnavailable, require_tools
 
-BOOT_TOOLS = ("systemd-nspawn", "slirp4netns", "mmdebstrap", "nsenter", "losetup", "pebble")
+BOOT_TOOLS = (
+    "systemd-nspawn", "slirp4netns", "mmdebstrap", "nsenter", "losetup", "pebble", "mkfs.xfs",
+    "dumpe2fs",
+)  # fmt: skip
 
 
 def require_booted_lab() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -735,6 +736,29 @@ def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBoo
     wait_until(lambda: served_certificate(edge) != before, "nginx to serve the renewed certificate")
     fullchain, _ = certificate_paths(host)
     assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())
+
+
+def test_a_lineage_left_unreadable_by_a_crash_after_a_renewal_is_kept_aside_and_replaced(
+    ssm: Ssm,
+) -> None:
+    """certbot does not fsync: a power cut, or a restored snapshot taken in the seconds after a
+    renewal, leaves the renewed files empty (ext4's delayed allocation) behind live links already
+    committed, and certbot refuses such a lineage outright. The host must serve TLS again, and
+    what certbot wrote is kept, never deleted."""
+    with ExitStack() as stack:
+        edge = fresh_edge(ssm, stack)
+        succeed(edge.lab, EDGE_STEPS)
+        host = edge.lab.host
+        fullchain, key = certificate_paths(host)
+        for path in (fullchain, key):
+            edge.lab.view(path).write_bytes(b"")  # through the live link: the archive's file
+
+        output = succeed(edge.lab, EDGE_STEPS)
+
+        [kept] = re.findall(r"its lineage is kept in (\S+)", output)
+        assert edge.lab.view(f"{kept}/renewal/{host.domain}.conf").is_file()
+        assert edge.lab.view(f"{kept}/live/{host.domain}").is_dir()
+        assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())
 
 
 def test_tls_is_served_while_qdrant_is_still_loading(ssm: Ssm) -> None:

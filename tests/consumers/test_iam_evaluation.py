@@ -240,17 +240,13 @@ def test_dlm_cannot_snapshot_another_volume(dlm, volume_tags):
     assert decide(dlm, "ec2:CreateSnapshot", VOLUME, volume_tags) != "Allowed"
 
 
-def test_dlm_tags_a_snapshot_as_it_creates_it(dlm):
-    """The snapshot gets the volume's tags and the schedule's in the CreateSnapshot call."""
-    decision = decide(dlm, "ec2:CreateTags", SNAPSHOT, {"ec2:CreateAction": "CreateSnapshot"})
-
-    assert decision == "Allowed"
-
-
-def test_dlm_cannot_tag_an_existing_snapshot(dlm):
-    """Tags are what DeleteSnapshot is scoped by: a role that could tag any snapshot could give
-    another one this stack's backup tags and then delete it."""
-    assert decide(dlm, "ec2:CreateTags", SNAPSHOT, ANOTHER_STACKS_BACKUP) != "Allowed"
+@pytest.mark.parametrize(
+    "context", [{"ec2:CreateAction": "CreateSnapshot"}, THE_STACKS], ids=["at-creation", "after"]
+)
+def test_dlm_tags_its_snapshots_in_the_call_that_creates_them_or_after(dlm, context):
+    """Which of the two DLM does is not documented: a role allowing only one could fail every
+    backup."""
+    assert decide(dlm, "ec2:CreateTags", SNAPSHOT, context) == "Allowed"
 
 
 def test_dlm_expires_the_stacks_backups(dlm):

@@ -102,7 +102,9 @@ backups = (
     DataVolumeBackups(
         f"{name}-dlm",
         DataVolumeBackupsArgs(
-            target_tags=stack_tags(name), retention_days=durability.backup_retention_days
+            region=region,
+            target_tags=stack_tags(name),
+            retention_days=durability.backup_retention_days,
         ),
     )
     if durability.backup_schedule

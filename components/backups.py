@@ -15,9 +15,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-# AWS's managed policy for DLM's default role (DLM User Guide, "AWS managed policies for Amazon
-# Data Lifecycle Manager"): kept current by AWS as DLM's needs grow.
-DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 STACK_TAG = "SecureQdrantStack"
 # Marks what the schedule made, beside the volume's own tags that DLM copies onto each snapshot.
 SNAPSHOT_TAG = {"SecureQdrantBackup": "daily"}
@@ -45,6 +42,78 @@ def dlm_trust_policy() -> str:
     )
 
 
+def dlm_execution_policy(region: str, target_tags: Mapping[str, str]) -> str:
+    """What DLM may do as this stack's role: snapshot the volumes it targets, tag each snapshot as
+    it creates it, expire the schedule's snapshots of this stack. Nothing else in the account.
+
+    AWS's managed `AWSDataLifecycleManagerServiceRole` (EBS User Guide, "AWS managed policies for
+    Amazon Data Lifecycle Manager") grants its actions on every volume and snapshot of the account,
+    for every kind of DLM policy. Of its actions this schedule needs none of these:
+    - CreateSnapshots, DescribeInstances: multi-volume snapshots of policies that target instances
+      (this one targets volumes);
+    - CopySnapshot: copy rules (cross-region, cross-account), which this schedule has none of;
+    - ModifySnapshotAttribute: sharing snapshots with other accounts;
+    - the fast snapshot restore and archive tier actions: rules of their own, not set here;
+    - the EventBridge rule actions: cross-account copy event policies.
+    No KMS permission either: the data volume is under the account's AWS managed `aws/ebs` key, whose
+    key policy lets every principal of the account use it through EBS.
+    """
+
+    def carrying(tags: Mapping[str, str]) -> dict[str, str]:
+        return {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+
+    ours = carrying(target_tags)
+    # The schedule's snapshots carry the volume's tags (copy_tags: the volume has the target tags,
+    # or DLM would not have chosen it) and SNAPSHOT_TAG (tags_to_add).
+    backups = carrying({**target_tags, **SNAPSHOT_TAG})
+    snapshots = f"arn:aws:ec2:{region}::snapshot/*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "SnapshotTheStacksVolumes",
+                    "Effect": "Allow",
+                    "Action": "ec2:CreateSnapshot",
+                    "Resource": f"arn:aws:ec2:{region}:*:volume/*",
+                    "Condition": {"StringEquals": ours},
+                },
+                {
+                    # EC2 authorizes CreateSnapshot on the snapshot too, one with no tags yet.
+                    "Sid": "TheSnapshotsItCreates",
+                    "Effect": "Allow",
+                    "Action": "ec2:CreateSnapshot",
+                    "Resource": snapshots,
+                },
+                {
+                    # As the managed policy grants it. AWS does not document whether DLM tags in
+                    # the CreateSnapshot call or afterwards: an `ec2:CreateAction` condition would
+                    # fail every backup in the latter case. The cost: DeleteSnapshot's tag scope
+                    # stops mistakes, not this role (which only DLM, running this schedule, assumes).
+                    "Sid": "TagTheSnapshots",
+                    "Effect": "Allow",
+                    "Action": "ec2:CreateTags",
+                    "Resource": snapshots,
+                },
+                {
+                    "Sid": "ExpireTheStacksBackups",
+                    "Effect": "Allow",
+                    "Action": "ec2:DeleteSnapshot",
+                    "Resource": snapshots,
+                    "Condition": {"StringEquals": backups},
+                },
+                {
+                    # EC2's Describe actions take no resource-level permissions: `*` or nothing.
+                    "Sid": "FindVolumesAndSnapshots",
+                    "Effect": "Allow",
+                    "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+
+
 def daily_snapshot_policy(
     target_tags: Mapping[str, str], retention: int
 ) -> aws.dlm.LifecyclePolicyPolicyDetailsArgsDict:
@@ -67,6 +136,7 @@ def daily_snapshot_policy(
 
 @dataclass
 class DataVolumeBackupsArgs:
+    region: str
     target_tags: Mapping[str, str]
     retention_days: int
 
@@ -84,8 +154,11 @@ class DataVolumeBackups(pulumi.ComponentResource):
         # The component's own name: with the longest stack name IAM's 64 characters leave no room
         # for a suffix (components/config.py, MAX_STACK_NAME_LENGTH).
         role = aws.iam.Role(name, assume_role_policy=dlm_trust_policy(), opts=child)
-        service = aws.iam.RolePolicyAttachment(
-            f"{name}-service", role=role.name, policy_arn=DLM_SERVICE_POLICY, opts=child
+        permissions = aws.iam.RolePolicy(
+            f"{name}-snapshots",
+            role=role.id,
+            policy=dlm_execution_policy(args.region, args.target_tags),
+            opts=child,
         )
         policy = aws.dlm.LifecyclePolicy(
             f"{name}-policy",
@@ -96,7 +169,7 @@ class DataVolumeBackups(pulumi.ComponentResource):
             policy_details=daily_snapshot_policy(args.target_tags, args.retention_days),
             tags=dict(args.target_tags),
             # DLM checks the role when the policy is created: not before the role may act.
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[service])),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[permissions])),
         )
         self.policy_id = policy.id
         self.register_outputs({"policyId": self.policy_id})

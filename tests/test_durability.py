@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components.alarms import AlarmTargets, alarm_specs
-from components.backups import DLM_SERVICE_POLICY, STACK_TAG
+from components.backups import STACK_TAG, dlm_execution_policy
 from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
 from tests.program import (
     ACCOUNT,
@@ -27,6 +27,7 @@ ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
 POLICY = "aws:dlm/lifecyclePolicy:LifecyclePolicy"
 ROLE = "aws:iam/role:Role"
 ATTACHED = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
@@ -90,7 +91,45 @@ def test_dlm_runs_as_its_own_role_that_only_dlm_assumes(default):
 
     assert policy.inputs["executionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{role.name}"
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "dlm.amazonaws.com"}]
-    assert named(default, ATTACHED, f"{HOST}-dlm-service").inputs["policyArn"] == DLM_SERVICE_POLICY
+
+
+def test_dlm_role_carries_no_managed_policy(default):
+    """AWS's managed DLM policy may snapshot, copy, share and delete every snapshot of the account:
+    the role has only its own policy, scoped to the stack (judged in test_iam_evaluation.py)."""
+    role = named(default, ROLE, f"{HOST}-dlm")
+    names = (role.name, role.resource_id)
+
+    assert [a.name for a in default.of_type(ATTACHED) if a.inputs["role"] in names] == []
+
+
+def test_dlm_role_policy_is_the_stacks_scoped_policy(default):
+    """The document IAM gets is the one the evaluator judges: the pure function's, for this region
+    and the tag the lifecycle policy targets."""
+    role = named(default, ROLE, f"{HOST}-dlm")
+    permissions = named(default, ROLE_POLICY, f"{HOST}-dlm-snapshots")
+
+    assert permissions.inputs["role"] == role.resource_id
+    assert permissions.inputs["policy"] == dlm_execution_policy(REGION, {STACK_TAG: HOST})
+    assert permissions.options.parent == role.options.parent
+    component = f"secure-qdrant:backups:DataVolumeBackups::{HOST}-dlm"
+    assert permissions.options.parent.endswith(component)
+
+
+def test_every_tag_dlm_may_delete_by_is_on_the_schedules_snapshots(default):
+    """DeleteSnapshot is scoped by tags: one the schedule did not put on its snapshots would leave
+    DLM unable to expire them, and they would pile up past the retention. The target tags come
+    from the volume (copyTags; DLM snapshots only volumes carrying them), the rest from tagsToAdd."""
+    details = default.one(POLICY).inputs["policyDetails"]
+    [schedule] = details["schedules"]
+    document = json.loads(named(default, ROLE_POLICY, f"{HOST}-dlm-snapshots").inputs["policy"])
+    [delete] = [s for s in document["Statement"] if s["Action"] == "ec2:DeleteSnapshot"]
+    required = {
+        key.removeprefix("aws:ResourceTag/"): value
+        for key, value in delete["Condition"]["StringEquals"].items()
+    }
+    copied = details["targetTags"] if schedule["copyTags"] else {}
+
+    assert required.items() <= {**copied, **schedule["tagsToAdd"]}.items()
 
 
 def test_backups_off_creates_no_backup_resource():

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
+from components.backups import SNAPSHOT_TAG, STACK_TAG
 from components.host import SSM_CORE_POLICY as SSM_CORE
 from components.settings import METRICS_NAMESPACE
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
@@ -211,19 +212,72 @@ VOLUME = f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0"
 SNAPSHOT = f"arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0"
 
 
+def tagged(tags: dict[str, str]) -> dict[str, str]:
+    """The request's context for a resource carrying `tags`."""
+    return {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+
+
+THE_STACKS = tagged({STACK_TAG: "qdrant-test"})
+THE_STACKS_BACKUP = tagged({STACK_TAG: "qdrant-test", **SNAPSHOT_TAG})
+ANOTHER_STACKS_BACKUP = tagged({STACK_TAG: "qdrant-billing", **SNAPSHOT_TAG})
+
+
+def test_dlm_snapshots_the_stacks_volume(dlm):
+    """EC2 authorizes CreateSnapshot on the volume and on the snapshot it creates: both must pass.
+    """
+    assert decide(dlm, "ec2:CreateSnapshot", VOLUME, THE_STACKS) == "Allowed"
+    assert decide(dlm, "ec2:CreateSnapshot", SNAPSHOT) == "Allowed"
+
+
 @pytest.mark.parametrize(
-    ("action", "resource"),
-    [
-        ("ec2:CreateSnapshot", VOLUME),
-        ("ec2:CreateSnapshot", SNAPSHOT),
-        ("ec2:CreateTags", SNAPSHOT),
-        ("ec2:DeleteSnapshot", SNAPSHOT),
-        ("ec2:DescribeVolumes", "*"),
-    ],
+    "volume_tags",
+    [tagged({STACK_TAG: "qdrant-billing"}), tagged({"Name": "qdrant-test"}), {}],
+    ids=["another-stacks-volume", "without-the-stack-tag", "untagged"],
 )
-def test_dlm_takes_tags_and_expires_the_snapshots(dlm, action, resource):
-    """What the schedule does: snapshot the volume, tag the snapshot, delete it once expired."""
-    assert decide(dlm, action, resource) == "Allowed"
+def test_dlm_cannot_snapshot_another_volume(dlm, volume_tags):
+    """A snapshot is a full copy of a volume's data: the backup role of this stack must not be able
+    to copy out another stack's database or any other volume of the account."""
+    assert decide(dlm, "ec2:CreateSnapshot", VOLUME, volume_tags) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    "context", [{"ec2:CreateAction": "CreateSnapshot"}, THE_STACKS], ids=["at-creation", "after"]
+)
+def test_dlm_tags_its_snapshots_in_the_call_that_creates_them_or_after(dlm, context):
+    """Which of the two DLM does is not documented: a role allowing only one could fail every
+    backup."""
+    assert decide(dlm, "ec2:CreateTags", SNAPSHOT, context) == "Allowed"
+
+
+def test_dlm_expires_the_stacks_backups(dlm):
+    assert decide(dlm, "ec2:DeleteSnapshot", SNAPSHOT, THE_STACKS_BACKUP) == "Allowed"
+
+
+@pytest.mark.parametrize(
+    "snapshot_tags",
+    [ANOTHER_STACKS_BACKUP, THE_STACKS, {}],
+    ids=["another-stacks-backup", "the-stacks-own-snapshot-not-the-schedules", "untagged"],
+)
+def test_dlm_cannot_delete_another_snapshot(dlm, snapshot_tags):
+    """Only the schedule's snapshots of this stack expire: not another stack's backups, not a
+    snapshot an operator took of this volume by hand (it has the stack tag, not the schedule's), not
+    any other snapshot of the account."""
+    assert decide(dlm, "ec2:DeleteSnapshot", SNAPSHOT, snapshot_tags) != "Allowed"
+
+
+@pytest.mark.parametrize("action", ["ec2:ModifySnapshotAttribute", "ec2:CopySnapshot"])
+def test_dlm_cannot_share_or_copy_the_backups(dlm, action):
+    """ModifySnapshotAttribute shares a snapshot with another account or the public, CopySnapshot
+    makes a copy that may be encrypted under another key, in another region: either takes the
+    database where this stack's protections do not follow it, and the schedule asks for neither."""
+    assert decide(dlm, action, SNAPSHOT, THE_STACKS_BACKUP) != "Allowed"
+
+
+@pytest.mark.parametrize("action", ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"])
+def test_dlm_finds_the_volumes_and_its_snapshots(dlm, action):
+    """DLM lists the volumes carrying its target tag and counts the snapshots it keeps. EC2's
+    Describe actions take no resource-level permissions: they are granted on `*` or not at all."""
+    assert decide(dlm, action, "*") == "Allowed"
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,14 @@ def days_left(enddate, now):
 
 
 def refused_last_minute(lines, now):
-    """401s (gRPC: UNAUTHENTICATED, 16) and 429s in the minute before `now`."""
+    """401s (gRPC: UNAUTHENTICATED, 16) and 429s of the clock minute before `now`'s: each line
+    is one run's, however late runs start (the 60 s before `now` counted some twice)."""
+    end = now.replace(second=0, microsecond=0)
     counts = {"401": 0, "429": 0}
     for match in filter(None, map(LINE.search, lines)):
         when = dt.datetime.strptime(match[1], "%d/%b/%Y:%H:%M:%S %z")
         status = "401" if match[3] == "16" else match[2]
-        if 0 <= (now - when).total_seconds() < 60 and status in counts:
+        if 0 < (end - when).total_seconds() <= 60 and status in counts:
             counts[status] += 1
     return counts
 

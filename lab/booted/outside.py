@@ -10,16 +10,21 @@ lab. `outside()` deletes the guest's end and every namespace it made (their link
 however its block ends: nothing is left behind.
 
 A client's code runs in a thread that joined the client's namespace (`Client.call`): every socket
-it opens, with the ordinary Python clients, leaves from the client's address.
+it opens, with the ordinary Python clients, leaves from the client's address. grpcio opens its
+sockets from threads of its own, which a namespace set for one thread does not reach: gRPC clients
+run in a child process started from that thread (`Client.call_in_process`), all of whose threads are
+in the namespace.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,8 @@ from typing import TypeVar
 from lab.processes import require_tools, run
 
 T = TypeVar("T")
+# Fork would copy whatever threads and locks the test process holds (grpcio's among them).
+CHILD_PROCESSES = multiprocessing.get_context("spawn")
 
 NETWORK_PREFIX = 24
 GUEST_ADDRESS = "198.51.100.1"
@@ -36,7 +43,9 @@ ADMIN_CIDR = "198.51.100.8/29"
 """The booted host's `adminCidrs`: only addresses in it may reach SSH."""
 ADMIN_ADDRESS = "198.51.100.9"
 OUTSIDER_ADDRESS = "198.51.100.20"
+GRPC_OUTSIDER_ADDRESS = "198.51.100.21"
 WELL_BEHAVED_ADDRESS = "198.51.100.30"
+MISTAKEN_ADDRESS = "198.51.100.40"
 GUEST_INTERFACE = "outside0"
 # From sched.h: setns(2) into a network namespace.
 CLONE_NEWNET = 0x40000000
@@ -70,6 +79,16 @@ class Client:
             raise failure[0]
         return outcome[0]
 
+    def call_in_process(self, function: Callable[..., T], *arguments: object) -> T:
+        """`function(*arguments)` run from this client's address in a child process (a new Python:
+        `function`, its arguments and its result must pickle), which ends with the call."""
+
+        def in_child() -> T:
+            with ProcessPoolExecutor(max_workers=1, mp_context=CHILD_PROCESSES) as child:
+                return child.submit(function, *arguments).result()
+
+        return self.call(in_child)
+
     def command(self, *arguments: str) -> list[str]:
         """`arguments` run as a command in this client's namespace."""
         return ["ip", "netns", "exec", self.namespace, *arguments]
@@ -82,8 +101,12 @@ class Outside:
     """Inside the host's `adminCidrs`."""
     outsider: Client
     """Anyone on the internet: outside `adminCidrs`."""
+    grpc_outsider: Client
+    """Another one, flooding over gRPC: no ban or failure count of the outsider's is its own."""
     well_behaved: Client
     """An application with a valid key, staying under the rate limit."""
+    mistaken: Client
+    """An application with a wrong key, staying under the rate limit: a few 401s, never banned."""
 
 
 def _join_namespace(namespace: str) -> None:
@@ -146,5 +169,7 @@ def outside(guest_pid: int) -> Iterator[Outside]:
             guest_address=GUEST_ADDRESS,
             admin=client("admin", ADMIN_ADDRESS),
             outsider=client("outsider", OUTSIDER_ADDRESS),
+            grpc_outsider=client("grpc-outsider", GRPC_OUTSIDER_ADDRESS),
             well_behaved=client("behaved", WELL_BEHAVED_ADDRESS),
+            mistaken=client("mistaken", MISTAKEN_ADDRESS),
         )

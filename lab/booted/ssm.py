@@ -10,6 +10,7 @@ from a CA the guest trusts. (A proxy on the guest's own port 443 would keep ngin
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,7 @@ class TlsSsm:
         """Each metric the guest sent under `namespace` and `dimension` (name, value): its highest
         value over the last ten minutes."""
         cloudwatch = self._client("cloudwatch")
-        name, value = dimension
-        dimensions = [{"Name": name, "Value": value}]
+        dimensions = _dimensions(dimension)
         now = dt.datetime.now(dt.timezone.utc)
         listed = cloudwatch.list_metrics(Namespace=namespace, Dimensions=dimensions)["Metrics"]
         maxima = {}
@@ -62,6 +62,31 @@ class TlsSsm:
                 maxima[metric["MetricName"]] = max(point["Maximum"] for point in points)
         return maxima
 
+    def metric_values(
+        self,
+        namespace: str,
+        metric: str,
+        dimension: tuple[str, str],
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> tuple[int, float]:
+        """How many values of `metric` the guest sent with a timestamp from `start` (whole seconds)
+        to before `end`, and their sum: (1, value) for a window around one publisher run."""
+        points = self._client("cloudwatch").get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=_dimensions(dimension),
+            StartTime=start,
+            EndTime=end,
+            # CloudWatch's periods are whole minutes; one period spans the whole window.
+            Period=60 * math.ceil((end - start).total_seconds() / 60),
+            Statistics=["SampleCount", "Sum"],
+        )["Datapoints"]
+        return (
+            int(sum(point["SampleCount"] for point in points)),
+            sum(point["Sum"] for point in points),
+        )
+
     def _client(self, service: str = "ssm") -> Any:
         import boto3  # only the lab needs it
 
@@ -73,6 +98,11 @@ class TlsSsm:
             aws_access_key_id="lab",
             aws_secret_access_key="lab",
         )
+
+
+def _dimensions(dimension: tuple[str, str]) -> list[dict[str, str]]:
+    name, value = dimension
+    return [{"Name": name, "Value": value}]
 
 
 @contextmanager

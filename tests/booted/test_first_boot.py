@@ -15,23 +15,34 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from components.nginx_config import certificate_paths
 from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS
+from components.user_data import METRICS_UNIT
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
-from lab.booted.flood import DROPPED, REFUSED, Answer, flood_until_refused, steadily
+from lab.booted.flood import (
+    DROPPED,
+    REFUSED,
+    Answer,
+    Flood,
+    each_once,
+    flood_until_refused,
+    grpc_answer,
+    rest_answer,
+    steadily,
+)
 from lab.booted.host import BootedHost, booted_host
 from lab.booted.outside import (
     ADMIN_CIDR,
     GUEST_ADDRESS,
-    OUTSIDER_ADDRESS,
     WELL_BEHAVED_ADDRESS,
     Client,
     Outside,
@@ -73,6 +84,101 @@ def test_qdrant_runs_the_pinned_image_without_a_registry(booted: BootedHost) -> 
     that is present instead of pulling it (it pulled unconditionally before, and failed here)."""
     image = booted.guest.run("docker", "inspect", "--format", "{{.Config.Image}}", "qdrant")
     assert image.strip() == booted.host.qdrant_image
+
+
+# --- The 401s a minute the host publishes (its metrics timer, moto as CloudWatch) -----------------
+# First among the tests that reach the guest: nothing has been refused yet, so the first run of the
+# publisher is likely quiet already, and the wait short.
+
+QUIET_WAIT_SECONDS = 200
+"""For a publisher run that counted nothing (each run counts the clock minute before its own)."""
+PUBLISHER_RUN_WAIT_SECONDS = 90
+# Under the per-address burst (20) and the auth jail's 20 failures: the mistaken application is
+# neither throttled nor banned, so every request is judged and refused by Qdrant.
+REFUSED_OVER_REST = 6
+REFUSED_OVER_GRPC = 4
+
+
+@dataclass(frozen=True)
+class PublisherRun:
+    """One finished run of the guest's metrics publisher, as its systemd unit recorded it."""
+
+    started: dt.datetime
+    exited: dt.datetime
+
+
+def _systemd_time(shown: str) -> dt.datetime:
+    """`systemctl show --timestamp=us+utc`: Mon 2026-11-30 04:01:00.123456 UTC."""
+    return dt.datetime.strptime(shown, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=dt.timezone.utc)
+
+
+def last_publisher_run(booted: BootedHost) -> PublisherRun | None:
+    """The latest finished run; None before the first, and while one is running."""
+    shown = booted.guest.run(
+        "systemctl", "show", METRICS_UNIT, "--timestamp=us+utc",
+        "--property=ExecMainStartTimestamp,ExecMainExitTimestamp,ActiveState,Result",
+    )  # fmt: skip
+    unit = dict(line.split("=", 1) for line in shown.splitlines())
+    if unit["ActiveState"] == "activating" or not unit["ExecMainExitTimestamp"]:
+        return None
+    assert unit["Result"] == "success", shown
+    latest = PublisherRun(
+        _systemd_time(unit["ExecMainStartTimestamp"]), _systemd_time(unit["ExecMainExitTimestamp"])
+    )
+    # A run in progress has its start, and still the exit of the one before.
+    return latest if latest.exited >= latest.started else None
+
+
+def next_publisher_run(booted: BootedHost, after: PublisherRun | None) -> PublisherRun:
+    """The first run that finished after `after`: the timer fires each minute."""
+    deadline = time.monotonic() + PUBLISHER_RUN_WAIT_SECONDS
+    while (latest := last_publisher_run(booted)) is None or (after and latest.started <= after.exited):
+        assert time.monotonic() < deadline, f"no run of {METRICS_UNIT} in {PUBLISHER_RUN_WAIT_SECONDS} s"
+        # Each look is a command in the guest: a few a second, not wait_until's fifty.
+        time.sleep(0.3)
+    return latest
+
+
+def test_the_published_401_count_is_the_number_of_requests_refused_in_its_minute(
+    booted: BootedHost, lab_network: Outside
+) -> None:
+    """The 401 alarm is only as good as the count behind it: after a run that counted nothing, an
+    application with a wrong key is refused a known number of times over REST and gRPC, and the
+    publisher's next run (its real timer) sends exactly that number, and the run after it 0: every
+    refusal counted, and counted once. Each run's value is read from CloudWatch with a window
+    around that run alone."""
+    dimension = ("Host", booted.host.name)
+
+    def published(by: PublisherRun) -> tuple[int, float]:
+        """(values sent, their sum) by this run: (1, count)."""
+        return booted.ssm.metric_values(
+            METRICS_NAMESPACE, "Unauthorized401", dimension,
+            by.started, by.exited + dt.timedelta(seconds=1),
+        )  # fmt: skip
+
+    deadline = time.monotonic() + QUIET_WAIT_SECONDS
+    quiet = next_publisher_run(booted, last_publisher_run(booted))
+    while published(quiet) != (1, 0):
+        assert time.monotonic() < deadline, f"no quiet minute in {QUIET_WAIT_SECONDS} s"
+        quiet = next_publisher_run(booted, quiet)
+    target = outside_target(booted, lab_network)
+    wrong_key = secrets.token_hex(24)
+    asks = [partial(rest_answer, target, wrong_key)] * REFUSED_OVER_REST + [
+        partial(grpc_answer, target, wrong_key)
+    ] * REFUSED_OVER_GRPC
+    answers = lab_network.mistaken.call_in_process(each_once, asks)
+    sent = dt.datetime.now(dt.timezone.utc)
+    counted = next_publisher_run(booted, quiet)
+    after = next_publisher_run(booted, counted)
+    runs = (quiet, counted, after)
+    print(
+        f"\n{len(asks)} refused {(sent - quiet.exited).total_seconds():.1f} s after a quiet run; "
+        f"runs started at {[each.started.strftime('%H:%M:%S.%f') for each in runs]} published "
+        f"{[published(each) for each in runs]} (values, sum)"
+    )
+    assert answers == ["401"] * REFUSED_OVER_REST + ["UNAUTHENTICATED"] * REFUSED_OVER_GRPC
+    assert sent < counted.started, "the refusals straddle a run: the test proves nothing"
+    assert [published(each) for each in runs] == [(1, 0), (1, len(asks)), (1, 0)]
 
 
 def test_every_verify_check_passes_through_the_published_ports(booted: BootedHost) -> None:
@@ -160,10 +266,29 @@ def test_ssh_answers_the_admin_network_only(booted: BootedHost, lab_network: Out
 
 
 @dataclass(frozen=True)
-class KeyFlood:
-    """The outsider's flood of wrong keys and what the host showed while its ban held."""
+class FloodKind:
+    """A wrong key flooded over one protocol, from an address of its own."""
 
-    flood: list[Answer]
+    answer: Callable[[Target, str, float], str]
+    refusal: str
+    """What a wrong key gets: REST's 401, gRPC's UNAUTHENTICATED."""
+    flooder: Callable[[Outside], Client]
+
+
+FLOODS = {
+    "rest": FloodKind(rest_answer, "401", lambda network: network.outsider),
+    "grpc": FloodKind(grpc_answer, "UNAUTHENTICATED", lambda network: network.grpc_outsider),
+}
+
+
+@dataclass(frozen=True)
+class KeyFlood:
+    """A flood of wrong keys and what the host showed while its ban held."""
+
+    kind: FloodKind
+    flooder: str
+    """The flooding address."""
+    flood: Flood
     served: list[Answer]
     """The well-behaved client's answers, during the flood and after it was cut off."""
     jail_status: str
@@ -184,11 +309,15 @@ def lift_ban(booted: BootedHost, client: Client) -> None:
     assert answering(client, GUEST_ADDRESS, (PORTS.https,)) == {PORTS.https: True}
 
 
-@pytest.fixture(scope="module")
-def key_flood(booted: BootedHost, lab_network: Outside) -> Iterator[KeyFlood]:
-    """One flood of wrong keys from the outsider while the well-behaved client keeps working; the
+@pytest.fixture(scope="module", params=FLOODS)
+def key_flood(
+    request: pytest.FixtureRequest, booted: BootedHost, lab_network: Outside
+) -> Iterator[KeyFlood]:
+    """One flood of wrong keys (REST, or gRPC) while the well-behaved client keeps working; the
     guest is read while the ban holds and the ban is lifted before any test runs, so no other test
     meets it."""
+    kind = FLOODS[request.param]
+    flooder = kind.flooder(lab_network)
     target = outside_target(booted, lab_network)
     wrong_key = secrets.token_hex(24)
     stop = threading.Event()
@@ -196,15 +325,17 @@ def key_flood(booted: BootedHost, lab_network: Outside) -> Iterator[KeyFlood]:
         epoch = time.monotonic()
         served = pool.submit(
             lab_network.well_behaved.call,
-            lambda: steadily(target, booted.api_key, epoch, WELL_BEHAVED_INTERVAL, stop),
+            lambda: steadily(
+                partial(rest_answer, target, booted.api_key), epoch, WELL_BEHAVED_INTERVAL, stop
+            ),
         )
         try:
-            flood = lab_network.outsider.call(
-                lambda: flood_until_refused(target, wrong_key, epoch, FLOOD_LIMIT_SECONDS)
+            flood = flooder.call_in_process(
+                flood_until_refused, partial(kind.answer, target, wrong_key), epoch, FLOOD_LIMIT_SECONDS
             )
             # The rate-limit jail may be the one that refused first: the flood floods it too.
             wait_until(
-                lambda: OUTSIDER_ADDRESS in banned_by(booted, AUTH_JAIL),
+                lambda: flooder.address in banned_by(booted, AUTH_JAIL),
                 "the auth jail's ban",
                 timeout=FLOOD_LIMIT_SECONDS,
             )
@@ -213,8 +344,8 @@ def key_flood(booted: BootedHost, lab_network: Outside) -> Iterator[KeyFlood]:
             stop.wait(AFTER_BAN_SECONDS)
         finally:
             stop.set()
-            lift_ban(booted, lab_network.outsider)
-        record = KeyFlood(flood, served.result(), jail_status, ruleset)
+            lift_ban(booted, flooder)
+        record = KeyFlood(kind, flooder.address, flood, served.result(), jail_status, ruleset)
     yield record
 
 
@@ -224,20 +355,27 @@ def outcomes(answers: Sequence[Answer]) -> list[str]:
 
 def test_a_401_flood_is_refused_by_netfilter_within_seconds(key_flood: KeyFlood) -> None:
     """Key guessing is futile against 48 random characters but costs the host: fail2ban cuts the
-    guesser off at the packet filter, where its connections are refused before TLS."""
+    guesser off at the packet filter, where its connections are refused before TLS. Over gRPC too,
+    whose refusals nginx logs as HTTP 200 with grpc-status 16: the auth jail's second pattern."""
     flood = key_flood.flood
-    assert flood[-1].outcome == REFUSED, f"not banned in {flood[-1].seconds:.0f} s"
-    cut = next(answer for answer in flood if answer.outcome in (REFUSED, DROPPED))
+    answers = flood.answers
+    assert answers[-1].outcome == REFUSED, f"not banned in {flood.since_start(answers[-1]):.0f} s"
+    cut = next(answer for answer in answers if answer.outcome in (REFUSED, DROPPED))
+    refusal = key_flood.kind.refusal
+    answered = outcomes(answers)
     print(
-        f"\n401 flood: {len(flood)} requests, {outcomes(flood).count('401')} answered 401; "
-        f"first connection cut after {cut.seconds:.1f} s, first refused after {flood[-1].seconds:.1f} s"
+        f"\n{refusal} flood: {len(answers)} requests, {answered.count(refusal)} answered {refusal}, "
+        f"{answered.count('429')} 429; first connection cut after {flood.since_start(cut):.1f} s, "
+        f"first refused after {flood.since_start(answers[-1]):.1f} s"
     )
+    assert refusal in answered
+    assert set(answered[: answered.index(cut.outcome)]) <= {refusal, "429"}
 
 
 def test_the_well_behaved_client_is_served_during_and_after_a_flood(key_flood: KeyFlood) -> None:
     """A ban is for the address that misbehaved: an application elsewhere keeps being answered,
     while the flood runs and after its author is banned."""
-    banned_at = key_flood.flood[-1].seconds
+    banned_at = key_flood.flood.answers[-1].seconds
     after = sum(1 for answer in key_flood.served if answer.seconds > banned_at)
     print(f"\nwell-behaved client: {outcomes(key_flood.served)}, {after} of them after the ban")
     assert outcomes(key_flood.served) == ["200"] * len(key_flood.served)
@@ -258,11 +396,11 @@ def fail2ban_rules(ruleset: str, address: str) -> dict[str, str]:
 
 def test_the_ban_is_a_netfilter_rule_that_dropped_the_flood(key_flood: KeyFlood) -> None:
     """fail2ban's database banning an address protects nothing by itself: the kernel must hold a
-    rule for it, and the rules must be what met the outsider's packets (their counters moved). At a
-    flood's pace both jails ban, the auth jail (20 401s) and the rate-limit jail (120 429s), and
-    either may be first."""
-    rules = fail2ban_rules(key_flood.ruleset, OUTSIDER_ADDRESS)
-    print(f"\nfail2ban's rules for the outsider: {rules}")
+    rule for it, and the rules must be what met the flooder's packets (their counters moved). At a
+    REST flood's pace both jails ban, the auth jail (20 401s) and the rate-limit jail (120 429s),
+    and either may be first."""
+    rules = fail2ban_rules(key_flood.ruleset, key_flood.flooder)
+    print(f"\nfail2ban's rules for the flooder: {rules}")
     assert AUTH_JAIL in rules
     assert all(rule.endswith(" reject") for rule in rules.values())
     assert sum(int(rule.split("counter packets ", 1)[1].split()[0]) for rule in rules.values()) > 0
@@ -271,16 +409,17 @@ def test_the_ban_is_a_netfilter_rule_that_dropped_the_flood(key_flood: KeyFlood)
 
 def test_fail2ban_bans_the_flooding_address_in_its_auth_jail(key_flood: KeyFlood) -> None:
     """The jail that reads nginx's 401s banned the flooding address, and only that one."""
-    assert key_flood.jail_status.split("Banned IP list:", 1)[1].split() == [OUTSIDER_ADDRESS]
+    assert key_flood.jail_status.split("Banned IP list:", 1)[1].split() == [key_flood.flooder]
 
 
+@pytest.mark.parametrize("key_flood", ["rest"], indirect=True)
 def test_a_key_guesser_is_rate_limited_then_banned(booted: BootedHost, key_flood: KeyFlood) -> None:
     """Issue 13's brute force, for real: nginx answers the burst (its 401s are the guesses Qdrant
     judged), then holds the guesser to the rate limit with 429s, and fail2ban bans it (its auth jail
     once 20 guesses failed). Nothing but 401 and 429 comes back before the ban. The 429s come first
     because fail2ban reacts to the log (in about a second here) far slower than a flood's 22nd
     request follows its first."""
-    answered = outcomes(key_flood.flood)
+    answered = outcomes(key_flood.flood.answers)
     before_ban = [outcome for outcome in answered if outcome not in (REFUSED, DROPPED)]
     first_limited = answered.index("429")
     print(

@@ -12,9 +12,12 @@ import pytest
 
 from lab.booted.outside import (
     ADMIN_ADDRESS,
+    GRPC_OUTSIDER_ADDRESS,
     GUEST_ADDRESS,
     GUEST_INTERFACE,
+    MISTAKEN_ADDRESS,
     OUTSIDER_ADDRESS,
+    WELL_BEHAVED_ADDRESS,
     outside,
 )
 from lab.processes import LabUnavailable, require_tools, wait_until
@@ -78,6 +81,16 @@ def test_each_client_reaches_the_guest_from_its_own_address(stand_in_guest: int)
     with outside(stand_in_guest) as network:
         assert network.admin.call(source_address) == ADMIN_ADDRESS
         assert network.outsider.call(source_address) == OUTSIDER_ADDRESS
+        assert network.grpc_outsider.call(source_address) == GRPC_OUTSIDER_ADDRESS
+        assert network.well_behaved.call(source_address) == WELL_BEHAVED_ADDRESS
+        assert network.mistaken.call(source_address) == MISTAKEN_ADDRESS
+
+
+def test_a_clients_child_process_connects_from_the_clients_address(stand_in_guest: int) -> None:
+    """gRPC clients run in a child process (grpcio connects from threads of its own, which the
+    calling thread's namespace does not reach): the child must leave from the client's address."""
+    with outside(stand_in_guest) as network:
+        assert network.mistaken.call_in_process(source_address) == MISTAKEN_ADDRESS
 
 
 def test_no_namespace_is_left_behind_when_the_block_fails(stand_in_guest: int) -> None:

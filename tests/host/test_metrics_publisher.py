@@ -2,7 +2,7 @@
 certificate made by openssl, access-log lines in the edge's own LOG_FORMAT, a real file system, an
 HTTP server answering /readyz, and moto's CloudWatch receiving what it sends.
 
-Not run here: the publisher under its systemd timer in the booted host (a later session's job).
+Under its systemd timer, on a booted host: tests/booted/test_first_boot.py.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ REGION = "eu-central-1"
 HOST = "qdrant-test"
 # The real time: the certificates made below are valid from it on.
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+# Where NOW's clock minute began: each run counts the minute before its own.
+MINUTE = NOW.replace(second=0)
 
 
 def _load() -> ModuleType:
@@ -122,12 +124,13 @@ def host_env(tmp_path: Path, port: int, cert_days: int = 20) -> dict[str, str]:
         "".join(
             access_line(when, status, grpc) + "\n"
             for when, status, grpc in [
-                (NOW - dt.timedelta(seconds=90), 401, "-"),  # before the minute: not counted
-                (NOW - dt.timedelta(seconds=50), 401, "-"),
-                (NOW - dt.timedelta(seconds=20), 401, "-"),
-                (NOW - dt.timedelta(seconds=10), 200, "16"),  # gRPC UNAUTHENTICATED
-                (NOW - dt.timedelta(seconds=5), 429, "-"),
-                (NOW - dt.timedelta(seconds=1), 200, "0"),
+                (MINUTE - dt.timedelta(seconds=61), 401, "-"),  # before the minute: not counted
+                (MINUTE - dt.timedelta(seconds=60), 401, "-"),
+                (MINUTE - dt.timedelta(seconds=20), 401, "-"),
+                (MINUTE - dt.timedelta(seconds=10), 200, "16"),  # gRPC UNAUTHENTICATED
+                (MINUTE - dt.timedelta(seconds=5), 429, "-"),
+                (MINUTE - dt.timedelta(seconds=1), 200, "0"),
+                (MINUTE, 401, "-"),  # NOW's own minute: the next run's
             ]
         )
     )
@@ -170,12 +173,33 @@ def test_certificate_days_left_come_from_the_certificate_file(tmp_path):
 
 def test_refused_requests_of_the_last_minute_are_counted_from_the_access_log(tmp_path):
     """REST 401s and gRPC UNAUTHENTICATED are the credential guessing the alarm is for; lines
-    older than a minute were counted by the previous run."""
+    of an earlier minute were counted by the previous run, lines of this one are the next run's."""
     lines = host_env(tmp_path, 1)["NGINX_ACCESS_LOG"]
 
     counts = metrics.refused_last_minute(Path(lines).read_text().splitlines(), NOW)
 
     assert counts == {"401": 3, "429": 1}
+
+
+@pytest.mark.parametrize("first_late, next_late", [(2.5, 0.4), (0.4, 2.5)])
+def test_a_refusal_is_counted_by_one_run_however_late_the_runs_start(first_late, next_late):
+    """The timer starts a run on each minute, and Python and boto3 load for a varying second or
+    two before it reads the clock. A refusal logged at second 1, between a run and the next, is
+    counted once: a window of the 60 s before each run counted it twice when the first run came
+    late enough to read it and the next early (59.4 s before it), and never in the other case."""
+    minute = dt.datetime(2026, 11, 30, 4, 1, tzinfo=dt.timezone.utc)
+    refused_at = minute + dt.timedelta(seconds=1)
+    first = minute + dt.timedelta(seconds=first_late)
+    after_it = minute + dt.timedelta(minutes=1, seconds=next_late)
+    log = [access_line(refused_at, 401)]
+    read_by_first = log if refused_at < first else []
+
+    counted = [
+        metrics.refused_last_minute(read_by_first, first)["401"],
+        metrics.refused_last_minute(log, after_it)["401"],
+    ]
+
+    assert sum(counted) == 1
 
 
 def test_used_percent_agrees_with_df(tmp_path):

@@ -164,10 +164,6 @@ def test_restore_makes_the_data_volume_from_the_snapshot(restored):
     assert volume.inputs["tags"][STACK_TAG] == HOST
 
 
-def test_a_volume_without_restore_is_made_empty(default):
-    assert "snapshotId" not in default.one(VOLUME).inputs
-
-
 @pytest.mark.parametrize("deployment", ["default", "restored"])
 def test_the_data_volume_is_protected_and_retained_with_or_without_restore(deployment, request):
     """Protect makes the engine refuse `pulumi destroy` and any replacement (another snapshot)

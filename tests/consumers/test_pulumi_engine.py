@@ -11,7 +11,8 @@ RegisterResourceRequest as the engine receives it:
   marked for protection"); in an update it bails there, before the create of a create-before-delete
   replacement and before any step of a resource that depends on the volume. Otherwise the order is
   the provider's unless the goal sets `deleteBeforeReplace`; the old resource's delete comes after
-  every create and update.
+  every create and update. pulumi/pulumi-aws `provider/resources.go` maps `aws_ebs_volume` to its
+  token alone (no DeleteBeforeReplace, no auto-named field), so the provider asks for no order.
 - the same file's `generateSteps` and `collapseAliasToUrn`: the URN is looked up first, then each
   alias; an alias with only a name keeps the resource's type, parent, project and stack.
 - pulumi/pulumi `pkg/resource/deploy/step.go`, `DeleteStep.Apply`: a resource whose state says

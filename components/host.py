@@ -49,7 +49,8 @@ class QdrantHostArgs:
     boot_dependencies: Sequence[pulumi.Resource] = ()
     """What the first boot reads (the key parameters): the instance is launched only after them."""
     restore: RestoreSnapshot | None = None
-    """Make the data volume from this snapshot, as a new volume beside the current one."""
+    """The snapshot the data volume is made from: setting or changing it replaces the volume, which
+    the engine does only once the operator has unprotected it."""
     data_volume_tags: Mapping[str, str] = field(default_factory=dict)
     """Beside its Name: what the backup policy finds it by."""
 
@@ -81,20 +82,20 @@ class QdrantHost(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        volume_name = data_volume_name(name, args.restore)
+        volume_name = f"{name}-data"
         data_volume = aws.ebs.Volume(
             volume_name,
             availability_zone=args.availability_zone,
             size=args.host.data_volume_size_gb,
+            # Another snapshot replaces the volume (the provider's ForceNew), which the engine
+            # refuses while the volume is protected. Removing it changes nothing: the attribute is
+            # Optional and Computed, so the provider keeps the snapshot the volume was made from.
             snapshot_id=args.restore.snapshot_id if args.restore else None,
             type="gp3",
             # A volume made from a snapshot is encrypted too, whether the snapshot was or not.
             encrypted=True,
             tags={**args.data_volume_tags, "Name": volume_name},
-            # The volume is the database: `pulumi destroy` must not take it along by accident, and
-            # once the operator unprotects it for a restore, leaving the program only drops it from
-            # the stack: the volume itself stays in the account until deleted on purpose.
-            opts=child.merge(pulumi.ResourceOptions(protect=True, retain_on_delete=True)),
+            opts=child.merge(data_volume_options(volume_name, args.restore)),
         )
         image = HOST_IMAGES[args.host_os]
         ami = aws.ec2.get_ami_output(
@@ -214,10 +215,17 @@ class QdrantHost(pulumi.ComponentResource):
         return profile, [session_manager, read_keys, put_metrics]
 
 
-def data_volume_name(name: str, restore: RestoreSnapshot | None) -> str:
-    """A restore is a new volume resource, so Pulumi creates it instead of replacing (deleting) the
-    current one; each snapshot gives another name, so a second restore is new again."""
-    return f"{name}-data-{restore.snapshot_id}" if restore else f"{name}-data"
+def data_volume_options(volume_name: str, restore: RestoreSnapshot | None) -> pulumi.ResourceOptions:
+    """The volume is the database: protected, so that neither `pulumi destroy` nor a replacement
+    (a restore over it, another snapshot) can happen before the operator unprotects it, and retained
+    on delete, so that the replaced volume only leaves the stack's state, never the account.
+    Replacement stays create-before-delete (no `delete_before_replace`): the restored volume exists
+    before anything lets go of the current one.
+
+    Releases before this one registered a restored volume under `<volume_name>-<snapshot id>`; the
+    alias lets such a stack adopt it under the stable name instead of replacing it."""
+    aliases = [pulumi.Alias(name=f"{volume_name}-{restore.snapshot_id}")] if restore else None
+    return pulumi.ResourceOptions(protect=True, retain_on_delete=True, aliases=aliases)
 
 
 def put_metrics_policy(namespace: str) -> str:

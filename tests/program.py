@@ -117,7 +117,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             resource_id = f"eipalloc-{_digest(args.name)}"
             state.update(allocationId=resource_id, publicIp=PUBLIC_IP)
         elif args.typ == "aws:ebs/volume:Volume":
-            resource_id = f"vol-{_digest(args.name)}"
+            # A volume from another snapshot is a replacement (ForceNew), so another volume.
+            resource_id = f"vol-{_digest(args.name, inputs.get('snapshotId'))}"
         elif args.typ == "aws:ec2/instance:Instance":
             resource_id = f"i-{_digest(args.name)}"
         elif args.typ == "aws:ec2/securityGroup:SecurityGroup":

@@ -143,32 +143,64 @@ def test_backups_off_creates_no_backup_resource():
 # --------------------------------------------------------------------------------------- restore
 
 
-def test_data_volume_is_protected_and_retained_if_it_ever_leaves_the_program(default):
-    """Protect stops `pulumi destroy`; retainOnDelete makes the restore's removal of the old volume
-    from the stack leave the volume itself in the account."""
-    volume = default.one(VOLUME)
-
-    assert (volume.options.protect, volume.options.retainOnDelete) == (True, True)
-    assert "snapshotId" not in volume.inputs
+@pytest.fixture(scope="module")
+def restored() -> Deployment:
+    return deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
 
 
-def test_restore_makes_a_new_volume_from_the_snapshot():
-    """A new resource name: Pulumi creates the restored volume instead of replacing (deleting) the
-    current one."""
-    deployment = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
+def test_the_data_volume_keeps_its_resource_name_through_a_restore(default, restored):
+    """One resource, whatever the restore setting: a restore replaces it (which protection
+    guards), and unsetting the key later cannot register a second, empty volume and move the host
+    onto it, as a restore under a snapshot-named resource did."""
+    assert restored.one(VOLUME).name == default.one(VOLUME).name == f"{HOST}-data"
+    assert restored.one(VOLUME).inputs["tags"]["Name"] == default.one(VOLUME).inputs["tags"]["Name"]
 
-    volume = deployment.one(VOLUME)
-    assert volume.name == f"{HOST}-data-{SNAPSHOT}"
+
+def test_restore_makes_the_data_volume_from_the_snapshot(restored):
+    volume = restored.one(VOLUME)
+
     assert volume.inputs["snapshotId"] == SNAPSHOT
     assert volume.inputs["encrypted"] is True
-    assert (volume.options.protect, volume.options.retainOnDelete) == (True, True)
     assert volume.inputs["tags"][STACK_TAG] == HOST
 
 
-def test_restore_boots_a_new_host_onto_the_restored_volume(default):
+@pytest.mark.parametrize("deployment", ["default", "restored"])
+def test_the_data_volume_is_protected_and_retained_with_or_without_restore(deployment, request):
+    """Protect makes the engine refuse `pulumi destroy` and any replacement (another snapshot)
+    until the operator unprotects the volume; retainOnDelete makes a replaced or removed volume
+    leave the stack's state only, never the account."""
+    volume = request.getfixturevalue(deployment).one(VOLUME)
+
+    assert (volume.options.protect, volume.options.retainOnDelete) == (True, True)
+
+
+@pytest.mark.parametrize("deployment", ["default", "restored"])
+def test_the_data_volume_is_replaced_create_before_delete(deployment, request):
+    """Delete-before-replace would drop the current volume from the stack before the restored one
+    exists: a failed create (a snapshot still pending, a quota) would leave the stack with none."""
+    options = request.getfixturevalue(deployment).one(VOLUME).options
+
+    assert (options.deleteBeforeReplace, options.deleteBeforeReplaceDefined) == (False, False)
+
+
+def test_a_restore_of_the_previous_release_is_adopted_under_the_stable_name(restored):
+    """The previous release registered a restored volume as `<host>-data-<snapshot>`: an alias of
+    that name, with the volume's own parent, type, project and stack, is the URN it has in such a
+    stack's state, so the engine takes it as this volume instead of creating an empty one."""
+    [alias] = restored.one(VOLUME).options.aliases
+
+    assert alias.spec.name == f"{HOST}-data-{SNAPSHOT}"
+    assert (alias.spec.type, alias.spec.project, alias.spec.stack) == ("", "", "")
+    assert (alias.spec.parentUrn, alias.spec.noParent) == ("", False)
+
+
+def test_a_volume_without_restore_claims_no_other_name(default):
+    assert list(default.one(VOLUME).options.aliases) == []
+
+
+def test_restore_boots_a_new_host_onto_the_restored_volume(default, restored):
     """The host mounts its volume by id: the restored one's id in the user data replaces the
     instance, and the attachment moves to the restored volume."""
-    restored = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
     volume_id = restored.outputs["dataVolumeId"].value
 
     assert volume_id != default.outputs["dataVolumeId"].value
@@ -176,9 +208,15 @@ def test_restore_boots_a_new_host_onto_the_restored_volume(default):
     assert restored.one(ATTACHMENT).inputs["volumeId"] == volume_id
 
 
-def test_the_snapshot_is_looked_up_only_for_a_restore(default):
-    restored = deploy(dict(MINIMAL_CONFIG, restoreFromSnapshotId=SNAPSHOT))
+def test_the_restore_reaches_the_host_only_through_the_volumes_id(default, restored):
+    """While the volume is not replaced (a refused restore, an unset key the provider ignores),
+    its id stays, so nothing downstream moves: no new instance, no detached volume."""
+    old_id, new_id = (d.outputs["dataVolumeId"].value for d in (default, restored))
 
+    assert restored.user_data.replace(new_id, old_id) == default.user_data
+
+
+def test_the_snapshot_is_looked_up_only_for_a_restore(default, restored):
     assert [args for token, args in restored.calls if token == GET_SNAPSHOT] == [
         {"snapshotIds": [SNAPSHOT]}
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,9 +19,17 @@ import jwt
 import pytest
 
 from components.user_data import KEYS_SERVICE, KEYS_TIMER, QDRANT_UNIT, bootstrap_command
+from components.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
 from lab.processes import wait_until
-from lab.rotation import RestartableQdrant, SystemdStandIn, rotate, systemd_stand_in
+from lab.rotation import (
+    RestartableQdrant,
+    RotatedKeys,
+    SystemdStandIn,
+    jump,
+    rotate,
+    systemd_stand_in,
+)
 from tests.host.test_bootstrap import (  # noqa: F401 (the module's moto server fixture)
     fresh_edge,
     require_systemd_tools,
@@ -79,6 +87,53 @@ def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_
     assert systemd.restarts(QDRANT_UNIT) == 1
     assert "API keys unchanged" in succeed(systemd.lab, SECRETS)
     assert systemd.restarts(QDRANT_UNIT) == 1
+
+
+def test_a_version_jump_keeps_the_master_key_qdrant_runs_with_as_alt_and_restarts_qdrant_once(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """A bump of two regenerates both slots, so the previous-key parameter names a key that was
+    never live: the key Qdrant runs with (and every token it signed) must still get the grace
+    window, and the minute timer's re-runs, once the env file has switched, must keep it."""
+    keys = jump(ssm, lab.host, grace_seconds=3600)
+
+    succeed(systemd.lab, SECRETS)
+
+    assert env_file(lab) == {
+        "QDRANT__SERVICE__API_KEY": keys.api_key,
+        "QDRANT__SERVICE__READ_ONLY_API_KEY": keys.read_only_api_key,
+        ALT: lab.api_key,
+    }
+    assert systemd.restarts(QDRANT_UNIT) == 1
+    assert "API keys unchanged" in succeed(systemd.lab, SECRETS)
+    assert systemd.restarts(QDRANT_UNIT) == 1
+
+
+def test_a_host_that_missed_a_rotation_keeps_the_key_it_runs_with_at_the_next(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """A host whose timer did not apply the last rotation never accepted that rotation's key: the
+    applications that work at the next rotation are those on the key it still runs with."""
+    missed = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    rotate(ssm, lab.host, missed.api_key, grace_seconds=3600)
+
+    succeed(systemd.lab, SECRETS)
+
+    assert env_file(lab)[ALT] == lab.api_key
+
+
+def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_the_window(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """A host replaced during a grace window (its first boot writes the env file) knows no running
+    key: the previous-key parameter's is the one applications used after a bump by one."""
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    Path(lab.secrets_file).unlink()
+
+    succeed(systemd.lab, SECRETS)
+
+    assert env_file(lab)[ALT] == lab.api_key
+    assert env_file(lab)["QDRANT__SERVICE__API_KEY"] == keys.api_key
 
 
 def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends(
@@ -151,13 +206,21 @@ def status(edge: EdgeBootstrap, headers: dict[str, str]) -> int:
         connection.close()
 
 
+Rotation = Callable[[Ssm, HostSettings, str], RotatedKeys]
+ROTATIONS: dict[str, Rotation] = {
+    "bump by one": lambda ssm, host, running_key: rotate(ssm, host, running_key, GRACE_SECONDS),
+    "jump of two": lambda ssm, host, running_key: jump(ssm, host, GRACE_SECONDS),
+}
+
+
+@pytest.mark.parametrize("rotation", ROTATIONS.values(), ids=ROTATIONS.keys())
 def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_after(
-    ssm: Ssm,  # noqa: F811
+    ssm: Ssm, rotation: Rotation  # noqa: F811
 ) -> None:
-    """The promise to applications: after `pulumi up` rotates the keys, the old master key and
-    tokens signed with it keep working until keyGraceHours have passed, then Qdrant refuses them
-    (401 for the key, 403 for a token: Qdrant's answers for an unknown key and a bad signature),
-    while the new key and re-minted tokens work throughout."""
+    """The promise to applications: after `pulumi up` rotates the keys, by any version bump, the
+    old master key and tokens signed with it keep working until keyGraceHours have passed, then
+    Qdrant refuses them (401 for the key, 403 for a token: Qdrant's answers for an unknown key and
+    a bad signature), while the new key and re-minted tokens work throughout."""
     with ExitStack() as stack:
         edge = fresh_edge(ssm, stack)
         forget_rotations(ssm, edge.lab)
@@ -168,7 +231,7 @@ def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_afte
         old_key, old_token = edge.lab.api_key, jwt.encode({"access": "r"}, edge.lab.api_key)
         assert status(edge, {"api-key": old_key}) == 200
 
-        keys = rotate(ssm, edge.lab.host, old_key, GRACE_SECONDS)
+        keys = rotation(ssm, edge.lab.host, old_key)
         succeed(systemd.lab, SECRETS)
         assert systemd.restarts(QDRANT_UNIT) == 1
         qdrant.restart()

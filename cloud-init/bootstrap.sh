@@ -266,8 +266,9 @@ step_data_volume() {
 # The replaced key is the one Qdrant runs with (the env file's), not necessarily the parameter's: a
 # version jump of two or more regenerates both of the program's slots, so the parameter then names a
 # key no host ever ran with. Once switched, the env file's alt key is the replaced one, so re-runs
-# keep it. A host without an env file (first boot, replacement) knows no running key and keeps the
-# parameter's. No previous-key parameter: no alt key.
+# keep it, unless the parameter names the running key: a next rotation is under way, which ends the
+# older alt key's window. A host without an env file (first boot, replacement) knows no running
+# key and keeps the parameter's. No previous-key parameter: no alt key.
 fetch_api_keys() {
   python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
     "$PREVIOUS_API_KEY_PARAMETER" "$QDRANT_ENV_FILE" "$1" "$SECRETS_WAIT_SECONDS" \
@@ -336,8 +337,10 @@ if previous in values:
             running = dict(line.rstrip("\n").split("=", 1) for line in env_file if "=" in line)
     except FileNotFoundError:
         running = {}
-    if running:
-        alt = running.get(MASTER) if running.get(MASTER) != keys[MASTER] else running.get(ALT)
+    if running and running.get(MASTER) != keys[MASTER]:
+        alt = running.get(MASTER)
+    elif running:
+        alt = running.get(ALT) if alt != keys[MASTER] else None
     if alt and time.time() < until and alt != keys[MASTER]:
         keys[ALT] = alt
 with open(target, "w", encoding="utf-8") as env_file:

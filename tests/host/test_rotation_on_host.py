@@ -19,6 +19,7 @@ import jwt
 import pytest
 
 from components.user_data import KEYS_SERVICE, KEYS_TIMER, QDRANT_UNIT, bootstrap_command
+from components.api_keys import previous_key_document
 from components.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
 from lab.processes import wait_until
@@ -123,6 +124,21 @@ def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_t
 
     assert env_file(lab)[ALT] == lab.api_key
     assert env_file(lab)["QDRANT__SERVICE__API_KEY"] == keys.api_key
+
+
+def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_replaced(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """`pulumi up` writes the previous key before the master key: a run in between (or a deploy
+    that failed there) must not keep the key two rotations back alive under the new deadline."""
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    succeed(systemd.lab, SECRETS)
+    next_deadline = int(time.time()) + 7200
+    ssm.put(lab.host.previous_api_key_parameter, previous_key_document(keys.api_key, next_deadline))
+
+    succeed(systemd.lab, SECRETS)
+
+    assert ALT not in env_file(lab)
 
 
 def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends(

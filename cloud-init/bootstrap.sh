@@ -262,10 +262,17 @@ step_data_volume() {
 # retried with backoff for SECRETS_WAIT_SECONDS, then the bootstrap fails naming what it lacked.
 #
 # During a rotation's grace window the master key it replaced is Qdrant's alt_api_key: that key and
-# the tokens it signed keep working until the window ends. No previous-key parameter: no alt key.
+# the tokens it signed keep working until the window ends (the previous-key parameter's validUntil).
+# The replaced key is the one Qdrant runs with (the env file's), not necessarily the parameter's: a
+# version jump of two or more regenerates both of the program's slots, so the parameter then names a
+# key no host ever ran with. Once switched, the env file's alt key is the replaced one, so re-runs
+# keep it, unless the parameter names the running key: a next rotation is under way, which ends the
+# older alt key's window. A host without an env file (first boot, replacement) knows no running
+# key and keeps the parameter's. No previous-key parameter: no alt key.
 fetch_api_keys() {
   python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
-    "$PREVIOUS_API_KEY_PARAMETER" "$1" "$SECRETS_WAIT_SECONDS" "$BACKOFF_CAP_SECONDS" <<'PYTHON'
+    "$PREVIOUS_API_KEY_PARAMETER" "$QDRANT_ENV_FILE" "$1" "$SECRETS_WAIT_SECONDS" \
+    "$BACKOFF_CAP_SECONDS" <<'PYTHON'
 import json
 import sys
 import time
@@ -274,8 +281,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
-region, master, read_only, previous, target, wait_seconds, backoff_cap = sys.argv[1:]
-wanted = {"QDRANT__SERVICE__API_KEY": master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
+region, master, read_only, previous, running_file, target, wait_seconds, backoff_cap = sys.argv[1:]
+MASTER, ALT = "QDRANT__SERVICE__API_KEY", "QDRANT__SERVICE__ALT_API_KEY"
+wanted = {MASTER: master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
 # botocore itself retries what is transient on the wire (network, throttling).
 retries = Config(retries={"mode": "standard", "max_attempts": 8})
 ssm = boto3.client("ssm", region_name=region, config=retries)
@@ -324,8 +332,17 @@ if previous in values:
         alt, until = key(document["apiKey"], previous), int(document["validUntil"])
     except (ValueError, TypeError, KeyError):
         sys.exit(f"secure-qdrant: SSM parameter {previous} is malformed")
-    if time.time() < until and alt != keys["QDRANT__SERVICE__API_KEY"]:
-        keys["QDRANT__SERVICE__ALT_API_KEY"] = alt
+    try:
+        with open(running_file, encoding="utf-8") as env_file:
+            running = dict(line.rstrip("\n").split("=", 1) for line in env_file if "=" in line)
+    except FileNotFoundError:
+        running = {}
+    if running and running.get(MASTER) != keys[MASTER]:
+        alt = running.get(MASTER)
+    elif running:
+        alt = running.get(ALT) if alt != keys[MASTER] else None
+    if alt and time.time() < until and alt != keys[MASTER]:
+        keys[ALT] = alt
 with open(target, "w", encoding="utf-8") as env_file:
     env_file.writelines(f"{variable}={value}\n" for variable, value in keys.items())
 PYTHON

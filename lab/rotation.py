@@ -46,16 +46,23 @@ class ParameterStore(Protocol):
 
 
 def rotate(
-    ssm: ParameterStore, host: HostSettings, replaced_key: str, grace_seconds: int
+    ssm: ParameterStore, host: HostSettings, previous_key: str, grace_seconds: int
 ) -> RotatedKeys:
-    """New keys in SSM, in the order `pulumi up` writes them (components/api_keys.py): the replaced
-    master key first, with the end of its grace window, then the new master and read-only keys."""
+    """New keys in SSM, in the order `pulumi up` writes them (components/api_keys.py): the previous
+    key first, with the end of its grace window, then the new master and read-only keys. After a
+    bump by one the previous key is the replaced master key; see `jump` for a bigger bump."""
     valid_until = int(time.time()) + grace_seconds
-    ssm.put(host.previous_api_key_parameter, previous_key_document(replaced_key, valid_until))
+    ssm.put(host.previous_api_key_parameter, previous_key_document(previous_key, valid_until))
     keys = RotatedKeys(secrets.token_hex(24), secrets.token_hex(24), valid_until)
     ssm.put(host.api_key_parameter, keys.api_key)
     ssm.put(host.read_only_api_key_parameter, keys.read_only_api_key)
     return keys
+
+
+def jump(ssm: ParameterStore, host: HostSettings, grace_seconds: int) -> RotatedKeys:
+    """What `pulumi up` writes after a version bump of two or more: both of the master key's slots
+    are regenerated, so the previous-key parameter names a key no host ever ran with."""
+    return rotate(ssm, host, secrets.token_hex(24), grace_seconds)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,9 +19,18 @@ import jwt
 import pytest
 
 from components.user_data import KEYS_SERVICE, KEYS_TIMER, QDRANT_UNIT, bootstrap_command
+from components.api_keys import previous_key_document
+from components.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
 from lab.processes import wait_until
-from lab.rotation import RestartableQdrant, SystemdStandIn, rotate, systemd_stand_in
+from lab.rotation import (
+    RestartableQdrant,
+    RotatedKeys,
+    SystemdStandIn,
+    jump,
+    rotate,
+    systemd_stand_in,
+)
 from tests.host.test_bootstrap import (  # noqa: F401 (the module's moto server fixture)
     fresh_edge,
     require_systemd_tools,
@@ -35,6 +44,14 @@ SECRETS = ("secrets",)
 ALT = "QDRANT__SERVICE__ALT_API_KEY"
 # Short, so a test watches the window close; the host's real one is keyGraceHours.
 GRACE_SECONDS = 4
+# What `pulumi up` writes for a version bump, given the master key the host runs with and the grace.
+Rotation = Callable[[Ssm, HostSettings, str, int], RotatedKeys]
+# A jump of two regenerates both of the master key's slots: the previous-key parameter then names a
+# key that was never live, and only the host knows the one in use.
+ROTATIONS: dict[str, Rotation] = {
+    "bump by one": rotate,
+    "jump of two": lambda ssm, host, running_key, grace: jump(ssm, host, grace),
+}
 
 
 def forget_rotations(ssm: Ssm, lab: BootstrapLab) -> None:  # noqa: F811
@@ -61,13 +78,14 @@ def env_file(lab: BootstrapLab) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
+@pytest.mark.parametrize("rotation", ROTATIONS.values(), ids=ROTATIONS.keys())
 def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_qdrant_once(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn, rotation: Rotation  # noqa: F811
 ) -> None:
-    """The grace window: Qdrant takes the replaced master key (and tokens it signed) as its
-    alt_api_key; the keys apply only with a restart, and a run that finds nothing new restarts
-    nothing (the timer runs every minute)."""
-    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    """The grace window: Qdrant takes the master key it ran with (and tokens it signed) as its
+    alt_api_key, by any version bump; the keys apply only with a restart, and a run that finds
+    nothing new (the timer runs every minute) restarts nothing and keeps that alt key."""
+    keys = rotation(ssm, lab.host, lab.api_key, 3600)
 
     succeed(systemd.lab, SECRETS)
 
@@ -79,6 +97,48 @@ def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_
     assert systemd.restarts(QDRANT_UNIT) == 1
     assert "API keys unchanged" in succeed(systemd.lab, SECRETS)
     assert systemd.restarts(QDRANT_UNIT) == 1
+
+
+def test_a_host_that_missed_a_rotation_keeps_the_key_it_runs_with_at_the_next(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """A host whose timer did not apply the last rotation never accepted that rotation's key: the
+    applications that work at the next rotation are those on the key it still runs with."""
+    missed = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    rotate(ssm, lab.host, missed.api_key, grace_seconds=3600)
+
+    succeed(systemd.lab, SECRETS)
+
+    assert env_file(lab)[ALT] == lab.api_key
+
+
+def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_the_window(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """A host replaced during a grace window (its first boot writes the env file) knows no running
+    key: the previous-key parameter's is the one applications used after a bump by one."""
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    Path(lab.secrets_file).unlink()
+
+    succeed(systemd.lab, SECRETS)
+
+    assert env_file(lab)[ALT] == lab.api_key
+    assert env_file(lab)["QDRANT__SERVICE__API_KEY"] == keys.api_key
+
+
+def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_replaced(
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+) -> None:
+    """`pulumi up` writes the previous key before the master key: a run in between (or a deploy
+    that failed there) must not keep the key two rotations back alive under the new deadline."""
+    keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
+    succeed(systemd.lab, SECRETS)
+    next_deadline = int(time.time()) + 7200
+    ssm.put(lab.host.previous_api_key_parameter, previous_key_document(keys.api_key, next_deadline))
+
+    succeed(systemd.lab, SECRETS)
+
+    assert ALT not in env_file(lab)
 
 
 def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends(
@@ -151,13 +211,14 @@ def status(edge: EdgeBootstrap, headers: dict[str, str]) -> int:
         connection.close()
 
 
+@pytest.mark.parametrize("rotation", ROTATIONS.values(), ids=ROTATIONS.keys())
 def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_after(
-    ssm: Ssm,  # noqa: F811
+    ssm: Ssm, rotation: Rotation  # noqa: F811
 ) -> None:
-    """The promise to applications: after `pulumi up` rotates the keys, the old master key and
-    tokens signed with it keep working until keyGraceHours have passed, then Qdrant refuses them
-    (401 for the key, 403 for a token: Qdrant's answers for an unknown key and a bad signature),
-    while the new key and re-minted tokens work throughout."""
+    """The promise to applications: after `pulumi up` rotates the keys, by any version bump, the
+    old master key and tokens signed with it keep working until keyGraceHours have passed, then
+    Qdrant refuses them (401 for the key, 403 for a token: Qdrant's answers for an unknown key and
+    a bad signature), while the new key and re-minted tokens work throughout."""
     with ExitStack() as stack:
         edge = fresh_edge(ssm, stack)
         forget_rotations(ssm, edge.lab)
@@ -168,7 +229,7 @@ def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_afte
         old_key, old_token = edge.lab.api_key, jwt.encode({"access": "r"}, edge.lab.api_key)
         assert status(edge, {"api-key": old_key}) == 200
 
-        keys = rotate(ssm, edge.lab.host, old_key, GRACE_SECONDS)
+        keys = rotation(ssm, edge.lab.host, old_key, GRACE_SECONDS)
         succeed(systemd.lab, SECRETS)
         assert systemd.restarts(QDRANT_UNIT) == 1
         qdrant.restart()

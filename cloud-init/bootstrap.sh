@@ -266,9 +266,10 @@ step_data_volume() {
 # The replaced key is the one Qdrant runs with (the env file's), not necessarily the parameter's: a
 # version jump of two or more regenerates both of the program's slots, so the parameter then names a
 # key no host ever ran with. Once switched, the env file's alt key is the replaced one, so re-runs
-# keep it, unless the parameter names the running key: a next rotation is under way, which ends the
-# older alt key's window. A host without an env file (first boot, replacement) knows no running
-# key and keeps the parameter's. No previous-key parameter: no alt key.
+# keep it while the parameter's deadline is the one it was taken under (kept beside the env file):
+# a new deadline is a next rotation under way, which ends the older alt key's window. A host
+# without an env file (first boot, replacement) knows no running key and keeps the parameter's. No
+# previous-key parameter: no alt key.
 fetch_api_keys() {
   python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
     "$PREVIOUS_API_KEY_PARAMETER" "$QDRANT_ENV_FILE" "$1" "$SECRETS_WAIT_SECONDS" \
@@ -337,12 +338,20 @@ if previous in values:
             running = dict(line.rstrip("\n").split("=", 1) for line in env_file if "=" in line)
     except FileNotFoundError:
         running = {}
+    taken_until = running_file + ".alt-until"
     if running and running.get(MASTER) != keys[MASTER]:
         alt = running.get(MASTER)
     elif running:
-        alt = running.get(ALT) if alt != keys[MASTER] else None
+        try:
+            with open(taken_until, encoding="utf-8") as deadline_file:
+                same_window = deadline_file.read().strip() == str(until)
+        except FileNotFoundError:
+            same_window = False
+        alt = running.get(ALT) if same_window else None
     if alt and time.time() < until and alt != keys[MASTER]:
         keys[ALT] = alt
+        with open(taken_until, "w", encoding="utf-8") as deadline_file:
+            deadline_file.write(f"{until}\n")
 with open(target, "w", encoding="utf-8") as env_file:
     env_file.writelines(f"{variable}={value}\n" for variable, value in keys.items())
 PYTHON
@@ -496,18 +505,26 @@ certificate_is_current() {
 }
 
 # certbot writes without fsync: a power cut, or a snapshot of the volume in use, in the seconds
-# after a renewal can leave the live links pointing at files whose data never reached the disk.
-# certbot then refuses the whole lineage, and the host would never serve TLS again. Such a lineage
-# is moved aside, kept, and a new certificate issued.
+# after a renewal can leave the live links pointing at files whose data never reached the disk, or
+# the renewal config empty. certbot then refuses the whole lineage, and the host would never serve
+# TLS again. Such a lineage is moved aside, kept, and a new certificate issued.
+lineage_is_readable() {
+  local live="${LETSENCRYPT_DIR}/live/${DOMAIN}" pem
+  [[ -s ${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf ]] || return 1
+  for pem in cert chain fullchain; do
+    openssl x509 -noout -in "${live}/${pem}.pem" 2>/dev/null || return 1
+  done
+  openssl pkey -noout -in "${live}/privkey.pem" </dev/null 2>/dev/null
+}
+
 set_aside_unreadable_lineage() {
-  local part aside
-  [[ -e ${LETSENCRYPT_DIR}/renewal/${DOMAIN}.conf ]] || return 0
-  if openssl x509 -noout -in "$CERTIFICATE" 2>/dev/null &&
-    openssl pkey -noout -in "$CERTIFICATE_KEY" </dev/null 2>/dev/null; then
-    return 0
-  fi
+  local part aside found=0 parts=("live/${DOMAIN}" "archive/${DOMAIN}" "renewal/${DOMAIN}.conf")
+  for part in "${parts[@]}"; do
+    if [[ -e ${LETSENCRYPT_DIR}/${part} ]]; then found=1; fi
+  done
+  if ((found == 0)) || lineage_is_readable; then return 0; fi
   aside="${LETSENCRYPT_DIR}/unreadable-$(date -u +%Y%m%dT%H%M%SZ)"
-  for part in "live/${DOMAIN}" "archive/${DOMAIN}" "renewal/${DOMAIN}.conf"; do
+  for part in "${parts[@]}"; do
     mkdir -p "${aside}/${part%/*}"
     if [[ -e ${LETSENCRYPT_DIR}/${part} ]]; then mv -- "${LETSENCRYPT_DIR}/${part}" "${aside}/${part}"; fi
   done
@@ -517,11 +534,11 @@ set_aside_unreadable_lineage() {
 step_certificate() {
   local reload arguments name names domains=()
   challenge_arguments
+  set_aside_unreadable_lineage
   if certificate_is_current; then
     log "reusing the certificate on the data volume"
     return 0
   fi
-  set_aside_unreadable_lineage
   read -ra arguments <<<"$NGINX_ARGS"
   # certbot keeps the hook in the lineage's renewal config: renewals reload nginx too.
   printf -v reload '%q ' nginx "${arguments[@]}" -s reload

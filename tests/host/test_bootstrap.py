@@ -738,26 +738,37 @@ def test_timer_style_renewal_reloads_nginx_through_the_stored_hook(edge: EdgeBoo
     assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())
 
 
+# What a crash in the seconds after a renewal can leave empty: certbot writes no file with fsync.
+CRASHED_FILES = {
+    "certificate and key": ("live/{domain}/fullchain.pem", "live/{domain}/privkey.pem"),
+    "certificate alone": ("live/{domain}/cert.pem",),
+    "renewal config": ("renewal/{domain}.conf",),
+}
+
+
+@pytest.mark.parametrize("emptied", CRASHED_FILES.values(), ids=CRASHED_FILES.keys())
 def test_a_lineage_left_unreadable_by_a_crash_after_a_renewal_is_kept_aside_and_replaced(
-    ssm: Ssm,
+    ssm: Ssm, emptied: tuple[str, ...]  # noqa: F811
 ) -> None:
     """certbot does not fsync: a power cut, or a restored snapshot taken in the seconds after a
-    renewal, leaves the renewed files empty (ext4's delayed allocation) behind live links already
-    committed, and certbot refuses such a lineage outright. The host must serve TLS again, and
-    what certbot wrote is kept, never deleted."""
+    renewal, leaves renewed files empty (ext4's delayed allocation) behind links or names already
+    committed, and certbot refuses such a lineage outright, at once or at its next renewal. The
+    host must serve TLS again, and what certbot wrote is kept, never deleted."""
     with ExitStack() as stack:
         edge = fresh_edge(ssm, stack)
         succeed(edge.lab, EDGE_STEPS)
         host = edge.lab.host
-        fullchain, key = certificate_paths(host)
-        for path in (fullchain, key):
-            edge.lab.view(path).write_bytes(b"")  # through the live link: the archive's file
+        for path in emptied:
+            # Through the live links: the archive's files.
+            file = f"{host.paths.letsencrypt_dir}/{path.format(domain=host.domain)}"
+            edge.lab.view(file).write_bytes(b"")
 
         output = succeed(edge.lab, EDGE_STEPS)
 
         [kept] = re.findall(r"its lineage is kept in (\S+)", output)
         assert edge.lab.view(f"{kept}/renewal/{host.domain}.conf").is_file()
         assert edge.lab.view(f"{kept}/live/{host.domain}").is_dir()
+        fullchain, _ = certificate_paths(host)
         assert served_certificate(edge) == leaf_certificate(edge.lab.view(fullchain).read_text())
 
 

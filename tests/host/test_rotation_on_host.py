@@ -9,6 +9,7 @@ the test restarts the Qdrant double from the env file the step wrote, as systemd
 from __future__ import annotations
 
 import http.client
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -126,15 +127,18 @@ def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_t
     assert env_file(lab)["QDRANT__SERVICE__API_KEY"] == keys.api_key
 
 
+@pytest.mark.parametrize("next_rotation", ROTATIONS.keys())
 def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_replaced(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn, next_rotation: str  # noqa: F811
 ) -> None:
     """`pulumi up` writes the previous key before the master key: a run in between (or a deploy
-    that failed there) must not keep the key two rotations back alive under the new deadline."""
+    that failed there) must not keep the key two rotations back alive under the new deadline,
+    whether the next previous key is the running one (a bump by one) or one never live (a jump)."""
     keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
     succeed(systemd.lab, SECRETS)
+    next_previous = keys.api_key if next_rotation == "bump by one" else secrets.token_hex(24)
     next_deadline = int(time.time()) + 7200
-    ssm.put(lab.host.previous_api_key_parameter, previous_key_document(keys.api_key, next_deadline))
+    ssm.put(lab.host.previous_api_key_parameter, previous_key_document(next_previous, next_deadline))
 
     succeed(systemd.lab, SECRETS)
 

@@ -25,7 +25,8 @@ def days_left(enddate, now):
 
 def refused_last_minute(lines, now):
     """401s (gRPC: UNAUTHENTICATED, 16) and 429s of the clock minute before `now`'s: each line
-    is one run's, however late runs start (the 60 s before `now` counted some twice)."""
+    is one run's while every run starts within its minute (the 60 s before `now` counted some
+    twice)."""
     end = now.replace(second=0, microsecond=0)
     counts = {"401": 0, "429": 0}
     for match in filter(None, map(LINE.search, lines)):

@@ -48,15 +48,18 @@ def dlm_execution_policy(region: str, target_tags: Mapping[str, str]) -> str:
 
     AWS's managed `AWSDataLifecycleManagerServiceRole` (EBS User Guide, "AWS managed policies for
     Amazon Data Lifecycle Manager") grants its actions on every volume and snapshot of the account,
-    for every kind of DLM policy. Of its actions this schedule needs none of these:
-    - CreateSnapshots, DescribeInstances: multi-volume snapshots of policies that target instances
-      (this one targets volumes);
+    for every kind of DLM policy. Its read-only Describe actions are all kept (they read no data,
+    and one missing could fail a backup no test here can run). Of its other actions this schedule
+    needs none of these:
+    - CreateSnapshots: multi-volume snapshots of policies that target instances (this one targets
+      volumes);
     - CopySnapshot: copy rules (cross-region, cross-account), which this schedule has none of;
     - ModifySnapshotAttribute: sharing snapshots with other accounts;
     - the fast snapshot restore and archive tier actions: rules of their own, not set here;
     - the EventBridge rule actions: cross-account copy event policies.
-    No KMS permission either: the data volume is under the account's AWS managed `aws/ebs` key, whose
-    key policy lets every principal of the account use it through EBS.
+    No KMS permission either, nor has the managed policy any: the data volume is encrypted under the
+    account's default EBS key, AWS's managed `aws/ebs` unless the account made a customer managed
+    key its default, whose key policy must then let this role use it (as for any DLM role).
     """
 
     def carrying(tags: Mapping[str, str]) -> dict[str, str]:
@@ -106,7 +109,15 @@ def dlm_execution_policy(region: str, target_tags: Mapping[str, str]) -> str:
                     # EC2's Describe actions take no resource-level permissions: `*` or nothing.
                     "Sid": "FindVolumesAndSnapshots",
                     "Effect": "Allow",
-                    "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+                    "Action": [
+                        "ec2:DescribeVolumes",
+                        "ec2:DescribeSnapshots",
+                        "ec2:DescribeInstances",
+                        "ec2:DescribeAvailabilityZones",
+                        "ec2:DescribeSnapshotAttribute",
+                        "ec2:DescribeFastSnapshotRestores",
+                        "ec2:DescribeSnapshotTierStatus",
+                    ],
                     "Resource": "*",
                 },
             ],

@@ -34,7 +34,8 @@ def resolve_restore(snapshot_id: str, region: str, volume_size_gb: int) -> Resto
         raise RestoreError(
             f"{KEY}: {snapshot_id} is not a snapshot this account can see in {region} ({error}); "
             "a snapshot of another region must first be copied here (aws ec2 copy-snapshot "
-            f"--region {region} --source-region <its region> --source-snapshot-id {snapshot_id})"
+            f"--region {region} --source-region <its region> --source-snapshot-id {snapshot_id}); "
+            "if this restore is done, remove the key (pulumi config rm restoreFromSnapshotId)"
         ) from None
     account = aws.get_caller_identity().account_id
     if snapshot.owner_id != account:

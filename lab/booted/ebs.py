@@ -5,7 +5,9 @@ blocks the volume had acknowledged at one instant, taken while the instance runs
 writes still in its page cache, as a power cut would leave the disk. A plain copy of a file in use
 is not that: the guest writes on while it is read, and the copy is torn. A reflink copy on XFS is:
 FICLONE flushes what the loop device wrote, then shares the extents while holding both files' I/O
-locks, so each of the guest's writes lands wholly before or wholly after the copy. This machine's
+locks, so the copy holds every write the loop device completed before it and none issued after
+(a request still in flight, which the loop device writes a segment at a time, may be in it in
+part, as on a disk at a power cut). This machine's
 disk is ext4, which has no reflink, so the volumes live on an XFS of the lab's own (itself a sparse
 file on a loop device). Everything is detached, unmounted and removed on exit.
 """
@@ -19,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.processes import run
+from lab.processes import CommandFailed, run
 
 # Sparse: only what the volumes use takes room on this machine's disk.
 STORE_BYTES = 64 * 1024**3
@@ -96,6 +98,15 @@ def _reflink(source: Path, copy: Path) -> None:
     run(["cp", "--reflink=always", str(source), str(copy)])
 
 
+def _unmount(mount: Path) -> None:
+    """Lazily if a volume is still held (a guest that did not go): the mount and its loop device
+    then go with the last user, and the files are never removed from under a mounted XFS."""
+    try:
+        run(["umount", "--detach-loop", str(mount)])
+    except CommandFailed:
+        run(["umount", "--lazy", "--detach-loop", str(mount)])
+
+
 @contextmanager
 def volume_store(workdir: Path) -> Iterator[VolumeStore]:
     """Volumes and snapshots under `workdir` (created), on an XFS of their own."""
@@ -108,7 +119,7 @@ def volume_store(workdir: Path) -> Iterator[VolumeStore]:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         run(["mount", "-o", "loop", str(backing), str(mount)])
-        stack.callback(run, ["umount", "--detach-loop", str(mount)])
+        stack.callback(_unmount, mount)
         # Entered last, so every volume's loop device is detached before the XFS goes.
         volumes = stack.enter_context(ExitStack())
         yield VolumeStore(mount, volumes)

@@ -178,10 +178,11 @@ class WriteStream:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, failure: type[BaseException] | None, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        if self._error is not None:
+        # The body's own failure (a failed snapshot) is the one to see.
+        if failure is None and self._error is not None:
             raise self._error
 
     def wait_for(self, count: int, timeout: float = 60) -> None:

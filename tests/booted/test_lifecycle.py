@@ -7,10 +7,9 @@ same root filesystem, then a replacement (a fresh image, a new instance id, the 
 data disk, as `pulumi up` replacing the instance does) onto a disk grown while no instance ran and
 with Qdrant held loading, a renewal on that instance, and last the drill: a snapshot of the data disk
 while points are being written, and a restore from it onto a new volume and instance. Each fixture
-records what it saw; each
-test judges one behaviour from the record. Everything (guests, roots, servers, loop device, cgroup
-folders) is removed afterwards, also when a phase fails. Needs root and the tools scripts/test
-installs; skips, saying what is missing, without them.
+records what it saw; each test judges one behaviour from the record. Everything (guests, roots,
+servers, loop devices, mounts, cgroup folders) is removed afterwards, also when a phase fails.
+Needs root and the tools scripts/test installs; skips, saying what is missing, without them.
 """
 
 from __future__ import annotations
@@ -32,14 +31,14 @@ from lab.booted.lifecycle import (
     EdgeAnswer,
     EdgeWhileLoading,
     HostLife,
+    Write,
+    WriteStream,
     certificates_issued,
+    ext4_features,
     filesystem_bytes,
     hold_qdrant_loading,
     host_life,
     make_certificate_due,
-    Write,
-    WriteStream,
-    ext4_features,
     nginx_main_pid,
     read_points,
     served_serial,

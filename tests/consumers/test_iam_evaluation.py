@@ -273,7 +273,14 @@ def test_dlm_cannot_share_or_copy_the_backups(dlm, action):
     assert decide(dlm, action, SNAPSHOT, THE_STACKS_BACKUP) != "Allowed"
 
 
-@pytest.mark.parametrize("action", ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:DescribeInstances",
+        "ec2:DescribeAvailabilityZones", "ec2:DescribeSnapshotAttribute",
+        "ec2:DescribeFastSnapshotRestores", "ec2:DescribeSnapshotTierStatus",
+    ],
+)  # fmt: skip
 def test_dlm_finds_the_volumes_and_its_snapshots(dlm, action):
     """DLM lists the volumes carrying its target tag and counts the snapshots it keeps. EC2's
     Describe actions take no resource-level permissions: they are granted on `*` or not at all."""

@@ -43,8 +43,8 @@ def dlm_trust_policy() -> str:
 
 
 def dlm_execution_policy(region: str, target_tags: Mapping[str, str]) -> str:
-    """What DLM may do as this stack's role: snapshot the volumes it targets, tag each snapshot as
-    it creates it, expire the schedule's snapshots of this stack. Nothing else in the account.
+    """What DLM may do as this stack's role: snapshot the volumes it targets, tag snapshots,
+    expire the schedule's snapshots of this stack, and the read-only Describe calls.
 
     AWS's managed `AWSDataLifecycleManagerServiceRole` (EBS User Guide, "AWS managed policies for
     Amazon Data Lifecycle Manager") grants its actions on every volume and snapshot of the account,

@@ -7,9 +7,9 @@ is not that: the guest writes on while it is read, and the copy is torn. A refli
 FICLONE flushes what the loop device wrote, then shares the extents while holding both files' I/O
 locks, so the copy holds every write the loop device completed before it and none issued after
 (a request still in flight, which the loop device writes a segment at a time, may be in it in
-part, as on a disk at a power cut). This machine's
-disk is ext4, which has no reflink, so the volumes live on an XFS of the lab's own (itself a sparse
-file on a loop device). Everything is detached, unmounted and removed on exit.
+part, as on a disk at a power cut). This machine's disk is ext4, which has no reflink, so the
+volumes live on an XFS of the lab's own (itself a sparse file on a loop device). Everything is
+detached, unmounted and removed on exit.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ class Volume:
 @dataclass(frozen=True)
 class Snapshot:
     snapshot_id: str
-    volume_id: str
-    """The volume it was taken from."""
     image: Path
 
 
@@ -50,7 +48,8 @@ def ebs_id(prefix: str) -> str:
 
 def nitro_device_link(volume_id: str) -> str:
     """What udev names an EBS volume on a Nitro instance: the NVMe model, then its serial, which
-    is the volume id without the dash."""
+    is the volume id without the dash. Written from udev's rule, apart from the bootstrap's lookup,
+    which it checks."""
     return f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
 
 
@@ -72,7 +71,7 @@ class VolumeStore:
         snapshot_id = ebs_id("snap")
         image = self._directory / f"{snapshot_id}.img"
         _reflink(volume.image, image)
-        return Snapshot(snapshot_id, volume.volume_id, image)
+        return Snapshot(snapshot_id, image)
 
     def create_from_snapshot(self, snapshot: Snapshot) -> Volume:
         """A new volume holding the snapshot's blocks; the snapshot stays as it was."""

@@ -163,12 +163,11 @@ class Write:
 
 class WriteStream:
     """A database in use: a thread writing one point at a time through the edge, each acknowledged
-    before the next is sent, under the edge's per-address rate."""
-
-    INTERVAL_SECONDS = 0.25
+    before the next is sent, under the edge's per-address rate (0.25 s apart at the default)."""
 
     def __init__(self, booted: BootedHost, collection: str, first_id: int) -> None:
         self._booted, self._collection, self._next_id = booted, collection, first_id
+        self._interval = 1.25 / booted.host.limits.rate_limit_rps
         self.writes: list[Write] = []
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -195,7 +194,7 @@ class WriteStream:
 
     def _write(self) -> None:
         try:
-            while not self._stop.wait(self.INTERVAL_SECONDS):
+            while not self._stop.wait(self._interval):
                 point = {"id": self._next_id, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {}}
                 sent = time.monotonic()
                 upsert_points(self._booted, self._collection, [point])

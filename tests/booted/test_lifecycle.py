@@ -366,7 +366,7 @@ def test_the_drills_snapshot_is_of_a_filesystem_in_use(restore: Restore) -> None
 
 
 def test_a_restore_boots_a_new_instance_on_a_new_volume_from_the_snapshot(
-    renewal: Renewal, restore: Restore
+    restore: Restore,
 ) -> None:
     """The user data names the restored volume, and the bootstrap finds it by that id."""
     assert restore.volume_id != restore.old_volume_id
@@ -404,7 +404,7 @@ def test_writes_sent_after_the_snapshot_are_not_on_the_restored_volume(restore: 
 
 
 def test_a_restored_host_serves_the_certificate_from_the_snapshot(
-    life: HostLife, renewal: Renewal, restore: Restore
+    renewal: Renewal, restore: Restore
 ) -> None:
     """The certificate and the ACME account are on the volume: a restore asks the CA for nothing."""
     assert restore.boot.serial == renewal.serial_after

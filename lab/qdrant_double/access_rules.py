@@ -27,7 +27,9 @@ class Family:
 
 
 _OPS_CHECKS = "lib/storage/src/rbac/ops_checks.rs"
-_SNAPSHOTS = "src/actix/api/snapshot_api.rs, src/common/snapshots.rs, src/tonic/api/snapshots_api.rs"
+_SNAPSHOTS = (
+    "src/actix/api/snapshot_api.rs, src/common/snapshots.rs, src/tonic/api/snapshots_api.rs"
+)
 
 FAMILIES: dict[str, Family] = {
     "public": Family(
@@ -101,7 +103,8 @@ FAMILIES: dict[str, Family] = {
     ),
     "collection extras": Family(
         Need.READ_COLLECTION,
-        "src/actix/api/collections_api.rs (cluster info), src/actix/api/shards_api.rs, " + _SNAPSHOTS,
+        "src/actix/api/collections_api.rs (cluster info), src/actix/api/shards_api.rs, "
+        + _SNAPSHOTS,
         rest=(
             "collection_cluster_info",
             "list_shard_keys",

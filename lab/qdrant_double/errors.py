@@ -18,7 +18,7 @@ class Unauthorized(DoubleError):
 
 
 class Forbidden(DoubleError):
-    """The authentication layer's refusal (`src/common/auth/mod.rs`): its text as Qdrant writes it."""
+    """The authentication layer's refusal (`src/common/auth/mod.rs`), in Qdrant's words."""
 
     http_status = 403
     grpc_code = grpc.StatusCode.PERMISSION_DENIED

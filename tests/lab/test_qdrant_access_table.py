@@ -212,3 +212,11 @@ def test_unserved_grpc_method_is_judged_before_it_is_refused(
     assert refused.value.code() == expected
     if expected == grpc.StatusCode.PERMISSION_DENIED:
         assert refused.value.details().startswith("Forbidden: ")
+
+
+def test_readme_counts_are_the_tables() -> None:
+    """The README's endpoint counts are the generated table's, not a figure written once."""
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    rest_count = len(REST_ENDPOINTS)
+    grpc_count = len(GRPC_METHODS)
+    assert f"REST spec ({rest_count}) and public gRPC port ({grpc_count})" in readme

@@ -91,6 +91,14 @@ FAMILIES: dict[str, Family] = {
             "qdrant.Snapshots/DeleteFull",
         ),
     ),
+    "collection schema updates": Family(
+        Need.MANAGE,
+        f"src/actix/api/vector_name_api.rs, src/common/update.rs; {_OPS_CHECKS}: a vector name "
+        "operation is a CollectionUpdateOperations arm handled alongside FieldIndexOperation, "
+        "whose requirements are write + manage",
+        rest=("create_vector_name", "delete_vector_name"),
+        grpc=("qdrant.Points/CreateVectorName", "qdrant.Points/DeleteVectorName"),
+    ),
     "collection reads": Family(
         Need.READ,
         "src/actix/api/collections_api.rs, src/tonic/api/collections_api.rs",
@@ -122,12 +130,10 @@ FAMILIES: dict[str, Family] = {
     ),
     "collection extras writes": Family(
         Need.WRITE_COLLECTION,
-        f"{_OPS_CHECKS} (payload indexes), src/actix/api/vector_name_api.rs, " + _SNAPSHOTS,
+        f"{_OPS_CHECKS} (payload indexes), " + _SNAPSHOTS,
         rest=(
             "create_field_index",
             "delete_field_index",
-            "create_vector_name",
-            "delete_vector_name",
             "create_snapshot",
             "delete_snapshot",
             "create_shard_snapshot",
@@ -136,8 +142,6 @@ FAMILIES: dict[str, Family] = {
         grpc=(
             "qdrant.Points/CreateFieldIndex",
             "qdrant.Points/DeleteFieldIndex",
-            "qdrant.Points/CreateVectorName",
-            "qdrant.Points/DeleteVectorName",
             "qdrant.Snapshots/Create",
             "qdrant.Snapshots/Delete",
         ),

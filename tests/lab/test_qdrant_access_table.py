@@ -122,7 +122,7 @@ UNSERVED_REST = {
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/cluster": EXTRAS_READERS,
     "GET /collections/alpha/snapshots/s.snapshot": EXTRAS_READERS,
-    "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
+    "PUT /collections/alpha/vectors/extra": MANAGERS,
     "DELETE /collections/alpha/snapshots/s.snapshot": EXTRAS_WRITERS,
 }
 

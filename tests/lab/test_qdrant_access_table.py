@@ -8,6 +8,7 @@ checkout; the tests that read it skip on a fresh clone, where only the committed
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +22,7 @@ from qdrant_client.grpc import (
 )
 
 from lab import gen_qdrant_access
-from lab.qdrant_double import QdrantDouble
+from lab.qdrant_double import Need, QdrantDouble, is_public_path
 from lab.qdrant_double.access_table import GRPC_METHODS, REST_ENDPOINTS
 from lab.qdrant_double.rest_routes import _ACTIONS
 from tests.double_client import KEY, READ_ONLY_KEY, api_key, bearer, rest, token
@@ -80,6 +81,14 @@ def test_every_served_endpoint_is_in_the_table() -> None:
     """An action whose operationId is not Qdrant's would never be routed."""
     operations = {operation for _, _, operation, _ in REST_ENDPOINTS}
     assert sorted(set(_ACTIONS) - operations) == []
+
+
+def test_public_endpoints_are_exactly_the_whitelisted_paths() -> None:
+    """The auth whitelist (paths.py) and the table agree: no endpoint the table judges public needs a
+    credential, and none it judges is let through without one."""
+    for method, path, operation, need in REST_ENDPOINTS:
+        concrete = re.sub(r"\{\w+\}", "alpha", path)
+        assert is_public_path(concrete) == (need is Need.PUBLIC), (method, path, operation)
 
 
 # ----------------------------------------------------------------------------- unserved endpoints

@@ -11,14 +11,18 @@ from lab.qdrant_double import QdrantDouble
 from tests.double_client import start_double
 
 
-@pytest.fixture
-def double() -> Iterator[QdrantDouble]:
-    """A running double with collections `alpha` and `beta`, stopped after the test."""
+def _running_double() -> Iterator[QdrantDouble]:
+    """A running double with collections `alpha` and `beta`, stopped after its scope."""
     running = start_double()
     try:
         yield running
     finally:
         running.stop()
+
+
+double = pytest.fixture(_running_double, name="double")
+shared_double = pytest.fixture(_running_double, name="shared_double", scope="module")
+"""One double for a module whose tests change nothing in it."""
 
 
 @pytest.fixture

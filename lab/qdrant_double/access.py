@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 import jwt
 
 from lab.qdrant_double.config import DoubleConfig
-from lab.qdrant_double.errors import Forbidden, NotFound, Unauthorized
+from lab.qdrant_double.errors import AccessDenied, Forbidden, NotFound, Unauthorized
 from lab.qdrant_double.store import Store
 from lab.qdrant_double.values import Pairs, _is_int, _is_scalar
 
@@ -20,27 +20,39 @@ JWT_LEEWAY_SECONDS = 30
 
 
 class Need(enum.Enum):
-    """What an operation requires, in Qdrant's RBAC terms."""
+    """What an endpoint requires, in Qdrant's RBAC terms (`lib/storage/src/rbac/mod.rs`): global
+    needs are checked with `check_global_access`, the others with `check_collection_access`."""
 
+    PUBLIC = "public"  # no credential at all: the whitelisted paths and health methods
     LIST = "list"  # any valid credential; results are filtered to visible collections
+    GLOBAL_READ = "global read"  # `r` or `m` global access; no collection token
+    MANAGE = "manage"  # global `m` only
     READ = "read"
     WRITE_POINTS = "point write"  # rw or prw
-    READ_COLLECTION = "collection read"  # r or rw, not prw (points only): snapshot lists
+    READ_COLLECTION = "collection read"  # r or rw, not prw (points only): the collection's extras
     WRITE_COLLECTION = "collection write"  # rw only: payload indexes, snapshots
-    MANAGE = "manage"  # global m only
 
 
-_GLOBAL_GRANTS = {
-    "r": frozenset({Need.LIST, Need.READ, Need.READ_COLLECTION}),
-    "m": frozenset(Need),
+@dataclass(frozen=True)
+class _Requirements:
+    """Qdrant's `AccessRequirements` of a Need, and whether it is checked globally."""
+
+    global_scope: bool = False
+    write: bool = False
+    manage: bool = False
+    extras: bool = False
+
+
+_REQUIREMENTS = {
+    Need.GLOBAL_READ: _Requirements(global_scope=True),
+    Need.MANAGE: _Requirements(global_scope=True, manage=True),
+    Need.READ: _Requirements(),
+    Need.WRITE_POINTS: _Requirements(write=True),
+    Need.READ_COLLECTION: _Requirements(extras=True),
+    Need.WRITE_COLLECTION: _Requirements(write=True, extras=True),
 }
-_COLLECTION_GRANTS = {
-    "r": frozenset({Need.LIST, Need.READ, Need.READ_COLLECTION}),
-    "prw": frozenset({Need.LIST, Need.READ, Need.WRITE_POINTS}),
-    "rw": frozenset(
-        {Need.LIST, Need.READ, Need.WRITE_POINTS, Need.READ_COLLECTION, Need.WRITE_COLLECTION}
-    ),
-}
+_GLOBAL_MODES = frozenset({"r", "m"})
+_COLLECTION_MODES = frozenset({"r", "rw", "prw"})
 
 
 @dataclass(frozen=True)
@@ -54,18 +66,25 @@ class Access:
         return self.global_mode is not None or collection in self.collections
 
     def require(self, need: Need, collection: Optional[str] = None) -> None:
-        """Raise Forbidden unless this access allows ``need`` (on ``collection``)."""
+        """Raise AccessDenied, with Qdrant's words, unless this access allows ``need`` (on
+        ``collection``)."""
+        requirements = _REQUIREMENTS.get(need)
+        if requirements is None:
+            return
         if self.global_mode is not None:
-            granted = _GLOBAL_GRANTS[self.global_mode]
-        elif collection is None:
-            granted = frozenset({Need.LIST})
-        elif collection in self.collections:
-            granted = _COLLECTION_GRANTS[self.collections[collection]]
-        else:
-            raise Forbidden(f"Access to collection {collection} is required")
-        if need not in granted:
-            target = f" on collection {collection}" if collection else ""
-            raise Forbidden(f"{need.value.capitalize()} access{target} is required")
+            if self.global_mode == "r" and (requirements.write or requirements.manage):
+                raise AccessDenied("Global manage access is required")
+            return
+        if requirements.global_scope:
+            raise AccessDenied("Global access is required")
+        name = collection or ""
+        mode = self.collections.get(name)
+        if mode is None:
+            raise AccessDenied(f"Access to collection {name} is required")
+        if requirements.extras and mode == "prw":
+            raise AccessDenied(f"Only points access is allowed for collection {name}")
+        if requirements.write and mode == "r":
+            raise AccessDenied(f"Write access to collection {name} is required")
 
 
 FULL_ACCESS = Access(global_mode="m")
@@ -175,7 +194,7 @@ def _access_from_claim(claims: Mapping[str, Any]) -> Access:
     if "access" not in claims:
         return FULL_ACCESS  # Qdrant's default: a token without `access` can do everything
     access = claims["access"]
-    if isinstance(access, str) and access in _GLOBAL_GRANTS:
+    if isinstance(access, str) and access in _GLOBAL_MODES:
         return Access(global_mode=access)
     if not isinstance(access, list):
         raise Unauthorized("Invalid API key or JWT")
@@ -185,7 +204,7 @@ def _access_from_claim(claims: Mapping[str, Any]) -> Access:
             isinstance(entry, dict)
             and isinstance(entry.get("collection"), str)
             and isinstance(entry.get("access"), str)
-            and entry["access"] in _COLLECTION_GRANTS
+            and entry["access"] in _COLLECTION_MODES
         ):
             raise Unauthorized("Invalid API key or JWT")
         if entry.get("payload") is not None:

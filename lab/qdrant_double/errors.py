@@ -18,8 +18,18 @@ class Unauthorized(DoubleError):
 
 
 class Forbidden(DoubleError):
+    """The authentication layer's refusal (`src/common/auth/mod.rs`), in Qdrant's words."""
+
     http_status = 403
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class AccessDenied(Forbidden):
+    """An RBAC refusal, Qdrant's `StorageError::Forbidden`, whose text carries the `Forbidden: `
+    prefix (`lib/storage/src/content_manager/errors.rs`)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(f"Forbidden: {description}")
 
 
 class BadRequest(DoubleError):
@@ -35,6 +45,14 @@ class NotFound(DoubleError):
 class Conflict(DoubleError):
     http_status = 409
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class ServiceError(DoubleError):
+    """A handler failure, answered as Qdrant's `StorageError::ServiceError`: a 500 (gRPC INTERNAL)
+    with the error shape, never a dropped connection."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(f"Service internal error: {description}")
 
 
 class Unsupported(DoubleError):

@@ -18,7 +18,7 @@ from qdrant_client.grpc import (
 from qdrant_client.http import models
 
 from lab.qdrant_double import dataplane, grpc_convert
-from lab.qdrant_double.access import Access, Authenticator, Need
+from lab.qdrant_double.access import Access, Authenticator
 from lab.qdrant_double.config import TITLE, DoubleConfig
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
 from lab.qdrant_double.grpc_points import _PointsService
@@ -43,7 +43,7 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    @_rpc(Need.LIST)
+    @_rpc
     def List(self, request: Any, access: Access) -> Any:
         response = dataplane.list_collections(self._store, access)
         return qgrpc.ListCollectionsResponse(
@@ -53,37 +53,37 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
             ]
         )
 
-    @_rpc(Need.READ)
+    @_rpc
     def Get(self, request: Any, access: Access) -> Any:
         info = models.CollectionInfo.model_validate(self._store.info(request.collection_name))
         return qgrpc.GetCollectionInfoResponse(result=RestToGrpc.convert_collection_info(info))
 
-    @_rpc(Need.READ)
+    @_rpc
     def CollectionExists(self, request: Any, access: Access) -> Any:
         exists = self._store.exists(request.collection_name)
         return qgrpc.CollectionExistsResponse(result=qgrpc.CollectionExists(exists=exists))
 
-    @_rpc(Need.MANAGE)
+    @_rpc
     def Create(self, request: Any, access: Access) -> Any:
         config = grpc_convert.create_collection(request)
         created = self._store.create_collection(request.collection_name, config)
         return qgrpc.CollectionOperationResponse(result=created)
 
-    @_rpc(Need.MANAGE)
+    @_rpc
     def Delete(self, request: Any, access: Access) -> Any:
         deleted = self._store.delete(request.collection_name)
         return qgrpc.CollectionOperationResponse(result=deleted)
 
-    @_rpc(Need.MANAGE)
+    @_rpc
     def UpdateAliases(self, request: Any, access: Access) -> Any:
         changed = dataplane.change_aliases(self._store, grpc_convert.change_aliases(request))
         return qgrpc.CollectionOperationResponse(result=changed)
 
-    @_rpc(Need.LIST)
+    @_rpc
     def ListAliases(self, request: Any, access: Access) -> Any:
         return _aliases_response(dataplane.aliases(self._store, access))
 
-    @_rpc(Need.READ)
+    @_rpc
     def ListCollectionAliases(self, request: Any, access: Access) -> Any:
         return _aliases_response(dataplane.aliases(self._store, access, request.collection_name))
 
@@ -92,14 +92,14 @@ class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    @_rpc(Need.READ_COLLECTION)
+    @_rpc
     def List(self, request: Any, access: Access) -> Any:
         snapshots = dataplane.list_snapshots(self._store, request.collection_name)
         return qgrpc.ListSnapshotsResponse(
             snapshot_descriptions=[RestToGrpc.convert_snapshot_description(s) for s in snapshots]
         )
 
-    @_rpc(Need.WRITE_COLLECTION)
+    @_rpc
     def Create(self, request: Any, access: Access) -> Any:
         snapshot = dataplane.create_snapshot(self._store, request.collection_name)
         description = RestToGrpc.convert_snapshot_description(snapshot) if snapshot else None

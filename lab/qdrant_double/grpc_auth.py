@@ -1,4 +1,5 @@
-"""gRPC authentication (an interceptor) and per-method authorization (``_rpc``)."""
+"""gRPC authentication and authorization (an interceptor judging every method of access_table.py),
+and the mapping of a servicer's errors to statuses (``_rpc``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import grpc
 
 from lab.qdrant_double.access import Access, Authenticator, Need
-from lab.qdrant_double.errors import DoubleError
+from lab.qdrant_double.access_table import GRPC_METHODS
+from lab.qdrant_double.errors import DoubleError, ServiceError
 
-_GRPC_PUBLIC_METHODS = frozenset({"/qdrant.Qdrant/HealthCheck", "/grpc.health.v1.Health/Check"})
+_GRPC_NEEDS = dict(GRPC_METHODS)
+_GRPC_PUBLIC_METHODS = frozenset(name for name, need in GRPC_METHODS if need is Need.PUBLIC)
 _CURRENT_ACCESS: contextvars.ContextVar[Access] = contextvars.ContextVar("qdrant_double_access")
 
 
@@ -30,8 +33,19 @@ def _rejecting_handler(error: DoubleError) -> Any:
     return grpc.unary_unary_rpc_method_handler(reject)
 
 
-def _bind_access(behavior: Callable[[Any, Any], Any], access: Access) -> Callable[[Any, Any], Any]:
+def _bind_access(
+    behavior: Callable[[Any, Any], Any], access: Access, need: Optional[Need]
+) -> Callable[[Any, Any], Any]:
+    """``behavior`` run with ``access`` once it meets the method's ``need``. A request the double
+    cannot decode (StorageRead's, for which qdrant-client has no stubs) names no collection and
+    is not judged: such methods answer an empty message to any authenticated caller."""
+
     def bound(request: Any, context: Any) -> Any:
+        if need is not None and not isinstance(request, bytes):
+            try:
+                access.require(need, getattr(request, "collection_name", None))
+            except DoubleError as error:
+                context.abort(error.grpc_code, str(error))
         token = _CURRENT_ACCESS.set(access)
         try:
             return behavior(request, context)
@@ -60,23 +74,21 @@ class _AuthInterceptor(grpc.ServerInterceptor):
         # Every handler here is unary-unary; any other kind would find no Access and fail.
         if handler is None or handler.unary_unary is None:
             return handler
-        return handler._replace(unary_unary=_bind_access(handler.unary_unary, access))
+        need = _GRPC_NEEDS.get(details.method)
+        return handler._replace(unary_unary=_bind_access(handler.unary_unary, access, need))
 
 
-def _rpc(need: Need) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Authorize a servicer method against the caller's Access and map errors to statuses.
-    The method receives ``(self, request, access)``."""
+def _rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A servicer method, authorized by the interceptor, with its errors mapped to statuses (a
+    failure is Qdrant's INTERNAL, not UNKNOWN). It receives ``(self, request, access)``."""
 
-    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def wrapper(self: Any, request: Any, context: Any) -> Any:
-            try:
-                access = _CURRENT_ACCESS.get()
-                access.require(need, getattr(request, "collection_name", None) or None)
-                return method(self, request, access)
-            except DoubleError as error:
-                context.abort(error.grpc_code, str(error))
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return method(self, request, _CURRENT_ACCESS.get())
+        except DoubleError as error:
+            context.abort(error.grpc_code, str(error))
+        except Exception as error:
+            context.abort(ServiceError.grpc_code, str(ServiceError(str(error))))
 
-        return wrapper
-
-    return decorate
+    return wrapper

@@ -36,7 +36,24 @@ def update_operation(kind: str, request: Any) -> models.UpdateOperation:
     names = {field.name for field in arm.DESCRIPTOR.fields}
     fields = json_format.MessageToDict(request, preserving_proto_field_name=True)
     json_format.ParseDict({key: value for key, value in fields.items() if key in names}, arm)
-    return GrpcToRest.convert_points_update_operation(operation)
+    return points_update_operation(operation)
+
+
+def points_update_operation(operation: Any) -> models.UpdateOperation:
+    """A PointsUpdateOperation as qdrant-client's REST model. Its shard key selector is converted
+    here: qdrant-client 1.20's `GrpcToRest` reads it as a single key or passes the message through
+    unconverted. The double's collections have one shard, so the key is carried, not used."""
+    kind = operation.WhichOneof("operation")
+    if kind is None or not getattr(operation, kind).HasField("shard_key_selector"):
+        return GrpcToRest.convert_points_update_operation(operation)
+    shard_key = GrpcToRest.convert_shard_key_selector(getattr(operation, kind).shard_key_selector)
+    unkeyed = qgrpc.PointsUpdateOperation()
+    unkeyed.CopyFrom(operation)
+    getattr(unkeyed, kind).ClearField("shard_key_selector")
+    converted = GrpcToRest.convert_points_update_operation(unkeyed)
+    [field] = type(converted).model_fields
+    body = getattr(converted, field).model_copy(update={"shard_key": shard_key})
+    return converted.model_copy(update={field: body})
 
 
 def create_collection(request: Any) -> models.CreateCollection:

@@ -11,7 +11,7 @@ from qdrant_client.grpc import points_service_pb2_grpc
 from qdrant_client.http import models
 
 from lab.qdrant_double import dataplane, grpc_convert
-from lab.qdrant_double.access import Access, Need
+from lab.qdrant_double.access import Access
 from lab.qdrant_double.grpc_auth import _rpc
 from lab.qdrant_double.store import Store
 
@@ -33,7 +33,7 @@ def _scored(response: models.QueryResponse) -> list[Any]:
 def _write(kind: str) -> Callable[..., Any]:
     """A single point, vector or payload write, named by its arm of PointsUpdateOperation."""
 
-    @_rpc(Need.WRITE_POINTS)
+    @_rpc
     def write(self: "_PointsService", request: Any, access: Access) -> Any:
         operation = grpc_convert.update_operation(kind, request)
         [result] = dataplane.update_points(self._store, request.collection_name, [operation])
@@ -45,7 +45,7 @@ def _write(kind: str) -> Callable[..., Any]:
 def _legacy_query(
     to_query: Callable[[Any], models.QueryRequest], response: Callable[..., Any]
 ) -> Callable[..., Any]:
-    @_rpc(Need.READ)
+    @_rpc
     def legacy(self: "_PointsService", request: Any, access: Access) -> Any:
         name = request.collection_name
         [found] = dataplane.query(self._store, access, name, [to_query(request)])
@@ -67,25 +67,24 @@ class _PointsService(points_service_pb2_grpc.PointsServicer):
     DeletePayload = _write("delete_payload")
     ClearPayload = _write("clear_payload")
 
-    @_rpc(Need.WRITE_POINTS)
+    @_rpc
     def UpdateBatch(self, request: Any, access: Access) -> Any:
         operations = [
-            GrpcToRest.convert_points_update_operation(operation)
-            for operation in request.operations
+            grpc_convert.points_update_operation(operation) for operation in request.operations
         ]
         results = dataplane.update_points(self._store, request.collection_name, operations)
         return qgrpc.UpdateBatchResponse(
             result=[RestToGrpc.convert_update_result(result) for result in results]
         )
 
-    @_rpc(Need.READ)
+    @_rpc
     def Get(self, request: Any, access: Access) -> Any:
         records = dataplane.retrieve(
             self._store, request.collection_name, grpc_convert.point_request(request)
         )
         return qgrpc.GetResponse(result=[_retrieved(record) for record in records])
 
-    @_rpc(Need.READ)
+    @_rpc
     def Scroll(self, request: Any, access: Access) -> Any:
         page = dataplane.scroll(
             self._store, request.collection_name, grpc_convert.scroll_request(request)
@@ -99,20 +98,20 @@ class _PointsService(points_service_pb2_grpc.PointsServicer):
             )
         return response
 
-    @_rpc(Need.READ)
+    @_rpc
     def Count(self, request: Any, access: Access) -> Any:
         found = dataplane.count(
             self._store, request.collection_name, grpc_convert.count_request(request)
         )
         return qgrpc.CountResponse(result=RestToGrpc.convert_count_result(found))
 
-    @_rpc(Need.READ)
+    @_rpc
     def Query(self, request: Any, access: Access) -> Any:
         query = GrpcToRest.convert_query_points(request)
         [found] = dataplane.query(self._store, access, request.collection_name, [query])
         return qgrpc.QueryResponse(result=_scored(found))
 
-    @_rpc(Need.READ)
+    @_rpc
     def QueryBatch(self, request: Any, access: Access) -> Any:
         queries = [GrpcToRest.convert_query_points(q) for q in request.query_points]
         found = dataplane.query(self._store, access, request.collection_name, queries)
@@ -123,14 +122,14 @@ class _PointsService(points_service_pb2_grpc.PointsServicer):
     Search = _legacy_query(grpc_convert.search_request, qgrpc.SearchResponse)
     Recommend = _legacy_query(grpc_convert.recommend_request, qgrpc.RecommendResponse)
 
-    @_rpc(Need.WRITE_COLLECTION)
+    @_rpc
     def CreateFieldIndex(self, request: Any, access: Access) -> Any:
         index = grpc_convert.create_field_index(request)
         return _operation_response(
             dataplane.create_index(self._store, request.collection_name, index)
         )
 
-    @_rpc(Need.WRITE_COLLECTION)
+    @_rpc
     def DeleteFieldIndex(self, request: Any, access: Access) -> Any:
         return _operation_response(
             dataplane.delete_index(self._store, request.collection_name, request.field_name)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import ValidationError
 from qdrant_client.http import models
 
+from lab.qdrant_double import bodies
 from lab.qdrant_double.errors import BadRequest
 
 
 def _query_request(fields: Mapping[str, Any]) -> models.QueryRequest:
-    try:
-        return models.QueryRequest.model_validate(fields)
-    except ValidationError as error:
-        raise BadRequest(f"Json deserialize error: {error}") from None
+    result: models.QueryRequest = bodies.parse(models.QueryRequest, fields)
+    return result
 
 
 def _fields(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise BadRequest("Json deserialize error: expected an object")
+        raise BadRequest("Format error in JSON body: expected an object")
     return dict(body)
 
 

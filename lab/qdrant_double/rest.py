@@ -13,7 +13,7 @@ from typing import Any
 
 from lab.qdrant_double.access import Authenticator
 from lab.qdrant_double.config import DoubleConfig
-from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound
+from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound, ServiceError
 from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
 from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
 from lab.qdrant_double.store import Store
@@ -86,11 +86,15 @@ class _RestHandler(BaseHTTPRequestHandler):
                 return
             access = self.server.auth.authenticate(self.headers.get)
             route, params = _match_route(self.command, path)
-            access.require(route.need, params.get("name"))
+            access.require(route.need, params.get("collection_name"))
             body = self._read_json()
             result = _jsonable(route.action(_RestCall(self.server.store, access, params, body)))
         except DoubleError as error:
-            self._send_json(error.http_status, {"status": {"error": str(error)}, "time": 0.0})
+            self._send_error(error)
+            return
+        except Exception as error:  # a handler failure is Qdrant's 500, never a dropped connection
+            self.log_error("handler failure: %r", error)
+            self._send_error(ServiceError(str(error)))
             return
         elapsed = time.perf_counter() - started
         self._send_json(200, {"result": result, "status": "ok", "time": elapsed})
@@ -110,7 +114,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw)
         except ValueError as error:
-            raise BadRequest(f"Json deserialize error: {error}") from None
+            raise BadRequest(f"Format error in JSON body: {error}") from None
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -143,6 +147,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             return False
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         return chunked or self.headers.get("Content-Length", "0").strip() != "0"
+
+    def _send_error(self, error: DoubleError) -> None:
+        self._send_json(error.http_status, {"status": {"error": str(error)}, "time": 0.0})
 
     def _send_json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", json.dumps(document).encode())

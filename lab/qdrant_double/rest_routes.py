@@ -1,31 +1,23 @@
-"""The REST API: the route table, with the Need of each route as Qdrant's RBAC assigns it, and the
-actions that parse bodies into qdrant-client's models and answer with the data plane's results.
-
-Paths and bodies are those of qdrant-client's `qdrant_client/http/api/*_api.py` (Qdrant's OpenAPI);
-Needs follow `lib/storage/src/rbac/ops_checks.rs` and the `check_*_access` calls beside each
-operation in qdrant/qdrant v1.18.
+"""The REST API: every endpoint of Qdrant's OpenAPI spec with its Need (access_table.py, generated
+from the release's spec and access_rules.py), and the actions, by operationId, of those the double
+serves: they parse bodies as Qdrant's serde models do (bodies.py) and answer with the data plane's
+results. An endpoint it does not serve is judged like any other, then answered 501.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Tuple
 
-from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
 
-from lab.qdrant_double import dataplane, legacy
+from lab.qdrant_double import bodies, dataplane, legacy
 from lab.qdrant_double.access import Access, Need
-from lab.qdrant_double.errors import BadRequest, NotFound
+from lab.qdrant_double.access_table import REST_ENDPOINTS
+from lab.qdrant_double.errors import NotFound, Unsupported
 from lab.qdrant_double.store import Store
-
-
-@functools.cache
-def _adapter(model: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(model)
 
 
 @dataclass(frozen=True)
@@ -37,14 +29,12 @@ class _RestCall:
 
     @property
     def name(self) -> str:
-        return self.params["name"]
+        return self.params["collection_name"]
 
     def parse(self, model: Any, body: Any = None) -> Any:
-        """The body (or ``body``) as a qdrant-client model; a mismatch is Qdrant's 400."""
-        try:
-            return _adapter(model).validate_python(self.body if body is None else body)
-        except ValidationError as error:
-            raise BadRequest(f"Json deserialize error: {error}") from None
+        """The body (or ``body``) as a qdrant-client model, read as Qdrant's serde model reads it
+        (bodies.py); a mismatch is Qdrant's 400."""
+        return bodies.parse(model, self.body if body is None else body)
 
 
 Action = Callable[[_RestCall], Any]
@@ -55,7 +45,10 @@ def _point_id(raw: str) -> models.ExtendedPointId:
 
 
 def _batch_update(call: _RestCall) -> Any:
-    operations = call.parse(models.UpdateOperations).operations
+    body = call.body
+    if isinstance(body, dict) and isinstance(body.get("operations"), list):
+        body = {**body, "operations": [bodies.with_vector_aliases(op) for op in body["operations"]]}
+    operations = call.parse(models.UpdateOperations, body).operations
     return dataplane.update_points(call.store, call.name, operations)
 
 
@@ -132,7 +125,7 @@ def _create_index(call: _RestCall) -> Any:
 
 
 def _delete_index(call: _RestCall) -> Any:
-    return dataplane.delete_index(call.store, call.name, call.params["field"])
+    return dataplane.delete_index(call.store, call.name, call.params["field_name"])
 
 
 def _list_snapshots(call: _RestCall) -> Any:
@@ -143,6 +136,57 @@ def _create_snapshot(call: _RestCall) -> Any:
     return dataplane.create_snapshot(call.store, call.name)
 
 
+def _point_write(operation: Any, field: str) -> Action:
+    """A point, vector or payload write, whose body is the `field` of an UpdateOperation."""
+
+    def action(call: _RestCall) -> Any:
+        update = call.parse(operation, bodies.with_vector_aliases({field: call.body}))
+        return dataplane.update_points(call.store, call.name, [update])[0]
+
+    return action
+
+
+_ACTIONS: Mapping[str, Action] = {
+    "get_collections": _list_collections,
+    "create_collection": _create_collection,
+    "delete_collection": _delete_collection,
+    "get_collection": _collection_info,
+    "collection_exists": _collection_exists,
+    "update_aliases": _change_aliases,
+    "get_collections_aliases": _aliases,
+    "get_collection_aliases": _collection_aliases,
+    "upsert_points": _point_write(models.UpsertOperation, "upsert"),
+    "delete_points": _point_write(models.DeleteOperation, "delete"),
+    "update_vectors": _point_write(models.UpdateVectorsOperation, "update_vectors"),
+    "delete_vectors": _point_write(models.DeleteVectorsOperation, "delete_vectors"),
+    "set_payload": _point_write(models.SetPayloadOperation, "set_payload"),
+    "overwrite_payload": _point_write(models.OverwritePayloadOperation, "overwrite_payload"),
+    "delete_payload": _point_write(models.DeletePayloadOperation, "delete_payload"),
+    "clear_payload": _point_write(models.ClearPayloadOperation, "clear_payload"),
+    "batch_update": _batch_update,
+    "get_points": _retrieve,
+    "get_point": _get_point,
+    "scroll_points": _scroll,
+    "count_points": _count,
+    "query_points": _query,
+    "query_batch_points": _query_batch,
+    "search_points": _legacy(legacy.search_request),
+    "recommend_points": _legacy(legacy.recommend_request),
+    "create_field_index": _create_index,
+    "delete_field_index": _delete_index,
+    "list_snapshots": _list_snapshots,
+    "create_snapshot": _create_snapshot,
+}
+"""The endpoints the double serves, by operationId."""
+
+
+def _not_served(operation: str) -> Action:
+    def action(call: _RestCall) -> Any:
+        raise Unsupported(f"Not served by the Qdrant test double: {operation}")
+
+    return action
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -151,54 +195,17 @@ class _Route:
     action: Action
 
 
-def _route(method: str, path: str, need: Need, action: Action) -> _Route:
+def _route(method: str, path: str, operation: str, need: Need) -> _Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+    action = _ACTIONS.get(operation) or _not_served(operation)
     return _Route(method, re.compile(pattern), need, action)
 
 
-def _point_write(method: str, path: str, operation: Any, field: str) -> _Route:
-    """A point, vector or payload write, whose body is the `field` of an UpdateOperation."""
-
-    def action(call: _RestCall) -> Any:
-        update = call.parse(operation, {field: call.body})
-        return dataplane.update_points(call.store, call.name, [update])[0]
-
-    return _route(method, path, Need.WRITE_POINTS, action)
-
-
-_C = "/collections/{name}"
-_P = f"{_C}/points"
-
-_ROUTES = (
-    _route("GET", "/collections", Need.LIST, _list_collections),
-    _route("PUT", _C, Need.MANAGE, _create_collection),
-    _route("DELETE", _C, Need.MANAGE, _delete_collection),
-    _route("GET", _C, Need.READ, _collection_info),
-    _route("GET", f"{_C}/exists", Need.READ, _collection_exists),
-    _route("POST", "/collections/aliases", Need.MANAGE, _change_aliases),
-    _route("GET", "/aliases", Need.LIST, _aliases),
-    _route("GET", f"{_C}/aliases", Need.READ, _collection_aliases),
-    _point_write("PUT", _P, models.UpsertOperation, "upsert"),
-    _point_write("POST", f"{_P}/delete", models.DeleteOperation, "delete"),
-    _point_write("PUT", f"{_P}/vectors", models.UpdateVectorsOperation, "update_vectors"),
-    _point_write("POST", f"{_P}/vectors/delete", models.DeleteVectorsOperation, "delete_vectors"),
-    _point_write("POST", f"{_P}/payload", models.SetPayloadOperation, "set_payload"),
-    _point_write("PUT", f"{_P}/payload", models.OverwritePayloadOperation, "overwrite_payload"),
-    _point_write("POST", f"{_P}/payload/delete", models.DeletePayloadOperation, "delete_payload"),
-    _point_write("POST", f"{_P}/payload/clear", models.ClearPayloadOperation, "clear_payload"),
-    _route("POST", f"{_P}/batch", Need.WRITE_POINTS, _batch_update),
-    _route("POST", _P, Need.READ, _retrieve),
-    _route("GET", f"{_P}/{{id}}", Need.READ, _get_point),
-    _route("POST", f"{_P}/scroll", Need.READ, _scroll),
-    _route("POST", f"{_P}/count", Need.READ, _count),
-    _route("POST", f"{_P}/query", Need.READ, _query),
-    _route("POST", f"{_P}/query/batch", Need.READ, _query_batch),
-    _route("POST", f"{_P}/search", Need.READ, _legacy(legacy.search_request)),
-    _route("POST", f"{_P}/recommend", Need.READ, _legacy(legacy.recommend_request)),
-    _route("PUT", f"{_C}/index", Need.WRITE_COLLECTION, _create_index),
-    _route("DELETE", f"{_C}/index/{{field}}", Need.WRITE_COLLECTION, _delete_index),
-    _route("GET", f"{_C}/snapshots", Need.READ_COLLECTION, _list_snapshots),
-    _route("POST", f"{_C}/snapshots", Need.WRITE_COLLECTION, _create_snapshot),
+# Literal segments before parameters, as actix orders its resources: `POST /collections/aliases`
+# is not `/collections/{collection_name}`.
+_ROUTES = tuple(
+    _route(*endpoint)
+    for endpoint in sorted(REST_ENDPOINTS, key=lambda endpoint: endpoint[1].count("{"))
 )
 
 

@@ -60,6 +60,8 @@ class Store:
                 return operation(self._client)
             except ValueError as error:  # pydantic's ValidationError included
                 raise BadRequest(f"Bad request: {error}") from None
+            except KeyError as error:  # local mode names the first missing point of a write
+                raise NotFound(f"Not found: No point with id {error.args[0]} found") from None
             except NotImplementedError as error:
                 raise Unsupported(f"Not served by the Qdrant test double: {error}") from None
 

@@ -1,0 +1,252 @@
+"""Which Need each family of Qdrant endpoints has, read in Qdrant's handlers (qdrant/qdrant v1.18):
+the input of lab/gen_qdrant_access.py, which joins it with the release's API surface (its OpenAPI
+spec and gRPC method list) into access_table.py.
+
+A family is a set of operations whose handlers make the same access check; each names the file
+that makes it. REST operations are named by the spec's operationId, gRPC methods by
+``package.Service/Method``. Requirements map onto Needs as in access.py: `check_global_access`
+with no requirement is GLOBAL_READ, with `manage()` MANAGE; `check_collection_access` with none is
+READ, `write()` WRITE_POINTS, `extras()` READ_COLLECTION, `write().extras()` WRITE_COLLECTION.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+from lab.qdrant_double.access import Need
+
+
+@dataclass(frozen=True)
+class Family:
+    need: Need
+    source: str
+    """The file(s) in qdrant/qdrant whose check decides it."""
+    rest: Tuple[str, ...] = ()
+    grpc: Tuple[str, ...] = ()
+
+
+_OPS_CHECKS = "lib/storage/src/rbac/ops_checks.rs"
+_SNAPSHOTS = (
+    "src/actix/api/snapshot_api.rs, src/common/snapshots.rs, src/tonic/api/snapshots_api.rs"
+)
+
+FAMILIES: dict[str, Family] = {
+    "public": Family(
+        Need.PUBLIC,
+        "src/actix/mod.rs (auth whitelist), src/tonic/auth.rs (public methods)",
+        rest=("root", "healthz", "livez", "readyz"),
+        grpc=("qdrant.Qdrant/HealthCheck", "grpc.health.v1.Health/Check"),
+    ),
+    "filtered listings": Family(
+        Need.LIST,
+        "src/actix/api/service_api.rs (telemetry by access), src/actix/api/issues_api.rs, "
+        "src/common/collections.rs (do_list_collections, do_list_aliases filter by access)",
+        rest=("telemetry", "get_issues", "get_collections", "get_collections_aliases"),
+        grpc=("qdrant.Collections/List", "qdrant.Collections/ListAliases"),
+    ),
+    "global reads": Family(
+        Need.GLOBAL_READ,
+        "src/actix/api/service_api.rs (metrics), src/actix/api/cluster_api.rs, " + _SNAPSHOTS,
+        rest=(
+            "metrics",
+            "cluster_status",
+            "cluster_telemetry",
+            "list_full_snapshots",
+            "get_full_snapshot",
+        ),
+        grpc=("qdrant.Snapshots/ListFull",),
+    ),
+    "global management": Family(
+        Need.MANAGE,
+        f"{_OPS_CHECKS} (check_collection_meta_operation), src/actix/api/issues_api.rs, "
+        "src/actix/api/cluster_api.rs, " + _SNAPSHOTS,
+        rest=(
+            "clear_issues",
+            "recover_current_peer",
+            "remove_peer",
+            "create_collection",
+            "update_collection",
+            "delete_collection",
+            "update_aliases",
+            "update_collection_cluster",
+            "create_shard_key",
+            "delete_shard_key",
+            "recover_from_uploaded_snapshot",
+            "recover_from_snapshot",
+            "recover_shard_from_uploaded_snapshot",
+            "recover_shard_from_snapshot",
+            "create_full_snapshot",
+            "delete_full_snapshot",
+        ),
+        grpc=(
+            "qdrant.Collections/Create",
+            "qdrant.Collections/Update",
+            "qdrant.Collections/Delete",
+            "qdrant.Collections/UpdateAliases",
+            "qdrant.Collections/UpdateCollectionClusterSetup",
+            "qdrant.Collections/CreateShardKey",
+            "qdrant.Collections/DeleteShardKey",
+            "qdrant.Snapshots/CreateFull",
+            "qdrant.Snapshots/DeleteFull",
+        ),
+    ),
+    "collection schema updates": Family(
+        Need.MANAGE,
+        f"src/actix/api/vector_name_api.rs, src/common/update.rs; {_OPS_CHECKS}: a vector name "
+        "operation is a CollectionUpdateOperations arm handled alongside FieldIndexOperation, "
+        "whose requirements are write + manage",
+        rest=("create_vector_name", "delete_vector_name"),
+        grpc=("qdrant.Points/CreateVectorName", "qdrant.Points/DeleteVectorName"),
+    ),
+    "collection reads": Family(
+        Need.READ,
+        "src/actix/api/collections_api.rs, src/tonic/api/collections_api.rs",
+        rest=("get_collection", "collection_exists", "get_collection_aliases", "get_optimizations"),
+        grpc=(
+            "qdrant.Collections/Get",
+            "qdrant.Collections/CollectionExists",
+            "qdrant.Collections/ListCollectionAliases",
+        ),
+    ),
+    "collection extras": Family(
+        Need.READ_COLLECTION,
+        "src/actix/api/collections_api.rs (cluster info), src/actix/api/shards_api.rs, "
+        + _SNAPSHOTS,
+        rest=(
+            "collection_cluster_info",
+            "list_shard_keys",
+            "list_snapshots",
+            "get_snapshot",
+            "list_shard_snapshots",
+            "get_shard_snapshot",
+            "stream_shard_snapshot",
+        ),
+        grpc=(
+            "qdrant.Collections/CollectionClusterInfo",
+            "qdrant.Collections/ListShardKeys",
+            "qdrant.Snapshots/List",
+        ),
+    ),
+    "collection extras writes": Family(
+        Need.WRITE_COLLECTION,
+        f"{_OPS_CHECKS} (payload indexes), " + _SNAPSHOTS,
+        rest=(
+            "create_field_index",
+            "delete_field_index",
+            "create_snapshot",
+            "delete_snapshot",
+            "create_shard_snapshot",
+            "delete_shard_snapshot",
+        ),
+        grpc=(
+            "qdrant.Points/CreateFieldIndex",
+            "qdrant.Points/DeleteFieldIndex",
+            "qdrant.Snapshots/Create",
+            "qdrant.Snapshots/Delete",
+        ),
+    ),
+    "point reads": Family(
+        Need.READ,
+        f"{_OPS_CHECKS} (read requests); src/actix/api/retrieve_api.rs, search_api.rs, "
+        "recommend_api.rs, discovery_api.rs, query_api.rs, count_api.rs, facet_api.rs; "
+        "src/tonic/api/points_api.rs",
+        rest=(
+            "get_point",
+            "get_points",
+            "scroll_points",
+            "count_points",
+            "facet",
+            "search_points",
+            "search_batch_points",
+            "search_point_groups",
+            "recommend_points",
+            "recommend_batch_points",
+            "recommend_point_groups",
+            "discover_points",
+            "discover_batch_points",
+            "query_points",
+            "query_batch_points",
+            "query_points_groups",
+            "search_matrix_pairs",
+            "search_matrix_offsets",
+        ),
+        grpc=tuple(
+            f"qdrant.Points/{method}"
+            for method in (
+                "Get",
+                "Scroll",
+                "Count",
+                "Facet",
+                "Search",
+                "SearchBatch",
+                "SearchGroups",
+                "Recommend",
+                "RecommendBatch",
+                "RecommendGroups",
+                "Discover",
+                "DiscoverBatch",
+                "Query",
+                "QueryBatch",
+                "QueryGroups",
+                "SearchMatrixPairs",
+                "SearchMatrixOffsets",
+            )
+        ),
+    ),
+    "point writes": Family(
+        Need.WRITE_POINTS,
+        f"{_OPS_CHECKS} (CollectionUpdateOperations), src/actix/api/update_api.rs, "
+        "src/tonic/api/points_api.rs",
+        rest=(
+            "upsert_points",
+            "delete_points",
+            "update_vectors",
+            "delete_vectors",
+            "set_payload",
+            "overwrite_payload",
+            "delete_payload",
+            "clear_payload",
+            "batch_update",
+        ),
+        grpc=tuple(
+            f"qdrant.Points/{method}"
+            for method in (
+                "Upsert",
+                "Delete",
+                "UpdateVectors",
+                "DeleteVectors",
+                "SetPayload",
+                "OverwritePayload",
+                "DeletePayload",
+                "ClearPayload",
+                "UpdateBatch",
+            )
+        ),
+    ),
+    "raw shard reads": Family(
+        Need.READ,
+        "src/tonic/api/storage_read_api/mod.rs (collection read access)",
+        grpc=tuple(
+            f"qdrant.StorageRead/{method}"
+            for method in (
+                "ListFiles",
+                "FileExists",
+                "FileLength",
+                "ReadBytes",
+                "ReadBytesStream",
+                "ReadWhole",
+                "ReadBatch",
+                "ReadMulti",
+            )
+        ),
+    ),
+}
+
+INTERNAL_SERVICES = frozenset({"qdrant.Raft", "qdrant.ShardSnapshots"})
+"""Served only on the internal (p2p) port, as are the `*Internal` services: src/tonic/mod.rs."""
+
+
+def is_public_service(service: str) -> bool:
+    """Whether Qdrant serves ``service`` on its public gRPC port."""
+    return not service.endswith("Internal") and service not in INTERNAL_SERVICES

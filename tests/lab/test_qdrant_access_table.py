@@ -2,12 +2,14 @@
 not, is judged by Qdrant's access rule before anything else.
 
 The surface (the release's OpenAPI spec and gRPC method list) is in `shared/reference/` beside the
-checkout; the tests that read it skip on a fresh clone, where only the committed table exists.
+checkout; the tests that read it skip on a clone without it, but never in CI, which always has it
+beside the clone: there a missing reference fails them instead of passing them by.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +31,8 @@ from tests.double_client import KEY, READ_ONLY_KEY, api_key, bearer, rest, token
 
 REFERENCE = gen_qdrant_access.find_reference()
 needs_reference = pytest.mark.skipif(
-    REFERENCE is None, reason=f"no {gen_qdrant_access.REFERENCE_NAME} reference beside the checkout"
+    REFERENCE is None and not os.environ.get("CI"),
+    reason=f"no {gen_qdrant_access.REFERENCE_NAME} reference beside the checkout",
 )
 
 

@@ -111,40 +111,20 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         # namespace AWS/EBS, dimension DLMPolicyId), each counted after the retries of the hour
         # following the scheduled time.
         policy = {"DLMPolicyId": targets.backup_policy_id}
-        specs.append(
-            AlarmSpec(
-                "backup-failed",
-                "A scheduled snapshot of the data volume failed",
-                "AWS/EBS",
-                "SnapshotsCreateFailed",
-                policy,
-                statistic="Sum",
-                period=HOUR,
-                evaluation_periods=1,
-                threshold=0,
-                comparison="GreaterThanThreshold",
-            )
-        )
-        # A policy in error (its role, a snapshot quota) may count no failure at all: what must
-        # be seen is a completed snapshot. Every hour of the window without one breaches, so it
-        # fires only when the last BACKUP_SILENCE_HOURS saw none; the daily run starts within the
-        # hour after BACKUP_TIME and retries for an hour, so consecutive ones are at most 26
-        # hours apart. A new stack's alarm fires until its first snapshot.
-        specs.append(
-            AlarmSpec(
-                "backup-missing",
-                f"No snapshot of the data volume completed in {BACKUP_SILENCE_HOURS} hours",
-                "AWS/EBS",
-                "SnapshotsCreateCompleted",
-                policy,
-                statistic="Sum",
-                period=HOUR,
-                evaluation_periods=BACKUP_SILENCE_HOURS,
-                threshold=1,
-                comparison="LessThanThreshold",
-                treat_missing_data="breaching",
-            )
-        )
+        specs += [
+            AlarmSpec("backup-failed", "A scheduled snapshot of the data volume failed",
+                      "AWS/EBS", "SnapshotsCreateFailed", policy,
+                      "Sum", HOUR, 1, 0, "GreaterThanThreshold"),
+            # A policy in error (its role, a snapshot quota) may count no failure at all: what
+            # must be seen is a completed snapshot. Every hour without one breaches, and with no
+            # DatapointsToAlarm it fires only when all BACKUP_SILENCE_HOURS do; the daily run
+            # starts within the hour after BACKUP_TIME and retries for an hour, so consecutive
+            # ones are at most 26 hours apart. A new stack's alarm fires until its first snapshot.
+            AlarmSpec("backup-missing",
+                      f"No snapshot of the data volume completed in {BACKUP_SILENCE_HOURS} hours",
+                      "AWS/EBS", "SnapshotsCreateCompleted", policy,
+                      "Sum", HOUR, BACKUP_SILENCE_HOURS, 1, "LessThanThreshold", "breaching"),
+        ]  # fmt: skip
     return specs
 
 

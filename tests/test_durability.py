@@ -297,6 +297,8 @@ def test_a_type_with_instance_store_reboots_on_a_failed_system_check_and_is_neve
 
 
 def test_a_metal_size_of_an_ebs_only_family_is_recovered():
+    """EBS-only is the rule, not the size: EC2 recovers metal instances of such families too
+    (DescribeInstanceTypes, tests/consumers/test_ec2_instance_types.py)."""
     deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m7g.metal", architecture="arm64"))
 
     assert f"arn:aws:automate:{REGION}:ec2:recover" in alarm(deployment, "system-check").inputs[

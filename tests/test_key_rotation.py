@@ -132,7 +132,9 @@ def test_the_host_is_told_where_the_previous_key_is(versions):
 #   the goal (pulumi/pulumi#2657: "the engine simply replaces the values of input properties in the
 #   goal state with old inputs"; docs, "Resource option: ignoreChanges": "Uses the serialized value
 #   from the stack state for any later previews or updates"), and drops it where the state has none
-#   (`processIgnoreChanges`, pkg/resource/deploy/step_generator.go).
+#   (`processIgnoreChanges` in pkg/resource/deploy/step_generator.go calls `PropertyPath.Reset`,
+#   sdk/go/common/resource/properties_path.go: "If the path doesn't exist in old then we want to
+#   delete it from new").
 # - A change of an input in `replaceOnChanges` replaces the resource: the Python SDK registers every
 #   Command with `replace_on_changes=["triggers[*]"]` (pulumi_command/local/command.py), from the
 #   provider's `Triggers ... provider:"replaceOnChanges"` (provider/pkg/provider/common/inputs.go).

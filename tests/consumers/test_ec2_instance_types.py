@@ -46,6 +46,8 @@ def test_ec2_describes_every_family_of_the_table(described):
 
 
 def test_instance_store_is_derived_as_ec2_describes_it(described):
+    """The family name decides whether the recover action is attached: it must say what EC2 says
+    of every size (InstanceStorageSupported)."""
     wrong = {
         t: d["InstanceStorageSupported"]
         for t, d in described.items()
@@ -76,6 +78,7 @@ def test_every_type_ec2_recovers_with_ebs_only_keeps_the_recover_action(describe
 
 
 def test_the_architecture_of_each_type_is_one_ec2_supports(described):
+    """An AMI of another architecture would fail the launch minutes into `pulumi up`."""
     wrong = {
         t: d["ProcessorInfo"]["SupportedArchitectures"]
         for t, d in described.items()

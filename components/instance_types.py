@@ -25,7 +25,8 @@ _SIZE = re.compile(r"^(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+x
 # Amazon EC2 Instance Types guide, "Amazon EC2 instance type naming conventions": a family is its
 # series, generation and options; the option `d` is instance store volumes, and the storage
 # optimised series (`d` dense, `i`, `im`, `is`) all have them.
-_FAMILY = re.compile(r"(?P<series>[a-z]+)[0-9]+(?P<options>[a-z]*)(-flex)?")
+# (What follows a hyphen, `-flex` or a high-memory or Mac size, names no storage.)
+_FAMILY = re.compile(r"(?P<series>[a-z]+)[0-9]*(?P<options>[a-z]*)(-.*)?")
 _INSTANCE_STORE_SERIES = frozenset({"d", "i", "im", "is"})
 
 

@@ -116,6 +116,7 @@ alarms = HostAlarms(
         region=region,
         host_name=name,
         instance_id=host.instance_id,
+        instance_type=settings.instance_type,
         thresholds=durability.thresholds,
         alert_email=durability.alert_email,
         backup_policy_id=backups.policy_id if backups else None,

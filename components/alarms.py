@@ -15,10 +15,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
+from components.instance_types import supports_recovery, system_check_action
+from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds, StackSettings
 
 MINUTE = 60
 HOUR = 3600
+# Two hours beyond the longest gap between two daily snapshots (26 hours, see alarm_specs).
+BACKUP_SILENCE_HOURS = 28
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,14 @@ class AlarmTargets:
     host_name: str
     instance_id: pulumi.Input[str]
     backup_policy_id: pulumi.Input[str] | None = None
+    instance_type: str = StackSettings.instance_type
 
 
 def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[AlarmSpec]:
-    def status_check(key: str, what: str, periods: int, action: str) -> AlarmSpec:
+    def status_check(key: str, what: str, periods: int, action: str, note: str = "") -> AlarmSpec:
         return AlarmSpec(
             key,
-            f"EC2 {what} status check failed: {action} the instance",
+            f"EC2 {what} status check failed: {action} the instance{note}",
             "AWS/EC2",
             f"StatusCheckFailed_{what.capitalize()}",
             {"InstanceId": targets.instance_id},
@@ -74,8 +78,16 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
     specs = [
         # As the EC2 User Guide's recover and reboot alarms: a failed system check (AWS's
         # hardware or network) moves the instance to healthy hardware, keeping its id, volumes
-        # and address; a failed instance check (kernel, memory, file system) reboots it.
-        status_check("system-check", "system", periods=2, action="recover"),
+        # and address; a failed instance check (kernel, memory, file system) reboots it. A type
+        # with instance store cannot be recovered: it reboots, which clears a fault of the host's
+        # software, and the notification asks for a stop and start (new hardware) otherwise.
+        status_check(
+            "system-check", "system", periods=2,
+            action=system_check_action(targets.instance_type),
+            note="" if supports_recovery(targets.instance_type) else
+            f" ({targets.instance_type} has instance store, which EC2 cannot recover: stop and "
+            "start it if the check keeps failing)",
+        ),
         status_check("instance-check", "instance", periods=3, action="reboot"),
         # key, description, metric; statistic, period, periods, threshold, comparison, missing data
         on_host("certificate",
@@ -95,22 +107,24 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
                 "Maximum", 5 * MINUTE, 1, limits.data_volume_used_percent, "GreaterThanThreshold"),
     ]  # fmt: skip
     if targets.backup_policy_id:
-        # DLM's own metric (EBS User Guide, "Monitor your policies using Amazon CloudWatch"),
-        # counted after the retries of the hour following the scheduled time.
-        specs.append(
-            AlarmSpec(
-                "backup-failed",
-                "A scheduled snapshot of the data volume failed",
-                "AWS/EBS",
-                "SnapshotsCreateFailed",
-                {"DLMPolicyId": targets.backup_policy_id},
-                statistic="Sum",
-                period=HOUR,
-                evaluation_periods=1,
-                threshold=0,
-                comparison="GreaterThanThreshold",
-            )
-        )
+        # DLM's own metrics (EBS User Guide, "Monitor your policies using Amazon CloudWatch":
+        # namespace AWS/EBS, dimension DLMPolicyId), each counted after the retries of the hour
+        # following the scheduled time.
+        policy = {"DLMPolicyId": targets.backup_policy_id}
+        specs += [
+            AlarmSpec("backup-failed", "A scheduled snapshot of the data volume failed",
+                      "AWS/EBS", "SnapshotsCreateFailed", policy,
+                      "Sum", HOUR, 1, 0, "GreaterThanThreshold"),
+            # A policy in error (its role, a snapshot quota) may count no failure at all: what
+            # must be seen is a completed snapshot. Every hour without one breaches, and with no
+            # DatapointsToAlarm it fires only when all BACKUP_SILENCE_HOURS do; the daily run
+            # starts within the hour after BACKUP_TIME and retries for an hour, so consecutive
+            # ones are at most 26 hours apart. A new stack's alarm fires until its first snapshot.
+            AlarmSpec("backup-missing",
+                      f"No snapshot of the data volume completed in {BACKUP_SILENCE_HOURS} hours",
+                      "AWS/EBS", "SnapshotsCreateCompleted", policy,
+                      "Sum", HOUR, BACKUP_SILENCE_HOURS, 1, "LessThanThreshold", "breaching"),
+        ]  # fmt: skip
     return specs
 
 
@@ -128,6 +142,7 @@ class HostAlarmsArgs:
     region: str
     host_name: str
     instance_id: pulumi.Input[str]
+    instance_type: str
     thresholds: AlarmThresholds
     alert_email: str | None = None
     backup_policy_id: pulumi.Input[str] | None = None
@@ -158,7 +173,13 @@ class HostAlarms(pulumi.ComponentResource):
                 opts=child,
             )
         specs = alarm_specs(
-            AlarmTargets(args.region, args.host_name, args.instance_id, args.backup_policy_id),
+            AlarmTargets(
+                args.region,
+                args.host_name,
+                args.instance_id,
+                args.backup_policy_id,
+                args.instance_type,
+            ),
             args.thresholds,
         )
         alarms = [

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shlex
-import sys
 from dataclasses import dataclass
 
 import pulumi
@@ -30,9 +28,28 @@ EVEN_SLOT = f"{API_KEY}-even"
 SECONDS_PER_HOUR = 3600
 
 
-def rotation_clock_command() -> str:
-    """Prints the deploy's time once per rotation: the grace window starts when the keys change."""
-    return shlex.join([sys.executable, "-c", "import time; print(int(time.time()))"])
+# The rotation clock, a pulumi-command `local.Command`: the same text on every machine (the
+# provider runs it with `/bin/sh -c`; no path of the deployer's checkout, venv or home in it), so a
+# deploy from another checkout, machine or CI runner registers the same inputs.
+# - `create` runs only when the clock is created or replaced: `triggers` are replace-on-change (the
+#   SDK registers it with `replace_on_changes=["triggers[*]"]`, pulumi-command's
+#   `provider/pkg/provider/common/inputs.go` tags them `provider:"replaceOnChanges"`), and the
+#   replacement's create runs with the program's inputs.
+# - Any other change of inputs is an in-place Update, which runs `update` if set and `create`
+#   otherwise (`provider/pkg/provider/local/commandController.go`; the v1.2.1 docs of `create`:
+#   "If an `update` command isn't provided, then `create` will also be run when the resource's
+#   inputs are modified"). `update` therefore prints the time `create` recorded: the provider hands
+#   it the previous stdout as PULUMI_COMMAND_STDOUT (`addPreviousOutputInEnv`, default true,
+#   `local/commandOutputs.go`). It fails rather than print nothing, so a lost value stops the
+#   deploy instead of restarting the window.
+# No `ignore_changes`: Pulumi keeps an ignored input's old value even when the resource is replaced
+# (the engine copies old inputs into the goal state, pulumi/pulumi#2657; "Uses the serialized value
+# from the stack state for any later previews or updates"), and drops an ignored input the old
+# state lacks. Ignoring `create` would keep a stack's old absolute-path command for its next
+# rotation, on whatever machine runs it; ignoring `update` would drop it on the first deploy of
+# this release, which would then re-run `create` and restart the window.
+ROTATION_CLOCK_CREATE = "date +%s"
+ROTATION_CLOCK_UPDATE = 'printf "%s" "${PULUMI_COMMAND_STDOUT:?no recorded rotation time}"'
 
 
 def slot_versions(version: int) -> dict[str, int]:
@@ -158,7 +175,9 @@ class ApiKeys(pulumi.ComponentResource):
         # changing `keyGraceHours` later moves its end without restarting it.
         clock = command.local.Command(
             f"{name}-rotated-at",
-            create=rotation_clock_command(),
+            create=ROTATION_CLOCK_CREATE,
+            update=ROTATION_CLOCK_UPDATE,
+            add_previous_output_in_env=True,
             triggers=[args.version],
             opts=child,
         )

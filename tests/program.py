@@ -28,7 +28,6 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.api_keys import rotation_clock_command
 
 PROJECT = "secure-qdrant"
 MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
@@ -135,7 +134,7 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAA{key}",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
             )
-        elif args.typ == "command:local:Command" and inputs["create"] == rotation_clock_command():
+        elif args.typ == "command:local:Command" and args.name.endswith("-rotated-at"):
             state["stdout"] = f"{DEPLOY_TIME}\n"
         elif args.typ == "aws:sns/topic:Topic":
             state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"

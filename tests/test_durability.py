@@ -5,8 +5,11 @@ evaluator in tests/consumers/test_iam_evaluation.py; the inputs' AWS limits in t
 """
 
 import json
+from datetime import datetime, timedelta, timezone
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from components.alarms import AlarmTargets, alarm_specs
 from components.backups import STACK_TAG, dlm_execution_policy
@@ -137,7 +140,7 @@ def test_backups_off_creates_no_backup_resource():
 
     assert deployment.of_type(POLICY) == []
     assert not [r for r in deployment.resources if r.name.startswith(f"{HOST}-dlm")]
-    assert not [a for a in deployment.of_type(ALARM) if a.name.endswith("backup-failed")]
+    assert not [a for a in deployment.of_type(ALARM) if a.name.endswith(("-failed", "-missing"))]
 
 
 # --------------------------------------------------------------------------------------- restore
@@ -271,6 +274,38 @@ def test_failed_status_checks_recover_or_reboot_the_instance(default, key, metri
     )
 
 
+@pytest.mark.parametrize(
+    ("instance_type", "architecture"),
+    [("m5d.large", "x86_64"), ("c6id.large", "x86_64"), ("r6gd.large", "arm64"),
+     ("i4i.large", "x86_64"), ("d3.xlarge", "x86_64"), ("z1d.large", "x86_64"),
+     ("x2idn.16xlarge", "x86_64"), ("im4gn.large", "arm64")],
+)  # fmt: skip
+def test_a_type_with_instance_store_reboots_on_a_failed_system_check_and_is_never_recovered(
+    instance_type, architecture
+):
+    """EC2 recovers only instances with EBS volumes only (EC2 User Guide, "Recover your instance"):
+    a recover action there cannot act. Such a host still says so on the topic, reboots, and its
+    alarm says to stop and start it (which moves it to other hardware)."""
+    deployment = deploy(dict(MINIMAL_CONFIG, instanceType=instance_type, architecture=architecture))
+    found = alarm(deployment, "system-check")
+
+    actions = [a for spec in deployment.of_type(ALARM) for a in spec.inputs["alarmActions"]]
+    assert not [a for a in actions if a.endswith(":ec2:recover")]
+    assert f"arn:aws:automate:{REGION}:ec2:reboot" in found.inputs["alarmActions"]
+    assert deployment.outputs["alertTopicArn"].value in found.inputs["alarmActions"]
+    assert "stop and start" in found.inputs["alarmDescription"]
+
+
+def test_a_metal_size_of_an_ebs_only_family_is_recovered():
+    """EBS-only is the rule, not the size: EC2 recovers metal instances of such families too
+    (DescribeInstanceTypes, tests/consumers/test_ec2_instance_types.py)."""
+    deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m7g.metal", architecture="arm64"))
+
+    assert f"arn:aws:automate:{REGION}:ec2:recover" in alarm(deployment, "system-check").inputs[
+        "alarmActions"
+    ]
+
+
 def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default):
     topic = default.outputs["alertTopicArn"].value
 
@@ -338,6 +373,87 @@ def test_failed_scheduled_snapshots_raise_an_alarm(default):
     )
     assert found.inputs["dimensions"] == {"DLMPolicyId": default.one(POLICY).resource_id}
     assert (found.inputs["statistic"], found.inputs["threshold"]) == ("Sum", 0)
+
+
+# DLM's metric as the EBS User Guide documents it ("Monitor your policies using Amazon CloudWatch"):
+# namespace AWS/EBS, dimension DLMPolicyId, unit Count; SnapshotsCreateCompleted counts the
+# snapshots created, "successful retries within 60 minutes of the scheduled time" included. The
+# daily run starts within the hour after 03:00 UTC: each completes between 03:00 and 05:00.
+COMPLETIONS = [(3, 5), (4, 59), (3, 0), (4, 58), (3, 30)]
+
+
+def backup_missing_fires(found, policy_id: str, cloudwatch, at: datetime) -> bool:
+    """The alarm's state at `at`, as CloudWatch evaluates it: its statistic over its periods and
+    dimensions, each period without data treated as `treatMissingData` says, and ALARM only when
+    every one of its `evaluationPeriods` breaches (no DatapointsToAlarm: M = N)."""
+    inputs = found.inputs
+    assert inputs["treatMissingData"] == "breaching"
+    assert (inputs["threshold"], inputs["comparisonOperator"]) == (1, "LessThanThreshold")
+    period = int(inputs["period"])
+    answer = cloudwatch.get_metric_statistics(
+        Namespace=inputs["namespace"],
+        MetricName=inputs["metricName"],
+        Dimensions=[{"Name": k, "Value": policy_id} for k in inputs["dimensions"]],
+        StartTime=at - timedelta(seconds=period * int(inputs["evaluationPeriods"])),
+        EndTime=at,
+        Period=period,
+        Statistics=[inputs["statistic"]],
+    )
+    return all(point[inputs["statistic"]] < 1 for point in answer["Datapoints"])
+
+
+def test_a_day_without_a_completed_snapshot_raises_an_alarm_and_daily_snapshots_do_not(default):
+    """A policy DLM puts into error (its role, a snapshot quota) may count no failed snapshot at
+    all: the backups stop in silence unless the absence of completed ones alarms. Daily runs that
+    complete anywhere in their two hours never fire it; the first day without one does."""
+    found = alarm(default, "backup-missing")
+    policy_id = default.one(POLICY).resource_id
+    assert found.inputs["dimensions"] == {"DLMPolicyId": policy_id}
+    first_day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day -= timedelta(days=len(COMPLETIONS) + 3)
+    completed = [
+        first_day + timedelta(days=day, hours=hour, minutes=minute)
+        for day, (hour, minute) in enumerate(COMPLETIONS)
+    ]
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        for at in completed:
+            cloudwatch.put_metric_data(
+                Namespace="AWS/EBS",
+                MetricData=[{
+                    "MetricName": "SnapshotsCreateCompleted",
+                    "Dimensions": [{"Name": "DLMPolicyId", "Value": policy_id}],
+                    "Timestamp": at,
+                    "Value": 1,
+                    "Unit": "Count",
+                }],
+            )  # fmt: skip
+        # Every 7 minutes from just after the first completion to the last.
+        while_daily = [
+            completed[0] + timedelta(minutes=m)
+            for m in range(1, int((completed[-1] - completed[0]).total_seconds() // 60) + 1, 7)
+        ]
+        fired_while_daily = [
+            at for at in while_daily
+            if backup_missing_fires(found, policy_id, cloudwatch, at)
+        ]  # fmt: skip
+        day_after_the_last = completed[-1] + timedelta(hours=26)
+        after_a_missed_day = completed[-1] + timedelta(hours=28, minutes=1)
+
+        assert fired_while_daily == []
+        assert not backup_missing_fires(found, policy_id, cloudwatch, day_after_the_last)
+        assert backup_missing_fires(found, policy_id, cloudwatch, after_a_missed_day)
+
+
+def test_a_policy_that_reports_nothing_at_all_raises_the_backup_alarm(default):
+    """No datapoint whatsoever (a policy in error from the start): missing data breaches."""
+    found = alarm(default, "backup-missing")
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+        assert backup_missing_fires(
+            found, default.one(POLICY).resource_id, cloudwatch, datetime.now(timezone.utc)
+        )
 
 
 def test_alert_email_is_subscribed_to_the_topic():

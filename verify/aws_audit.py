@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from components.instance_types import system_check_action
 from components.settings import HOST_METRICS, METRICS_NAMESPACE, PORTS
 from verify.result import CheckResult, Status
 from verify.target import Durability
@@ -296,8 +297,10 @@ def check_alarms(
     ec2_client: BaseClient, cloudwatch_client: BaseClient, instance_id: str, durability: Durability
 ) -> CheckResult:
     """Every alarm the program creates exists, has its actions on and notifies the stack's topic;
-    the status-check ones also recover and reboot the instance."""
-    wanted = _wanted_alarms(_name_tag(ec2_client, instance_id), instance_id, durability)
+    the status-check ones also recover (or, a type with instance store, reboot) and reboot the
+    instance."""
+    instance = _describe_instance(ec2_client, instance_id)
+    wanted = _wanted_alarms(_name_tag(instance), instance_id, instance["InstanceType"], durability)
     pages = cloudwatch_client.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
     actions = {
         _watched(alarm): alarm["AlarmActions"]
@@ -322,11 +325,13 @@ def check_alarms(
     )
 
 
-def _wanted_alarms(host: str, instance_id: str, durability: Durability) -> dict[Watched, str | None]:
+def _wanted_alarms(
+    host: str, instance_id: str, instance_type: str, durability: Durability
+) -> dict[Watched, str | None]:
     """What each alarm of the program watches, and the EC2 action it takes, if any."""
     instance = (("InstanceId", instance_id),)
     wanted: dict[Watched, str | None] = {
-        ("AWS/EC2", "StatusCheckFailed_System", instance): "recover",
+        ("AWS/EC2", "StatusCheckFailed_System", instance): system_check_action(instance_type),
         ("AWS/EC2", "StatusCheckFailed_Instance", instance): "reboot",
     }
     for metric in ALARMED_HOST_METRICS:
@@ -334,6 +339,7 @@ def _wanted_alarms(host: str, instance_id: str, durability: Durability) -> dict[
     if durability.backup_policy_id:
         policy = (("DLMPolicyId", durability.backup_policy_id),)
         wanted[("AWS/EBS", "SnapshotsCreateFailed", policy)] = None
+        wanted[("AWS/EBS", "SnapshotsCreateCompleted", policy)] = None
     return wanted
 
 
@@ -348,7 +354,7 @@ def _alarm_text(watched: Watched, ec2_action: str | None) -> str:
     return f"{namespace} {metric} ({where})" + (f" with {ec2_action}" if ec2_action else "")
 
 
-def _name_tag(ec2_client: BaseClient, instance_id: str) -> str:
+def _name_tag(instance: Resource) -> str:
     """The host's name: the dimension its metrics are published under."""
-    tags = _describe_instance(ec2_client, instance_id).get("Tags", [])
+    tags = instance.get("Tags", [])
     return next((tag["Value"] for tag in tags if tag["Key"] == "Name"), "")

@@ -123,6 +123,22 @@ def tags_fit(resource: Registered) -> str | None:
     return "; ".join(problems) or None
 
 
+def alarm_period_is_valid(resource: Registered) -> str | None:
+    period = int(resource.inputs["period"])
+    if period in (10, 20, 30) or (period > 0 and period % 60 == 0):
+        return None
+    return f"period is {period}, not 10, 20, 30 or a multiple of 60"
+
+
+def alarm_evaluation_window_fits(resource: Registered) -> str | None:
+    period = int(resource.inputs["period"])
+    window = period * int(resource.inputs["evaluationPeriods"])
+    limit = 86400 if period < 3600 else 604800
+    if window <= limit:
+        return None
+    return f"evaluation seconds are {window}, the limit is {limit} for a {period}-second period"
+
+
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
 ROLE = "aws:iam/role:Role"
@@ -477,17 +493,12 @@ RULES = [
             lambda r: len(r.inputs["alarmActions"]),
         ),
     ),
-    # CloudWatch API Reference, PutMetricAlarm.EvaluationPeriods: "the number of periods over
-    # which data is compared ... multiplied by Period cannot be more than 86,400 seconds".
-    Rule(
-        "alarm-evaluation-window",
-        ALARM,
-        at_most(
-            86400,
-            "evaluation seconds",
-            lambda r: int(r.inputs["period"]) * int(r.inputs["evaluationPeriods"]),
-        ),
-    ),
+    # CloudWatch API Reference, PutMetricAlarm.Period (botocore's cloudwatch model): "Valid values
+    # are 10, 20, 30, and any multiple of 60"; "Period multiplied by EvaluationPeriods can't be
+    # more than 604,800 seconds. For alarms with a period of less than one hour (3,600 seconds),
+    # the total evaluation period can't be longer than one day (86,400 seconds)."
+    Rule("alarm-period", ALARM, alarm_period_is_valid),
+    Rule("alarm-evaluation-window", ALARM, alarm_evaluation_window_fits),
     # Amazon SNS API Reference, CreateTopic.Name: up to 256 letters, digits, '-' and '_'.
     Rule(
         "topic-name",
@@ -631,6 +642,9 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
         ("tags:Instance", _with(INSTANCE, {"tags": {"Name": "n" * 257}})),
         ("dlm-description", _with(DLM_POLICY, {"description": "Snapshots of qdrant-eu.prod"})),
         ("alarm-evaluation-window", _with(ALARM, {"period": 60, "evaluationPeriods": 1441})),
+        ("alarm-evaluation-window", _with(ALARM, {"period": 1800, "evaluationPeriods": 49})),
+        ("alarm-evaluation-window", _with(ALARM, {"period": 3600, "evaluationPeriods": 169})),
+        ("alarm-period", _with(ALARM, {"period": 90})),
         ("alarm-name", _with(ALARM, {}, name="a" * 248)),
         ("topic-name", _with(TOPIC, {"namePrefix": "qdrant-eu.prod-"})),
     ],

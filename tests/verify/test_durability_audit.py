@@ -7,6 +7,7 @@ botocore's Stubber, which checks each request and response against DLM's API mod
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ def program() -> Deployment:
 
 @pytest.fixture
 def stack(program: Deployment) -> Iterator[Stack]:
+    with deployed(program) as made:
+        yield made
+
+
+@contextmanager
+def deployed(program: Deployment) -> Iterator[Stack]:
     """The instance, its tagged data volume, the topic and every alarm, as `pulumi up` leaves them."""
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
@@ -57,7 +64,7 @@ def stack(program: Deployment) -> Iterator[Stack]:
         topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"{HOST}-alerts")
         instance_id = ec2.run_instances(
             ImageId=IMAGE_ID,
-            InstanceType="t3.medium",
+            InstanceType=program.one("aws:ec2/instance:Instance").inputs["instanceType"],
             MinCount=1,
             MaxCount=1,
             TagSpecifications=[
@@ -150,6 +157,14 @@ def test_the_programs_backups_and_alarms_pass(stack):
     assert "keeps 7" in results[BACKUPS].detail
 
 
+def test_a_host_with_instance_store_passes_with_a_system_check_that_reboots():
+    """EC2 cannot recover an instance with instance store: the audit must not want it to."""
+    with deployed(deploy(dict(MINIMAL_CONFIG, instanceType="m5d.large"))) as stack:
+        results = audit(stack)
+
+    assert results[ALARMS].status is Status.PASS, results[ALARMS]
+
+
 def test_a_disabled_backup_policy_fails(stack):
     assert_fails(audit(stack, dlm_policy(state="DISABLED"))[BACKUPS], "is DISABLED")
 
@@ -173,7 +188,9 @@ def test_a_denied_policy_read_skips_only_the_backup_check(stack):
 
 
 def test_without_scheduled_backups_the_backup_check_is_skipped_and_no_backup_alarm_wanted(stack):
-    stack.cloudwatch.delete_alarms(AlarmNames=[f"{HOST}-alarms-backup-failed"])
+    stack.cloudwatch.delete_alarms(
+        AlarmNames=[f"{HOST}-alarms-backup-failed", f"{HOST}-alarms-backup-missing"]
+    )
     stack.durability = Durability(
         stack.durability.data_volume_id, stack.durability.alert_topic_arn, None
     )
@@ -191,6 +208,7 @@ def test_without_scheduled_backups_the_backup_check_is_skipped_and_no_backup_ala
         ("instance-check", "StatusCheckFailed_Instance"),
         ("qdrant-down", f"SecureQdrant QdrantUp (Host={HOST})"),
         ("backup-failed", f"SnapshotsCreateFailed (DLMPolicyId={POLICY_ID})"),
+        ("backup-missing", f"SnapshotsCreateCompleted (DLMPolicyId={POLICY_ID})"),
     ],
 )
 def test_a_missing_alarm_fails_naming_what_it_watched(stack, key, evidence):
@@ -239,16 +257,20 @@ def test_the_audit_reads_what_it_needs_from_the_stack_outputs():
     assert older_stack.durability is None
 
 
-def test_the_audit_looks_for_exactly_the_alarms_the_program_creates():
-    """An alarm the program adds must not go unaudited, nor the audit wait for one it dropped."""
+@pytest.mark.parametrize("instance_type", ["t3.medium", "m5d.large"])
+def test_the_audit_looks_for_exactly_the_alarms_the_program_creates(instance_type):
+    """An alarm the program adds must not go unaudited, nor the audit wait for one it dropped (or
+    for a recover action the program leaves out on a type EC2 cannot recover)."""
+    targets = AlarmTargets(REGION, HOST, "i-0123", POLICY_ID, instance_type)
     created = {
         (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())), spec.ec2_action)
-        for spec in alarm_specs(AlarmTargets(REGION, HOST, "i-0123", POLICY_ID), AlarmThresholds())
+        for spec in alarm_specs(targets, AlarmThresholds())
     }
     durability = Durability("vol-0123", "arn:aws:sns:eu-west-1:123456789012:t", POLICY_ID)
 
     wanted = {
-        (*watched, action) for watched, action in _wanted_alarms(HOST, "i-0123", durability).items()
+        (*watched, action)
+        for watched, action in _wanted_alarms(HOST, "i-0123", instance_type, durability).items()
     }
 
     assert wanted == created

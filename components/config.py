@@ -202,13 +202,6 @@ def _parse_int(text: str) -> int:
         raise _Invalid(f"{_shown(text)} has {len(text)} digits, far out of range") from None
 
 
-def _parse_positive_int(text: str) -> int:
-    value = _parse_int(text)
-    if value <= 0:
-        raise _Invalid(f"must be a positive integer, got {value}")
-    return value
-
-
 def _parse_grace_hours(text: str) -> int:
     value = _parse_int(text)
     if not 0 <= value <= MAX_KEY_GRACE_HOURS:
@@ -321,13 +314,6 @@ def _parse_cidr(text: Any) -> str:
 
 def _parse_cidrs(text: str) -> tuple[str, ...]:
     return _parse_unique_list(text, _parse_cidr, "CIDR blocks")
-
-
-def _parse_volume_size(text: str) -> int:
-    size = _parse_positive_int(text)
-    if size > GP3_MAX_SIZE_GB:
-        raise _Invalid(f"{size} GiB is more than a gp3 volume holds ({GP3_MAX_SIZE_GB} GiB)")
-    return size
 
 
 def _parse_snapshot_id(text: str) -> str:
@@ -697,7 +683,9 @@ def load_settings(
         image_release=image_release,
         subnet_id=read.field("subnetId", _parse_subnet_id, None),
         data_volume_size_gb=read.field(
-            "dataVolumeSizeGb", _parse_volume_size, defaults.data_volume_size_gb
+            "dataVolumeSizeGb",
+            _parse_int_within(1, GP3_MAX_SIZE_GB, "GiB (a gp3 volume's largest)"),
+            defaults.data_volume_size_gb,
         ),
         qdrant_version=read.field("qdrantVersion", _parse_qdrant_version, defaults.qdrant_version),
         limits=limits,

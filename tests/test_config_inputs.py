@@ -207,7 +207,11 @@ def test_every_number_key_takes_its_range_and_refuses_past_it(key: str):
         assert f"{NAMESPACE}:{key}: must be {low} to {high}" in refusal(**{key: str(outside)})
 
 
-@pytest.mark.parametrize("value", ["9" * 401, "9" * 5000, "1_000", " 5", "٥"])
+@pytest.mark.parametrize(
+    "value",
+    ["9" * 401, "9" * 5000, "1_000", " 5", "٥"],
+    ids=["401-digits", "5000-digits", "underscore", "space", "arabic-indic-digit"],
+)
 def test_a_number_key_refuses_what_is_not_a_plain_decimal_within_range(value: str):
     """int() takes `_`, spaces and other scripts' digits, and past 4,300 digits raises."""
     assert f"{NAMESPACE}:rateLimitRps: " in refusal(rateLimitRps=value)

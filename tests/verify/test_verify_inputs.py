@@ -153,6 +153,21 @@ def test_any_outputs_text_runs_or_exits_2_in_one_line(text: str):
         ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "tokens": {"t": "j"},'
          ' "tokenScopes": {"t": {"access": "r", "exp": "tomorrow"}}}',
          "tokenScopes.t.exp should be a number, not a string"),
+    ],
+)
+def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
+    """Before: `[1,2]` died with a traceback (exit 1) and a non-JSON value said only "Expecting
+    value: line 1 column 1 (char 0)", naming neither the variable nor what it should hold."""
+    status, stdout, stderr = run_verify([], {OUTPUTS_VARIABLE: text})
+
+    assert_refused_in_one_line(status, stdout, stderr)
+    assert named in stderr
+    assert stderr.startswith("verify: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
         (json.dumps(BASE)[:-1] + f', "grpcPort": {HUGE}}}', "grpcPort inf is not a TCP port"),
         ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": ' + HUGE + "}",
          "apiKey should be a string, not a number"),
@@ -166,15 +181,20 @@ def test_any_outputs_text_runs_or_exits_2_in_one_line(text: str):
         (json.dumps({**BASE, "tokens": {"t": "a.b\nc"}}), "tokens.t holds characters"),
         (json.dumps({**BASE, "restUrl": "https://a.example:0"}), "restUrl 'https://a.example:0' has port 0"),
     ],
+    ids=[
+        "5000-digit-port", "5000-digit-api-key", "5000-digit-exp", "deeply-nested-claims",
+        "api-key-with-crlf", "api-key-not-latin-1", "read-only-key-with-lf", "token-with-lf",
+        "rest-url-port-0",
+    ],
 )
-def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
-    """Before: `[1,2]` died with a traceback (exit 1) and a non-JSON value said only "Expecting
-    value: line 1 column 1 (char 0)", naming neither the variable nor what it should hold."""
+def test_outputs_verify_cannot_read_or_send_are_named_in_one_line(text: str, named: str):
+    """Before: a traceback and exit 1 ("a check failed") for the first five, from json, the token's
+    claims and http.client building the header; and port 0 was silently served on 443."""
     status, stdout, stderr = run_verify([], {OUTPUTS_VARIABLE: text})
 
     assert_refused_in_one_line(status, stdout, stderr)
     assert named in stderr
-    assert stderr.startswith("verify: ")
+    assert "X-Injected" not in stderr and "ключ" not in stderr  # credentials are never printed
 
 
 @given(st.text())

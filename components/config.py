@@ -10,9 +10,9 @@ import datetime as dt
 import ipaddress
 import json
 import re
-from urllib.parse import urlsplit
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from components.acme_dns import CHALLENGE_LABEL
 from components.images import HOST_IMAGES

@@ -179,10 +179,13 @@ def target_from_outputs(
     jwts = _mapping_of(outputs, "tokens", str)
     scopes = _mapping_of(outputs, "tokenScopes", dict)
     revoked = set(_list_of(outputs, "revokedTokens", str))
-    for name, jwt in jwts.items():
-        _credential(f"tokens.{name}", jwt)
     tokens = tuple(
-        Token(name, jwt, _claims(name, scopes.get(name, {})), name in revoked)
+        Token(
+            name,
+            _credential(f"tokens.{name}", jwt),
+            _claims(name, scopes.get(name, {})),
+            name in revoked,
+        )
         for name, jwt in sorted(jwts.items())
     )
     for token in tokens:

@@ -35,13 +35,14 @@ from components.settings import UNTRUSTED_ACME_HOSTS, StackSettings
 from components.user_data import render_settings_env
 from tests.host.test_metrics_publisher import metrics
 from tests.program import MINIMAL_CONFIG, Failed, deploy
+from tests.readme import config_row
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
 STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 # ngx_atoi reads rate= and burst= into a 64-bit integer; client_max_body_size is an off_t in bytes.
 NGINX_INTEGER = 2**63 - 1
 
-# Each number key's range, as the README's configuration table states it.
+# Each number key's range: what its consumer holds.
 NUMBER_RANGES = {
     "rateLimitRps": (1, NGINX_MAX_RATE_PER_SECOND),
     "credentialRateLimitRps": (1, NGINX_MAX_RATE_PER_SECOND),
@@ -207,6 +208,13 @@ def test_every_number_key_takes_its_range_and_refuses_past_it(key: str):
         assert f"{NAMESPACE}:{key}: must be {low} to {high}" in refusal(**{key: str(outside)})
 
 
+@pytest.mark.parametrize("key", NUMBER_RANGES)
+def test_the_readme_states_each_number_keys_range(key: str):
+    """A user sizing a limit reads the table, not the code."""
+    low, high = NUMBER_RANGES[key]
+    assert f"{low:,} to {high:,}" in config_row(key)
+
+
 @pytest.mark.parametrize(
     "value",
     ["9" * 401, "9" * 5000, "1_000", " 5", "٥"],
@@ -282,6 +290,8 @@ def test_a_final_newline_is_refused_or_changes_nothing(key: str):
     ],
 )
 def test_a_final_newline_is_refused_where_it_would_be_kept(key: str, valid: str):
+    """These keys are used as written (an AMI name, a subnet, a snapshot, an instance type, the
+    ACME directory in settings.env): a newline would travel with them."""
     assert f"{NAMESPACE}:{key}: " in refusal(**{key: valid + "\n"})
 
 
@@ -300,10 +310,12 @@ def test_an_image_release_on_a_day_that_does_not_exist_is_refused(release: str):
 
 
 def test_an_image_release_on_a_leap_day_is_accepted():
+    """The date check is the calendar's, not a fixed 28 days for February."""
     assert load(imageRelease="20240229").image_release == "20240229"
 
 
 def test_a_debian_release_on_a_day_that_does_not_exist_is_refused():
+    """Debian's serial starts with the build date too."""
     assert f"{NAMESPACE}:imageRelease: " in refusal(hostOs="debian-12", imageRelease="20250230-1532")
 
 
@@ -316,6 +328,7 @@ def test_an_address_longer_than_smtp_allows_is_refused(key: str):
 
 
 def test_an_address_with_64_characters_before_the_at_is_accepted():
+    """RFC 5321's limit is inclusive: a deliverable address is not refused."""
     assert load(alertEmail="a" * 64 + "@example.com").durability.alert_email is not None
 
 
@@ -344,5 +357,7 @@ def test_the_staging_ca_is_refused_with_the_gate_however_its_host_is_written(url
     "url", ["https://acme.example.com:0/dir", "https://acme.example.com:99999/dir", "https://[x/dir"]
 )
 def test_an_acme_server_without_a_reachable_host_and_port_is_refused(url: str):
+    """certbot could reach no server at port 0, past 65535 or at an unparsable host; the gate's
+    comparison reads the host the same way, so it must parse."""
     assert f"{NAMESPACE}:acmeServer: " in refusal(acmeServer=url)
 

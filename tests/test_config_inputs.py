@@ -123,7 +123,11 @@ def assert_consumers_take(accepted: StackSettings) -> None:
     # The serial is the image's build date.
     dt.datetime.strptime(accepted.image_release[:8], "%Y%m%d")
     # The host reads these back from settings.env line by line (cloud-init/metrics.py).
-    env = {"DOMAIN": accepted.domain, "ACME_EMAIL": accepted.acme_email, "ACME_SERVER": accepted.acme_server}
+    env = {
+        "DOMAIN": accepted.domain,
+        "ACME_EMAIL": accepted.acme_email,
+        "ACME_SERVER": accepted.acme_server,
+    }
     assert metrics.read_settings(render_settings_env(env)) == env
     # RFC 5321: 64 characters before the @, 254 in all.
     for address in filter(None, (accepted.acme_email, accepted.durability.alert_email)):
@@ -316,7 +320,8 @@ def test_an_image_release_on_a_leap_day_is_accepted():
 
 def test_a_debian_release_on_a_day_that_does_not_exist_is_refused():
     """Debian's serial starts with the build date too."""
-    assert f"{NAMESPACE}:imageRelease: " in refusal(hostOs="debian-12", imageRelease="20250230-1532")
+    refused = refusal(hostOs="debian-12", imageRelease="20250230-1532")
+    assert f"{NAMESPACE}:imageRelease: " in refused
 
 
 @pytest.mark.parametrize("key", ["alertEmail", "acmeEmail"])
@@ -354,7 +359,8 @@ def test_the_staging_ca_is_refused_with_the_gate_however_its_host_is_written(url
 
 
 @pytest.mark.parametrize(
-    "url", ["https://acme.example.com:0/dir", "https://acme.example.com:99999/dir", "https://[x/dir"]
+    "url",
+    ["https://acme.example.com:0/dir", "https://acme.example.com:99999/dir", "https://[x/dir"],
 )
 def test_an_acme_server_without_a_reachable_host_and_port_is_refused(url: str):
     """certbot could reach no server at port 0, past 65535 or at an unparsable host; the gate's

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from components.acme_dns import CHALLENGE_LABEL
 from components.images import HOST_IMAGES
@@ -37,14 +38,18 @@ from components.settings import (
 
 NAMESPACE = "secure-qdrant"
 
+# Every pattern is applied with `fullmatch`: `$` also matches before a final newline, which would
+# then reach AWS lookups, output keys and `settings.env`.
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_FQDN = re.compile(rf"^(?:{_LABEL}\.)+[a-z]{{2,63}}$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<host>[^@\s]+)$")
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_FQDN = re.compile(rf"(?:{_LABEL}\.)+[a-z]{{2,63}}")
+_EMAIL = re.compile(r"(?P<local>[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+)@(?P<host>[^@\s]+)")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
 # EC2 resource ids: 8 hex digits (before 2018) or 17.
-_SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_SNAPSHOT_ID = re.compile(r"snap-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+_HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
+_INTEGER = re.compile(r"-?[0-9]+")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists", "revocable", "revoked"}
@@ -71,6 +76,24 @@ _MAX_DNS_NAME = 253
 # plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
 # CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
+
+# Pulumi carries every number as a double (protobuf's Value), as CloudWatch does its thresholds:
+# past 2**53 - 1 an integer loses its exact value, and past a double's range Pulumi's serializer
+# raises OverflowError with resources already registered.
+MAX_PULUMI_INTEGER = 2**53 - 1
+# nginx's limit_req keeps a rate in thousandths of a request a second, in a 64-bit integer it
+# multiplies by the milliseconds since a client's last request (ngx_http_limit_req_module.c,
+# ngx_http_limit_req_lookup). Up to a million a second that product holds for over 100 days of a
+# client's silence; `nginx -t` takes any rate up to 2**63 - 1, and the arithmetic would then wrap.
+NGINX_MAX_RATE_PER_SECOND = 1_000_000
+# limit_req keeps the burst in thousandths too (`limit->burst = burst * 1000`, a 64-bit integer).
+NGINX_MAX_BURST = (2**63 - 1) // 1000
+# client_max_body_size is an off_t: ngx_parse_offset refuses more megabytes (`m`, 2**20 bytes) than
+# 2**63 - 1 bytes hold, and `nginx -t` fails.
+NGINX_MAX_BODY_SIZE_MB = (2**63 - 1) // 2**20
+# RFC 5321 4.5.3.1: at most 64 octets before the @, and a path of 256 with its angle brackets.
+MAX_EMAIL_LOCAL_PART = 64
+MAX_EMAIL_ADDRESS = 254
 
 # A replaced master key stays a valid credential this long at most: a leaked one must not linger.
 MAX_KEY_GRACE_HOURS = 30 * 24
@@ -107,7 +130,10 @@ class _Reader:
             return parse(self.raw[key])
         except _Invalid as problem:
             self.problems.append(f"{NAMESPACE}:{key}: {problem}")
-            return default
+        except RecursionError:
+            # json.loads, and the repr of what it read, recurse once per level of nesting.
+            self.problems.append(f"{NAMESPACE}:{key}: is nested too deeply to be read")
+        return default
 
     def check(self, key: str, ok: bool, problem: str) -> None:
         if not ok:
@@ -125,37 +151,55 @@ def _required(raw: Mapping[str, str], key: str, reader: _Reader) -> bool:
 
 def _parse_domain(text: str) -> str:
     name = text.strip().lower().rstrip(".")
-    if len(name) > 253 or not _FQDN.match(name):
+    if len(name) > 253 or not _FQDN.fullmatch(name):
         raise _Invalid(f"{text!r} is not a fully qualified domain name (e.g. qdrant.example.com)")
     return name
 
 
+def _cut(text: str) -> str:
+    """`text` cut short for a message: a value may be many kilobytes long."""
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _shown(text: str) -> str:
+    return repr(_cut(text))
+
+
 def _parse_email(text: str) -> str:
-    match = _EMAIL.match(text.strip())
+    address = text.strip()
+    match = _EMAIL.fullmatch(address)
     if not match:
-        raise _Invalid(f"{text!r} is not an e-mail address")
+        raise _Invalid(f"{_shown(text)} is not an e-mail address")
+    if len(match.group("local")) > MAX_EMAIL_LOCAL_PART or len(address) > MAX_EMAIL_ADDRESS:
+        raise _Invalid(
+            f"{_shown(text)} is longer than an e-mail address may be ({MAX_EMAIL_LOCAL_PART} "
+            f"characters before the @, {MAX_EMAIL_ADDRESS} in all: RFC 5321)"
+        )
     _parse_domain(match.group("host"))
-    return text.strip()
+    return address
 
 
 def _parse_https_url(text: str) -> str:
-    if not re.match(r"^https://[^\s/]+(/\S*)?$", text):
-        raise _Invalid(f"{text!r} is not an https:// URL")
+    try:
+        # Reading the port also checks it: urlsplit raises for one out of range.
+        parts = urlsplit(text)
+        valid = bool(_HTTPS_URL.fullmatch(text) and parts.hostname and parts.port != 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise _Invalid(f"{_shown(text)} is not an https:// URL")
     return text
 
 
 def _parse_int(text: str) -> int:
+    # ASCII digits only: int() also takes spaces, `_` and other scripts' digits.
+    if not _INTEGER.fullmatch(text):
+        raise _Invalid(f"{_shown(text)} is not an integer")
     try:
         return int(text)
     except ValueError:
-        raise _Invalid(f"{text!r} is not an integer") from None
-
-
-def _parse_positive_int(text: str) -> int:
-    value = _parse_int(text)
-    if value <= 0:
-        raise _Invalid(f"must be a positive integer, got {value}")
-    return value
+        # Past Python's 4,300 digits: far outside every key's range.
+        raise _Invalid(f"{_shown(text)} has {len(text)} digits, far out of range") from None
 
 
 def _parse_grace_hours(text: str) -> int:
@@ -176,7 +220,12 @@ def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        raise _Invalid(f"{text!r} is not a list (set it with `pulumi config set --path`)") from None
+        raise _Invalid(
+            f"{_shown(text)} is not a list (set it with `pulumi config set --path`)"
+        ) from None
+    except ValueError:
+        # json reads integers with int(), which refuses more than 4,300 digits.
+        raise _Invalid("holds a number too long to read") from None
 
 
 def _parse_acme_challenge(text: str) -> AcmeChallenge:
@@ -267,31 +316,29 @@ def _parse_cidrs(text: str) -> tuple[str, ...]:
     return _parse_unique_list(text, _parse_cidr, "CIDR blocks")
 
 
-def _parse_volume_size(text: str) -> int:
-    size = _parse_positive_int(text)
-    if size > GP3_MAX_SIZE_GB:
-        raise _Invalid(f"{size} GiB is more than a gp3 volume holds ({GP3_MAX_SIZE_GB} GiB)")
-    return size
-
-
 def _parse_snapshot_id(text: str) -> str:
-    if not _SNAPSHOT_ID.match(text):
+    if not _SNAPSHOT_ID.fullmatch(text):
         raise _Invalid(f"{text!r} is not an EBS snapshot id (snap- and 8 or 17 hex digits)")
     return text
 
 
-def _parse_int_within(low: int, high: int, unit: str) -> Callable[[str], int]:
+def _parse_int_within(low: int, high: int, unit: str = "") -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _parse_int(text)
         if not low <= value <= high:
-            raise _Invalid(f"must be {low} to {high} {unit}, got {value}")
+            range_ = f"{low} to {high} {unit}".rstrip()
+            raise _Invalid(f"must be {range_}, got {_cut(text)}")
         return value
 
     return parse
 
 
+_nginx_rate = _parse_int_within(1, NGINX_MAX_RATE_PER_SECOND, "requests a second")
+_nginx_burst = _parse_int_within(1, NGINX_MAX_BURST, "requests")
+
+
 def _parse_qdrant_version(text: str) -> str:
-    match = _VERSION.match(text.strip())
+    match = _VERSION.fullmatch(text.strip())
     if not match:
         raise _Invalid(f"{text!r} is not a release version like v1.18.3")
     version = tuple(int(part) for part in match.groups())
@@ -321,7 +368,7 @@ def _parse_host_os(text: str) -> HostOs:
 
 def _parse_image_release(text: str, host_os: HostOs) -> str:
     image = HOST_IMAGES[host_os]
-    if not image.release_pattern.match(text):
+    if not image.accepts(text):
         raise _Invalid(
             f"{text!r} is not a {host_os} image release serial ({image.release_format}, as in the "
             f"AMI name {image.ami_name('x86_64', image.release_format)})"
@@ -330,11 +377,13 @@ def _parse_image_release(text: str, host_os: HostOs) -> str:
 
 
 def _acme_host(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[0].lower()
+    """The host the ACME client reaches: without a user part or port, lowercase, and without the
+    final dot DNS ignores (any of them would slip the staging host past the comparison)."""
+    return (urlsplit(url).hostname or "").rstrip(".")
 
 
 def _parse_subnet_id(text: str) -> str:
-    if not _SUBNET_ID.match(text):
+    if not _SUBNET_ID.fullmatch(text):
         raise _Invalid(f"{text!r} is not a subnet id (subnet-...)")
     return text
 
@@ -425,7 +474,7 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
     if not isinstance(value, dict):
         raise _Invalid(f"{value!r} is not a {{name, access}} object")
     name = value.get("name")
-    if not isinstance(name, str) or not _TOKEN_NAME.match(name):
+    if not isinstance(name, str) or not _TOKEN_NAME.fullmatch(name):
         raise _Invalid(f"name {name!r} must be 1-63 letters, digits, '.', '_' or '-'")
     try:
         unknown = sorted(set(value) - _TOKEN_FIELDS)
@@ -605,14 +654,18 @@ def load_settings(
     )
 
     limits = Limits(
-        rate_limit_rps=read.field("rateLimitRps", _parse_positive_int, Limits.rate_limit_rps),
-        rest_burst=read.field("restBurst", _parse_positive_int, Limits.rest_burst),
-        grpc_burst=read.field("grpcBurst", _parse_positive_int, Limits.grpc_burst),
-        max_body_size_mb=read.field("maxBodySizeMb", _parse_positive_int, Limits.max_body_size_mb),
-        credential_rate_limit_rps=read.field(
-            "credentialRateLimitRps", _parse_positive_int, Limits.credential_rate_limit_rps
+        rate_limit_rps=read.field("rateLimitRps", _nginx_rate, Limits.rate_limit_rps),
+        rest_burst=read.field("restBurst", _nginx_burst, Limits.rest_burst),
+        grpc_burst=read.field("grpcBurst", _nginx_burst, Limits.grpc_burst),
+        max_body_size_mb=read.field(
+            "maxBodySizeMb",
+            _parse_int_within(1, NGINX_MAX_BODY_SIZE_MB, "MB"),
+            Limits.max_body_size_mb,
         ),
-        credential_burst=read.field("credentialBurst", _parse_positive_int, Limits.credential_burst),
+        credential_rate_limit_rps=read.field(
+            "credentialRateLimitRps", _nginx_rate, Limits.credential_rate_limit_rps
+        ),
+        credential_burst=read.field("credentialBurst", _nginx_burst, Limits.credential_burst),
     )
     settings = StackSettings(
         durability=_durability(read),
@@ -630,12 +683,16 @@ def load_settings(
         image_release=image_release,
         subnet_id=read.field("subnetId", _parse_subnet_id, None),
         data_volume_size_gb=read.field(
-            "dataVolumeSizeGb", _parse_volume_size, defaults.data_volume_size_gb
+            "dataVolumeSizeGb",
+            _parse_int_within(1, GP3_MAX_SIZE_GB, "GiB (a gp3 volume's largest)"),
+            defaults.data_volume_size_gb,
         ),
         qdrant_version=read.field("qdrantVersion", _parse_qdrant_version, defaults.qdrant_version),
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
-        api_key_version=read.field("apiKeyVersion", _parse_positive_int, defaults.api_key_version),
+        api_key_version=read.field(
+            "apiKeyVersion", _parse_int_within(1, MAX_PULUMI_INTEGER), defaults.api_key_version
+        ),
         key_grace_hours=read.field("keyGraceHours", _parse_grace_hours, defaults.key_grace_hours),
         verify_on_deploy=verify_on_deploy,
     )
@@ -668,7 +725,7 @@ def _durability(read: _Reader) -> Durability:
             ),
             unauthorized_per_minute=read.field(
                 "alarmUnauthorizedPerMinute",
-                _parse_positive_int,
+                _parse_int_within(1, MAX_PULUMI_INTEGER, "requests"),
                 limits.unauthorized_per_minute,
             ),
             data_volume_used_percent=read.field(

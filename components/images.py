@@ -8,6 +8,7 @@ would replace the host on a routine `pulumi up`).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,18 @@ class HostImage:
     release_format: str
     """The release serial as people read it, for the message that refuses a malformed one."""
     release_pattern: re.Pattern[str]
+    """Matched whole, the build date first."""
+
+    def accepts(self, release: str) -> bool:
+        """Whether `release` is a serial of this OS's images: the whole text matches (`$` alone
+        would keep a final newline) and its date is a real day (no 20250230)."""
+        if not self.release_pattern.fullmatch(release):
+            return False
+        try:
+            dt.datetime.strptime(release[:8], "%Y%m%d")
+        except ValueError:
+            return False
+        return True
 
     def ami_name(self, architecture: Architecture, release: str) -> str:
         return self.name_template.format(arch=_IMAGE_ARCHITECTURE[architecture], release=release)
@@ -40,7 +53,7 @@ HOST_IMAGES: Mapping[HostOs, HostImage] = {
         name_template="ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-{release}",
         release_format="YYYYMMDD",
         # The build date, sometimes with a respin suffix (20240423.1).
-        release_pattern=re.compile(rf"^{_DATE}(\.[0-9]{{1,2}})?$"),
+        release_pattern=re.compile(rf"{_DATE}(\.[0-9]{{1,2}})?"),
     ),
     "debian-12": HostImage(
         # Debian's cloud team (wiki.debian.org/Cloud/AmazonEC2Image/Bookworm). The same account also
@@ -50,6 +63,6 @@ HOST_IMAGES: Mapping[HostOs, HostImage] = {
         name_template="debian-12-{arch}-{release}",
         release_format="YYYYMMDD-NNNN",
         # The build date and the build number of Debian's image pipeline (20231013-1532).
-        release_pattern=re.compile(rf"^{_DATE}-[0-9]{{1,6}}$"),
+        release_pattern=re.compile(rf"{_DATE}-[0-9]{{1,6}}"),
     ),
 }

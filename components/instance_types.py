@@ -33,7 +33,7 @@ _INSTANCE_STORE_SERIES = frozenset({"d", "i", "im", "is"})
 def architecture_of(instance_type: str) -> Architecture | None:
     """The architecture of `instance_type`, or None when it is not a known `family.size`."""
     family, dot, size = instance_type.partition(".")
-    if not dot or not _SIZE.match(size):
+    if not dot or not _SIZE.fullmatch(size):
         return None
     if family in _ARM64_FAMILIES:
         return "arm64"

@@ -13,3 +13,9 @@ def python_block(marker: str) -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     [block] = [block for block in blocks if marker in block]
     return block
+
+
+def config_row(key: str) -> str:
+    """The configuration table's row of `key`."""
+    [row] = [line for line in README.read_text().splitlines() if line.startswith(f"| `{key}` |")]
+    return row

@@ -9,10 +9,7 @@ What the token may do is judged by Qdrant in the token checks, never from these 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 from collections.abc import Sequence
 
 from verify.result import CheckResult, Status
@@ -25,7 +22,7 @@ def token_expiry_warnings(tokens: Sequence[Token], now: dt.datetime) -> list[Che
     """A WARN for each token whose own `exp` falls within EXPIRY_WARNING of `now` (or is past)."""
     warnings = []
     for token in tokens:
-        expires = _expiry(token.jwt)
+        expires = token.own_expiry()
         if expires is not None and expires - now <= EXPIRY_WARNING:
             warnings.append(
                 CheckResult(
@@ -53,21 +50,6 @@ def grace_window_warnings(ends_at: dt.datetime | None, now: dt.datetime) -> list
             "credentials before then",
         )
     ]
-
-
-def _expiry(jwt: str) -> dt.datetime | None:
-    """The token's own `exp`, or None if it has none or it cannot be read as one."""
-    parts = jwt.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        exp = claims["exp"]
-        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-            return None
-        return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
-    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
-        return None
 
 
 def _when(expires: dt.datetime, now: dt.datetime) -> str:

@@ -6,9 +6,12 @@ so the CLI, the deploy-time gate and the tests all describe a deployment the sam
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +25,11 @@ from verify.arguments import HIGHEST_PORT
 OUTPUTS_VARIABLE = "SECURE_QDRANT_OUTPUTS"
 
 T = TypeVar("T")
+# What both an HTTP header and gRPC metadata carry: printable ASCII. http.client refuses CR, LF and
+# what Latin-1 cannot encode only when it builds the request, with an error naming no output.
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+")
+# Python's int() reads at most 4,300 digits.
+_MAX_INTEGER_DIGITS = 4300
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
@@ -50,6 +58,25 @@ class Token:
     def expired(self, now: dt.datetime) -> bool:
         exp = self.claims.get("exp")
         return exp is not None and exp <= now.timestamp()
+
+    def own_expiry(self) -> dt.datetime | None:
+        """The token's own `exp`, read from its claims part without the signature checked (only
+        the date is taken from it); None if it has none or it cannot be read as one."""
+        parts = self.jwt.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+            exp = claims["exp"]
+            if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+                return None
+            return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
+        except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
+            return None
+        except RecursionError:
+            raise TargetError(
+                f"the stack output tokens.{self.name} has a claims part nested too deeply to read"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -95,7 +122,7 @@ def parse_outputs(text: str, source: str) -> dict[str, Any]:
     if not text.strip():
         raise TargetError(f"{source} is empty: it should hold the stack outputs as a JSON object")
     try:
-        outputs = json.loads(text)
+        outputs = json.loads(text, parse_int=_json_integer)
     except json.JSONDecodeError as error:
         raise TargetError(f"{source} is not JSON ({error})") from None
     except RecursionError:
@@ -105,6 +132,14 @@ def parse_outputs(text: str, source: str) -> dict[str, Any]:
             f"{source} must be a JSON object of stack outputs, not {_json_type(outputs)}"
         )
     return outputs
+
+
+def _json_integer(digits: str) -> int | float:
+    # An integer too long for int() reads as a float does past its range: infinite. The output
+    # holding it is then refused by name if verify reads it, instead of the whole text unread.
+    if len(digits) > _MAX_INTEGER_DIGITS:
+        return -math.inf if digits.startswith("-") else math.inf
+    return int(digits)
 
 
 def host_name(text: str, what: str) -> str:
@@ -138,20 +173,35 @@ def target_from_outputs(
         raise TargetError(f"restUrl {rest_url!r} is not a URL ({error})") from None
     if rest.scheme != "https" or not rest.hostname:
         raise TargetError(f"restUrl {rest_url!r} is not an https:// URL")
+    if rest_port == 0:
+        raise TargetError(f"restUrl {rest_url!r} has port 0, which no server listens on")
     domain = host_name(rest.hostname, "restUrl's host")
     jwts = _mapping_of(outputs, "tokens", str)
     scopes = _mapping_of(outputs, "tokenScopes", dict)
     revoked = set(_list_of(outputs, "revokedTokens", str))
+    tokens = tuple(
+        Token(
+            name,
+            _credential(f"tokens.{name}", jwt),
+            _claims(name, scopes.get(name, {})),
+            name in revoked,
+        )
+        for name, jwt in sorted(jwts.items())
+    )
+    for token in tokens:
+        # Read now, so that a token whose claims cannot be read is refused by name here rather
+        # than a traceback after every check has run.
+        token.own_expiry()
+    read_only_api_key = _optional(outputs, "readOnlyApiKey", str)
     return Target(
         domain=domain,
         address=host_name(address or _required(outputs, "publicIp", str), "publicIp"),
-        api_key=_required(outputs, "apiKey", str),
-        read_only_api_key=_optional(outputs, "readOnlyApiKey", str),
-        tokens=tuple(
-            Token(name, jwt, _claims(name, scopes.get(name, {})), name in revoked)
-            for name, jwt in sorted(jwts.items())
+        api_key=_credential("apiKey", _required(outputs, "apiKey", str)),
+        read_only_api_key=(
+            _credential("readOnlyApiKey", read_only_api_key) if read_only_api_key else None
         ),
-        https_port=rest_port or PORTS.https,
+        tokens=tokens,
+        https_port=PORTS.https if rest_port is None else rest_port,
         grpc_port=_grpc_port(outputs),
         http_port=http_port,
         ca_file=ca_file,
@@ -162,6 +212,16 @@ def target_from_outputs(
         certificate_names=tuple(_list_of(outputs, "certificateNames", str)),
         key_grace_ends_at=_grace_end(outputs),
     )
+
+
+def _credential(where: str, value: str) -> str:
+    """`value` if a request can carry it; the message never quotes it: it is a secret."""
+    if not _CREDENTIAL.fullmatch(value):
+        raise TargetError(
+            f"the stack output {where} holds characters a request header cannot carry "
+            "(only printable ASCII without spaces)"
+        )
+    return value
 
 
 def _durability(outputs: Mapping[str, Any]) -> Durability | None:
@@ -227,6 +287,8 @@ def _claims(name: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
     exp = claims.get("exp")
     if exp is not None and (isinstance(exp, bool) or not isinstance(exp, (int, float))):
         raise TargetError(f"the stack output {where}.exp should be a number, not {_json_type(exp)}")
+    if exp is not None and not math.isfinite(exp):
+        raise TargetError(f"the stack output {where}.exp {exp!r} is not a finite number")
     access = claims.get("access")
     if isinstance(access, list):
         for index, rule in enumerate(access):

@@ -17,7 +17,15 @@ import random
 
 import pytest
 
-from components.config import MAX_CERTIFICATE_NAMES_CHARACTERS, load_settings
+from components.config import (
+    MAX_CERTIFICATE_NAMES_CHARACTERS,
+    MAX_EMAIL_LOCAL_PART,
+    MAX_PULUMI_INTEGER,
+    NGINX_MAX_BODY_SIZE_MB,
+    NGINX_MAX_BURST,
+    NGINX_MAX_RATE_PER_SECOND,
+    load_settings,
+)
 from components.settings import HostSettings
 from components.user_data import ec2_user_data, render_user_data
 
@@ -35,22 +43,26 @@ def admin_cidrs(count: int) -> list[str]:
 
 
 # The largest user data a valid configuration produces: every value at the longest the validator
-# takes or AWS allows (a 253-character domain, a 100-character stack name in the parameter paths)
-# and 60 admin CIDRs (a security group holds 60 inbound rules by default; the public ports take 6).
+# takes or AWS allows (a 253-character domain, a 100-character stack name in the parameter paths,
+# a 254-character e-mail address, every limit at its bound) and 60 admin CIDRs (a security group
+# holds 60 inbound rules by default; the public ports take 6).
 LONGEST_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 53, "example"])
+LONGEST_EMAIL = f"{'p' * MAX_EMAIL_LOCAL_PART}@" + ".".join(["a" * 63, "b" * 63, "c" * 53, "example"])
 STACK = "s" * 100
 SETTINGS = load_settings(
     {
         "domain": LONGEST_DOMAIN,
-        "acmeEmail": f"{'p' * 64}@{LONGEST_DOMAIN}",
+        "acmeEmail": LONGEST_EMAIL,
         "acmeServer": f"https://{LONGEST_DOMAIN}/acme/directory/{'x' * 200}",
         "adminCidrs": json.dumps(admin_cidrs(60)),
         "qdrantVersion": "v1.180.300",
-        "rateLimitRps": "100000",
-        "restBurst": "100000",
-        "grpcBurst": "100000",
-        "maxBodySizeMb": "10240",
-        "apiKeyVersion": "999999",
+        "rateLimitRps": str(NGINX_MAX_RATE_PER_SECOND),
+        "credentialRateLimitRps": str(NGINX_MAX_RATE_PER_SECOND),
+        "restBurst": str(NGINX_MAX_BURST),
+        "grpcBurst": str(NGINX_MAX_BURST),
+        "credentialBurst": str(NGINX_MAX_BURST),
+        "maxBodySizeMb": str(NGINX_MAX_BODY_SIZE_MB),
+        "apiKeyVersion": str(MAX_PULUMI_INTEGER),
     }
 )
 LARGEST_HOST = HostSettings(

@@ -31,6 +31,12 @@ from qdrant_client import QdrantClient
 from qdrant_client import grpc as qdrant_grpc
 from qdrant_client.common.version_check import get_server_version
 
+from components.config import (
+    NGINX_MAX_BODY_SIZE_MB,
+    NGINX_MAX_BURST,
+    NGINX_MAX_RATE_PER_SECOND,
+    load_settings,
+)
 from components.nginx_config import (
     ACCESS_LOG_FLUSH_SECONDS,
     ACCESS_LOG_NAME,
@@ -61,7 +67,15 @@ from lab.probes import (
     served_certificate,
     tls_handshake,
 )
-from lab.processes import LabUnavailable, clean_env, require_tools, run, wait_until
+from lab.processes import (
+    CommandFailed,
+    LabUnavailable,
+    clean_env,
+    require_tools,
+    run,
+    wait_until,
+)
+from tests.program import MINIMAL_CONFIG
 
 REPOSITORY = Path(__file__).resolve().parent.parent.parent
 COLLECTION, OTHER_COLLECTION = "jwt_demo", "other"
@@ -192,6 +206,45 @@ def test_tls_site_passes_nginx_t(offline_nginx: tuple[Nginx, pki.KeyPair]) -> No
         render_tls_site(nginx.host, str(certificate.certificate), str(certificate.key))
     )
     nginx.check()
+
+
+# Every nginx limit at the largest value the config accepts.
+LARGEST_LIMITS = {
+    "rateLimitRps": NGINX_MAX_RATE_PER_SECOND,
+    "credentialRateLimitRps": NGINX_MAX_RATE_PER_SECOND,
+    "restBurst": NGINX_MAX_BURST,
+    "grpcBurst": NGINX_MAX_BURST,
+    "credentialBurst": NGINX_MAX_BURST,
+    "maxBodySizeMb": NGINX_MAX_BODY_SIZE_MB,
+}
+
+
+def test_the_largest_limits_the_config_accepts_pass_nginx_t(
+    offline_nginx: tuple[Nginx, pki.KeyPair],
+) -> None:
+    """What validation accepts nginx must load: a limit it refused would fail the bootstrap after
+    `pulumi up` had built everything (10**30 requests a second did)."""
+    nginx, certificate = offline_nginx
+    raw = {**MINIMAL_CONFIG, **{key: str(value) for key, value in LARGEST_LIMITS.items()}}
+    host = replace(nginx.host, limits=load_settings(raw).limits)
+
+    nginx.install_site(render_tls_site(host, str(certificate.certificate), str(certificate.key)))
+    nginx.check()
+
+
+def test_nginx_t_refuses_a_body_size_just_past_the_config_bound(
+    offline_nginx: tuple[Nginx, pki.KeyPair],
+) -> None:
+    """The body-size bound is nginx's own (an off_t in bytes), not a guess below it."""
+    nginx, certificate = offline_nginx
+    host = replace(
+        nginx.host, limits=replace(Limits(), max_body_size_mb=NGINX_MAX_BODY_SIZE_MB + 1)
+    )
+
+    with pytest.raises(CommandFailed, match="client_max_body_size"):
+        nginx.install_site(
+            render_tls_site(host, str(certificate.certificate), str(certificate.key))
+        )
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ nothing else, so evidence stays readable and a short credential cannot mangle or
 
 from __future__ import annotations
 
+import base64
+import http.client
 import io
 import json
 import string
@@ -19,7 +21,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import bench.bootstrap
@@ -35,9 +37,10 @@ json_values = st.recursive(
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-OUTPUT_KEYS = (
-    "restUrl", "publicIp", "apiKey", "readOnlyApiKey", "tokens", "tokenScopes", "grpcPort",
-    "instanceId", "adminCidrs",
+# Every other output verify reads, fuzzed with any JSON value.
+OTHER_OUTPUT_KEYS = (
+    "revokedTokens", "certificateNames", "acmeChallenge", "keyGraceEndsAt", "alertTopicArn",
+    "dataVolumeId", "backupPolicyId",
 )
 # Outputs that get past the first checks often: the keys verify reads, with any JSON values, and
 # some plausible ones so that the deeper checks (URL, ports, scopes) are reached too.
@@ -46,7 +49,7 @@ plausible = st.fixed_dictionaries(
     optional={
         "restUrl": st.sampled_from(["https://qdrant.example.com", "https://a.b:8443"]) | json_values,
         "publicIp": st.sampled_from(["127.0.0.1", "::1", "localhost"]) | json_values,
-        "apiKey": st.text(string.ascii_letters, min_size=1) | json_values,
+        "apiKey": st.text(string.ascii_letters, min_size=1) | st.text(min_size=1) | json_values,
         "readOnlyApiKey": json_values,
         "tokens": st.dictionaries(st.text(max_size=5), st.text(max_size=5) | json_values, max_size=3),
         "tokenScopes": st.dictionaries(
@@ -60,8 +63,24 @@ plausible = st.fixed_dictionaries(
         "grpcPort": json_values,
         "instanceId": json_values,
         "adminCidrs": json_values,
+        **{key: json_values for key in OTHER_OUTPUT_KEYS},
     },
 )
+BASE = {"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k"}
+# A JWT whose claims part is JSON nested far deeper than Python's json reads.
+DEEP_JWT = "x." + base64.urlsafe_b64encode(b"[" * 100_000).decode().rstrip("=") + ".y"
+# More digits than Python's int() reads (4,300).
+HUGE = "9" * 5000
+
+
+def headers_of_every_credential(target: Any, rate_limit: bool) -> list[Any]:
+    """Stands in for the network checks, doing what each of them does first: put a credential in a
+    request header, which http.client builds (and refuses) before connecting."""
+    for secret in target.secrets:
+        request = http.client.HTTPConnection(target.address, target.https_port)
+        request.putrequest("GET", "/")
+        request.putheader("api-key", secret)
+    return []
 
 
 def run_verify(argv: Sequence[str], environ: dict[str, str]) -> tuple[int, str, str]:
@@ -69,7 +88,7 @@ def run_verify(argv: Sequence[str], environ: dict[str, str]) -> tuple[int, str, 
     here is everything before them."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with (
-        mock.patch.object(verify_cli, "endpoint_checks", lambda target, rate_limit: []),
+        mock.patch.object(verify_cli, "endpoint_checks", headers_of_every_credential),
         redirect_stdout(stdout),
         redirect_stderr(stderr),
     ):
@@ -96,12 +115,20 @@ def assert_ran_or_refused(status: int, stdout: str, stderr: str) -> None:
 
 @given(json_values | plausible)
 @settings(max_examples=400, deadline=None)
+@example({**BASE, "apiKey": "k\r\nX-Injected: 1"})
+@example({**BASE, "apiKey": "ключ"})
+@example({**BASE, "readOnlyApiKey": "k\n"})
+@example({**BASE, "tokens": {"t": "a.b\r\nc"}})
+@example({**BASE, "tokens": {"t": DEEP_JWT}})
+@example({**BASE, "restUrl": "https://a.example:0"})
 def test_any_outputs_json_runs_or_exits_2_in_one_line(outputs: Any):
     assert_ran_or_refused(*run_verify([], {OUTPUTS_VARIABLE: json.dumps(outputs)}))
 
 
 @given(st.text())
 @settings(max_examples=200, deadline=None)
+@example(json.dumps(BASE)[:-1] + f', "grpcPort": {HUGE}}}')
+@example(json.dumps(BASE)[:-1] + f', "unread": -{HUGE}}}')
 def test_any_outputs_text_runs_or_exits_2_in_one_line(text: str):
     assert_ran_or_refused(*run_verify([], {OUTPUTS_VARIABLE: text}))
 
@@ -136,6 +163,38 @@ def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
     assert_refused_in_one_line(status, stdout, stderr)
     assert named in stderr
     assert stderr.startswith("verify: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (json.dumps(BASE)[:-1] + f', "grpcPort": {HUGE}}}', "grpcPort inf is not a TCP port"),
+        ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": ' + HUGE + "}",
+         "apiKey should be a string, not a number"),
+        (json.dumps({**BASE, "tokens": {"t": "j"}})[:-1]
+         + f', "tokenScopes": {{"t": {{"access": "r", "exp": {HUGE}}}}}}}',
+         "tokenScopes.t.exp inf is not a finite number"),
+        (json.dumps({**BASE, "tokens": {"t": DEEP_JWT}}), "tokens.t has a claims part nested too deeply"),
+        (json.dumps({**BASE, "apiKey": "k\r\nX-Injected: 1"}), "apiKey holds characters a request header"),
+        (json.dumps({**BASE, "apiKey": "ключ"}), "apiKey holds characters a request header"),
+        (json.dumps({**BASE, "readOnlyApiKey": "k\n"}), "readOnlyApiKey holds characters"),
+        (json.dumps({**BASE, "tokens": {"t": "a.b\nc"}}), "tokens.t holds characters"),
+        (json.dumps({**BASE, "restUrl": "https://a.example:0"}), "restUrl 'https://a.example:0' has port 0"),
+    ],
+    ids=[
+        "5000-digit-port", "5000-digit-api-key", "5000-digit-exp", "deeply-nested-claims",
+        "api-key-with-crlf", "api-key-not-latin-1", "read-only-key-with-lf", "token-with-lf",
+        "rest-url-port-0",
+    ],
+)
+def test_outputs_verify_cannot_read_or_send_are_named_in_one_line(text: str, named: str):
+    """Before: a traceback and exit 1 ("a check failed") for the first five, from json, the token's
+    claims and http.client building the header; and port 0 was silently served on 443."""
+    status, stdout, stderr = run_verify([], {OUTPUTS_VARIABLE: text})
+
+    assert_refused_in_one_line(status, stdout, stderr)
+    assert named in stderr
+    assert "X-Injected" not in stderr and "ключ" not in stderr  # credentials are never printed
 
 
 @given(st.text())

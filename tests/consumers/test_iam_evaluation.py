@@ -138,6 +138,29 @@ def test_key_reads_are_granted_by_the_roles_own_policy(role, parameter):
     assert decide(own, "ssm:GetParameters", parameter) == "Allowed"
 
 
+ANOTHER_STACKS_KEY = f"{PARAMETER}/secure-qdrant/prod/api-key"
+
+
+def own_allows(role: dict[str, Any]) -> dict[str, Any]:
+    """The role's own inline policies with their Allow statements only: what they grant without the
+    Deny that covers them."""
+    def allows(document: dict[str, Any]) -> dict[str, Any]:
+        return dict(document, Statement=[s for s in document["Statement"] if s["Effect"] == "Allow"])
+
+    own = [p for p in role["policies"] if not p["name"].startswith("arn:")]
+    return dict(role, policies=[dict(p, policy=allows(p["policy"])) for p in own])
+
+
+@pytest.mark.parametrize("action", ["ssm:GetParameter", "ssm:GetParameters"])
+@pytest.mark.parametrize("parameter", [ANOTHER_STACKS_KEY, OTHER_PARAMETER])
+def test_the_roles_own_grant_names_only_its_keys(role, action, parameter):
+    """Two layers, each holding on its own: the Deny takes back the managed policy's read-any grant,
+    and the role's own Allow names this stack's keys only. An Allow widened to `*` would pass every
+    other test here (the Deny masks it) and would read every parameter the day the Deny is dropped or
+    narrowed."""
+    assert decide(own_allows(role), action, parameter) == "ImplicitlyDenied"
+
+
 @pytest.mark.parametrize("action", VALUE_READS)
 def test_instance_reads_no_other_parameter_in_the_account(role, action):
     """A compromised host must not turn into a reader of every secret in Parameter Store: the

@@ -35,8 +35,11 @@ PROJECT = "secure-qdrant"
 # for CloudWatch"): PutMetricAlarm creates it the first time an alarm with an EC2 action is made.
 ALARM_ACTIONS_SERVICE = "events.amazonaws.com"
 ALARM_ACTIONS_ROLE = "AWSServiceRoleForCloudWatchEvents"
-# Pulumi's auto-naming: `<logical name>-` and 7 hexadecimal characters, one `?` each.
+# Pulumi's auto-naming: `<logical name>-` and 7 hexadecimal characters, one `?` each, so that a
+# stack whose name begins with this one's (`<stack>-role`) does not match.
 AUTO_NAME_SUFFIX = "-" + "?" * 7
+# The provider's `name_prefix`: the prefix and a 26-digit unique id (PrefixedUniqueId).
+NAME_PREFIX_SUFFIX = "?" * 26
 # The calls that create a tagged EC2 resource; CreateTags in the same call carries ec2:CreateAction.
 EC2_CREATE_ACTIONS = (
     "ec2:RunInstances",
@@ -262,7 +265,9 @@ def _iam_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 
 def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
     alarms = f"{scope.name}-alarms"
-    topics = f"arn:aws:sns:{scope.region}:{scope.account}:{topic_name_prefix(alarms)}*"
+    topic = f"arn:aws:sns:{scope.region}:{scope.account}:{topic_name_prefix(alarms)}"
+    # A subscription's ARN is its topic's and `:<id>`.
+    topics = [f"{topic}{NAME_PREFIX_SUFFIX}", f"{topic}{NAME_PREFIX_SUFFIX}:*"]
     tagged = {f"aws:ResourceTag/{STACK_TAG}": scope.name}
     return [
         _statement(
@@ -289,7 +294,7 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             **{
                 "ForAllValues:StringLike": {
                     "cloudwatch:AlarmActions": [
-                        topics,
+                        topics[0],
                         f"arn:aws:automate:{scope.region}:ec2:recover",
                         f"arn:aws:automate:{scope.region}:ec2:reboot",
                     ]

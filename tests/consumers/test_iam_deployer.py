@@ -446,10 +446,14 @@ def this_stack(deployments: list[Deployment]) -> Stack:
     return stack_of(deployments[1], "test")
 
 
+# Neighbours whose names begin with this stack's: `test-eu`'s names all start `qdrant-test-`, and
+# `test-role`'s roles `qdrant-test-role-`, as this stack's instance role does.
+NEIGHBOURS = ("test-eu", "test-role")
+
+
 @pytest.fixture(scope="module")
-def another_stack() -> Stack:
-    """A neighbour whose name begins with this one's: `test-eu`'s names start `qdrant-test-`."""
-    return stack_of(deploy(FULL_CONFIG, stack="test-eu"), "test-eu")
+def other_stacks() -> list[Stack]:
+    return [stack_of(deploy(FULL_CONFIG, stack=stack), stack) for stack in NEIGHBOURS]
 
 
 @pytest.fixture(scope="module")
@@ -498,8 +502,8 @@ def on_this_stack(deployer, this_stack) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def on_another_stack(deployer, another_stack) -> dict[str, str]:
-    return decisions(deployer, another_stack, OWNED_CALLS)
+def on_other_stacks(deployer, other_stacks) -> list[dict[str, str]]:
+    return [decisions(deployer, stack, OWNED_CALLS) for stack in other_stacks]
 
 
 @pytest.fixture(scope="module")
@@ -524,6 +528,26 @@ def test_every_resource_type_the_program_registers_has_its_calls(deployments):
     assert registered - set(CALLS) == set()
 
 
+# The resources whose calls the policy scopes by the stack tag.
+TAG_SCOPED_TYPES = [
+    "aws:ec2/instance:Instance",
+    "aws:ebs/volume:Volume",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/keyPair:KeyPair",
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy",
+]
+
+
+@pytest.mark.parametrize("typ", TAG_SCOPED_TYPES, ids=lambda typ: typ.rsplit(":", 1)[-1])
+def test_what_the_policy_scopes_by_tag_carries_the_stack_tag(deployments, typ):
+    """The provider creates these with their tags in the creating call: without the stack tag the
+    first `pulumi up` is refused, and every later call on them too."""
+    [resource] = deployments[1].of_type(typ)
+
+    assert resource.inputs["tags"][STACK_TAG] == "qdrant-test"
+
+
 def test_every_lookup_the_program_makes_has_its_calls(deployments):
     made = {token for d in deployments for token, _ in d.calls}
 
@@ -537,10 +561,10 @@ def test_the_deployer_may_make_every_call_on_its_stack(on_this_stack, entry):
 
 
 @pytest.mark.parametrize("entry", OWNED_CALLS, ids=call_id)
-def test_the_same_call_on_another_stacks_resource_is_refused(on_another_stack, entry):
+def test_the_same_call_on_another_stacks_resource_is_refused(on_other_stacks, entry):
     """One deployer key per stack: a leaked or misused key of one stack must not reach the keys,
     roles, instance or database of another, even one whose name begins with this stack's."""
-    assert on_another_stack[call_id(entry)] != "Allowed"
+    assert [stack[call_id(entry)] for stack in on_other_stacks] == ["ImplicitlyDenied"] * len(NEIGHBOURS)
 
 
 @pytest.mark.parametrize("entry", TAG_SCOPED, ids=call_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,10 +40,13 @@ from components.host import SSM_CORE_POLICY
 from components.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import SIMULATOR, decide, decide_all
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
+from tests.readme import code_block
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 REFERENCE = SIMULATOR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-# Every optional resource and lookup of the program: SSH, DNS-01 in a zone, e-mail alerts, a restore.
+DOCS = REPOSITORY / "docs"
+# Every optional resource and lookup of the program: SSH, DNS-01 in a zone, e-mail alerts, a
+# restore, a revocable token.
 FULL_CONFIG = {
     **MINIMAL_CONFIG,
     "hostedZone": "example.com",
@@ -50,7 +54,9 @@ FULL_CONFIG = {
     "adminCidrs": ["203.0.113.7/32"],
     "alertEmail": "ops@example.com",
     "restoreFromSnapshotId": "snap-0123456789abcdef0",
-    "tokens": [{"name": "search", "access": [{"collection": "c", "access": "r"}], "revocable": True}],
+    "tokens": [
+        {"name": "search", "access": [{"collection": "c", "access": "r"}], "revocable": True}
+    ],
 }
 # A managed policy's document, whitespace aside (IAM quotas: "Managed policy size").
 MANAGED_POLICY_MAX_CHARACTERS = 6144
@@ -67,7 +73,8 @@ class Call:
     action: str
     on: str
     creates: bool = False
-    """The call creates `on`: its tags come as `aws:RequestTag`, CreateTags with `ec2:CreateAction`."""
+    """The call creates `on`: its tags come as `aws:RequestTag`, and EC2's CreateTags in the same
+    call with `ec2:CreateAction`."""
     context: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -84,7 +91,8 @@ def creating(resource: str, action: str, *also: str) -> list[Call]:
     """A create call with the resource's tags in it: the call itself, and the tagging it implies."""
     calls = [Call(action, resource, creates=True)]
     if resource in TAGGED_EC2:
-        calls.append(Call("ec2:CreateTags", resource, creates=True, context={"ec2:CreateAction": action}))
+        tagged_by = {"ec2:CreateAction": action}
+        calls.append(Call("ec2:CreateTags", resource, creates=True, context=tagged_by))
     calls += [Call(action, other) for other in also]
     return calls
 
@@ -243,9 +251,10 @@ CALLS: dict[str, list[Call]] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": [
         *on("alarm", "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource",
             "cloudwatch:TagResource", "cloudwatch:UntagResource", "cloudwatch:DeleteAlarms"),
-        Call("cloudwatch:PutMetricAlarm", "alarm", creates=True,
-             context={"cloudwatch:AlarmActions": ["{topic}", f"arn:aws:automate:{REGION}:ec2:recover"]}),
-        # The first alarm with an EC2 action in the account creates CloudWatch's service-linked role.
+        Call("cloudwatch:PutMetricAlarm", "alarm", creates=True, context={"cloudwatch:AlarmActions":
+             ["{topic}", f"arn:aws:automate:{REGION}:ec2:recover"]}),
+        # The first alarm with an EC2 action in the account creates CloudWatch's service-linked
+        # role (CloudWatch API Reference, PutMetricAlarm).
         Call("iam:CreateServiceLinkedRole", "alarm-actions-role",
              context={"iam:AWSServiceName": ALARM_ACTIONS_SERVICE}),
         *reads("ec2:DescribeInstanceStatus"),
@@ -312,8 +321,8 @@ INVOKES: dict[str, list[Call]] = {
 
 # What another stack's resources have in common with this one's: nothing it owns, only what the
 # program uses without owning it (the subnet, the VPC, an official image, a zone, the account's
-# service-linked role) and what a launch creates (its root volume and network interface: RunInstances
-# never takes an existing volume, and a snapshot to make one from is a resource it is refused).
+# service-linked role) and what a launch creates (its root volume and network interface:
+# RunInstances never takes an existing volume, and a snapshot to make one from it is refused).
 SHARED = {"*", "image", "subnet", "vpc", "network-interface", "launched-volume", "hostedzone",
           "change", "alarm-actions-role"}  # fmt: skip
 # Reads granted across stacks, and why.
@@ -365,11 +374,13 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
             "dlm-role": f"{iam}:role/" + auto_named(deployment, "aws:iam/role:Role", "-dlm"),
             "instance-profile": f"{iam}:instance-profile/"
             + auto_named(deployment, "aws:iam/instanceProfile:InstanceProfile", "-profile"),
-            "alarm-actions-role": f"{iam}:role/aws-service-role/{ALARM_ACTIONS_SERVICE}/{ALARM_ACTIONS_ROLE}",
+            "alarm-actions-role":
+                f"{iam}:role/aws-service-role/{ALARM_ACTIONS_SERVICE}/{ALARM_ACTIONS_ROLE}",
             "parameter": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{parameter}",
             "alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}",
             # SNS's name_prefix appends a 26-digit unique id (the provider's PrefixedUniqueId).
-            "topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic.inputs['namePrefix']}20261207161201000000000001",
+            "topic":
+                f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic.inputs['namePrefix']}20261207161201000000000001",
             "dlm-policy": f"arn:aws:dlm:{REGION}:{ACCOUNT}:policy/policy-0123456789abcdef0",
             "hostedzone": "arn:aws:route53:::hostedzone/Z0123456789ABC",
             "change": "arn:aws:route53:::change/C2682N5HXP0BZ4",
@@ -414,7 +425,9 @@ def sent(action: str, resource: str, context: Mapping[str, Any]) -> dict[str, An
     }
 
 
-def request(stack: Stack, call: Call, tags: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+def request(
+    stack: Stack, call: Call, tags: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
     """The call as AWS authorizes it for `stack`: the resource's ARN and the condition keys sent.
     `tags`: what the resource carries (or the create call asks for); the stack's tags by default."""
     carried = stack.tags if tags is None else tags
@@ -469,7 +482,9 @@ def deployer() -> dict[str, Any]:
     }
 
 
-EVERY_CALL = [(typ, call) for table in (CALLS, INVOKES) for typ, calls in table.items() for call in calls]
+EVERY_CALL = [
+    (typ, call) for table in (CALLS, INVOKES) for typ, calls in table.items() for call in calls
+]
 OWNED_CALLS = [
     (typ, call)
     for typ, call in EVERY_CALL
@@ -523,9 +538,10 @@ def test_each_call_is_named_once():
 def test_every_resource_type_the_program_registers_has_its_calls(deployments):
     """A resource the program registers with no entry here is one whose calls nobody checked the
     policy grants: the first `pulumi up` of a least-privilege deployer would fail on it."""
-    registered = {r.typ for d in deployments for r in d.resources if not r.typ.startswith("secure-qdrant:")}
+    registered = {r.typ for d in deployments for r in d.resources}
+    components = {typ for typ in registered if typ.startswith("secure-qdrant:")}
 
-    assert registered - set(CALLS) == set()
+    assert registered - components - set(CALLS) == set()
 
 
 # The resources whose calls the policy scopes by the stack tag.
@@ -564,7 +580,9 @@ def test_the_deployer_may_make_every_call_on_its_stack(on_this_stack, entry):
 def test_the_same_call_on_another_stacks_resource_is_refused(on_other_stacks, entry):
     """One deployer key per stack: a leaked or misused key of one stack must not reach the keys,
     roles, instance or database of another, even one whose name begins with this stack's."""
-    assert [stack[call_id(entry)] for stack in on_other_stacks] == ["ImplicitlyDenied"] * len(NEIGHBOURS)
+    refused = ["ImplicitlyDenied"] * len(NEIGHBOURS)
+
+    assert [stack[call_id(entry)] for stack in on_other_stacks] == refused
 
 
 @pytest.mark.parametrize("entry", TAG_SCOPED, ids=call_id)
@@ -584,32 +602,41 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role"
     [
         ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/intruder", {}),
         ("iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/deployer", {}),
-        ("iam:PassRole", f"{ROLE}/OrganizationAccountAccessRole", {"iam:PassedToService": "ec2.amazonaws.com"}),
+        ("iam:PassRole", f"{ROLE}/OrganizationAccountAccessRole",
+         {"iam:PassedToService": "ec2.amazonaws.com"}),
         ("iam:CreateRole", f"{ROLE}/qdrant-test-admin", {}),
-        ("iam:CreateServiceLinkedRole", f"{ROLE}/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+        ("iam:CreateServiceLinkedRole",
+         f"{ROLE}/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
          {"iam:AWSServiceName": "ecs.amazonaws.com"}),
-        ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/billing/prod/database-password", {}),
+        ("ssm:GetParameter",
+         f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/billing/prod/database-password", {}),
         ("ec2:DeleteVolume", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0",
          {f"aws:ResourceTag/{STACK_TAG}": "qdrant-test"}),
         ("ec2:CreateSnapshot", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0",
          {f"aws:ResourceTag/{STACK_TAG}": "qdrant-test"}),
-        ("ec2:RunInstances", f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0", {"ec2:Owner": "999999999999"}),
+        ("ec2:RunInstances", f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",
+         {"ec2:Owner": "999999999999"}),
         ("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0fffffffffffffff0",
          {f"aws:RequestTag/{STACK_TAG}": "qdrant-test", "aws:TagKeys": [STACK_TAG]}),
+        ("dlm:CreateLifecyclePolicy", "*",
+         {f"aws:RequestTag/{STACK_TAG}": "qdrant-test-eu", "aws:TagKeys": [STACK_TAG]}),
     ],
     ids=["create-user", "access-keys", "pass-another-role", "a-role-of-another-name",
          "another-service-linked-role", "another-parameter", "delete-the-data-volume",
-         "copy-the-data-volume", "launch-another-image", "claim-an-untagged-instance"],
+         "copy-the-data-volume", "launch-another-image", "claim-an-untagged-instance",
+         "another-stacks-backup-policy"],
 )  # fmt: skip
 def test_nothing_broader_is_allowed(deployer, action, resource, context):
     """The deployer creates this stack and nothing else: no identities, no other role to hand an
     instance, no reading other secrets, no deleting or copying the database (retained on delete,
-    snapshotted by DLM, never by the deployer), no image of another publisher, and no tagging its
-    way into owning another instance."""
+    snapshotted by DLM, never by the deployer), no image of another publisher, no tagging its
+    way into owning another instance, no backup schedule for another stack's volumes."""
     assert decide(deployer, action, resource, context) != "Allowed"
 
 
-@pytest.mark.parametrize("service", ["lambda.amazonaws.com", "ecs-tasks.amazonaws.com", "dlm.amazonaws.com"])
+@pytest.mark.parametrize(
+    "service", ["lambda.amazonaws.com", "ecs-tasks.amazonaws.com", "dlm.amazonaws.com"]
+)
 def test_the_instance_role_is_passed_to_ec2_only(deployer, this_stack, service):
     """Passed to another service, the role's key reads would run wherever that service runs code."""
     context = {"iam:PassedToService": service}
@@ -627,7 +654,9 @@ def test_only_session_manager_is_attached_to_the_instance_role(deployer, this_st
     """AdministratorAccess on the instance role would make every process on the host an admin."""
     context = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
 
-    assert decide(deployer, "iam:AttachRolePolicy", this_stack.arns["instance-role"], context) != "Allowed"
+    role = this_stack.arns["instance-role"]
+
+    assert decide(deployer, "iam:AttachRolePolicy", role, context) != "Allowed"
 
 
 @pytest.mark.parametrize(
@@ -638,13 +667,17 @@ def test_an_alarm_cannot_terminate_or_stop_an_instance(deployer, this_stack, act
     only recover and reboot, which the program uses, may be attached."""
     context = {"cloudwatch:AlarmActions": [f"arn:aws:automate:{REGION}:ec2:{action}"]}
 
-    assert decide(deployer, "cloudwatch:PutMetricAlarm", this_stack.arns["alarm"], context) != "Allowed"
+    alarm = this_stack.arns["alarm"]
+
+    assert decide(deployer, "cloudwatch:PutMetricAlarm", alarm, context) != "Allowed"
 
 
 def test_only_the_endpoints_record_is_written(deployer, this_stack):
-    context = dict(ENDPOINT_RECORD, **{"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["www.example.com"]})
+    names = {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["www.example.com"]}
+    zone = this_stack.arns["hostedzone"]
 
-    assert decide(deployer, "route53:ChangeResourceRecordSets", this_stack.arns["hostedzone"], context) != "Allowed"
+    decision = decide(deployer, "route53:ChangeResourceRecordSets", zone, {**ENDPOINT_RECORD, **names})
+    assert decision != "Allowed"
 
 
 # ------------------------------------------------------------------------ the shipped document
@@ -653,7 +686,8 @@ def test_only_the_endpoints_record_is_written(deployer, this_stack):
 def test_each_part_fits_a_managed_policy():
     """IAM refuses a managed policy document over 6,144 characters (whitespace not counted): at
     the longest stack name and a long domain, each part must still fit."""
-    scope = DeployerScope("x" * MAX_STACK_NAME_LENGTH, "ap-southeast-2", ACCOUNT, "q" * 60 + ".example.com")
+    longest = "x" * MAX_STACK_NAME_LENGTH
+    scope = DeployerScope(longest, "ap-southeast-2", ACCOUNT, "q" * 60 + ".example.com")
 
     for policy in deployer_policies(scope).values():
         assert len(json.dumps(policy, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARACTERS
@@ -667,3 +701,34 @@ def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
 
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((DOCS / f"deployer-policy-{part}.example.json").read_text())
+
+
+# The AWS CLI as the README's commands meet it: the account id, and every other call recorded.
+AWS_CLI = f"""aws() {{
+  if [ "$1 $2" = "sts get-caller-identity" ]; then echo {ACCOUNT}; else echo "$*" >> aws-calls; fi
+}}
+"""
+
+
+def test_the_readmes_commands_create_and_attach_both_parts(tmp_path):
+    """The README's commands, run as written from a checkout: each part rendered for the stack, made
+    a managed policy from that very file, and attached to the deployer."""
+    for path in ("venv", "components"):
+        (tmp_path / path).symlink_to(REPOSITORY / path)
+    commands = code_block("sh", "components.deployer_policy")
+
+    subprocess.run(["bash", "-euc", AWS_CLI + commands], cwd=tmp_path, check=True, timeout=120)
+
+    scope = DeployerScope("dev", "eu-central-1", ACCOUNT, "qdrant.example.com")
+    arn = f"arn:aws:iam::{ACCOUNT}:policy/secure-qdrant-dev-deployer"
+    for part, policy in deployer_policies(scope).items():
+        assert json.loads((tmp_path / f"deployer-{part}.json").read_text()) == policy
+    assert (tmp_path / "aws-calls").read_text().splitlines() == [
+        line
+        for part in ("ec2", "services")
+        for line in (
+            f"iam create-policy --policy-name secure-qdrant-dev-deployer-{part} "
+            f"--policy-document file://deployer-{part}.json",
+            f"iam attach-user-policy --user-name deployer --policy-arn {arn}-{part}",
+        )
+    ]

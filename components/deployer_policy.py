@@ -157,6 +157,18 @@ def _ec2_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             "CreateTheGroupInTheChosenVpc", ["ec2:CreateSecurityGroup"], scope.ec2("vpc/*")
         ),
         _statement(
+            # Authorized on the group as well, whose tag decides: the rules carry none.
+            "ModifyTheGroupsRules",
+            ["ec2:ModifySecurityGroupRules"],
+            scope.ec2("security-group-rule/*"),
+        ),
+        _statement(
+            # The instance's interface, when EC2 names it beside the tagged address.
+            "MoveTheAddress",
+            ["ec2:AssociateAddress", "ec2:DisassociateAddress"],
+            scope.ec2("network-interface/*"),
+        ),
+        _statement(
             # A restore makes the data volume from one of the stack's own snapshots (DLM's carry
             # the volume's tags), never from another stack's data.
             "RestoreFromTheStacksSnapshots",
@@ -170,6 +182,7 @@ def _ec2_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             "ManageTheStacksEc2Resources",
             [
                 "ec2:AssociateAddress",
+                "ec2:AssociateIamInstanceProfile",
                 "ec2:AttachVolume",
                 "ec2:AuthorizeSecurityGroupEgress",
                 "ec2:AuthorizeSecurityGroupIngress",
@@ -180,11 +193,13 @@ def _ec2_statements(scope: DeployerScope) -> list[dict[str, Any]]:
                 "ec2:DescribeInstanceAttribute",
                 "ec2:DetachVolume",
                 "ec2:DisassociateAddress",
+                "ec2:DisassociateIamInstanceProfile",
                 "ec2:ModifyInstanceAttribute",
                 "ec2:ModifyInstanceMetadataOptions",
                 "ec2:ModifySecurityGroupRules",
                 "ec2:ModifyVolume",
                 "ec2:ReleaseAddress",
+                "ec2:ReplaceIamInstanceProfileAssociation",
                 "ec2:RevokeSecurityGroupEgress",
                 "ec2:RevokeSecurityGroupIngress",
                 "ec2:StartInstances",

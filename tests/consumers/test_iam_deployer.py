@@ -145,6 +145,7 @@ CALLS: dict[str, list[Call]] = {
             "ec2:ModifySecurityGroupRules",
             "ec2:RevokeSecurityGroupIngress",
         ),
+        *on("security-group-rule", "ec2:ModifySecurityGroupRules"),
         *reads("ec2:DescribeSecurityGroupRules"),
     ],
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
@@ -154,6 +155,7 @@ CALLS: dict[str, list[Call]] = {
             "ec2:ModifySecurityGroupRules",
             "ec2:RevokeSecurityGroupEgress",
         ),
+        *on("security-group-rule", "ec2:ModifySecurityGroupRules"),
         *reads("ec2:DescribeSecurityGroupRules"),
     ],
     "aws:ec2/instance:Instance": [
@@ -183,6 +185,10 @@ CALLS: dict[str, list[Call]] = {
             "ec2:StopInstances",
             "ec2:StartInstances",
             "ec2:TerminateInstances",
+            # A replaced instance profile is swapped on the running instance.
+            "ec2:ReplaceIamInstanceProfileAssociation",
+            "ec2:AssociateIamInstanceProfile",
+            "ec2:DisassociateIamInstanceProfile",
         ),
         *tagging("instance"),
     ],
@@ -207,6 +213,7 @@ CALLS: dict[str, list[Call]] = {
     "aws:ec2/eipAssociation:EipAssociation": [
         *on("elastic-ip", "ec2:AssociateAddress", "ec2:DisassociateAddress"),
         *on("instance", "ec2:AssociateAddress"),
+        *on("network-interface", "ec2:AssociateAddress", "ec2:DisassociateAddress"),
         *reads("ec2:DescribeAddresses"),
     ],
     "aws:ec2/keyPair:KeyPair": [
@@ -322,9 +329,10 @@ INVOKES: dict[str, list[Call]] = {
 # What another stack's resources have in common with this one's: nothing it owns, only what the
 # program uses without owning it (the subnet, the VPC, an official image, a zone, the account's
 # service-linked role) and what a launch creates (its root volume and network interface:
-# RunInstances never takes an existing volume, and a snapshot to make one from it is refused).
+# RunInstances never takes an existing volume, and a snapshot to make one from it is refused), and
+# the untagged rules of the tagged group (EC2 authorizes a rule's change on its group too).
 SHARED = {"*", "image", "subnet", "vpc", "network-interface", "launched-volume", "hostedzone",
-          "change", "alarm-actions-role"}  # fmt: skip
+          "change", "alarm-actions-role", "security-group-rule"}  # fmt: skip
 # Reads granted across stacks, and why.
 READ_ACROSS_STACKS = {
     # The deploy gate lists the region's alarms to find the stack's (verify/aws_audit.py); an
@@ -366,6 +374,7 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
             "elastic-ip": f"{ec2}:elastic-ip/eipalloc-0123456789abcdef0",
             "key-pair": f"{ec2}:key-pair/key-0123456789abcdef0",
             "network-interface": f"{ec2}:network-interface/eni-0123456789abcdef0",
+            "security-group-rule": f"{ec2}:security-group-rule/sgr-0123456789abcdef0",
             "subnet": f"{ec2}:subnet/subnet-0123456789abcdef0",
             "vpc": f"{ec2}:vpc/vpc-0123456789abcdef0",
             "image": f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",

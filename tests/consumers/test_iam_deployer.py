@@ -478,13 +478,15 @@ def other_stacks() -> list[Stack]:
     return [stack_of(deploy(FULL_CONFIG, stack=stack), stack) for stack in NEIGHBOURS]
 
 
+THIS_SCOPE = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
+
+
 @pytest.fixture(scope="module")
 def deployer() -> dict[str, Any]:
-    scope = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
     return {
         "policies": [
             {"name": f"secure-qdrant-test-deployer-{part}", "policy": policy}
-            for part, policy in deployer_policies(scope).items()
+            for part, policy in deployer_policies(THIS_SCOPE).items()
         ],
         "principal": f"arn:aws:iam::{ACCOUNT}:user/deployer",
         "accountId": ACCOUNT,
@@ -577,6 +579,18 @@ def test_every_lookup_the_program_makes_has_its_calls(deployments):
     made = {token for d in deployments for token, _ in d.calls}
 
     assert made - set(INVOKES) == set()
+
+
+def test_the_policy_grants_no_action_the_program_does_not_make():
+    """Every action granted is one a call above needs: nothing is there just in case."""
+    granted = {
+        action
+        for policy in deployer_policies(THIS_SCOPE).values()
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+    }
+
+    assert granted - {call.action for _, call in EVERY_CALL} == set()
 
 
 @pytest.mark.parametrize("entry", EVERY_CALL, ids=call_id)

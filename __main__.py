@@ -57,9 +57,10 @@ firewall = QdrantSecurityGroup(
         vpc_id=placement.vpc_id,
         admin_cidrs=settings.admin_cidrs,
         public_ports=PORTS.public_for(settings.acme_challenge),
+        tags=stack_tags(name),
     ),
 )
-ssh_key = AdminSshKey(f"{name}-admin") if settings.ssh_enabled else None
+ssh_key = AdminSshKey(f"{name}-admin", stack_tags(name)) if settings.ssh_enabled else None
 host = QdrantHost(
     name,
     QdrantHostArgs(
@@ -95,7 +96,7 @@ host = QdrantHost(
         ),
         boot_dependencies=keys.parameters,
         restore=restore,
-        data_volume_tags=stack_tags(name),
+        stack_tags=stack_tags(name),
     ),
 )
 backups = (

@@ -51,8 +51,9 @@ class QdrantHostArgs:
     restore: RestoreSnapshot | None = None
     """The snapshot the data volume is made from: setting or changing it replaces the volume, which
     the engine does only once the operator has unprotected it."""
-    data_volume_tags: Mapping[str, str] = field(default_factory=dict)
-    """Beside its Name: what the backup policy finds it by."""
+    stack_tags: Mapping[str, str] = field(default_factory=dict)
+    """Beside its Name, on every EC2 resource here: the backup policy finds the data volume by it,
+    the deployer policy (components/deployer_policy.py) lets a deployer touch only what carries it."""
 
 
 class QdrantHost(pulumi.ComponentResource):
@@ -94,7 +95,7 @@ class QdrantHost(pulumi.ComponentResource):
             type="gp3",
             # A volume made from a snapshot is encrypted too, whether the snapshot was or not.
             encrypted=True,
-            tags={**args.data_volume_tags, "Name": volume_name},
+            tags={**args.stack_tags, "Name": volume_name},
             opts=child.merge(data_volume_options(volume_name, args.restore)),
         )
         image = HOST_IMAGES[args.host_os]
@@ -137,7 +138,7 @@ class QdrantHost(pulumi.ComponentResource):
                 "volume_size": ROOT_VOLUME_SIZE_GB,
                 "delete_on_termination": True,
             },
-            tags={"Name": name},
+            tags={**args.stack_tags, "Name": name},
             # The bootstrap reads the keys at first boot and IAM is eventually consistent: launch
             # only once the parameters and the permission to read them exist.
             opts=child.merge(
@@ -154,7 +155,9 @@ class QdrantHost(pulumi.ComponentResource):
             # A volume attaches to one instance at a time: detach from the old one first.
             opts=child.merge(pulumi.ResourceOptions(delete_before_replace=True)),
         )
-        address = aws.ec2.Eip(f"{name}-ip", domain="vpc", tags={"Name": name}, opts=child)
+        address = aws.ec2.Eip(
+            f"{name}-ip", domain="vpc", tags={**args.stack_tags, "Name": name}, opts=child
+        )
         aws.ec2.EipAssociation(
             f"{name}-ip-association",
             allocation_id=address.allocation_id,

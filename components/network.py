@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -62,6 +63,8 @@ class QdrantSecurityGroupArgs:
     admin_cidrs: tuple[str, ...]
     public_ports: tuple[int, ...] = PORTS.public
     """What the world may reach: `Ports.public_for` the stack's ACME challenge."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Beside its Name: the stack tag the deployer policy scopes the group's calls by."""
 
 
 class QdrantSecurityGroup(pulumi.ComponentResource):
@@ -78,7 +81,7 @@ class QdrantSecurityGroup(pulumi.ComponentResource):
             f"{name}-sg",
             vpc_id=args.vpc_id,
             description="Qdrant behind Nginx: TLS edge ports only",
-            tags={"Name": name},
+            tags={**args.tags, "Name": name},
             opts=child,
         )
         for rule_type, direction, rules in (

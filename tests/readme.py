@@ -10,7 +10,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def python_block(marker: str) -> str:
     """The one ```python block of the README that contains `marker`, verbatim."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    return code_block("python", marker)
+
+
+def code_block(language: str, marker: str) -> str:
+    """The one block of `language` in the README that contains `marker`, verbatim."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
     [block] = [block for block in blocks if marker in block]
     return block
 

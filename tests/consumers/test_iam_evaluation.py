@@ -107,18 +107,25 @@ def decide(
 ) -> str:
     """IAM's decision for one request by the role: Allowed, ImplicitlyDenied or ExplicitlyDenied.
     `context` holds the request's condition keys (a list for a multi-valued one)."""
-    request = dict(role, requests=[{"action": action, "resource": resource, "context": context or {}}])
+    [decision] = decide_all(role, [(action, resource, context or {})])
+    return decision
+
+
+def decide_all(role: dict[str, Any], requests: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """`decide` for many (action, resource, context) requests, in one run of the evaluator."""
+    questions = [{"action": a, "resource": r, "context": c} for a, r, c in requests]
     result = subprocess.run(
         ["node", str(SIMULATOR / "simulate.mjs")],
-        input=json.dumps(request),
+        input=json.dumps(dict(role, requests=questions)),
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    [decision] = json.loads(result.stdout)
-    return str(decision)
+    decisions = json.loads(result.stdout)
+    assert len(decisions) == len(requests)
+    return [str(decision) for decision in decisions]
 
 
 @pytest.mark.parametrize("action", ["ssm:GetParameter", "ssm:GetParameters"])
@@ -136,6 +143,29 @@ def test_key_reads_are_granted_by_the_roles_own_policy(role, parameter):
     own = dict(role, policies=[p for p in role["policies"] if not p["name"].startswith("arn:")])
 
     assert decide(own, "ssm:GetParameters", parameter) == "Allowed"
+
+
+ANOTHER_STACKS_KEY = f"{PARAMETER}/secure-qdrant/prod/api-key"
+
+
+def own_allows(role: dict[str, Any]) -> dict[str, Any]:
+    """The role's own inline policies with their Allow statements only: what they grant without the
+    Deny that covers them."""
+    def allows(document: dict[str, Any]) -> dict[str, Any]:
+        return dict(document, Statement=[s for s in document["Statement"] if s["Effect"] == "Allow"])
+
+    own = [p for p in role["policies"] if not p["name"].startswith("arn:")]
+    return dict(role, policies=[dict(p, policy=allows(p["policy"])) for p in own])
+
+
+@pytest.mark.parametrize("action", ["ssm:GetParameter", "ssm:GetParameters"])
+@pytest.mark.parametrize("parameter", [ANOTHER_STACKS_KEY, OTHER_PARAMETER])
+def test_the_roles_own_grant_names_only_its_keys(role, action, parameter):
+    """Two layers, each holding on its own: the Deny takes back the managed policy's read-any grant,
+    and the role's own Allow names this stack's keys only. An Allow widened to `*` would pass every
+    other test here (the Deny masks it) and would read every parameter the day the Deny is dropped or
+    narrowed."""
+    assert decide(own_allows(role), action, parameter) == "ImplicitlyDenied"
 
 
 @pytest.mark.parametrize("action", VALUE_READS)

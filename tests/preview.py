@@ -10,25 +10,26 @@ spreads along ForceNew inputs only, never along `dependsOn` or updatable inputs.
 The mocks' ids are no guide to replacement (most keep their id whatever changes; the data volume's
 follows its snapshot even where the provider sees no diff), so the spreading is computed here, not
 read off the inputs, and where a dependency the engine keeps got another id from the mocks, its old
-id is put back before the dependent's inputs are compared. The ForceNew attributes are the provider's, for the resource types the host hangs on; a
-resource of another type that changes and feeds a ForceNew input stops the classifier rather than
-being guessed at.
+id is put back before the dependent's inputs are compared. The ForceNew attributes are the
+provider's, for the resource types the host hangs on; a resource of another type that changes and
+feeds a ForceNew input stops the classifier rather than being guessed at.
 
 Sources (hashicorp/terraform-provider-aws, which pulumi-aws bridges):
 - `internal/service/ec2/ec2_instance.go`, aws_instance: `ami`, `availability_zone`, `key_name`,
   `subnet_id`, `private_ip`, `placement_group`, `tenancy`, `root_block_device.encrypted` and
   `.kms_key_id` ... are ForceNew; `user_data` and `user_data_base64` are ForceNew when
   `user_data_replace_on_change` is true (`customdiff.ForceNewIf`). `instance_type`,
-  `vpc_security_group_ids`, `iam_instance_profile`, `metadata_options`, `root_block_device.volume_size`
-  and tags are not: `resourceInstanceUpdate` changes the type in place by stopping the instance,
-  `ModifyInstanceAttribute` and starting it again (`modifyInstanceAttributeWithStopStart`).
+  `vpc_security_group_ids`, `iam_instance_profile`, `metadata_options`,
+  `root_block_device.volume_size` and tags are not: `resourceInstanceUpdate` changes the type in
+  place by stopping the instance, `ModifyInstanceAttribute` and starting it again
+  (`modifyInstanceAttributeWithStopStart`).
 - `internal/service/ec2/ebs_volume.go`, aws_ebs_volume: `availability_zone`, `encrypted`,
   `kms_key_id`, `multi_attach_enabled`, `outpost_arn`, `snapshot_id` are ForceNew; `size`, `type`,
   `iops` and `throughput` change in place (`ModifyVolume`).
 - `internal/service/ec2/ec2_key_pair.go`, aws_key_pair: `key_name`, `key_name_prefix`,
   `public_key` are ForceNew.
-- `internal/service/ec2/ec2_eip.go`, aws_eip: `domain`, `address`, `network_border_group`,
-  `public_ipv4_pool`, `customer_owned_ipv4_pool`, `ipam_pool_id` are ForceNew.
+- `internal/service/ec2/ec2_eip.go`, aws_eip: `address`, `domain`, `ipam_pool_id`,
+  `network_border_group` and `public_ipv4_pool` are ForceNew.
 - terraform-plugin-sdk `helper/schema/schema.go`, `diffString`: an Optional and Computed attribute
   the new config no longer sets is no diff (the old value stays).
 """
@@ -81,7 +82,8 @@ RULES: dict[str, ReplacementRule] = {
         "launchTemplate ephemeralBlockDevices privateDnsNameOptions rootBlockDevice.encrypted "
         "rootBlockDevice.kmsKeyId",
         computed="ami associatePublicIpAddress availabilityZone keyName subnetId privateIp "
-        "placementGroup tenancy hostId securityGroups ebsOptimized rootBlockDevice.encrypted "
+        "placementGroup tenancy hostId ipv6AddressCount ipv6Addresses securityGroups ebsOptimized "
+        "ephemeralBlockDevices privateDnsNameOptions rootBlockDevice.encrypted "
         "rootBlockDevice.kmsKeyId",
         force_new_when={
             "userData": "userDataReplaceOnChange",
@@ -94,8 +96,8 @@ RULES: dict[str, ReplacementRule] = {
     ),
     KEY_PAIR: _rule("keyName keyNamePrefix publicKey", computed="keyName keyNamePrefix"),
     EIP: _rule(
-        "domain address networkBorderGroup publicIpv4Pool customerOwnedIpv4Pool ipamPoolId",
-        computed="domain networkBorderGroup publicIpv4Pool",
+        "address domain ipamPoolId networkBorderGroup publicIpv4Pool",
+        computed="domain ipamPoolId networkBorderGroup publicIpv4Pool",
     ),
 }
 
@@ -170,7 +172,7 @@ class Preview:
 
     def _kept_ids(self, resource: Registered) -> dict[str, str]:
         """New id to old id, for the dependencies the engine keeps that the mocks gave a new id."""
-        kept = {}
+        kept: dict[str, str] = {}
         for urn in resource.options.dependencies:
             key = _key_of_urn(urn)
             old, new = self._before.get(key), self._after.get(key)
@@ -180,10 +182,10 @@ class Preview:
 
     def _changed(self, old: Registered, new: Registered) -> list[tuple[str, bool]]:
         ignored = list(new.options.ignoreChanges)
-        kept = self._kept_ids(new)
+        new_inputs = _with_ids(_readable(new.inputs), self._kept_ids(new))
         return [
             (path, dropped)
-            for path, dropped in _paths(_readable(old.inputs), _with_ids(_readable(new.inputs), kept))
+            for path, dropped in _paths(_readable(old.inputs), new_inputs)
             if not any(_covers(rule_path, path) for rule_path in ignored)
         ]
 
@@ -201,11 +203,11 @@ class Preview:
         changed = self._changed(old, new)
         if key[0] not in RULES and not new.options.replaceOnChanges:
             if changed or self._any_dependency_replaced(new):
-                raise NoRule(f"{key} changes and has no replacement rule: declare its ForceNew inputs")
+                raise NoRule(f"{key} changes and has no rule: declare its ForceNew inputs")
             return False
         for path, dropped in changed:
-            forcing = [p for p in force_new if _covers(p, path)]
-            if forcing and not (dropped and any(_covers(p, path) for p in computed)):
+            kept_by_provider = dropped and any(_covers(p, path) for p in computed)
+            if any(_covers(p, path) for p in force_new) and not kept_by_provider:
                 return True
         return any(
             self._replaced_dependency(urns)
@@ -215,13 +217,16 @@ class Preview:
 
     @staticmethod
     def _property_dependencies(resource: Registered) -> list[tuple[str, list[str]]]:
-        return [(prop, list(deps.urns)) for prop, deps in resource.options.propertyDependencies.items()]
+        dependencies = resource.options.propertyDependencies
+        return [(prop, list(deps.urns)) for prop, deps in dependencies.items()]
 
     def _replaced_dependency(self, urns: list[str]) -> bool:
         return any(self.replaces(_key_of_urn(urn)) for urn in urns)
 
     def _any_dependency_replaced(self, resource: Registered) -> bool:
-        return any(self._replaced_dependency(urns) for _, urns in self._property_dependencies(resource))
+        return any(
+            self._replaced_dependency(urns) for _, urns in self._property_dependencies(resource)
+        )
 
     def replaced_stateful(self) -> frozenset[str]:
         """Which of the host, its data volume and its address the change replaces."""

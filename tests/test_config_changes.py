@@ -160,18 +160,21 @@ def _host(**inputs: Any) -> dict[str, Any]:
 def test_new_user_data_replaces_the_host_only_with_replace_on_change():
     """terraform-provider-aws forces a new instance for user data only under
     `user_data_replace_on_change`; otherwise it is an in-place update."""
-    for replace_on_change, verdict in ((True, "replaces the host"), (False, "in place")):
-        def host(text: str) -> Registered:
-            return _resource(INSTANCE, "vm", _host(userData=text, userDataReplaceOnChange=replace_on_change))
+    def host(text: str, replace_on_change: bool) -> Registered:
+        inputs = _host(userData=text, userDataReplaceOnChange=replace_on_change)
+        return _resource(INSTANCE, "vm", inputs)
 
-        assert _verdict([host("a")], [host("b")]) == verdict
+    assert _verdict([host("a", True)], [host("b", True)]) == "replaces the host"
+    assert _verdict([host("a", False)], [host("b", False)]) == "in place"
 
 
 def test_a_new_instance_type_is_in_place_and_a_new_image_is_not():
     """`instance_type` is updated by stop, modify and start; `ami` is ForceNew."""
-    before = [_resource(INSTANCE, "vm", _host())]
-    assert _verdict(before, [_resource(INSTANCE, "vm", _host(instanceType="t3.large"))]) == "in place"
-    assert _verdict(before, [_resource(INSTANCE, "vm", _host(ami="ami-2"))]) == "replaces the host"
+    def host(**inputs: Any) -> list[Registered]:
+        return [_resource(INSTANCE, "vm", _host(**inputs))]
+
+    assert _verdict(host(), host(instanceType="t3.large")) == "in place"
+    assert _verdict(host(), host(ami="ami-2")) == "replaces the host"
 
 
 def test_a_replaced_dependency_replaces_the_host_only_through_a_force_new_input():
@@ -183,7 +186,8 @@ def test_a_replaced_dependency_replaces_the_host_only_through_a_force_new_input(
         return [pair, _resource(INSTANCE, "vm", _host(), feeds=feeds)]
 
     assert _verdict(world("k1", "keyName"), world("k2", "keyName")) == "replaces the host"
-    assert _verdict(world("k1", "vpcSecurityGroupIds"), world("k2", "vpcSecurityGroupIds")) == "in place"
+    groups = "vpcSecurityGroupIds"
+    assert _verdict(world("k1", groups), world("k2", groups)) == "in place"
 
 
 def test_ignore_changes_and_replace_on_changes_are_the_engines():
@@ -192,7 +196,8 @@ def test_ignore_changes_and_replace_on_changes_are_the_engines():
         return _resource(INSTANCE, "vm", _host(ami=ami, tags={"Name": tags}), **options)
 
     assert _verdict([host("a", "x")], [host("b", "x", ignore_changes=["ami"])]) == "in place"
-    assert _verdict([host("a", "x")], [host("a", "y", replace_on_changes=["tags"])]) == "replaces the host"
+    replace_on_tags = host("a", "y", replace_on_changes=["tags"])
+    assert _verdict([host("a", "x")], [replace_on_tags]) == "replaces the host"
 
 
 def test_a_changed_resource_without_a_rule_feeding_a_force_new_input_is_not_guessed():
@@ -202,7 +207,8 @@ def test_a_changed_resource_without_a_rule_feeding_a_force_new_input_is_not_gues
 
     def world(version: str) -> list[Registered]:
         template = _resource(other, "template", {"version": version})
-        return [template, _resource(INSTANCE, "vm", _host(), feeds={"ami": [_urn(other, "template")]})]
+        feeds = {"ami": [_urn(other, "template")]}
+        return [template, _resource(INSTANCE, "vm", _host(), feeds=feeds)]
 
     with pytest.raises(NoRule):
         _verdict(world("1"), world("2"))

@@ -114,6 +114,17 @@ def test_the_readme_says_what_changing_each_key_does():
     assert column == CHANGING_IT
 
 
+def test_a_new_instance_type_resizes_the_same_instance():
+    """The in-place verdict is the provider's stop, modify and start of this instance, not a change
+    that never reaches it: the type is the one instance input that changes."""
+    resized = deploy({**BASE, **EXAMPLE_CHANGES["instanceType"]}).one(INSTANCE)
+    current = _base().one(INSTANCE)
+    names = current.inputs.keys() | resized.inputs.keys()
+    changed = {name for name in names if current.inputs.get(name) != resized.inputs.get(name)}
+    assert changed == {"instanceType"}
+    assert resized.inputs["instanceType"] == "t3.large"
+
+
 def test_an_instance_type_the_hosts_zone_does_not_offer_moves_the_host_and_its_volume():
     """EC2 cannot resize an instance into a type its zone does not offer, so the default placement
     moves to a zone that does: a new host and a new data volume, which the volume's protection

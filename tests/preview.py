@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -143,6 +144,8 @@ def _with_ids(value: Any, kept: Mapping[str, str]) -> Any:
 
 
 def _covers(rule_path: str, path: str) -> bool:
+    # Options name elements as `triggers[*]`; a changed list is compared whole, as `triggers`.
+    rule_path = re.sub(r"\[[^]]*\]", "", rule_path)
     return rule_path == "*" or path == rule_path or path.startswith(rule_path + ".")
 
 

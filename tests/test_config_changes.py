@@ -211,6 +211,19 @@ def test_ignore_changes_and_replace_on_changes_are_the_engines():
     assert _verdict([host("a", "x")], [replace_on_tags]) == "replaces the host"
 
 
+def test_an_option_naming_elements_covers_the_whole_list():
+    """pulumi-command registers `replace_on_changes=["triggers[*]"]`: any changed element of the
+    list is a replacement, and an ignored `[*]` path ignores the whole list."""
+    def host(groups: list[str], **options: Any) -> Registered:
+        return _resource(INSTANCE, "vm", _host(vpcSecurityGroupIds=groups), **options)
+
+    every_group = ["vpcSecurityGroupIds[*]"]
+    replace_on_groups = host(["sg-2"], replace_on_changes=every_group)
+    assert _verdict([host(["sg-1"])], [replace_on_groups]) == "replaces the host"
+    ignored_groups = host(["sg-2"], replace_on_changes=every_group, ignore_changes=every_group)
+    assert _verdict([host(["sg-1"])], [ignored_groups]) == "in place"
+
+
 def test_a_changed_resource_without_a_rule_feeding_a_force_new_input_is_not_guessed():
     """Without the provider's ForceNew attributes of a type, calling its change in place would be a
     guess that could hide an outage."""

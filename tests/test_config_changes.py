@@ -110,6 +110,7 @@ def test_only_the_declared_keys_replace_the_data_volume_and_none_the_address(key
 def test_the_readme_says_what_changing_each_key_does():
     """The operator reads the README, not the tests: its column must be the declared table."""
     rows = section_table("Configuration")
+    assert "changing it" in rows[0], "the configuration table has no column \"changing it\""
     column = {row["key"].strip("`"): row["changing it"] for row in rows}
     assert column == CHANGING_IT
 

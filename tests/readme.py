@@ -24,3 +24,19 @@ def config_row(key: str) -> str:
     """The configuration table's row of `key`."""
     [row] = [line for line in README.read_text().splitlines() if line.startswith(f"| `{key}` |")]
     return row
+
+
+def section_table(heading: str) -> list[dict[str, str]]:
+    """The first table under the `## ` heading that starts with `heading`: one dict per row, keyed
+    by the header's cells, each cell stripped, its backticks kept."""
+    [section] = re.findall(
+        rf"^## {re.escape(heading)}.*?(?=^## |\Z)", README.read_text(), flags=re.M | re.S
+    )
+    [table] = re.findall(r"^(\|.*?)\n(?!\|)", section, flags=re.M | re.S)[:1]
+    header, _rule, *rows = [_cells(line) for line in table.splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def _cells(line: str) -> list[str]:
+    # Table cells here hold no escaped pipes.
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
-import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from tests.host.test_user_data import (  # noqa: F401 (the fixture)
     limit_req_line,
     require_bundled_filter,
 )
-from tests.readme import README
+from tests.readme import stated
 
 AUTH_JAIL = "secure-qdrant-auth"
 RATE_LIMIT_JAIL = "secure-qdrant-rate-limit"
@@ -62,10 +61,10 @@ FAILURE_LINES: dict[str, Callable[[str, dt.datetime], str]] = {
 }
 # What the README's security model says of each jail: failures, window and ban.
 README_CLAIMS = {
-    AUTH_JAIL: r"for (?P<bantime>[\w ]+?) after (?P<maxretry>\d+) failed authentications \([^)]*\) "
-    r"within (?P<findtime>[\w ]+?),",
-    RATE_LIMIT_JAIL: r"for (?P<bantime>[\w ]+?) after (?P<maxretry>\d+) refusals by its address's "
-    r"rate limit within (?P<findtime>[\w ]+?);",
+    AUTH_JAIL: r"for ([\w ]+?) after (\d+) failed authentications \([^)]*\) within ([\w ]+?),",
+    RATE_LIMIT_JAIL: (
+        r"for ([\w ]+?) after (\d+) refusals by its address's rate limit within ([\w ]+?);"
+    ),
 }
 
 
@@ -219,8 +218,7 @@ def test_the_readme_states_each_jails_numbers(fail2ban_config: Path, jail_name: 
     """The README is where an operator learns how many failures cost an address the host, and for
     how long; a jail shipped with other numbers (100000 failures: no ban at all) is caught here."""
     jail = shipped_jail(fail2ban_config, jail_name)
-    claim = re.search(README_CLAIMS[jail_name], " ".join(README.read_text().split()))
-    assert claim, f"the README states no numbers for {jail_name}"
-    assert int(claim["maxretry"]) == jail.maxretry
-    assert readme_seconds(claim["findtime"]) == jail.findtime_s
-    assert readme_seconds(claim["bantime"]) == jail.bantime_s
+    bantime, maxretry, findtime = stated(README_CLAIMS[jail_name])
+    assert int(maxretry) == jail.maxretry
+    assert readme_seconds(findtime) == jail.findtime_s
+    assert readme_seconds(bantime) == jail.bantime_s

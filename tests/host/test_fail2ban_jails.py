@@ -40,7 +40,7 @@ RECORDING_ACTION = "secure-qdrant-test-record"
 BELOW_THRESHOLD, AT_THRESHOLD, OUTSIDE_WINDOW, INSIDE_WINDOW = (
     "203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13",
 )  # fmt: skip
-# How fail2ban is started, read and judged: far above its start-up time on a loaded machine.
+# A bound on waiting for a ban, far above fail2ban's start-up time on a loaded machine.
 BAN_WAIT_SECONDS = 120
 
 
@@ -59,7 +59,7 @@ FAILURE_LINES: dict[str, Callable[[str, dt.datetime], str]] = {
     AUTH_JAIL: auth_failure,
     RATE_LIMIT_JAIL: rate_limit_refusal,
 }
-# What the README's security model says of each jail: failures, window and ban.
+# What the README's security model says of each jail: its ban, failures and window.
 README_CLAIMS = {
     AUTH_JAIL: r"for ([\w ]+?) after (\d+) failed authentications \([^)]*\) within ([\w ]+?),",
     RATE_LIMIT_JAIL: (

@@ -40,3 +40,12 @@ def section_table(heading: str) -> list[dict[str, str]]:
 def _cells(line: str) -> list[str]:
     # Table cells here hold no escaped pipes.
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def stated(claim: str) -> tuple[str, ...]:
+    """What the README says where the regular expression `claim` matches its prose (line breaks
+    and indentation read as one space): the groups of its one match."""
+    prose = " ".join(README.read_text().split())
+    matches = list(re.finditer(claim, prose))
+    assert len(matches) == 1, f"the README states {claim!r} {len(matches)} times, not once"
+    return matches[0].groups()

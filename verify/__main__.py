@@ -62,6 +62,10 @@ def stack_outputs(stack: str | None, environ: Mapping[str, str]) -> dict[str, An
         )
     except FileNotFoundError:
         raise TargetError("--stack needs the pulumi CLI, which is not on PATH") from None
+    except OSError as error:
+        # Not startable: a `pulumi` that is not executable, a PATH whose last entry is a file
+        # (ENOTDIR), a machine out of processes or memory (EAGAIN, ENOMEM).
+        raise TargetError(f"--stack: pulumi could not be started: {error.strerror}") from None
     if printed.returncode != 0:
         said = printed.stderr.strip().splitlines() or [f"exit status {printed.returncode}"]
         raise TargetError(f"pulumi stack output --stack {stack} failed: {said[-1]}")

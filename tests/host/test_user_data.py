@@ -570,9 +570,11 @@ def test_auth_filter_counts_failed_authentication_only(line: str, banned: bool) 
     assert filter_matches(line, AUTH_FILTER_SOURCE) is banned
 
 
-def limit_req_line(zone: str, client: str = "203.0.113.9") -> str:
+def limit_req_line(
+    zone: str, client: str = "203.0.113.9", when: str = "2026/11/29 10:00:00"
+) -> str:
     return (
-        f'2026/11/29 10:00:00 [error] 812#812: *4 limiting requests, excess: 20.600 by zone "{zone}", '
+        f'{when} [error] 812#812: *4 limiting requests, excess: 20.600 by zone "{zone}", '
         f'client: {client}, server: qdrant.example.com, request: "GET /collections HTTP/2.0", '
         'host: "qdrant.example.com"'
     )

@@ -10,11 +10,14 @@ nothing else, so evidence stays readable and a short credential cannot mangle or
 from __future__ import annotations
 
 import base64
+import errno
 import http.client
 import io
 import json
+import os
 import string
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterator, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -197,13 +200,56 @@ def test_outputs_verify_cannot_read_or_send_are_named_in_one_line(text: str, nam
     assert "X-Injected" not in stderr and "ключ" not in stderr  # credentials are never printed
 
 
+@pytest.fixture(scope="module")
+def without_pulumi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A PATH with no pulumi on it, whatever this machine has: a developer's real CLI would be
+    asked about hundreds of stack names."""
+    with mock.patch.dict(os.environ, {"PATH": str(tmp_path_factory.mktemp("no-pulumi"))}):
+        yield
+
+
 @given(st.text())
 @settings(max_examples=200, deadline=None)
-def test_any_stack_name_is_refused_in_one_line_when_pulumi_cannot_answer(stack: str):
-    """Without the pulumi CLI (as here), or with a name it would take for an option, every
-    `--stack` ends in one line: never a FileNotFoundError traceback."""
+def test_any_stack_name_is_refused_in_one_line_when_pulumi_cannot_answer(
+    without_pulumi: None, stack: str
+):
+    """Without the pulumi CLI, or with a name it would take for an option, every `--stack` ends
+    in one line: never a FileNotFoundError traceback."""
     assume("\x00" not in stack)
     assert_refused_in_one_line(*run_verify([f"--stack={stack}"], {}))
+
+
+def not_executable(directory: Path) -> str:
+    (directory / "pulumi").write_text("#!/bin/sh\n")
+    return str(directory)
+
+
+def ending_in_a_file(directory: Path) -> str:
+    (directory / "a-file").write_text("")
+    return f"{directory}:{directory / 'a-file'}"
+
+
+@pytest.mark.parametrize("path", [not_executable, ending_in_a_file])
+def test_a_pulumi_that_cannot_be_started_is_one_line(tmp_path, monkeypatch, path):
+    """Before: a PermissionError or NotADirectoryError traceback, which depended on the PATH of
+    the machine the test ran on rather than on the name."""
+    monkeypatch.setenv("PATH", path(tmp_path))
+
+    status, stdout, stderr = run_verify(["--stack", "dev"], {})
+
+    assert_refused_in_one_line(status, stdout, stderr)
+    assert "pulumi could not be started" in stderr
+
+
+def test_a_machine_out_of_processes_is_one_line():
+    """Starting pulumi fails with EAGAIN when the machine is out of processes (a loaded machine):
+    one line saying so, not a BlockingIOError traceback."""
+    out_of_processes = BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+    with mock.patch.object(subprocess, "run", side_effect=out_of_processes):
+        status, stdout, stderr = run_verify(["--stack", "dev"], {})
+
+    assert_refused_in_one_line(status, stdout, stderr)
+    assert os.strerror(errno.EAGAIN) in stderr
 
 
 def fake_pulumi(directory: Path, script: str) -> None:

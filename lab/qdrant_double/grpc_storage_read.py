@@ -12,12 +12,13 @@ declaring that field alone; the others stay unknown fields.
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 
 _PACKAGE = "lab_qdrant_double"
 _NAME = "CollectionScopedRequest"
 
 
-def _message_class() -> type:
+def _message_class() -> type[Message]:
     field = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(
         name="lab_qdrant_double/storage_read.proto", package=_PACKAGE, syntax="proto3"

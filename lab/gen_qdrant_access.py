@@ -1,5 +1,6 @@
 """Generates lab/qdrant_double/access_table.py: every REST endpoint and public gRPC method of a Qdrant
-release, each with the Need its family has in lab/qdrant_double/access_rules.py.
+release, each with the Need its family has in lab/qdrant_double/access_rules.py, and the REST
+operations whose request body is JSON.
 
 The release's API surface is read from the reference directory (`qdrant-v<version>/`: the OpenAPI
 spec and the list of every gRPC method of its protos). Qdrant's files are not committed; what is
@@ -48,6 +49,18 @@ def rest_endpoints(openapi: Any) -> list[RestEndpoint]:
         for method, operation in operations.items()
         if method in _HTTP_METHODS
     ]
+
+
+def json_body_operations(openapi: Any) -> list[str]:
+    """The operationIds whose request body is JSON: actix extracts it (a handler argument) before
+    the handler checks access."""
+    return sorted(
+        operation["operationId"]
+        for operations in openapi["paths"].values()
+        for method, operation in operations.items()
+        if method in _HTTP_METHODS
+        and "application/json" in operation.get("requestBody", {}).get("content", {})
+    )
 
 
 def public_grpc_methods(listing: Any) -> list[str]:
@@ -100,7 +113,9 @@ def render_table(reference: Path) -> str:
     for method, path, operation in endpoints:
         need = FAMILIES[rest_family[operation]].need
         lines.append(f'    ("{method}", "{path}", "{operation}", Need.{need.name}),')
-    lines += [")", "", "# (gRPC method path, Need)", "GRPC_METHODS = ("]
+    lines += [")", "", "# operationIds whose request body is JSON", "JSON_BODY_OPERATIONS = frozenset({"]
+    lines += [f'    "{operation}",' for operation in json_body_operations(openapi)]
+    lines += ["})", "", "# (gRPC method path, Need)", "GRPC_METHODS = ("]
     for name in methods:
         lines.append(f'    ("/{name}", Need.{FAMILIES[grpc_family[name]].need.name}),')
     lines += [")", ""]

@@ -26,15 +26,15 @@ What it mirrors, behaviour by behaviour and each with the Qdrant source file
 it was read from, is ``QDRANT_BEHAVIOURS`` (``lab/qdrant_double/behaviours.py``).
 It is configured from the environment variables Qdrant reads
 (``DoubleConfig.from_env``), and ``unit_environment`` takes them from the
-deployed systemd unit. Authorization happens before a request body is read
-(the v1.18.1 fix); a rejected request with an unread body gets
-``Connection: close``.
+deployed systemd unit. Authentication happens before a request body is read
+(the v1.18.1 fix); a JSON body is read before access is judged, as actix extracts
+a handler's body before the handler's check; a rejected request with an unread
+body gets ``Connection: close``.
 
 Simplifications: there is no request size limit (the proxy is the cap).
-qdrant-client 1.20 has no stubs for v1.18's ``qdrant.StorageRead`` service, so
-the double cannot read the collection its requests name: every method under it
-answers an empty message to any authenticated caller, its access rule unapplied;
-enough for a proxy test to check that the service is blocked. The double has one
+qdrant-client 1.20 has no stubs for v1.18's ``qdrant.StorageRead`` service: the
+double reads only the collection its requests name (``grpc_storage_read.py``),
+judges the call on it, and answers an allowed one with an empty message. The double has one
 shard: a shard key selector is read and ignored.
 
 Run ``python -m lab.qdrant_double --help``; keys come from the environment

@@ -91,11 +91,14 @@ FAMILIES: dict[str, Family] = {
             "qdrant.Snapshots/DeleteFull",
         ),
     ),
+    # Not read in Qdrant's source: the search tool's index holds no version of ops_checks.rs with
+    # an arm for named vectors, nor the `do_create_vector_name` / `do_delete_vector_name` that
+    # src/actix/api/vector_name_api.rs hands the caller's auth to. Global manage is the strictest
+    # rule, so the double refuses at least what Qdrant refuses; an `rw` token may be refused here
+    # where Qdrant would allow it.
     "collection schema updates": Family(
         Need.MANAGE,
-        f"src/actix/api/vector_name_api.rs, src/common/update.rs; {_OPS_CHECKS}: a vector name "
-        "operation is a CollectionUpdateOperations arm handled alongside FieldIndexOperation, "
-        "whose requirements are write + manage",
+        "src/actix/api/vector_name_api.rs -> src/common/update.rs (check not read; see above)",
         rest=("create_vector_name", "delete_vector_name"),
         grpc=("qdrant.Points/CreateVectorName", "qdrant.Points/DeleteVectorName"),
     ),
@@ -128,9 +131,14 @@ FAMILIES: dict[str, Family] = {
             "qdrant.Snapshots/List",
         ),
     ),
+    # Payload indexes: do_create_index / do_delete_index (src/common/update.rs) submit
+    # CollectionMetaOperations::CreatePayloadIndex / DropPayloadIndex under the caller's auth,
+    # which check_collection_meta_operation checks with `write().extras()` (`write().whole()`
+    # before extras was named so). The FieldIndexOperation they then apply, whose requirements
+    # are write + manage, runs under Qdrant's internal full access, not the caller's.
     "collection extras writes": Family(
         Need.WRITE_COLLECTION,
-        f"{_OPS_CHECKS} (payload indexes), " + _SNAPSHOTS,
+        f"src/common/update.rs, {_OPS_CHECKS} (check_collection_meta_operation), " + _SNAPSHOTS,
         rest=(
             "create_field_index",
             "delete_field_index",

@@ -86,6 +86,46 @@ REST_ENDPOINTS = (
     ("POST", "/collections/{collection_name}/points/search/matrix/offsets", "search_matrix_offsets", Need.READ),
 )
 
+# operationIds whose request body is JSON
+JSON_BODY_OPERATIONS = frozenset({
+    "batch_update",
+    "clear_payload",
+    "count_points",
+    "create_collection",
+    "create_field_index",
+    "create_shard_key",
+    "create_vector_name",
+    "delete_payload",
+    "delete_points",
+    "delete_shard_key",
+    "delete_vectors",
+    "discover_batch_points",
+    "discover_points",
+    "facet",
+    "get_points",
+    "overwrite_payload",
+    "query_batch_points",
+    "query_points",
+    "query_points_groups",
+    "recommend_batch_points",
+    "recommend_point_groups",
+    "recommend_points",
+    "recover_from_snapshot",
+    "recover_shard_from_snapshot",
+    "scroll_points",
+    "search_batch_points",
+    "search_matrix_offsets",
+    "search_matrix_pairs",
+    "search_point_groups",
+    "search_points",
+    "set_payload",
+    "update_aliases",
+    "update_collection",
+    "update_collection_cluster",
+    "update_vectors",
+    "upsert_points",
+})
+
 # (gRPC method path, Need)
 GRPC_METHODS = (
     ("/qdrant.Collections/Get", Need.READ),

@@ -2,8 +2,9 @@
 
 qdrant-client's models forbid unknown keys; Qdrant's serde structs ignore them, except `Filter`
 (`#[serde(deny_unknown_fields)]` in lib/segment/src/types.rs: "unknown field `must_nto`, expected
-one of `should`, `min_should`, `must`, `must_not`"). So a body is first read by a private copy of
-qdrant-client's models that ignores unknown keys everywhere but in filters, then by the real ones.
+one of `should`, `min_should`, `must`, `must_not`"). So a body is validated against a copy of the
+model's pydantic-core schema in which every model but Filter ignores unknown keys: the result is an
+instance of qdrant-client's own classes, whose schemas stay as they are.
 Qdrant also reads `vectors` for `vector` where its structs say `#[serde(alias = "vectors")]`:
 PointStruct (lib/api/src/rest/schema.rs), PointVectors and DeleteVectors
 (lib/collection/src/operations/vector_ops.rs).
@@ -12,62 +13,44 @@ PointStruct (lib/api/src/rest/schema.rs), PointVectors and DeleteVectors
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
-import types
-from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
+from qdrant_client.http import models
 
 from lab.qdrant_double.errors import BadRequest
 
-_MODELS = "qdrant_client.http.models.models"
-_LENIENT = "lab.qdrant_double._lenient_models"
-_STRICT_FILTER = 'class Filter(BaseModel, extra="forbid"):'
+_IGNORE = "ignore"
+
+
+def _ignoring_unknown_keys(schema: Any) -> Any:
+    """A copy of a core schema in which each model but Filter ignores keys it does not declare."""
+    if isinstance(schema, list):
+        return [_ignoring_unknown_keys(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {key: _ignoring_unknown_keys(value) for key, value in schema.items()}
+    if copy.get("type") == "model" and copy.get("cls") is not models.Filter:
+        copy["config"] = {**copy.get("config", {}), "extra_fields_behavior": _IGNORE}
+        if copy["schema"].get("type") == "model-fields":
+            copy["schema"] = {**copy["schema"], "extra_behavior": _IGNORE}
+    return copy
 
 
 @functools.cache
-def _lenient_models() -> types.ModuleType:
-    """qdrant-client's models module, loaded again under another name with every model but Filter
-    ignoring unknown keys. Its classes are its own: qdrant-client's stay as they are."""
-    spec = importlib.util.find_spec(_MODELS)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"{_MODELS} not found")
-    source = Path(spec.origin).read_text()
-    if _STRICT_FILTER not in source:
-        raise RuntimeError(f"{_MODELS} no longer declares {_STRICT_FILTER!r}")
-    lenient = source.replace('extra="forbid"', 'extra="ignore"').replace(
-        _STRICT_FILTER.replace("forbid", "ignore"), _STRICT_FILTER
-    )
-    module = types.ModuleType(_LENIENT)
-    sys.modules[_LENIENT] = module  # pydantic resolves forward references through it
-    exec(compile(lenient, spec.origin, "exec"), module.__dict__)
-    return module
-
-
-@functools.cache
-def _adapter(model: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(model)
-
-
-def _format_error(error: ValidationError) -> BadRequest:
-    return BadRequest(f"Format error in JSON body: {error}")
+def _validator(model: Any) -> SchemaValidator:
+    # Not the validators qdrant-client's classes carry (pydantic-core reuses them by default).
+    schema = _ignoring_unknown_keys(TypeAdapter(model).core_schema)
+    return SchemaValidator(schema, _use_prebuilt=False)
 
 
 def parse(model: Any, body: Any) -> Any:
     """``body`` as an instance of qdrant-client's ``model``; what Qdrant refuses is its 400."""
-    lenient_model = getattr(_lenient_models(), getattr(model, "__name__", ""), None)
-    if lenient_model is not None:
-        try:
-            read = _adapter(lenient_model).validate_python(body)
-        except ValidationError as error:
-            raise _format_error(error) from None
-        body = read.model_dump(mode="json", by_alias=True, exclude_unset=True)
     try:
-        return _adapter(model).validate_python(body)
+        return _validator(model).validate_python(body)
     except ValidationError as error:
-        raise _format_error(error) from None
+        raise BadRequest(f"Format error in JSON body: {error}") from None
 
 
 def _renamed(fields: Any) -> Any:

@@ -17,7 +17,7 @@ from qdrant_client.grpc import (
 )
 from qdrant_client.http import models
 
-from lab.qdrant_double import dataplane, grpc_convert
+from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read
 from lab.qdrant_double.access import Access, Authenticator
 from lab.qdrant_double.config import TITLE, DoubleConfig
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
@@ -116,12 +116,16 @@ def _standard_health_handler() -> Any:
 
 
 class _StorageReadHandler(grpc.GenericRpcHandler):
-    """Any ``qdrant.StorageRead/*`` method: an empty message for any authenticated caller."""
+    """Any ``qdrant.StorageRead/*`` method: its request read for the collection it names, so that
+    the interceptor judges it, then an empty message (the double has no shard files to serve)."""
 
     def service(self, details: Any) -> Any:
         if not details.method.startswith("/qdrant.StorageRead/"):
             return None
-        return grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: b"",
+            request_deserializer=grpc_storage_read.CollectionScopedRequest.FromString,
+        )
 
 
 def _grpc_address(host: str, port: int) -> str:

@@ -36,12 +36,11 @@ def _rejecting_handler(error: DoubleError) -> Any:
 def _bind_access(
     behavior: Callable[[Any, Any], Any], access: Access, need: Optional[Need]
 ) -> Callable[[Any, Any], Any]:
-    """``behavior`` run with ``access`` once it meets the method's ``need``. A request the double
-    cannot decode (StorageRead's, for which qdrant-client has no stubs) names no collection and
-    is not judged: such methods answer an empty message to any authenticated caller."""
+    """``behavior`` run with ``access`` once it meets the method's ``need`` on the collection its
+    request names (StorageRead's too: grpc_storage_read.py reads its name)."""
 
     def bound(request: Any, context: Any) -> Any:
-        if need is not None and not isinstance(request, bytes):
+        if need is not None:
             try:
                 access.require(need, getattr(request, "collection_name", None))
             except DoubleError as error:

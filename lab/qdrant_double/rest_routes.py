@@ -1,21 +1,23 @@
 """The REST API: every endpoint of Qdrant's OpenAPI spec with its Need (access_table.py, generated
 from the release's spec and access_rules.py), and the actions, by operationId, of those the double
-serves: they parse bodies as Qdrant's serde models do (bodies.py) and answer with the data plane's
-results. An endpoint it does not serve is judged like any other, then answered 501.
+serves: a reader parses the body as Qdrant's serde model does (bodies.py), then the action answers
+with the data plane's results. An endpoint it does not serve is judged like any other, then
+answered 501.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
 
 from lab.qdrant_double import bodies, dataplane, legacy
 from lab.qdrant_double.access import Access, Need
-from lab.qdrant_double.access_table import REST_ENDPOINTS
+from lab.qdrant_double.access_table import JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.errors import NotFound, Unsupported
 from lab.qdrant_double.store import Store
 
@@ -25,31 +27,39 @@ class _RestCall:
     store: Store
     access: Access
     params: Mapping[str, str]
-    body: Any
+    request: Any
+    """The body as the endpoint's reader made it (None for an endpoint without one)."""
 
     @property
     def name(self) -> str:
         return self.params["collection_name"]
 
-    def parse(self, model: Any, body: Any = None) -> Any:
-        """The body (or ``body``) as a qdrant-client model, read as Qdrant's serde model reads it
-        (bodies.py); a mismatch is Qdrant's 400."""
-        return bodies.parse(model, self.body if body is None else body)
-
 
 Action = Callable[[_RestCall], Any]
+Reader = Callable[[Any], Any]
+"""A JSON body to the request an action takes; what Qdrant refuses raises its 400."""
+
+
+def _model(model: Any) -> Reader:
+    return functools.partial(bodies.parse, model)
+
+
+def _unparsed(body: Any) -> Any:
+    return body
 
 
 def _point_id(raw: str) -> models.ExtendedPointId:
     return int(raw) if raw.isdigit() else raw
 
 
-def _batch_update(call: _RestCall) -> Any:
-    body = call.body
+def _read_batch(body: Any) -> Any:
     if isinstance(body, dict) and isinstance(body.get("operations"), list):
         body = {**body, "operations": [bodies.with_vector_aliases(op) for op in body["operations"]]}
-    operations = call.parse(models.UpdateOperations, body).operations
-    return dataplane.update_points(call.store, call.name, operations)
+    return bodies.parse(models.UpdateOperations, body)
+
+
+def _batch_update(call: _RestCall) -> Any:
+    return dataplane.update_points(call.store, call.name, call.request.operations)
 
 
 def _list_collections(call: _RestCall) -> Any:
@@ -57,7 +67,7 @@ def _list_collections(call: _RestCall) -> Any:
 
 
 def _create_collection(call: _RestCall) -> Any:
-    return call.store.create_collection(call.name, call.parse(models.CreateCollection))
+    return call.store.create_collection(call.name, call.request)
 
 
 def _delete_collection(call: _RestCall) -> Any:
@@ -73,7 +83,7 @@ def _collection_exists(call: _RestCall) -> Any:
 
 
 def _change_aliases(call: _RestCall) -> Any:
-    return dataplane.change_aliases(call.store, call.parse(models.ChangeAliasesOperation))
+    return dataplane.change_aliases(call.store, call.request)
 
 
 def _aliases(call: _RestCall) -> Any:
@@ -85,7 +95,7 @@ def _collection_aliases(call: _RestCall) -> Any:
 
 
 def _retrieve(call: _RestCall) -> Any:
-    return dataplane.retrieve(call.store, call.name, call.parse(models.PointRequest))
+    return dataplane.retrieve(call.store, call.name, call.request)
 
 
 def _get_point(call: _RestCall) -> Any:
@@ -93,35 +103,28 @@ def _get_point(call: _RestCall) -> Any:
 
 
 def _scroll(call: _RestCall) -> Any:
-    return dataplane.scroll(call.store, call.name, call.parse(models.ScrollRequest))
+    return dataplane.scroll(call.store, call.name, call.request)
 
 
 def _count(call: _RestCall) -> Any:
-    return dataplane.count(call.store, call.name, call.parse(models.CountRequest))
+    return dataplane.count(call.store, call.name, call.request)
 
 
 def _query(call: _RestCall) -> Any:
-    request = call.parse(models.QueryRequest)
-    return dataplane.query(call.store, call.access, call.name, [request])[0]
+    return dataplane.query(call.store, call.access, call.name, [call.request])[0]
 
 
 def _query_batch(call: _RestCall) -> Any:
-    searches = call.parse(models.QueryRequestBatch).searches
-    return dataplane.query(call.store, call.access, call.name, searches)
+    return dataplane.query(call.store, call.access, call.name, call.request.searches)
 
 
-def _legacy(to_query: Callable[[Any], models.QueryRequest]) -> Action:
+def _legacy_query(call: _RestCall) -> Any:
     """Search and recommend answer a bare list of scored points, not a QueryResponse."""
-
-    def action(call: _RestCall) -> Any:
-        request = to_query(call.body)
-        return dataplane.query(call.store, call.access, call.name, [request])[0].points
-
-    return action
+    return dataplane.query(call.store, call.access, call.name, [call.request])[0].points
 
 
 def _create_index(call: _RestCall) -> Any:
-    return dataplane.create_index(call.store, call.name, call.parse(models.CreateFieldIndex))
+    return dataplane.create_index(call.store, call.name, call.request)
 
 
 def _delete_index(call: _RestCall) -> Any:
@@ -136,14 +139,17 @@ def _create_snapshot(call: _RestCall) -> Any:
     return dataplane.create_snapshot(call.store, call.name)
 
 
-def _point_write(operation: Any, field: str) -> Action:
-    """A point, vector or payload write, whose body is the `field` of an UpdateOperation."""
+def _point_write(call: _RestCall) -> Any:
+    return dataplane.update_points(call.store, call.name, [call.request])[0]
 
-    def action(call: _RestCall) -> Any:
-        update = call.parse(operation, bodies.with_vector_aliases({field: call.body}))
-        return dataplane.update_points(call.store, call.name, [update])[0]
 
-    return action
+def _update_of(operation: Any, field: str) -> Reader:
+    """A point, vector or payload write's body read as the `field` of an UpdateOperation."""
+
+    def read(body: Any) -> Any:
+        return bodies.parse(operation, bodies.with_vector_aliases({field: body}))
+
+    return read
 
 
 _ACTIONS: Mapping[str, Action] = {
@@ -155,14 +161,14 @@ _ACTIONS: Mapping[str, Action] = {
     "update_aliases": _change_aliases,
     "get_collections_aliases": _aliases,
     "get_collection_aliases": _collection_aliases,
-    "upsert_points": _point_write(models.UpsertOperation, "upsert"),
-    "delete_points": _point_write(models.DeleteOperation, "delete"),
-    "update_vectors": _point_write(models.UpdateVectorsOperation, "update_vectors"),
-    "delete_vectors": _point_write(models.DeleteVectorsOperation, "delete_vectors"),
-    "set_payload": _point_write(models.SetPayloadOperation, "set_payload"),
-    "overwrite_payload": _point_write(models.OverwritePayloadOperation, "overwrite_payload"),
-    "delete_payload": _point_write(models.DeletePayloadOperation, "delete_payload"),
-    "clear_payload": _point_write(models.ClearPayloadOperation, "clear_payload"),
+    "upsert_points": _point_write,
+    "delete_points": _point_write,
+    "update_vectors": _point_write,
+    "delete_vectors": _point_write,
+    "set_payload": _point_write,
+    "overwrite_payload": _point_write,
+    "delete_payload": _point_write,
+    "clear_payload": _point_write,
     "batch_update": _batch_update,
     "get_points": _retrieve,
     "get_point": _get_point,
@@ -170,14 +176,38 @@ _ACTIONS: Mapping[str, Action] = {
     "count_points": _count,
     "query_points": _query,
     "query_batch_points": _query_batch,
-    "search_points": _legacy(legacy.search_request),
-    "recommend_points": _legacy(legacy.recommend_request),
+    "search_points": _legacy_query,
+    "recommend_points": _legacy_query,
     "create_field_index": _create_index,
     "delete_field_index": _delete_index,
     "list_snapshots": _list_snapshots,
     "create_snapshot": _create_snapshot,
 }
 """The endpoints the double serves, by operationId."""
+
+_READERS: Mapping[str, Reader] = {
+    "create_collection": _model(models.CreateCollection),
+    "update_aliases": _model(models.ChangeAliasesOperation),
+    "upsert_points": _update_of(models.UpsertOperation, "upsert"),
+    "delete_points": _update_of(models.DeleteOperation, "delete"),
+    "update_vectors": _update_of(models.UpdateVectorsOperation, "update_vectors"),
+    "delete_vectors": _update_of(models.DeleteVectorsOperation, "delete_vectors"),
+    "set_payload": _update_of(models.SetPayloadOperation, "set_payload"),
+    "overwrite_payload": _update_of(models.OverwritePayloadOperation, "overwrite_payload"),
+    "delete_payload": _update_of(models.DeletePayloadOperation, "delete_payload"),
+    "clear_payload": _update_of(models.ClearPayloadOperation, "clear_payload"),
+    "batch_update": _read_batch,
+    "get_points": _model(models.PointRequest),
+    "scroll_points": _model(models.ScrollRequest),
+    "count_points": _model(models.CountRequest),
+    "query_points": _model(models.QueryRequest),
+    "query_batch_points": _model(models.QueryRequestBatch),
+    "search_points": legacy.search_request,
+    "recommend_points": legacy.recommend_request,
+    "create_field_index": _model(models.CreateFieldIndex),
+}
+"""How the endpoints the double serves read their JSON bodies, by operationId; any other endpoint
+whose body is JSON (JSON_BODY_OPERATIONS) has it checked as JSON only."""
 
 
 def _not_served(operation: str) -> Action:
@@ -193,12 +223,15 @@ class _Route:
     pattern: "re.Pattern[str]"
     need: Need
     action: Action
+    read: Optional[Reader]
+    """None for an endpoint whose body Qdrant does not read."""
 
 
 def _route(method: str, path: str, operation: str, need: Need) -> _Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
     action = _ACTIONS.get(operation) or _not_served(operation)
-    return _Route(method, re.compile(pattern), need, action)
+    read = _READERS.get(operation, _unparsed) if operation in JSON_BODY_OPERATIONS else None
+    return _Route(method, re.compile(pattern), need, action, read)
 
 
 # Literal segments before parameters, as actix orders its resources: `POST /collections/aliases`

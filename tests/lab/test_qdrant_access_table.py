@@ -25,8 +25,8 @@ from qdrant_client.grpc import (
 
 from lab import gen_qdrant_access
 from lab.qdrant_double import Need, QdrantDouble, is_public_path
-from lab.qdrant_double.access_table import GRPC_METHODS, REST_ENDPOINTS
-from lab.qdrant_double.rest_routes import _ACTIONS
+from lab.qdrant_double.access_table import GRPC_METHODS, JSON_BODY_OPERATIONS, REST_ENDPOINTS
+from lab.qdrant_double.rest_routes import _ACTIONS, _READERS
 from tests.double_client import KEY, READ_ONLY_KEY, api_key, bearer, rest, token
 
 REFERENCE = gen_qdrant_access.find_reference()
@@ -84,6 +84,13 @@ def test_every_served_endpoint_is_in_the_table() -> None:
     """An action whose operationId is not Qdrant's would never be routed."""
     operations = {operation for _, _, operation, _ in REST_ENDPOINTS}
     assert sorted(set(_ACTIONS) - operations) == []
+
+
+def test_served_endpoints_parse_a_body_exactly_where_qdrant_reads_one() -> None:
+    """A body is read before access only where Qdrant's handler extracts one (its spec's JSON
+    request bodies): a reader elsewhere would turn a refusal into a 400."""
+    served_with_body = sorted(set(_ACTIONS) & JSON_BODY_OPERATIONS)
+    assert sorted(_READERS) == served_with_body
 
 
 def test_public_endpoints_are_exactly_the_whitelisted_paths() -> None:

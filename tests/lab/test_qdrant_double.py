@@ -310,6 +310,30 @@ def test_grpc_unknown_method_without_credentials_is_unauthenticated(channel: grp
     assert unimplemented == grpc.StatusCode.UNIMPLEMENTED
 
 
+STORAGE_READ_METHODS = ("ListFiles", "FileExists", "FileLength", "ReadBytes", "ReadBytesStream",
+                        "ReadWhole", "ReadBatch", "ReadMulti")
+# `collection_name = 1` ("alpha"), then `shard_id = 2` and `path = 3` as the protos number them.
+READ_ALPHA_SEGMENTS = b"\n\x05alpha\x10\x00\x1a\x08segments"
+
+
+@pytest.mark.parametrize("method", STORAGE_READ_METHODS)
+def test_grpc_storage_read_is_judged_on_the_collection_it_names(
+    channel: grpc.Channel, method: str
+) -> None:
+    """Raw shard files are a collection's data: Qdrant checks read access to the named collection
+    (src/tonic/api/storage_read_api/), so a token for another collection must not get through."""
+    call = channel.unary_unary(f"/qdrant.StorageRead/{method}")
+
+    def as_(access: str) -> Callable[[], Any]:
+        credential = [("authorization", scoped(access)["Authorization"])]
+        return lambda: call(READ_ALPHA_SEGMENTS, metadata=credential, timeout=5)
+
+    unauthenticated = grpc_code(lambda: call(READ_ALPHA_SEGMENTS, timeout=5))
+    assert unauthenticated == grpc.StatusCode.UNAUTHENTICATED
+    assert grpc_code(as_("beta:r")) == grpc.StatusCode.PERMISSION_DENIED
+    assert as_("alpha:r")() == b""
+
+
 def ids(*numbers: int) -> Any:
     return [qgrpc.PointId(num=n) for n in numbers]
 

@@ -4,6 +4,7 @@ edge failures (a dropped upstream connection is nginx's 502)."""
 
 from __future__ import annotations
 
+import http.client
 from typing import Any
 
 import grpc
@@ -177,6 +178,45 @@ def test_forbidden_lookup_from_is_403_even_beside_an_ignored_key(double: QdrantD
         403,
         "Forbidden: Access to collection beta is required",
     )
+
+
+# ----------------------------------------------------------------------------- body, then access
+
+BETA_READER = bearer(token({"access": [{"collection": "beta", "access": "r"}]}))
+
+
+def _status_of_raw(double: QdrantDouble, method: str, path: str, data: bytes) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        headers = {**BETA_READER, "Content-Type": "application/json"}
+        connection.request(method, path, body=data, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_body_qdrant_cannot_read_is_400_even_for_a_refused_token(double: QdrantDouble) -> None:
+    """actix extracts a handler's JSON body before the handler checks access, so Qdrant answers a
+    body its model refuses with 400 whatever the token: the double answered 403, and a client
+    (or `verify`) reading the status learnt something else than Qdrant would tell it."""
+    code, body = rest(double, "POST", f"{P}/scroll", {"limit": "many"}, headers=BETA_READER)
+    assert code == 400
+    assert body["status"]["error"].startswith("Format error in JSON body: ")
+
+
+def test_a_missing_credential_is_401_before_the_body_is_read(double: QdrantDouble) -> None:
+    """Authentication is middleware in Qdrant, before any extractor: no credential, no parsing."""
+    assert rest(double, "POST", f"{P}/scroll", {"limit": "many"})[0] == 401
+
+
+def test_malformed_json_is_400_before_access_on_an_unserved_endpoint(double: QdrantDouble) -> None:
+    """The same order where the double serves nothing: discover takes a JSON body in Qdrant."""
+    assert _status_of_raw(double, "POST", f"{P}/discover", b"{not json") == 400
+
+
+def test_the_body_of_an_endpoint_without_one_is_ignored(double: QdrantDouble) -> None:
+    """Qdrant does not read the body of an endpoint that takes none: the refusal stands."""
+    assert _status_of_raw(double, "GET", "/collections/alpha", b"{not json") == 403
 
 
 # ----------------------------------------------------------------------------- 403 wording

@@ -229,3 +229,11 @@ def test_a_gate_turned_off_ignores_the_aws_sign_in_config():
 def test_role_durations_are_read_as_go_durations(duration, seconds):
     """The provider parses `duration` with Go's time.ParseDuration; STS takes whole seconds."""
     assert go_duration_seconds(duration) == seconds
+
+
+@pytest.mark.parametrize("duration", ["9" * 400 + "h", "9" * 5000 + "s", "2562048h", "\u0661h"])
+def test_a_duration_go_refuses_is_refused_by_name(duration):
+    """Go's ParseDuration reads ASCII digits into an int64 of nanoseconds and refuses more; the gate
+    must refuse it in a line naming the key, not with a traceback."""
+    with pytest.raises(ValueError, match="is not a duration"):
+        go_duration_seconds(duration)

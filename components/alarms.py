@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.instance_types import supports_recovery, system_check_action
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds, StackSettings
+from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
 
 MINUTE = 60
 HOUR = 3600
@@ -49,8 +49,9 @@ class AlarmTargets:
     region: str
     host_name: str
     instance_id: pulumi.Input[str]
+    instance_type: str
+    """Decides whether EC2 can recover the instance (`instance_types.supports_recovery`)."""
     backup_policy_id: pulumi.Input[str] | None = None
-    instance_type: str = StackSettings.instance_type
 
 
 def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[AlarmSpec]:
@@ -114,7 +115,8 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         specs += [
             AlarmSpec("backup-failed", "A scheduled snapshot of the data volume failed",
                       "AWS/EBS", "SnapshotsCreateFailed", policy,
-                      "Sum", HOUR, 1, 0, "GreaterThanThreshold"),
+                      statistic="Sum", period=HOUR, evaluation_periods=1, threshold=0,
+                      comparison="GreaterThanThreshold"),
             # A policy in error (its role, a snapshot quota) may count no failure at all: what
             # must be seen is a completed snapshot. Every hour without one breaches, and with no
             # DatapointsToAlarm it fires only when all BACKUP_SILENCE_HOURS do; the daily run
@@ -123,7 +125,8 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
             AlarmSpec("backup-missing",
                       f"No snapshot of the data volume completed in {BACKUP_SILENCE_HOURS} hours",
                       "AWS/EBS", "SnapshotsCreateCompleted", policy,
-                      "Sum", HOUR, BACKUP_SILENCE_HOURS, 1, "LessThanThreshold", "breaching"),
+                      statistic="Sum", period=HOUR, evaluation_periods=BACKUP_SILENCE_HOURS,
+                      threshold=1, comparison="LessThanThreshold", treat_missing_data="breaching"),
         ]  # fmt: skip
     return specs
 
@@ -174,11 +177,11 @@ class HostAlarms(pulumi.ComponentResource):
             )
         specs = alarm_specs(
             AlarmTargets(
-                args.region,
-                args.host_name,
-                args.instance_id,
-                args.backup_policy_id,
-                args.instance_type,
+                region=args.region,
+                host_name=args.host_name,
+                instance_id=args.instance_id,
+                instance_type=args.instance_type,
+                backup_policy_id=args.backup_policy_id,
             ),
             args.thresholds,
         )

@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 from components.acme_dns import CHALLENGE_LABEL
 from components.images import HOST_IMAGES
@@ -43,12 +42,21 @@ NAMESPACE = "secure-qdrant"
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _FQDN = re.compile(rf"(?:{_LABEL}\.)+[a-z]{{2,63}}")
 _EMAIL = re.compile(r"(?P<local>[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+)@(?P<host>[^@\s]+)")
-_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+# ASCII digits, few enough that int() never meets Python's 4,300-digit limit.
+_VERSION = re.compile(r"v?([0-9]{1,9})\.([0-9]{1,9})\.([0-9]{1,9})")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
 # EC2 resource ids: 8 hex digits (before 2018) or 17.
 _SNAPSHOT_ID = re.compile(r"snap-(?:[0-9a-f]{8}|[0-9a-f]{17})")
-_HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
+# RFC 3986's grammar, narrowed to what an ACME directory needs: an ASCII DNS name or IP literal, no
+# user part. Parsers disagree outside it: urlsplit reads the host of `https://a\\@b/` as b, urllib3
+# (certbot's requests) as a, and urllib3 also decodes `%2e` in a host.
+_URL_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_HTTPS_URL = re.compile(
+    r"https://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+    rf"(?:/{_URL_PCHAR}*)*(?:\?(?:{_URL_PCHAR}|[/?])*)?(?:#(?:{_URL_PCHAR}|[/?])*)?"
+)
+MAX_PORT = 65535
 _INTEGER = re.compile(r"-?[0-9]+")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
@@ -180,14 +188,12 @@ def _parse_email(text: str) -> str:
 
 
 def _parse_https_url(text: str) -> str:
-    try:
-        # Reading the port also checks it: urlsplit raises for one out of range.
-        parts = urlsplit(text)
-        valid = bool(_HTTPS_URL.fullmatch(text) and parts.hostname and parts.port != 0)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise _Invalid(f"{_shown(text)} is not an https:// URL")
+    match = _HTTPS_URL.fullmatch(text)
+    if not match or not 0 < int(match["port"] or 443) <= MAX_PORT:
+        raise _Invalid(
+            f"{_shown(text)} is not an https:// URL of RFC 3986 characters with a host, a port "
+            f"from 1 to {MAX_PORT} if any, and no user part"
+        )
     return text
 
 
@@ -377,9 +383,11 @@ def _parse_image_release(text: str, host_os: HostOs) -> str:
 
 
 def _acme_host(url: str) -> str:
-    """The host the ACME client reaches: without a user part or port, lowercase, and without the
-    final dot DNS ignores (any of them would slip the staging host past the comparison)."""
-    return (urlsplit(url).hostname or "").rstrip(".")
+    """The host the ACME client reaches, of a URL `_parse_https_url` took: without the port,
+    lowercase, and without the final dot DNS ignores (any of them would slip the staging host past
+    the comparison)."""
+    match = _HTTPS_URL.fullmatch(url)
+    return match["host"].lower().rstrip(".") if match else ""
 
 
 def _parse_subnet_id(text: str) -> str:

@@ -34,7 +34,9 @@ DEFAULT_SESSION_NAME = "secure-qdrant-verify"
 DURATION_UNITS = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600
 }
-DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+# Go holds a duration in an int64 of nanoseconds and refuses a longer one.
+GO_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 
 def gate_aws_environment(aws_config: Mapping[str, str]) -> dict[str, str]:
@@ -121,4 +123,8 @@ def go_duration_seconds(text: str) -> int:
     if not text or DURATION_PART.sub("", text) != "":
         raise ValueError(f"{text!r} is not a duration such as 15m or 1h30m")
     parts = DURATION_PART.findall(text)
-    return int(sum(float(number) * DURATION_UNITS[unit] for number, unit in parts))
+    seconds = sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+    # float() reads any number of digits, to infinity at worst: no int() limit on the way.
+    if seconds > GO_MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is not a duration Go can hold (at most 2562047h)")
+    return int(seconds)

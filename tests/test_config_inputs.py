@@ -10,11 +10,10 @@ import dataclasses
 import datetime as dt
 import json
 from typing import Any
-from urllib.parse import urlsplit
-
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from urllib3.util import parse_url
 
 from components.config import (
     CERTIFICATE_LIFETIME_DAYS,
@@ -132,8 +131,13 @@ def assert_consumers_take(accepted: StackSettings) -> None:
     # RFC 5321: 64 characters before the @, 254 in all.
     for address in filter(None, (accepted.acme_email, accepted.durability.alert_email)):
         assert len(address.split("@")[0]) <= 64 and len(address) <= 254
+    # certbot reaches its server through requests, which reads the URL with urllib3's parse_url:
+    # the host compared must be the one it connects to, and it must send no credentials (requests
+    # turns a user part into a Basic Authorization header).
+    consumer = parse_url(accepted.acme_server)
+    assert consumer.scheme == "https" and consumer.auth is None
     # The gate's certificate check fails against a staging CA, however its host is written.
-    host = (urlsplit(accepted.acme_server).hostname or "").rstrip(".")
+    host = (consumer.host or "").rstrip(".")
     assert not (accepted.verify_on_deploy and host in UNTRUSTED_ACME_HOSTS)
 
 
@@ -185,6 +189,14 @@ text_values = st.one_of(
 @example(key="acmeServer", value="https://acme-staging-v02.api.letsencrypt.org:443/directory")
 @example(key="acmeServer", value="https://acme-staging-v02.api.letsencrypt.org./directory")
 @example(key="acmeServer", value="https://x@acme-staging-v02.api.letsencrypt.org/directory")
+@example(key="acmeServer", value="https://acme-staging-v02.api.letsencrypt.org\\@x/directory")
+@example(key="acmeServer", value="https://acme-staging-v02%2eapi.letsencrypt.org/directory")
+@example(key="acmeServer", value="https://x\t@acme-staging-v02.api.letsencrypt.org/directory")
+@example(key="acmeServer", value="https://acme-staging-v02.api.letsencrypt.org/x@y/directory")
+@example(key="acmeServer", value="https://ACME-STAGING-V02.API.LETSENCRYPT.ORG/directory")
+@example(key="acmeServer", value="https://\uff41cme-staging-v02.api.letsencrypt.org/directory")
+@example(key="qdrantVersion", value="v1.18." + "9" * 5000)
+@example(key="qdrantVersion", value="v1.\u0661\u0668.3")
 @example(key="alertEmail", value="a" * 65 + "@example.com")
 def test_any_value_of_any_key_is_taken_by_its_consumers_or_refused_naming_it(key: str, value: str):
     """A value the reader accepted but a consumer refuses breaks the deploy after resources exist
@@ -337,6 +349,15 @@ def test_an_address_with_64_characters_before_the_at_is_accepted():
     assert load(alertEmail="a" * 64 + "@example.com").durability.alert_email is not None
 
 
+@pytest.mark.parametrize(
+    "version", ["v1.18." + "9" * 5000, "v1.18.9999999999", "v1.\u0661\u0668.3", "v\uff11.18.3"]
+)
+def test_a_qdrant_version_of_more_than_nine_or_non_ascii_digits_is_refused(version: str):
+    """Qdrant's release tags are short ASCII numbers: anything else is a typing error (or, past
+    Python's 4,300 digits, a traceback instead of a line naming the key)."""
+    assert f"{NAMESPACE}:qdrantVersion: " in refusal(qdrantVersion=version)
+
+
 # --------------------------------------------------------------------------- the staging gate
 
 
@@ -345,17 +366,40 @@ def test_an_address_with_64_characters_before_the_at_is_accepted():
     [
         "https://acme-staging-v02.api.letsencrypt.org:443/directory",
         "https://acme-staging-v02.api.letsencrypt.org./directory",
-        "https://x@acme-staging-v02.api.letsencrypt.org/directory",
-        "https://x@ACME-Staging-v02.api.letsencrypt.org.:443/directory",
+        "https://ACME-Staging-v02.api.letsencrypt.org.:443/directory",
         "https://acme-staging-v02.api.letsencrypt.org",
+        "https://acme-staging-v02.api.letsencrypt.org/x@y/directory",
+        "https://acme-staging-v02.api.letsencrypt.org/%2e%2e/directory",
     ],
 )
 def test_the_staging_ca_is_refused_with_the_gate_however_its_host_is_written(url: str):
-    """The ACME client reaches the same host with a port, a user part or a final dot; the gate's
-    certificate check would fail after waiting 15 minutes."""
+    """The ACME client reaches the same host with a port, in capitals, with a final dot or with an
+    `@` or escapes in the path; the gate's certificate check would fail after waiting 15 minutes."""
     assert f"{NAMESPACE}:acmeServer: {url} issues certificates no client trusts" in refusal(
         acmeServer=url
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # urlsplit reads the host as `x`; urllib3 (certbot's requests) as the staging host.
+        "https://acme-staging-v02.api.letsencrypt.org\\@x/directory",
+        # urllib3 decodes the escape and connects to the staging host.
+        "https://acme-staging-v02%2eapi.letsencrypt.org/directory",
+        "https://x@acme-staging-v02.api.letsencrypt.org/directory",
+        "https://x:secret@acme.example.com/directory",
+        "https://x\t@acme-staging-v02.api.letsencrypt.org/directory",
+        "https://\uff41cme-staging-v02.api.letsencrypt.org/directory",
+        "https://acme.example.com/dir ectory",
+    ],
+)
+def test_an_acme_server_outside_rfc_3986_or_with_a_user_part_is_refused(url: str):
+    """Parsers disagree on where the host of such a URL ends, so the gate could compare one host
+    while certbot reaches another; and a user part would go to the ACME server as credentials."""
+    problem = refusal(acmeServer=url)
+    assert f"{NAMESPACE}:acmeServer: " in problem
+    assert "issues certificates no client trusts" not in problem
 
 
 @pytest.mark.parametrize(

@@ -477,8 +477,18 @@ def test_topic_name_keeps_to_snss_characters_for_a_stack_name_with_a_dot():
     assert topic.inputs["namePrefix"] == "qdrant-eu-prod-alarms-alerts-"
 
 
+def test_the_alarms_must_be_told_the_instance_type_they_watch():
+    """Whether the system-check alarm may recover the instance depends on its type: a default type
+    would give an instance-store host the recover action, which EC2 cannot carry out."""
+    with pytest.raises(TypeError, match="instance_type"):
+        AlarmTargets(region=REGION, host_name=HOST, instance_id="i-0123")  # type: ignore[call-arg]
+
+
 def test_the_alarms_of_a_stack_without_backups_are_the_six_others():
-    specs = alarm_specs(AlarmTargets(REGION, HOST, "i-0123"), AlarmThresholds())
+    targets = AlarmTargets(
+        region=REGION, host_name=HOST, instance_id="i-0123", instance_type="t3.medium"
+    )
+    specs = alarm_specs(targets, AlarmThresholds())
 
     assert [spec.key for spec in specs] == [
         "system-check", "instance-check", "certificate", "qdrant-down", "unauthorized", "data-volume",

@@ -1,6 +1,7 @@
 """The deploy-time gate: every `pulumi up` ends with the security checks, fed secrets by environment."""
 
 import json
+import subprocess
 
 import botocore.session
 import pytest
@@ -13,6 +14,7 @@ from components.gate_credentials import (
     go_duration_seconds,
 )
 from tests.program import MINIMAL_CONFIG, Failed, deploy
+from tests.readme import stated
 from verify.aws_session import ASSUME_ROLES_VARIABLE
 
 COMMAND = "command:local:Command"
@@ -229,3 +231,31 @@ def test_a_gate_turned_off_ignores_the_aws_sign_in_config():
 def test_role_durations_are_read_as_go_durations(duration, seconds):
     """The provider parses `duration` with Go's time.ParseDuration; STS takes whole seconds."""
     assert go_duration_seconds(duration) == seconds
+
+
+@pytest.mark.parametrize("duration", ["9" * 400 + "h", "9" * 5000 + "s", "2562048h", "\u0661h"])
+def test_a_duration_go_refuses_is_refused_by_name(duration):
+    """Go's ParseDuration reads ASCII digits into an int64 of nanoseconds and refuses more; the gate
+    must refuse it in a line naming the key, not with a traceback."""
+    with pytest.raises(ValueError, match="is not a duration"):
+        go_duration_seconds(duration)
+
+
+def test_the_readme_tells_the_deployer_the_posix_shell_every_local_command_needs():
+    """pulumi-command runs a local command with `/bin/sh -c` on Linux and macOS and `cmd /C` on
+    Windows (its provider/pkg/provider/local/base.go, `interpreter`). The gate's command line is
+    quoted for sh and the rotation clock is `date +%s` and `${VAR:?}`: a deployer on Windows
+    outside WSL would fail its first deploy, so the README must say so before it."""
+    commands = deploy(dict(CONFIG, apiKeyVersion=2)).of_type(COMMAND)
+    scripts = [c.inputs[step] for c in commands for step in ("create", "update") if step in c.inputs]
+
+    assert len(commands) == 2 and not any("interpreter" in c.inputs for c in commands)
+    for script in scripts:
+        checked = subprocess.run(
+            ["shellcheck", "--shell=sh", "-"], input=script, capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout
+    assert stated(r"deployer runs on (Linux or macOS) \(or WSL\)[^.]*? under (`/bin/sh`)") == (
+        "Linux or macOS",
+        "`/bin/sh`",
+    )

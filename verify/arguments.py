@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 from typing import NoReturn
 
 HIGHEST_PORT = 65535
+# ASCII digits only (int() also takes spaces, `_` and other scripts' digits), and few enough that
+# int() never meets its 4,300-digit limit.
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
 
 
 def one_line(message: str) -> str:
@@ -51,10 +55,9 @@ def non_negative_number(text: str) -> float:
 
 
 def positive_integer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at most 18 digits")
+    value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
     return value

@@ -331,8 +331,9 @@ def _acme_challenge(outputs: Mapping[str, Any]) -> AcmeChallenge:
 
 def _grpc_port(outputs: Mapping[str, Any]) -> int:
     port = outputs.get("grpcPort", PORTS.grpc_tls)
-    # Pulumi prints the number; a string of digits is what a hand-written JSON may hold.
-    if isinstance(port, str) and port.isascii() and port.isdigit():
+    # Pulumi prints the number; a string of digits is what a hand-written JSON may hold (a port has
+    # at most five: more would reach int()'s 4,300-digit limit).
+    if isinstance(port, str) and re.fullmatch(r"[0-9]{1,5}", port):
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= HIGHEST_PORT:
         raise TargetError(f"the stack output grpcPort {port!r} is not a TCP port")

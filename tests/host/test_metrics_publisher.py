@@ -257,9 +257,12 @@ def test_every_metric_an_alarm_watches_is_published(tmp_path, ready_port):
 
     metrics.publish(cloudwatch, host_env(tmp_path, ready_port), NOW)
 
+    targets = AlarmTargets(
+        region=REGION, host_name=HOST, instance_id="i-0123", instance_type="t3.medium"
+    )
     watched = {
         spec.metric_name
-        for spec in alarm_specs(AlarmTargets(REGION, HOST, "i-0123"), AlarmThresholds())
+        for spec in alarm_specs(targets, AlarmThresholds())
         if spec.namespace == METRICS_NAMESPACE
     }
     published = {m["MetricName"] for m in cloudwatch.list_metrics()["Metrics"]}

@@ -261,7 +261,13 @@ def test_the_audit_reads_what_it_needs_from_the_stack_outputs():
 def test_the_audit_looks_for_exactly_the_alarms_the_program_creates(instance_type):
     """An alarm the program adds must not go unaudited, nor the audit wait for one it dropped (or
     for a recover action the program leaves out on a type EC2 cannot recover)."""
-    targets = AlarmTargets(REGION, HOST, "i-0123", POLICY_ID, instance_type)
+    targets = AlarmTargets(
+        region=REGION,
+        host_name=HOST,
+        instance_id="i-0123",
+        instance_type=instance_type,
+        backup_policy_id=POLICY_ID,
+    )
     created = {
         (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions.items())), spec.ec2_action)
         for spec in alarm_specs(targets, AlarmThresholds())

@@ -31,6 +31,9 @@ import bench.bootstrap
 import bench.edge
 import lab.__main__ as lab_cli
 import verify.__main__ as verify_cli
+from verify.checks import HSTS_MIN_AGE, check_security_headers
+from verify.client import Response
+from verify.result import Status
 from verify.report import REDACTED, redact
 from verify.target import OUTPUTS_VARIABLE
 
@@ -172,6 +175,7 @@ def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
     ("text", "named"),
     [
         (json.dumps(BASE)[:-1] + f', "grpcPort": {HUGE}}}', "grpcPort inf is not a TCP port"),
+        (json.dumps({**BASE, "grpcPort": HUGE}), "is not a TCP port"),
         ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": ' + HUGE + "}",
          "apiKey should be a string, not a number"),
         (json.dumps({**BASE, "tokens": {"t": "j"}})[:-1]
@@ -185,7 +189,7 @@ def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
         (json.dumps({**BASE, "restUrl": "https://a.example:0"}), "restUrl 'https://a.example:0' has port 0"),
     ],
     ids=[
-        "5000-digit-port", "5000-digit-api-key", "5000-digit-exp", "deeply-nested-claims",
+        "5000-digit-port", "5000-digit-port-string", "5000-digit-api-key", "5000-digit-exp", "deeply-nested-claims",
         "api-key-with-crlf", "api-key-not-latin-1", "read-only-key-with-lf", "token-with-lf",
         "rest-url-port-0",
     ],
@@ -311,6 +315,8 @@ def test_any_verify_arguments_run_or_exit_2_in_one_line(argv: list[str]):
         (["--wait", "nan"], "'nan' is not a finite number"),
         (["--wait", "-3"], "'-3' is negative"),
         (["--http-port", "99999"], "not a TCP port"),
+        (["--http-port", "\u0668\u0660"], "is not a whole number"),
+        (["--http-port", " 80"], "is not a whole number"),
         (["--address", "a b"], "--address 'a b' is neither an IP address nor a host name"),
         (["--ca-file", "/nonexistent/ca.pem"], "--ca-file '/nonexistent/ca.pem' is not a file"),
         (["--region", "eu central"], "region_name 'eu central' doesn't match a supported format"),
@@ -447,3 +453,29 @@ def test_a_short_credential_does_not_mangle_ordinary_words():
 def test_a_credential_echoed_by_a_server_is_redacted(echo: str):
     key = "Ab3" * 16
     assert redact(echo.format(key), [key]) == echo.format(REDACTED)
+
+
+def reply_with_hsts(value: str) -> Response:
+    headers = http.client.HTTPMessage()
+    for name, header in (("Strict-Transport-Security", value), ("X-Content-Type-Options", "nosniff"),
+                         ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")):
+        headers[name] = header
+    return Response(status=200, headers=headers, body=b"")
+
+
+@pytest.mark.parametrize(
+    ("hsts", "status"),
+    [
+        (f"max-age={HUGE}", Status.PASS),
+        (f"max-age=000{HSTS_MIN_AGE}", Status.PASS),
+        (f"max-age={HSTS_MIN_AGE - 1}", Status.FAIL),
+        (f"max-age={'0' * 5000}1", Status.FAIL),
+    ],
+)
+def test_the_hsts_check_reads_any_max_age_the_server_sends(hsts: str, status: Status):
+    """The endpoint under test writes the header: a number past Python's 4,300 digits must not
+    stop the run with a traceback, nor leading zeros pass a short one."""
+    with mock.patch("verify.checks.https_request", return_value=reply_with_hsts(hsts)):
+        result = check_security_headers(mock.Mock(api_key="k"))
+
+    assert result.status is status

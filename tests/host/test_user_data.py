@@ -421,6 +421,12 @@ def test_bootstrap_installs_the_journal_reader_of_the_sshd_jail() -> None:
     assert "python3-systemd" in bootstrap_packages()
 
 
+def test_bootstrap_installs_the_tool_every_jail_bans_with() -> None:
+    """fail2ban only recommends iptables, and docker.io and ufw need not keep bringing it: without
+    it every ban fails while fail2ban runs on."""
+    assert "iptables" in bootstrap_packages()
+
+
 # --------------------------------------------------------------------------- shell scripts
 
 
@@ -652,6 +658,49 @@ def test_qdrant_jails_watch_the_public_ports_and_never_loopback(fail2ban_config:
         assert f"['set', '{jail}', 'addignoreip', '127.0.0.1/8', '::1']" in dump
         ports = f"{PORTS.http},{PORTS.https},{PORTS.grpc_tls}"
         assert f"['port', '{ports}']" in dump
+
+
+# Ubuntu 24.04's jail.d/defaults-debian.conf (fail2ban 1.0.2-3) as the issue quotes it, from
+# Debian's packaging change "Debian defaults: nftables as banaction and systemd as backend"
+# (https://salsa.debian.org/python-team/packages/fail2ban/-/merge_requests/18). Debian 12's
+# (1.0.2-2, this machine's) enables sshd only, so jail.conf's iptables-multiport stands.
+NFTABLES_DEFAULTS = """[DEFAULT]
+banaction = nftables
+banaction_allports = nftables[type=allports]
+
+[sshd]
+enabled = true
+"""
+
+
+def jail_actions(dump: str) -> dict[str, list[str]]:
+    """Each enabled jail's ban actions, as fail2ban's dump adds them."""
+    actions: dict[str, list[str]] = {}
+    for line in dump.splitlines():
+        if match := re.fullmatch(r"\['add', '([^']+)', '[^']+'\]", line):
+            actions[match.group(1)] = []
+        elif match := re.fullmatch(r"\['set', '([^']+)', 'addaction', '([^']+)'\]", line):
+            actions[match.group(1)].append(match.group(2))
+    return actions
+
+
+@pytest.mark.parametrize("distro_defaults", [None, NFTABLES_DEFAULTS], ids=["debian-12", "ubuntu-24.04"])
+def test_every_jail_bans_with_iptables_whatever_the_distro_defaults(
+    fail2ban_config: Path, distro_defaults: str | None
+) -> None:
+    """Ubuntu 24.04 defaults to nftables, whose `nft` fail2ban only recommends while docker.io and
+    ufw bring iptables: every ban would fail, logged, with fail2ban running on. Each jail, the
+    distro's sshd too, bans with iptables, the action the booted Debian 12 host is seen banning
+    with (tests/booted/test_first_boot.py) and whose tool the bootstrap installs."""
+    if distro_defaults is not None:
+        (fail2ban_config / "jail.d" / "defaults-debian.conf").write_text(distro_defaults)
+
+    actions = jail_actions(fail2ban_dump(fail2ban_config))
+
+    assert actions == {
+        jail: ["iptables-multiport"]
+        for jail in ("sshd", "secure-qdrant-auth", "secure-qdrant-rate-limit")
+    }
 
 
 def test_sshd_jail_reads_the_journal(fail2ban_config: Path) -> None:

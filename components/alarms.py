@@ -86,6 +86,11 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         on_host("qdrant-down", f"Qdrant not ready for {limits.qdrant_down_minutes} minutes",
                 HOST_METRICS.qdrant_up,
                 "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
+        # nginx down, or the certificate it would start with unreadable: the public endpoint is.
+        on_host("edge-down",
+                f"The TLS edge not serving the domain for {limits.qdrant_down_minutes} minutes",
+                HOST_METRICS.edge_serves,
+                "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
         on_host("unauthorized",
                 f"Over {limits.unauthorized_per_minute} refused credentials (401) in a minute",
                 HOST_METRICS.unauthorized,

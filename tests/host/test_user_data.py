@@ -8,6 +8,7 @@ use unusual ports so every number found provably came from them.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import dataclasses
 import re
@@ -43,6 +44,7 @@ from components.user_data import (
     render_user_data,
     settings_env,
     settings_env_path,
+    shipped_python,
     shipped_script,
 )
 
@@ -508,6 +510,64 @@ def test_shipped_script_keeps_here_documents_shebang_and_shellcheck_directives()
         "\t# kept too",
         "\tEOF",
         "",
+    ]
+
+
+def without_docstrings(tree: ast.Module) -> ast.Module:
+    """The tree less every docstring, as Python itself finds them (`ast.get_docstring`)."""
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(tree):
+        if isinstance(node, documented) and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:]
+    return tree
+
+
+def python_tree(source: str) -> str:
+    return ast.dump(without_docstrings(ast.parse(source)), include_attributes=True)
+
+
+def test_shipped_publisher_is_the_source_program_to_python() -> None:
+    """The host runs the metrics publisher with its comments and docstrings emptied (room in EC2's
+    16 KB of user data): Python must parse that copy into the source's syntax tree, every node at
+    the same line and column, so a traceback on the host points at the repository's line."""
+    source = (CLOUD_INIT_DIR / "metrics.py").read_text()
+    shipped = written(HOST.paths.metrics_publisher)
+    assert len(shipped) < len(source)
+    assert python_tree(shipped) == python_tree(source)
+
+
+def test_shipped_python_empties_only_whole_comment_lines_and_docstrings_code_does_not_need() -> None:
+    """A `#` inside a string is data; a docstring alone in its body holds the body up; one sharing
+    a line with code goes with the code."""
+    source = "\n".join(
+        [
+            '"""Module."""',
+            "# why",
+            "TEXT = '''",
+            "# kept: data",
+            "'''",
+            "def alone():",
+            '    """Kept: the only statement."""',
+            'def shared(): """Kept: on the line of code."""; x = 1  # kept: code',
+            "class Documented:",
+            '    """Gone,',
+            '    both lines."""',
+            "    y = 2",
+        ]
+    )
+    assert shipped_python(source).splitlines() == [
+        "",
+        "",
+        "TEXT = '''",
+        "# kept: data",
+        "'''",
+        "def alone():",
+        '    """Kept: the only statement."""',
+        'def shared(): """Kept: on the line of code."""; x = 1  # kept: code',
+        "class Documented:",
+        "",
+        "",
+        "    y = 2",
     ]
 
 

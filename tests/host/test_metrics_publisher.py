@@ -93,34 +93,12 @@ def certificate(directory: Path, days: int) -> Path:
     return path
 
 
-@pytest.fixture
-def ready_port() -> Iterator[int]:
-    """A loopback server answering /readyz with 200, like Qdrant once its collections are loaded."""
-
-    class Ready(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the handler's API)
-            self.send_response(200 if self.path == "/readyz" else 404)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Answering(http.server.BaseHTTPRequestHandler):
-    """Whatever is asked, 200: as nginx answers Qdrant's health check through the edge."""
+class QdrantHealth(http.server.BaseHTTPRequestHandler):
+    """Qdrant's health checks answered 200 (/readyz once its collections are loaded), nothing
+    else."""
 
     def do_GET(self) -> None:  # noqa: N802 (the handler's API)
-        self.send_response(200)
+        self.send_response(200 if self.path in ("/readyz", "/healthz") else 404)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -128,13 +106,8 @@ class Answering(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def tls_edge(directory: Path) -> Iterator[int]:
-    """A TLS server on loopback serving the lineage's certificate (`certificate(directory)`), as
-    the edge does: its port."""
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(directory / "fullchain.pem", directory / "key.pem")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answering)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
+def serving(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
+    """`server` answering on a thread of its own until the block ends: its port."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -143,6 +116,25 @@ def tls_edge(directory: Path) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def ready_port() -> Iterator[int]:
+    """A loopback server answering /readyz with 200, like Qdrant once its collections are loaded."""
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), QdrantHealth)) as port:
+        yield port
+
+
+@contextmanager
+def tls_edge(directory: Path) -> Iterator[int]:
+    """A TLS server on loopback serving the lineage's certificate (`certificate(directory)`) and
+    passing Qdrant's health check, as the edge does: its port."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(directory / "fullchain.pem", directory / "key.pem")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QdrantHealth)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with serving(server) as port:
+        yield port
 
 
 def free_port() -> int:

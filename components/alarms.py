@@ -86,7 +86,8 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         on_host("qdrant-down", f"Qdrant not ready for {limits.qdrant_down_minutes} minutes",
                 HOST_METRICS.qdrant_up,
                 "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
-        # nginx down, or the certificate it would start with unreadable: the public endpoint is.
+        # QdrantUp probes loopback: nginx down, or the certificate it would start with unreadable,
+        # takes the public endpoint down with Qdrant up.
         on_host("edge-down",
                 f"The TLS edge not serving the domain for {limits.qdrant_down_minutes} minutes",
                 HOST_METRICS.edge_serves,

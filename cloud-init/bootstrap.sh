@@ -21,8 +21,9 @@ readonly STEPS=(
   metrics qdrant_health ready
 )
 # The same names on Ubuntu 24.04 and Debian 12. python3-systemd is how fail2ban reads sshd's log
-# from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it.
-readonly PACKAGES=(docker.io nginx certbot ufw fail2ban python3-systemd python3-boto3 curl openssl)
+# from the journal (jail.d/secure-qdrant.conf); Debian's fail2ban only recommends it, as it does
+# iptables, the tool of the jails' ban action (docker.io and ufw need it too, for now).
+readonly PACKAGES=(docker.io nginx certbot ufw fail2ban iptables python3-systemd python3-boto3 curl openssl)
 # certbot's Route 53 plugin, on DNS-01 hosts only: Debian 12 main, Ubuntu 24.04 universe.
 readonly DNS01_PACKAGES=(python3-certbot-dns-route53)
 readonly APT_OPTIONS=(
@@ -33,6 +34,10 @@ readonly VOLUME_WAIT_SECONDS=300
 # DNS may be set by hand once the address is known: wait long, then give up loudly.
 readonly DNS_WAIT_SECONDS=3600
 readonly NGINX_WAIT_SECONDS=30
+# fail2ban's server starts its jails in the background: seconds.
+readonly FAIL2BAN_WAIT_SECONDS=30
+# TEST-NET-1 (RFC 5737): no client has it, so banning it for a moment shuts nobody out.
+readonly BAN_PROBE=192.0.2.1
 readonly BACKOFF_CAP_SECONDS=60
 # A certificate closer to expiry than this is renewed now rather than reused.
 readonly CERTIFICATE_MIN_VALIDITY_SECONDS=$((7 * 24 * 3600))
@@ -590,8 +595,21 @@ step_firewall() {
 
 # --- 7. fail2ban ----------------------------------------------------------------------------------
 
+# fail2ban-client --test only parses the configuration, and a ban whose action fails (its tool
+# missing) is only logged while fail2ban runs on. So each jail bans the probe, and the kernel must
+# then hold the rule in the jail's chain (iptables-multiport's f2b-JAIL). The ban is lifted either
+# way: fail2ban never runs the action again for an address it counts as banned, so a ban left
+# behind would fail every later check. Fails (and is retried) until the jail runs.
+ban_takes_effect() {
+  local ruled=1
+  fail2ban-client set "$1" banip "$BAN_PROBE" >/dev/null 2>&1 || return 1
+  iptables -w -S "f2b-$1" 2>/dev/null | grep -qF -- "-s ${BAN_PROBE}/32 " || ruled=0
+  fail2ban-client set "$1" unbanip "$BAN_PROBE" >/dev/null
+  ((ruled))
+}
+
 step_fail2ban() {
-  local log_file
+  local log_file jail jails
   # fail2ban refuses to start at all while a jail's log file does not exist.
   for log_file in "$NGINX_ACCESS_LOG" "$NGINX_ERROR_LOG"; do
     [[ -e $log_file ]] || install -D -m 0640 /dev/null "$log_file"
@@ -600,6 +618,12 @@ step_fail2ban() {
   fail2ban-client --test >/dev/null
   systemctl enable fail2ban.service
   systemctl reload-or-restart fail2ban.service
+  # Every jail the configuration enables, the distro's too (`['add', 'JAIL', 'BACKEND']`).
+  jails=$(fail2ban-client -d | sed -n "s/^\['add', '\([^']*\)'.*/\1/p")
+  for jail in $jails; do
+    wait_for "$FAIL2BAN_WAIT_SECONDS" "a ban in ${jail} to reach netfilter" ban_takes_effect "$jail"
+  done
+  log "bans reach netfilter: ${jails//$'\n'/ }"
 }
 
 # --- 8. metrics -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import datetime as dt
 import re
 import shlex
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -50,6 +51,21 @@ def qdrant_up(port):
         return 0
 
 
+def edge_serves(env):
+    """1 when nginx answers here over TLS for the public name, with a certificate valid for it.
+    Anchored at certbot's lineage, not the system's roots: a staging certificate counts, an
+    unreadable one (nginx's next start fails on it) does not. Qdrant's state is QdrantUp's."""
+    try:
+        tls = ssl.create_default_context(cafile=env["CERTIFICATE"])
+        tls.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        with socket.create_connection(("127.0.0.1", int(env["HTTPS_PORT"])), timeout=5) as raw:
+            with tls.wrap_socket(raw, server_hostname=env["DOMAIN"]) as edge:
+                edge.sendall(f"GET /healthz HTTP/1.1\r\nHost: {env['DOMAIN']}\r\n\r\n".encode())
+                return int(edge.makefile("rb").readline().startswith(b"HTTP/"))
+    except OSError:
+        return 0
+
+
 def tail(path, size=8 << 20):
     try:
         with open(path, "rb") as log:
@@ -63,6 +79,7 @@ def measure(env, now):
     refused = refused_last_minute(tail(env["NGINX_ACCESS_LOG"]), now)
     values = {
         "QdrantUp": (qdrant_up(env["QDRANT_REST_PORT"]), "None"),
+        "EdgeServes": (edge_serves(env), "None"),
         "Unauthorized401": (refused["401"], "Count"),
         "RateLimited429": (refused["429"], "Count"),
         "DataVolumeUsedPercent": (used_percent(shutil.disk_usage(env["DATA_MOUNT"])), "Percent"),

@@ -99,6 +99,12 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         on_host("qdrant-down", f"Qdrant not ready for {limits.qdrant_down_minutes} minutes",
                 HOST_METRICS.qdrant_up,
                 "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
+        # QdrantUp probes loopback: nginx down, or the certificate it would start with unreadable,
+        # takes the public endpoint down with Qdrant up.
+        on_host("edge-down",
+                f"The TLS edge not serving the domain for {limits.qdrant_down_minutes} minutes",
+                HOST_METRICS.edge_serves,
+                "Minimum", MINUTE, limits.qdrant_down_minutes, 1, "LessThanThreshold", "breaching"),
         on_host("unauthorized",
                 f"Over {limits.unauthorized_per_minute} refused credentials (401) in a minute",
                 HOST_METRICS.unauthorized,

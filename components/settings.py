@@ -213,6 +213,7 @@ class HostMetrics:
     dimension: str = "Host"
     certificate_days_left: str = "CertificateDaysLeft"
     qdrant_up: str = "QdrantUp"
+    edge_serves: str = "EdgeServes"
     unauthorized: str = "Unauthorized401"
     rate_limited: str = "RateLimited429"
     data_volume_used_percent: str = "DataVolumeUsedPercent"

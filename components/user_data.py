@@ -11,10 +11,13 @@ filled in here from the same values.
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
+import io
 import re
 import shlex
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +218,38 @@ def shipped_script(script: str) -> str:
     return "".join(kept)
 
 
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _docstring_lines(node: ast.AST, lines: list[str]) -> range:
+    """The line numbers of `node`'s docstring where they hold nothing else and code follows in its
+    body (emptied, a docstring alone would leave a body Python refuses); none otherwise."""
+    if not isinstance(node, _DOCUMENTED) or len(node.body) < 2 or not ast.get_docstring(node):
+        return range(0)
+    docstring = node.body[0]
+    first, last = docstring.lineno, docstring.end_lineno or docstring.lineno
+    before = lines[first - 1][: docstring.col_offset]
+    after = lines[last - 1][docstring.end_col_offset :]
+    if before.strip() or after.strip() or node.body[1].lineno <= last:
+        return range(0)
+    return range(first, last + 1)
+
+
+def shipped_python(source: str) -> str:
+    """`source` with its comment lines and docstrings emptied, as `shipped_script` does for the
+    shell: the same syntax tree to Python, less the docstrings, every node on its line and column
+    (tracebacks on the host point at the repository's lines)."""
+    lines = source.splitlines(keepends=True)
+    emptied = {
+        token.start[0]
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT and not token.line[: token.start[1]].strip()
+    }
+    for node in ast.walk(ast.parse(source)):
+        emptied.update(_docstring_lines(node, lines))
+    return "".join("\n" if number in emptied else line for number, line in enumerate(lines, 1))
+
+
 def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
     env = settings_env(host, data_volume_id)
     paths = host.paths
@@ -243,7 +278,7 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
             for unit in DATA_VOLUME_UNITS
         ),
-        HostFile(paths.metrics_publisher, _cloud_init_file("metrics.py"), "0755"),
+        HostFile(paths.metrics_publisher, shipped_python(_cloud_init_file("metrics.py")), "0755"),
         HostFile(
             f"{paths.systemd_unit_dir}/{METRICS_UNIT}",
             _cloud_init_file(METRICS_UNIT).format_map(

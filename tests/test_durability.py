@@ -319,6 +319,7 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default
     [
         ("certificate", HOST_METRICS.certificate_days_left, "Minimum", 14, "LessThanThreshold"),
         ("qdrant-down", HOST_METRICS.qdrant_up, "Minimum", 1, "LessThanThreshold"),
+        ("edge-down", HOST_METRICS.edge_serves, "Minimum", 1, "LessThanThreshold"),
         ("unauthorized", HOST_METRICS.unauthorized, "Sum", 60, "GreaterThanThreshold"),
         ("data-volume", HOST_METRICS.data_volume_used_percent, "Maximum", 80, "GreaterThanThreshold"),
     ],
@@ -346,6 +347,16 @@ def test_a_host_that_stops_reporting_counts_as_down(default):
     assert (found.inputs["period"], found.inputs["evaluationPeriods"]) == (60, 5)
 
 
+def test_an_edge_that_stops_serving_or_reporting_counts_as_down(default):
+    """QdrantUp probes Qdrant on loopback: nginx down, or its certificate unreadable, takes the
+    public endpoint down with Qdrant up. No EdgeServes data is as alarming as a 0, as for QdrantUp,
+    over the same minutes."""
+    found = alarm(default, "edge-down")
+
+    assert found.inputs["treatMissingData"] == "breaching"
+    assert (found.inputs["period"], found.inputs["evaluationPeriods"]) == (60, 5)
+
+
 def test_thresholds_come_from_the_config():
     deployment = deploy(
         dict(
@@ -359,6 +370,7 @@ def test_thresholds_come_from_the_config():
 
     assert alarm(deployment, "certificate").inputs["threshold"] == 21
     assert alarm(deployment, "qdrant-down").inputs["evaluationPeriods"] == 10
+    assert alarm(deployment, "edge-down").inputs["evaluationPeriods"] == 10
     assert alarm(deployment, "unauthorized").inputs["threshold"] == 500
     assert alarm(deployment, "data-volume").inputs["threshold"] == 90
 
@@ -484,12 +496,13 @@ def test_the_alarms_must_be_told_the_instance_type_they_watch():
         AlarmTargets(region=REGION, host_name=HOST, instance_id="i-0123")  # type: ignore[call-arg]
 
 
-def test_the_alarms_of_a_stack_without_backups_are_the_six_others():
+def test_the_alarms_of_a_stack_without_backups_are_the_seven_others():
     targets = AlarmTargets(
         region=REGION, host_name=HOST, instance_id="i-0123", instance_type="t3.medium"
     )
     specs = alarm_specs(targets, AlarmThresholds())
 
     assert [spec.key for spec in specs] == [
-        "system-check", "instance-check", "certificate", "qdrant-down", "unauthorized", "data-volume",
+        "system-check", "instance-check", "certificate", "qdrant-down", "edge-down", "unauthorized",
+        "data-volume",
     ]  # fmt: skip

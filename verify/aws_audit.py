@@ -235,6 +235,7 @@ def _ports_text(ports: Sequence[int]) -> str:
 ALARMED_HOST_METRICS = (
     HOST_METRICS.certificate_days_left,
     HOST_METRICS.qdrant_up,
+    HOST_METRICS.edge_serves,
     HOST_METRICS.unauthorized,
     HOST_METRICS.data_volume_used_percent,
 )

@@ -68,7 +68,12 @@ def _children(pid: int) -> list[int]:
 def _init_of(nspawn_pid: int) -> int | None:
     """The guest's PID 1 (as this machine numbers it): the `systemd` child of nspawn."""
     for child in _children(nspawn_pid):
-        if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+        try:
+            name = Path(f"/proc/{child}/comm").read_text().strip()
+        except OSError:
+            # nspawn's short-lived helper children exit between the listing and this read.
+            continue
+        if name == "systemd":
             return child
     return None
 

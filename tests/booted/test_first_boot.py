@@ -12,10 +12,12 @@ import datetime as dt
 import secrets
 import ssl
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -25,7 +27,7 @@ import pytest
 
 from components.nginx_config import certificate_paths
 from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS
-from components.user_data import METRICS_UNIT
+from components.user_data import KEYS_SERVICE, KEYS_TIMER, METRICS_UNIT, settings_env_path
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import (
@@ -91,7 +93,8 @@ def test_qdrant_runs_the_pinned_image_without_a_registry(booted: BootedHost) -> 
 # publisher is likely quiet already, and the wait short.
 
 QUIET_WAIT_SECONDS = 200
-"""For a publisher run that counted nothing (each run counts the clock minute before its own)."""
+"""For a publisher run that sent a value wanted: the 401 count's quiet minute (each run counts the
+clock minute before its own), EdgeServes back to 1."""
 PUBLISHER_RUN_WAIT_SECONDS = 90
 # Under the per-address burst (20) and the auth jail's 20 failures: the mistaken application is
 # neither throttled nor banned, so every request is judged and refused by Qdrant.
@@ -139,6 +142,27 @@ def next_publisher_run(booted: BootedHost, after: PublisherRun | None) -> Publis
     return latest
 
 
+def published(booted: BootedHost, metric: str, by: PublisherRun) -> tuple[int, float]:
+    """(values sent, their sum) of `metric` by this run: (1, value). Read from CloudWatch with a
+    window around that run alone."""
+    return booted.ssm.metric_values(
+        METRICS_NAMESPACE, metric, ("Host", booted.host.name),
+        by.started, by.exited + dt.timedelta(seconds=1),
+    )  # fmt: skip
+
+
+def run_publishing(
+    booted: BootedHost, after: PublisherRun | None, metric: str, value: float
+) -> PublisherRun:
+    """The first publisher run after `after` that sent `value` for `metric`."""
+    deadline = time.monotonic() + QUIET_WAIT_SECONDS
+    run = next_publisher_run(booted, after)
+    while published(booted, metric, run) != (1, value):
+        assert time.monotonic() < deadline, f"no {metric} {value} in {QUIET_WAIT_SECONDS} s"
+        run = next_publisher_run(booted, run)
+    return run
+
+
 def test_the_published_401_count_is_the_number_of_requests_refused_in_its_minute(
     booted: BootedHost, lab_network: Outside
 ) -> None:
@@ -147,20 +171,8 @@ def test_the_published_401_count_is_the_number_of_requests_refused_in_its_minute
     publisher's next run (its real timer) sends exactly that number, and the run after it 0: every
     refusal counted, and counted once. Each run's value is read from CloudWatch with a window
     around that run alone."""
-    dimension = ("Host", booted.host.name)
-
-    def published(by: PublisherRun) -> tuple[int, float]:
-        """(values sent, their sum) by this run: (1, count)."""
-        return booted.ssm.metric_values(
-            METRICS_NAMESPACE, "Unauthorized401", dimension,
-            by.started, by.exited + dt.timedelta(seconds=1),
-        )  # fmt: skip
-
-    deadline = time.monotonic() + QUIET_WAIT_SECONDS
-    quiet = next_publisher_run(booted, last_publisher_run(booted))
-    while published(quiet) != (1, 0):
-        assert time.monotonic() < deadline, f"no quiet minute in {QUIET_WAIT_SECONDS} s"
-        quiet = next_publisher_run(booted, quiet)
+    metric = "Unauthorized401"
+    quiet = run_publishing(booted, last_publisher_run(booted), metric, 0)
     target = outside_target(booted, lab_network)
     wrong_key = secrets.token_hex(24)
     asks = [partial(rest_answer, target, wrong_key)] * REFUSED_OVER_REST + [
@@ -174,11 +186,11 @@ def test_the_published_401_count_is_the_number_of_requests_refused_in_its_minute
     print(
         f"\n{len(asks)} refused {(sent - quiet.exited).total_seconds():.1f} s after a quiet run; "
         f"runs started at {[each.started.strftime('%H:%M:%S.%f') for each in runs]} published "
-        f"{[published(each) for each in runs]} (values, sum)"
+        f"{[published(booted, metric, each) for each in runs]} (values, sum)"
     )
     assert answers == ["401"] * REFUSED_OVER_REST + ["UNAUTHENTICATED"] * REFUSED_OVER_GRPC
     assert sent < counted.started, "the refusals straddle a run: the test proves nothing"
-    assert [published(each) for each in runs] == [(1, 0), (1, len(asks)), (1, 0)]
+    assert [published(booted, metric, each) for each in runs] == [(1, 0), (1, len(asks)), (1, 0)]
 
 
 def test_every_verify_check_passes_through_the_published_ports(booted: BootedHost) -> None:
@@ -458,6 +470,7 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     print(f"\npublished: {metrics}; certificate: {days_left:.2f} days left")
     assert days_left - 1 <= metrics["CertificateDaysLeft"] <= days_left
     assert metrics["QdrantUp"] == 1
+    assert metrics["EdgeServes"] == 1
     # df rounds its percentage up to a whole number; the metric keeps one decimal.
     df_percent = int(
         booted.guest.run("df", "--output=pcent", host.paths.data_mount).split()[-1].rstrip("%")
@@ -465,3 +478,96 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     assert df_percent - 1 <= metrics["DataVolumeUsedPercent"] <= df_percent
     assert {"Unauthorized401", "RateLimited429"} <= metrics.keys()
 
+
+
+# --- The edge down, as the host reports it (its metrics timer, moto as CloudWatch) ----------------
+
+
+def test_an_edge_that_stops_serving_is_published_as_not_serving(booted: BootedHost) -> None:
+    """QdrantUp probes Qdrant on loopback, so nginx down left the public endpoint down in silence.
+    With nginx stopped, the first publisher run after it sends EdgeServes 0 while Qdrant is still
+    reported up, and once nginx runs again a run sends 1."""
+    serving = run_publishing(booted, last_publisher_run(booted), "EdgeServes", 1)
+    booted.guest.run("systemctl", "stop", "nginx.service")
+    try:
+        stopped_at = dt.datetime.now(dt.timezone.utc)
+        down = next_publisher_run(booted, serving)
+        while down.started <= stopped_at:
+            down = next_publisher_run(booted, down)
+        edge, qdrant = (published(booted, name, down) for name in ("EdgeServes", "QdrantUp"))
+    finally:
+        booted.guest.run("systemctl", "start", "nginx.service")
+        started_at = dt.datetime.now(dt.timezone.utc)
+    back = run_publishing(booted, down, "EdgeServes", 1)
+    print(
+        f"\nnginx stopped: EdgeServes {edge} (values, sum) from the run that ended "
+        f"{(down.exited - stopped_at).total_seconds():.1f} s later, QdrantUp {qdrant}; "
+        f"nginx started: EdgeServes 1 from the run that ended "
+        f"{(back.exited - started_at).total_seconds():.1f} s later"
+    )
+    assert edge == (1, 0)
+    assert qdrant == (1, 1)
+
+
+# --- fail2ban's ban, proven by the bootstrap at every boot ---------------------------------------
+
+PROBED_JAILS = ("sshd", "secure-qdrant-auth", "secure-qdrant-rate-limit")
+BAN_TOOL = "/usr/sbin/iptables"
+FAIL2BAN_LOG = "/var/log/fail2ban.log"
+
+
+def test_the_bootstrap_proved_a_ban_reaches_netfilter_in_every_jail(booted: BootedHost) -> None:
+    """fail2ban's config test only parses: each jail banned the documentation address, the kernel
+    held the rule, and the ban was lifted."""
+    assert f"bans reach netfilter: {' '.join(PROBED_JAILS)}" in booted.bootstrap_log().splitlines()
+
+
+def fail2ban_step(booted: BootedHost) -> subprocess.CompletedProcess[str]:
+    """The bootstrap's fail2ban step alone, as its unit runs it (its settings, its journal tag)."""
+    bootstrap = (booted.host.paths.bootstrap, settings_env_path(booted.host))
+    command = booted.guest.command("env", "BOOTSTRAP_STEPS=fail2ban", *bootstrap)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+@contextmanager
+def keys_timer_stopped(booted: BootedHost) -> Iterator[None]:
+    """Its minutely run of the bootstrap's secrets step takes the bootstrap's lock."""
+    booted.guest.run("systemctl", "stop", KEYS_TIMER)
+    try:
+        wait_until(
+            lambda: booted.guest.run(
+                "systemctl", "show", "--property=ActiveState", "--value", KEYS_SERVICE
+            ).strip() != "activating",
+            "the keys service's run to end",
+        )
+        yield
+    finally:
+        booted.guest.run("systemctl", "start", KEYS_TIMER)
+
+
+def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: BootedHost) -> None:
+    """What Ubuntu 24.04 did with its nftables default and no `nft`: every ban fails, only logged,
+    with fail2ban running on. With the ban action's tool hidden the fail2ban step fails, naming the
+    ban that never reached netfilter, while fail2ban's log shows the action failing; with the tool
+    back the same step passes."""
+    hidden = booted.guest.path(f"{BAN_TOOL}.hidden-by-test")
+    log_before = booted.guest.path(FAIL2BAN_LOG).stat().st_size
+    with keys_timer_stopped(booted):
+        booted.guest.path(BAN_TOOL).rename(hidden)
+        try:
+            started = time.monotonic()
+            failed = fail2ban_step(booted)
+            failed_after = time.monotonic() - started
+        finally:
+            hidden.rename(booted.guest.path(BAN_TOOL))
+        restored = fail2ban_step(booted)
+    with booted.guest.path(FAIL2BAN_LOG).open(errors="replace") as log:
+        log.seek(log_before)
+        fail2ban_said = log.read()
+    print(f"\nwithout {BAN_TOOL}: exit {failed.returncode} after {failed_after:.1f} s: "
+          f"{failed.stderr.strip().splitlines()[-2:]}")
+    assert failed.returncode == 1
+    assert "waiting for a ban in sshd to reach netfilter" in failed.stderr
+    assert "iptables: not found" in fail2ban_said
+    assert restored.returncode == 0, restored.stderr
+    assert f"bans reach netfilter: {' '.join(PROBED_JAILS)}" in restored.stderr

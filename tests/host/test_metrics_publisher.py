@@ -12,9 +12,11 @@ import http.server
 import importlib.util
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +41,7 @@ from tests.host.test_bootstrap import require_systemd_tools, systemd_dependencie
 
 REGION = "eu-central-1"
 HOST = "qdrant-test"
+DOMAIN = "qdrant.example.com"
 # The real time: the certificates made below are valid from it on.
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 # Where NOW's clock minute began: each run counts the minute before its own.
@@ -79,29 +82,32 @@ def access_line(when: dt.datetime, status: int, grpc_status: str = "-") -> str:
 
 
 def certificate(directory: Path, days: int) -> Path:
+    """A certificate for DOMAIN (its key beside it, key.pem), as the lineage's fullchain.pem."""
     path = directory / "fullchain.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-keyout", str(directory / "key.pem"), "-out", str(path), "-days", str(days),
-         "-subj", "/CN=qdrant.example.com"],
+         "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}"],
         check=True, capture_output=True,
     )  # fmt: skip
     return path
 
 
-@pytest.fixture
-def ready_port() -> Iterator[int]:
-    """A loopback server answering /readyz with 200, like Qdrant once its collections are loaded."""
+class QdrantHealth(http.server.BaseHTTPRequestHandler):
+    """Qdrant's health checks answered 200 (/readyz once its collections are loaded), nothing
+    else."""
 
-    class Ready(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the handler's API)
-            self.send_response(200 if self.path == "/readyz" else 404)
-            self.end_headers()
+    def do_GET(self) -> None:  # noqa: N802 (the handler's API)
+        self.send_response(200 if self.path in ("/readyz", "/healthz") else 404)
+        self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def log_message(self, *args: Any) -> None:
+        pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+
+@contextmanager
+def serving(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
+    """`server` answering on a thread of its own until the block ends: its port."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -112,13 +118,35 @@ def ready_port() -> Iterator[int]:
         thread.join()
 
 
+@pytest.fixture
+def ready_port() -> Iterator[int]:
+    """A loopback server answering /readyz with 200, like Qdrant once its collections are loaded."""
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), QdrantHealth)) as port:
+        yield port
+
+
+@contextmanager
+def tls_edge(directory: Path) -> Iterator[int]:
+    """A TLS server on loopback serving the lineage's certificate (`certificate(directory)`) and
+    passing Qdrant's health check, as the edge does: its port."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(directory / "fullchain.pem", directory / "key.pem")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QdrantHealth)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with serving(server) as port:
+        yield port
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def host_env(tmp_path: Path, port: int, cert_days: int = 20) -> dict[str, str]:
+def host_env(
+    tmp_path: Path, port: int, cert_days: int = 20, https_port: int | None = None
+) -> dict[str, str]:
+    """The settings the publisher reads; nothing listens on the edge's port unless given."""
     log = tmp_path / "access.log"
     log.write_text(
         "".join(
@@ -139,6 +167,8 @@ def host_env(tmp_path: Path, port: int, cert_days: int = 20) -> dict[str, str]:
         "CERTIFICATE": str(certificate(tmp_path, cert_days)),
         "DATA_MOUNT": str(tmp_path),
         "QDRANT_REST_PORT": str(port),
+        "DOMAIN": DOMAIN,
+        "HTTPS_PORT": str(https_port or free_port()),
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
         "METRICS_HOST": HOST,
         "AWS_REGION": REGION,
@@ -148,7 +178,7 @@ def host_env(tmp_path: Path, port: int, cert_days: int = 20) -> dict[str, str]:
 def test_settings_are_read_as_the_bootstrap_reads_them():
     """The publisher reads the same settings.env the program renders for the bootstrap."""
     host = HostSettings(
-        domain="qdrant.example.com", acme_email="ops@example.com", acme_server="https://acme.test/d",
+        domain=DOMAIN, acme_email="ops@example.com", acme_server="https://acme.test/d",
         qdrant_version="v1.18.3", limits=Limits(), admin_cidrs=("203.0.113.0/24", "2001:db8::/32"),
         region=REGION, api_key_parameter="/p/k", read_only_api_key_parameter="/p/r",
         previous_api_key_parameter="/p/p", name=HOST,
@@ -276,6 +306,45 @@ def test_qdrant_not_answering_is_published_as_down(tmp_path):
     metrics.publish(cloudwatch, host_env(tmp_path, free_port()), NOW)
 
     assert _sent(cloudwatch)["QdrantUp"] == 0
+
+
+def edge_serves_as_published(env: dict[str, str]) -> float:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    metrics.publish(cloudwatch, env, NOW)
+    return _sent(cloudwatch)["EdgeServes"]
+
+
+@mock_aws
+def test_an_edge_serving_the_public_name_is_published_as_serving(tmp_path, ready_port):
+    """A TLS request to this host's edge for the public name, on a certificate valid for it (the
+    lineage's own, not necessarily one the system trusts: staging's must count too), answered."""
+    env = host_env(tmp_path, ready_port)
+    with tls_edge(tmp_path) as https_port:
+        assert edge_serves_as_published(dict(env, HTTPS_PORT=str(https_port))) == 1
+
+
+@mock_aws
+def test_an_edge_not_listening_is_published_as_not_serving(tmp_path, ready_port):
+    """nginx stopped or failed to start: Qdrant may be up on loopback, the endpoint is down."""
+    assert edge_serves_as_published(host_env(tmp_path, ready_port)) == 0
+
+
+@mock_aws
+def test_an_edge_serving_a_certificate_not_for_the_public_name_is_not_serving(tmp_path, ready_port):
+    """Clients refuse a certificate that does not name the host they asked for."""
+    env = dict(host_env(tmp_path, ready_port), DOMAIN="other.example.com")
+    with tls_edge(tmp_path) as https_port:
+        assert edge_serves_as_published(dict(env, HTTPS_PORT=str(https_port))) == 0
+
+
+@mock_aws
+def test_an_unreadable_certificate_reads_as_not_serving(tmp_path, ready_port):
+    """A running nginx keeps serving the certificate it loaded, but its next start or reload (a
+    renewal's) fails on the file: no days left are published then, so this alarm must see it."""
+    env = host_env(tmp_path, ready_port)
+    with tls_edge(tmp_path) as https_port:
+        Path(env["CERTIFICATE"]).write_text("")
+        assert edge_serves_as_published(dict(env, HTTPS_PORT=str(https_port))) == 0
 
 
 @mock_aws

@@ -8,6 +8,7 @@ use unusual ports so every number found provably came from them.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import dataclasses
 import re
@@ -43,6 +44,7 @@ from components.user_data import (
     render_user_data,
     settings_env,
     settings_env_path,
+    shipped_python,
     shipped_script,
 )
 
@@ -421,6 +423,12 @@ def test_bootstrap_installs_the_journal_reader_of_the_sshd_jail() -> None:
     assert "python3-systemd" in bootstrap_packages()
 
 
+def test_bootstrap_installs_the_tool_every_jail_bans_with() -> None:
+    """fail2ban only recommends iptables, and docker.io and ufw need not keep bringing it: without
+    it every ban fails while fail2ban runs on."""
+    assert "iptables" in bootstrap_packages()
+
+
 # --------------------------------------------------------------------------- shell scripts
 
 
@@ -503,6 +511,50 @@ def test_shipped_script_keeps_here_documents_shebang_and_shellcheck_directives()
         "\tEOF",
         "",
     ]
+
+
+def without_docstrings(tree: ast.Module) -> ast.Module:
+    """The tree less every docstring, as Python itself finds them (`ast.get_docstring`)."""
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(tree):
+        if isinstance(node, documented) and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:]
+    return tree
+
+
+def python_tree(source: str) -> str:
+    return ast.dump(without_docstrings(ast.parse(source)), include_attributes=True)
+
+
+def test_shipped_publisher_is_the_source_program_to_python() -> None:
+    """The host runs the metrics publisher with its comments and docstrings emptied (room in EC2's
+    16 KB of user data): Python must parse that copy into the source's syntax tree, every node at
+    the same line and column, so a traceback on the host points at the repository's line."""
+    source = (CLOUD_INIT_DIR / "metrics.py").read_text()
+    shipped = written(HOST.paths.metrics_publisher)
+    assert len(shipped) < len(source)
+    assert python_tree(shipped) == python_tree(source)
+
+
+def test_shipped_python_empties_only_whole_comment_lines_and_docstrings_code_does_not_need() -> None:
+    """A `#` inside a string is data; a docstring alone in its body holds the body up; one sharing
+    a line with code goes with the code."""
+    lines = [  # each line, and whether the shipped copy keeps it
+        ('"""Module."""', False),
+        ("# why", False),
+        ("TEXT = '''", True),
+        ("# kept: data", True),
+        ("'''", True),
+        ("def alone():", True),
+        ('    """Kept: the only statement."""', True),
+        ('def shared(): """Kept: on the line of code."""; x = 1  # kept: code', True),
+        ("class Documented:", True),
+        ('    """Gone,', False),
+        ('    both lines."""', False),
+        ("    y = 2", True),
+    ]
+    shipped = shipped_python("\n".join(line for line, _ in lines))
+    assert shipped.splitlines() == [line if kept else "" for line, kept in lines]
 
 
 # --------------------------------------------------------------------------- fail2ban
@@ -654,6 +706,49 @@ def test_qdrant_jails_watch_the_public_ports_and_never_loopback(fail2ban_config:
         assert f"['set', '{jail}', 'addignoreip', '127.0.0.1/8', '::1']" in dump
         ports = f"{PORTS.http},{PORTS.https},{PORTS.grpc_tls}"
         assert f"['port', '{ports}']" in dump
+
+
+# Ubuntu 24.04's jail.d/defaults-debian.conf (fail2ban 1.0.2-3) as the issue quotes it, from
+# Debian's packaging change "Debian defaults: nftables as banaction and systemd as backend"
+# (https://salsa.debian.org/python-team/packages/fail2ban/-/merge_requests/18). Debian 12's
+# (1.0.2-2, this machine's) enables sshd only, so jail.conf's iptables-multiport stands.
+NFTABLES_DEFAULTS = """[DEFAULT]
+banaction = nftables
+banaction_allports = nftables[type=allports]
+
+[sshd]
+enabled = true
+"""
+
+
+def jail_actions(dump: str) -> dict[str, list[str]]:
+    """Each enabled jail's ban actions, as fail2ban's dump adds them."""
+    actions: dict[str, list[str]] = {}
+    for line in dump.splitlines():
+        if match := re.fullmatch(r"\['add', '([^']+)', '[^']+'\]", line):
+            actions[match.group(1)] = []
+        elif match := re.fullmatch(r"\['set', '([^']+)', 'addaction', '([^']+)'\]", line):
+            actions[match.group(1)].append(match.group(2))
+    return actions
+
+
+@pytest.mark.parametrize("distro_defaults", [None, NFTABLES_DEFAULTS], ids=["debian-12", "ubuntu-24.04"])
+def test_every_jail_bans_with_iptables_whatever_the_distro_defaults(
+    fail2ban_config: Path, distro_defaults: str | None
+) -> None:
+    """Ubuntu 24.04 defaults to nftables, whose `nft` fail2ban only recommends while docker.io and
+    ufw bring iptables: every ban would fail, logged, with fail2ban running on. Each jail, the
+    distro's sshd too, bans with iptables, the action the booted Debian 12 host is seen banning
+    with (tests/booted/test_first_boot.py) and whose tool the bootstrap installs."""
+    if distro_defaults is not None:
+        (fail2ban_config / "jail.d" / "defaults-debian.conf").write_text(distro_defaults)
+
+    actions = jail_actions(fail2ban_dump(fail2ban_config))
+
+    assert actions == {
+        jail: ["iptables-multiport"]
+        for jail in ("sshd", "secure-qdrant-auth", "secure-qdrant-rate-limit")
+    }
 
 
 def test_sshd_jail_reads_the_journal(fail2ban_config: Path) -> None:

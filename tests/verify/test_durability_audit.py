@@ -207,6 +207,7 @@ def test_without_scheduled_backups_the_backup_check_is_skipped_and_no_backup_ala
         ("system-check", "StatusCheckFailed_System"),
         ("instance-check", "StatusCheckFailed_Instance"),
         ("qdrant-down", f"SecureQdrant QdrantUp (Host={HOST})"),
+        ("edge-down", f"SecureQdrant EdgeServes (Host={HOST})"),
         ("backup-failed", f"SnapshotsCreateFailed (DLMPolicyId={POLICY_ID})"),
         ("backup-missing", f"SnapshotsCreateCompleted (DLMPolicyId={POLICY_ID})"),
     ],

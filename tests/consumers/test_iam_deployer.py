@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -46,6 +47,7 @@ from components.deployer_policy import (
 from components.host import SSM_CORE_POLICY
 from components.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import SIMULATOR, decide, decide_all
+from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
 from tests.readme import README, code_block, stated
 
@@ -761,13 +763,14 @@ def test_only_the_endpoints_record_is_written(deployer, this_stack):
 # ------------------------------------------------------------------------ the roles' boundary
 
 BOUNDARY_ARN = THIS_SCOPE.boundary
+IAM_ROLE = "aws:iam/role:Role"
 SOMETHING_ELSE = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/anything"}
 
 
 def test_every_role_of_the_stack_carries_the_boundary(deployments):
     """A role without it is one the deployer could not write (its calls are conditioned on the
     boundary) and, written by someone else, one that nothing caps."""
-    roles = [r for d in deployments for r in d.of_type("aws:iam/role:Role")]
+    roles = [r for d in deployments for r in d.of_type(IAM_ROLE)]
 
     assert [r.inputs.get("permissionsBoundary") for r in roles] == [BOUNDARY_ARN] * len(roles)
 
@@ -776,9 +779,22 @@ def test_the_roles_trust_policies_never_change(deployments):
     """No UpdateAssumeRolePolicy is granted: the trust policies are constants of the program, the
     same whatever the configuration."""
     def trusts(deployment: Deployment) -> list[str]:
-        return [r.inputs["assumeRolePolicy"] for r in deployment.of_type("aws:iam/role:Role")]
+        return [r.inputs["assumeRolePolicy"] for r in deployment.of_type(IAM_ROLE)]
 
     assert trusts(deployments[0]) == trusts(deployments[1])
+
+
+def test_adding_the_boundary_to_an_existing_stacks_roles_replaces_nothing():
+    """The README's migration: a stack whose roles have no boundary gets it in place (the
+    provider's PutRolePermissionsBoundary; `permissions_boundary` feeds no ForceNew input of the
+    host, by tests/preview.py's rules), so the first `pulumi up` with it keeps host, volume and
+    address."""
+    with mock.patch("components.deployer_policy.permissions_boundary_arn", lambda *_: None):
+        before = deploy(MINIMAL_CONFIG)
+    after = deploy(MINIMAL_CONFIG)
+    assert [r.inputs.get("permissionsBoundary") for r in before.of_type(IAM_ROLE)] == [None, None]
+
+    assert Preview(before, after).verdict() == IN_PLACE
 
 
 @pytest.mark.parametrize("action", ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"])

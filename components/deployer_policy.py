@@ -11,7 +11,10 @@ Scoped to the stack wherever IAM can tell one stack's resources from another's:
 - by condition keys where a call names no resource of the stack: the roles may be passed only to
   the service that assumes them, only the Session Manager policy may be attached, the only
   service-linked role is CloudWatch's for EC2 alarm actions, instances launch only the distributions'
-  official images, an alarm's actions go only to the stack's topic, recover and reboot.
+  official images, an alarm's actions go only to the stack's topic, recover and reboot;
+- by the roles' permissions boundary: a role is created, and its permissions written, only with
+  the stack's boundary on it (`permissions_boundary`), which caps both roles, and whatever the
+  deployer writes into them, at what the program gives them.
 What IAM cannot scope is granted on `*`: EC2's Describe calls (no resource-level permissions), and
 the calls that name resources the stack uses but does not own (the subnet, the VPC, the image).
 """

@@ -870,6 +870,15 @@ def test_each_part_fits_a_managed_policy():
 
 
 @pytest.mark.parametrize("part", [*PARTS, BOUNDARY])
+def test_each_statement_id_is_unique_in_its_document(part):
+    """IAM refuses a policy whose `Sid`s repeat (IAM User Guide, "IAM JSON policy elements: Sid"):
+    the boundary gathers statements from several of the program's documents."""
+    sids = [statement["Sid"] for statement in rendered(THIS_SCOPE, part)["Statement"]]
+
+    assert len(sids) == len(set(sids))
+
+
+@pytest.mark.parametrize("part", [*PARTS, BOUNDARY])
 def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
     """The README's example must be the policy the tests judged, not a copy that drifts."""
     main(["--stack", "dev", "--region", "eu-central-1", "--account", "123456789012",

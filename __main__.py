@@ -12,6 +12,7 @@ from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config import NAMESPACE, ConfigError, load_settings
+from components.deployer_policy import permissions_boundary_arn
 from components.dns import DnsRecord, DnsRecordArgs
 from components.gate_credentials import gate_aws_environment
 from components.host import QdrantHost, QdrantHostArgs
@@ -34,6 +35,10 @@ except ConfigError as error:
 
 name = f"qdrant-{pulumi.get_stack()}"
 region = aws.get_region().region
+# Created once by an administrator (docs/deployer-policy.md): what caps both roles, whoever deploys.
+roles_boundary = aws.get_caller_identity_output().account_id.apply(
+    lambda account: permissions_boundary_arn(account, pulumi.get_stack())
+)
 # Looked up before any resource: a subnet or zone that cannot host the instance type stops here.
 placement = resolve_placement(settings.subnet_id, settings.instance_type)
 durability = settings.durability
@@ -96,6 +101,7 @@ host = QdrantHost(
         ),
         boot_dependencies=keys.parameters,
         restore=restore,
+        permissions_boundary=roles_boundary,
         stack_tags=stack_tags(name),
     ),
 )
@@ -106,6 +112,7 @@ backups = (
             region=region,
             target_tags=stack_tags(name),
             retention_days=durability.backup_retention_days,
+            permissions_boundary=roles_boundary,
         ),
     )
     if durability.backup_schedule

@@ -150,6 +150,8 @@ class DataVolumeBackupsArgs:
     region: str
     target_tags: Mapping[str, str]
     retention_days: int
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The role's permissions boundary: the stack's (components/deployer_policy.py)."""
 
 
 class DataVolumeBackups(pulumi.ComponentResource):
@@ -164,7 +166,12 @@ class DataVolumeBackups(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # The component's own name: with the longest stack name IAM's 64 characters leave no room
         # for a suffix (components/config.py, MAX_STACK_NAME_LENGTH).
-        role = aws.iam.Role(name, assume_role_policy=dlm_trust_policy(), opts=child)
+        role = aws.iam.Role(
+            name,
+            assume_role_policy=dlm_trust_policy(),
+            permissions_boundary=args.permissions_boundary,
+            opts=child,
+        )
         permissions = aws.iam.RolePolicy(
             f"{name}-snapshots",
             role=role.id,

@@ -11,7 +11,10 @@ Scoped to the stack wherever IAM can tell one stack's resources from another's:
 - by condition keys where a call names no resource of the stack: the roles may be passed only to
   the service that assumes them, only the Session Manager policy may be attached, the only
   service-linked role is CloudWatch's for EC2 alarm actions, instances launch only the distributions'
-  official images, an alarm's actions go only to the stack's topic, recover and reboot.
+  official images, an alarm's actions go only to the stack's topic, recover and reboot;
+- by the roles' permissions boundary: a role is created, and its permissions written, only with
+  the stack's boundary on it (`permissions_boundary`), which caps both roles, and whatever the
+  deployer writes into them, at what the program gives them.
 What IAM cannot scope is granted on `*`: EC2's Describe calls (no resource-level permissions), and
 the calls that name resources the stack uses but does not own (the subnet, the VPC, the image).
 """
@@ -25,10 +28,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.acme_dns import acme_dns_policy
 from components.alarms import topic_name_prefix
-from components.backups import STACK_TAG
-from components.host import SSM_CORE_POLICY
+from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
+from components.host import (
+    SSM_CORE_ACTIONS,
+    SSM_CORE_POLICY,
+    put_metrics_policy,
+    read_parameters_policy,
+)
 from components.images import HOST_IMAGES
+from components.settings import METRICS_NAMESPACE
 
 PROJECT = "secure-qdrant"
 # AWS's service-linked role for alarm EC2 actions (CloudWatch User Guide, "Using service-linked roles
@@ -58,6 +68,8 @@ class DeployerScope:
     account: str
     domain: str
     """The endpoint's name: the one record the deployer may write in Route 53."""
+    certificate_names: tuple[str, ...] = ()
+    """`certificateNames`: with DNS-01, the instance writes their challenge records too."""
 
     @property
     def name(self) -> str:
@@ -67,11 +79,25 @@ class DeployerScope:
     def ec2(self, resource: str) -> str:
         return f"arn:aws:ec2:{self.region}:{self.account}:{resource}"
 
+    def ssm(self, resource: str) -> str:
+        return f"arn:aws:ssm:{self.region}:{self.account}:{resource}"
+
     def iam(self, resource: str) -> str:
         return f"arn:aws:iam::{self.account}:{resource}"
 
     def role(self, logical: str) -> str:
         return self.iam(f"role/{self.name}-{logical}{AUTO_NAME_SUFFIX}")
+
+    @property
+    def boundary(self) -> str:
+        return permissions_boundary_arn(self.account, self.stack)
+
+
+def permissions_boundary_arn(account: str, stack: str) -> str:
+    """The managed policy an administrator creates once per stack (`--part boundary`), that the
+    program sets as both roles' permissions boundary: a deterministic name, so that the program
+    finds it from the account it deploys to."""
+    return f"arn:aws:iam::{account}:policy/{PROJECT}-{stack}-boundary"
 
 
 def _statement(
@@ -211,22 +237,30 @@ def _ec2_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 
 def _iam_statements(scope: DeployerScope) -> list[dict[str, Any]]:
     instance_role, dlm_role = scope.role("role"), scope.role("dlm")
+    # What a role may do is written only onto a role capped by the stack's boundary: a role the
+    # deployer creates to trust itself, with `*:*` inline, still gets no more than the boundary.
+    # IAM sends `iam:PermissionsBoundary` with these actions (Service Authorization Reference).
+    bounded = {"iam:PermissionsBoundary": scope.boundary}
     return [
         _statement(
+            "WriteTheStacksRolesUnderTheBoundary",
+            ["iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy"],
+            [instance_role, dlm_role],
+            StringEquals=bounded,
+        ),
+        _statement(
+            # No UpdateAssumeRolePolicy (the trust policies are constants of the program), no
+            # Put/DeleteRolePermissionsBoundary: the boundary is set only when a role is created.
             "ManageTheStacksRoles",
             [
-                "iam:CreateRole",
                 "iam:DeleteRole",
-                "iam:DeleteRolePolicy",
                 "iam:GetRole",
                 "iam:GetRolePolicy",
                 "iam:ListAttachedRolePolicies",
                 "iam:ListInstanceProfilesForRole",
                 "iam:ListRolePolicies",
-                "iam:PutRolePolicy",
                 "iam:TagRole",
                 "iam:UntagRole",
-                "iam:UpdateAssumeRolePolicy",
                 "iam:UpdateRole",
                 "iam:UpdateRoleDescription",
             ],
@@ -237,6 +271,7 @@ def _iam_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             "AttachOnlySessionManager",
             ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
             instance_role,
+            StringEquals=bounded,
             ArnEquals={"iam:PolicyARN": SSM_CORE_POLICY},
         ),
         _statement(
@@ -257,6 +292,15 @@ def _iam_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             ["iam:PassRole"],
             instance_role,
             StringEquals={"iam:PassedToService": "ec2.amazonaws.com"},
+        ),
+        _statement(
+            # AddRoleToInstanceProfile checks PassRole too (IAM API Reference), naming no service
+            # but, as `iam:AssociatedResourceArn`, every instance of the caller's account.
+            "PutTheInstanceRoleInItsProfile",
+            ["iam:PassRole"],
+            instance_role,
+            Null={"iam:PassedToService": "true"},
+            ArnLike={"iam:AssociatedResourceArn": f"arn:aws:ec2:*:{scope.account}:instance/*"},
         ),
         _statement(
             "PassTheBackupRoleToDlm",
@@ -290,7 +334,7 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
                 "ssm:PutParameter",
                 "ssm:RemoveTagsFromResource",
             ],
-            f"arn:aws:ssm:{scope.region}:{scope.account}:parameter/{PROJECT}/{scope.stack}/*",
+            scope.ssm(f"parameter/{PROJECT}/{scope.stack}/*"),
         ),
         # Names and metadata only, no values: the provider reads a parameter's description here.
         _statement("ReadParameterMetadata", ["ssm:DescribeParameters"], "*"),
@@ -392,15 +436,37 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
     ]
 
 
-def _other_statements(scope: DeployerScope) -> list[dict[str, Any]]:
-    return [*_iam_statements(scope), *_service_statements(scope)]
+def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
+    """The most either role of the stack may ever do, whatever the deployer writes into them: the
+    statements of the very documents the program gives the roles (components/host.py,
+    components/acme_dns.py, components/backups.py), rendered for the whole stack (any of its
+    parameters, any zone for its challenge records) and the actions of the one managed policy
+    attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""
+    parameters = scope.ssm(f"parameter/{PROJECT}/{scope.stack}/*")
+    documents = [
+        read_parameters_policy([parameters]),
+        put_metrics_policy(METRICS_NAMESPACE),
+        acme_dns_policy("*", (scope.domain, *scope.certificate_names)),
+        dlm_execution_policy(scope.region, stack_tags(scope.name)),
+    ]
+    session_manager = _statement("SessionManager", SSM_CORE_ACTIONS, "*")
+    statements = [s for document in documents for s in json.loads(document)["Statement"]]
+    return {"Version": "2012-10-17", "Statement": [session_manager, *statements]}
 
 
-# Two documents: one would exceed the 6,144 characters IAM allows a managed policy.
+BOUNDARY = "boundary"
+# Three documents: at the longest stack name two would exceed the 6,144 characters IAM allows a
+# managed policy.
 PARTS: Mapping[str, Callable[[DeployerScope], list[dict[str, Any]]]] = {
     "ec2": _ec2_statements,
-    "services": _other_statements,
+    "iam": _iam_statements,
+    "services": _service_statements,
 }
+
+
+def rendered(scope: DeployerScope, part: str) -> dict[str, Any]:
+    """One part as `--part` prints it: a deployer policy part, or the roles' boundary."""
+    return permissions_boundary(scope) if part == BOUNDARY else deployer_policies(scope)[part]
 
 
 def deployer_policies(scope: DeployerScope) -> dict[str, dict[str, Any]]:
@@ -421,10 +487,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--region", required=True, help="the stack's aws:region")
     parser.add_argument("--account", required=True, help="the AWS account id")
     parser.add_argument("--domain", required=True, help="the stack's secure-qdrant:domain")
-    parser.add_argument("--part", required=True, choices=sorted(PARTS))
+    parser.add_argument(
+        "--certificate-name",
+        action="append",
+        default=[],
+        help="each of the stack's secure-qdrant:certificateNames (DNS-01)",
+    )
+    parser.add_argument(
+        "--part",
+        required=True,
+        choices=sorted([*PARTS, BOUNDARY]),
+        help=f"a part of the deployer's policy, or `{BOUNDARY}`: the roles' permissions boundary",
+    )
     args = parser.parse_args(argv)
-    scope = DeployerScope(args.stack, args.region, args.account, args.domain)
-    json.dump(deployer_policies(scope)[args.part], sys.stdout, indent=2)
+    scope = DeployerScope(
+        args.stack, args.region, args.account, args.domain, tuple(args.certificate_name)
+    )
+    json.dump(rendered(scope, args.part), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

@@ -27,6 +27,50 @@ from components.user_data import ec2_user_data
 
 ROOT_VOLUME_SIZE_GB = 16
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# Its actions as AWS publishes it (tests/consumers/test_iam_evaluation.py holds them to that): what
+# the roles' permissions boundary leaves the attachment (components/deployer_policy.py).
+SSM_CORE_ACTIONS = (
+    *(
+        f"ssm:{action}"
+        for action in (
+            "DescribeAssociation",
+            "DescribeDocument",
+            "GetDeployablePatchSnapshotForInstance",
+            "GetDocument",
+            "GetManifest",
+            "GetParameter",
+            "GetParameters",
+            "ListAssociations",
+            "ListInstanceAssociations",
+            "PutComplianceItems",
+            "PutConfigurePackageResult",
+            "PutInventory",
+            "UpdateAssociationStatus",
+            "UpdateInstanceAssociationStatus",
+            "UpdateInstanceInformation",
+        )
+    ),
+    *(
+        f"ssmmessages:{action}"
+        for action in (
+            "CreateControlChannel",
+            "CreateDataChannel",
+            "OpenControlChannel",
+            "OpenDataChannel",
+        )
+    ),
+    *(
+        f"ec2messages:{action}"
+        for action in (
+            "AcknowledgeMessage",
+            "DeleteMessage",
+            "FailMessage",
+            "GetEndpoint",
+            "GetMessages",
+            "SendReply",
+        )
+    ),
+)
 
 
 @dataclass
@@ -51,6 +95,9 @@ class QdrantHostArgs:
     restore: RestoreSnapshot | None = None
     """The snapshot the data volume is made from: setting or changing it replaces the volume, which
     the engine does only once the operator has unprotected it."""
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The instance role's permissions boundary: the stack's, which caps what a deployer can ever
+    write into the role (components/deployer_policy.py)."""
     stack_tags: Mapping[str, str] = field(default_factory=dict)
     """Beside its Name, on every EC2 resource here: the backup policy finds the data volume by it,
     the deployer policy (components/deployer_policy.py) lets a deployer touch only what carries it."""
@@ -70,7 +117,9 @@ class QdrantHost(pulumi.ComponentResource):
         super().__init__("secure-qdrant:host:QdrantHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        profile, permissions = self._instance_profile(name, args.secret_parameter_arns, child)
+        profile, permissions = self._instance_profile(
+            name, args.secret_parameter_arns, args.permissions_boundary, child
+        )
         if args.acme_dns_zone_id is not None:
             names = (args.host.domain, *args.host.certificate_names)
             permissions.append(
@@ -180,6 +229,7 @@ class QdrantHost(pulumi.ComponentResource):
     def _instance_profile(
         name: str,
         secret_parameter_arns: pulumi.Input[Sequence[str]],
+        permissions_boundary: pulumi.Input[str] | None,
         child: pulumi.ResourceOptions,
     ) -> tuple[aws.iam.InstanceProfile, list[pulumi.Resource]]:
         role = aws.iam.Role(
@@ -196,6 +246,7 @@ class QdrantHost(pulumi.ComponentResource):
                     ],
                 }
             ),
+            permissions_boundary=permissions_boundary,
             opts=child,
         )
         session_manager = aws.iam.RolePolicyAttachment(

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
+import shlex
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -32,15 +35,21 @@ from components.config import MAX_STACK_NAME_LENGTH
 from components.deployer_policy import (
     ALARM_ACTIONS_ROLE,
     ALARM_ACTIONS_SERVICE,
+    BOUNDARY,
+    PARTS,
     DeployerScope,
     deployer_policies,
     main,
+    permissions_boundary,
+    permissions_boundary_arn,
+    rendered,
 )
 from components.host import SSM_CORE_POLICY
 from components.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import SIMULATOR, decide, decide_all
+from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
-from tests.readme import code_block
+from tests.readme import README, code_block, stated
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REFERENCE = SIMULATOR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
@@ -104,7 +113,6 @@ ROLE_CALLS = (
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:ListAttachedRolePolicies",
-    "iam:UpdateAssumeRolePolicy",
     "iam:UpdateRole",
     "iam:UpdateRoleDescription",
     "iam:TagRole",
@@ -115,11 +123,17 @@ ROLE_CALLS = (
 )
 
 
+# What IAM sends as `iam:PermissionsBoundary` for a role of the stack: the boundary the program
+# sets on it (`request` fills in the stack's; `sent` keeps it only for actions the Reference lists).
+BOUNDED = {"iam:PermissionsBoundary": "{boundary}"}
+
+
 def tagging(resource: str) -> list[Call]:
     """Tags changed after creation: on what carries the stack tag already."""
     return on(resource, "ec2:CreateTags", "ec2:DeleteTags")
 
 
+ADDED_TO_A_PROFILE = {"iam:AssociatedResourceArn": f"arn:aws:ec2:*:{ACCOUNT}:instance/*"}
 PASS_INSTANCE_ROLE = Call(
     "iam:PassRole", "instance-role", context={"iam:PassedToService": "ec2.amazonaws.com"}
 )
@@ -222,27 +236,35 @@ CALLS: dict[str, list[Call]] = {
         *on("key-pair", "ec2:DeleteKeyPair"),
         *tagging("key-pair"),
     ],
-    "aws:iam/role:Role": [Call(action, role) for role in ROLES for action in ROLE_CALLS],
+    "aws:iam/role:Role": [
+        Call(action, role, context=BOUNDED) for role in ROLES for action in ROLE_CALLS
+    ],
     "aws:iam/rolePolicy:RolePolicy": [
-        Call(action, role)
+        Call(action, role, context=BOUNDED)
         for role in ROLES
         for action in ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy")
     ],
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": [
-        Call(action, "instance-role", context={"iam:PolicyARN": SSM_CORE_POLICY})
+        Call(action, "instance-role", context={"iam:PolicyARN": SSM_CORE_POLICY, **BOUNDED})
         for action in ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
     ]
     + on("instance-role", "iam:ListAttachedRolePolicies"),
-    "aws:iam/instanceProfile:InstanceProfile": on(
-        "instance-profile",
-        "iam:CreateInstanceProfile",
-        "iam:AddRoleToInstanceProfile",
-        "iam:GetInstanceProfile",
-        "iam:TagInstanceProfile",
-        "iam:UntagInstanceProfile",
-        "iam:RemoveRoleFromInstanceProfile",
-        "iam:DeleteInstanceProfile",
-    ),
+    "aws:iam/instanceProfile:InstanceProfile": [
+        *on(
+            "instance-profile",
+            "iam:CreateInstanceProfile",
+            "iam:AddRoleToInstanceProfile",
+            "iam:GetInstanceProfile",
+            "iam:TagInstanceProfile",
+            "iam:UntagInstanceProfile",
+            "iam:RemoveRoleFromInstanceProfile",
+            "iam:DeleteInstanceProfile",
+        ),
+        # "The caller of this operation must be granted the PassRole permission on the IAM role"
+        # (IAM API Reference, AddRoleToInstanceProfile), checked with `iam:AssociatedResourceArn`
+        # `arn:aws:ec2:*:<caller's account>:instance/*` (ibid.).
+        Call("iam:PassRole", "instance-role", context=ADDED_TO_A_PROFILE),
+    ],
     "aws:ssm/parameter:Parameter": [
         *on(
             "parameter",
@@ -391,6 +413,7 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
             "topic":
                 f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic.inputs['namePrefix']}20261207161201000000000001",
             "dlm-policy": f"arn:aws:dlm:{REGION}:{ACCOUNT}:policy/policy-0123456789abcdef0",
+            "boundary": permissions_boundary_arn(ACCOUNT, stack),
             "hostedzone": "arn:aws:route53:::hostedzone/Z0123456789ABC",
             "change": "arn:aws:route53:::change/C2682N5HXP0BZ4",
         },
@@ -447,6 +470,8 @@ def request(
     context.update(call.context)
     if call.on in OWNERS:
         context["ec2:Owner"] = OWNERS[call.on]
+    if context.get("iam:PermissionsBoundary") == "{boundary}":
+        context["iam:PermissionsBoundary"] = stack.arns["boundary"]
     if "cloudwatch:AlarmActions" in context:
         context["cloudwatch:AlarmActions"] = [
             stack.arns["topic"] if action == "{topic}" else action
@@ -615,6 +640,22 @@ def test_the_same_call_on_an_untagged_resource_is_refused(on_untagged_resources,
     assert on_untagged_resources[call_id(entry)] != "Allowed"
 
 
+def test_a_snapshot_the_readme_copies_into_the_region_is_one_the_deployer_restores_from(
+    deployer, this_stack
+):
+    """The README's restore copies a snapshot of another region here: a copy carries no tag, and
+    the deployer makes a volume only from a snapshot tagged for its stack, so the copy command must
+    tag it, or the restore is refused at CreateVolume."""
+    [command] = re.findall(r"`(aws ec2 copy-snapshot[^`]*)`", README.read_text())
+    words = shlex.split(command.replace("<stack>", "test"))
+    specification = words[words.index("--tag-specifications") + 1]
+    assert specification.startswith("ResourceType=snapshot,")
+    tags = dict(re.findall(r"Key=([^,}]+),Value=([^,}]+)", specification))
+
+    arn, context = request(this_stack, Call("ec2:CreateVolume", "snapshot"), tags)
+    assert decide(deployer, "ec2:CreateVolume", arn, context) == "Allowed"
+
+
 # ------------------------------------------------------------------------- nothing broader
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role"
@@ -695,12 +736,122 @@ def test_an_alarm_cannot_terminate_or_stop_an_instance(deployer, this_stack, act
     assert decide(deployer, "cloudwatch:PutMetricAlarm", alarm, context) != "Allowed"
 
 
+@pytest.mark.parametrize("action", ["reboot", "recover"])
+def test_the_limit_of_the_alarm_actions_is_stated_where_the_scope_is_claimed(
+    deployer, this_stack, action
+):
+    """IAM sees an alarm's actions, not the instance its dimension names: the deployer may put a
+    reboot or recover alarm on any instance of the region. The README's "on this stack's resources
+    only" and the policy's documented limits must say so."""
+    context = {"cloudwatch:AlarmActions": [f"arn:aws:automate:{REGION}:ec2:{action}"]}
+    limits = (DOCS / "deployer-policy.md").read_text().split("## Limits", 1)[1]
+
+    assert decide(deployer, "cloudwatch:PutMetricAlarm", this_stack.arns["alarm"], context) == "Allowed"
+    assert f"`ec2:{action}`" in " ".join(limits.split())
+    [scope_claim] = stated(r"(on this stack's resources only .*?)`iam:PassRole`")
+    assert f"`ec2:{action}`" in scope_claim and "any instance of the region" in scope_claim
+
+
 def test_only_the_endpoints_record_is_written(deployer, this_stack):
     names = {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["www.example.com"]}
     zone = this_stack.arns["hostedzone"]
 
     decision = decide(deployer, "route53:ChangeResourceRecordSets", zone, {**ENDPOINT_RECORD, **names})
     assert decision != "Allowed"
+
+
+# ------------------------------------------------------------------------ the roles' boundary
+
+BOUNDARY_ARN = THIS_SCOPE.boundary
+IAM_ROLE = "aws:iam/role:Role"
+SOMETHING_ELSE = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/anything"}
+
+
+def test_every_role_of_the_stack_carries_the_boundary(deployments):
+    """A role without it is one the deployer could not write (its calls are conditioned on the
+    boundary) and, written by someone else, one that nothing caps."""
+    roles = [r for d in deployments for r in d.of_type(IAM_ROLE)]
+
+    assert [r.inputs.get("permissionsBoundary") for r in roles] == [BOUNDARY_ARN] * len(roles)
+
+
+def test_the_roles_trust_policies_never_change(deployments):
+    """No UpdateAssumeRolePolicy is granted: the trust policies are constants of the program, the
+    same whatever the configuration."""
+    def trusts(deployment: Deployment) -> dict[str, str]:
+        # By name: the program registers its roles concurrently, in no fixed order.
+        return {r.name: r.inputs["assumeRolePolicy"] for r in deployment.of_type(IAM_ROLE)}
+
+    assert trusts(deployments[0]) == trusts(deployments[1])
+
+
+def test_adding_the_boundary_to_an_existing_stacks_roles_replaces_nothing():
+    """The README's migration: a stack whose roles have no boundary gets it in place (the
+    provider's PutRolePermissionsBoundary; `permissions_boundary` feeds no ForceNew input of the
+    host, by tests/preview.py's rules), so the first `pulumi up` with it keeps host, volume and
+    address."""
+    with mock.patch("components.deployer_policy.permissions_boundary_arn", lambda *_: None):
+        before = deploy(MINIMAL_CONFIG)
+    after = deploy(MINIMAL_CONFIG)
+    assert [r.inputs.get("permissionsBoundary") for r in before.of_type(IAM_ROLE)] == [None, None]
+
+    assert Preview(before, after).verdict() == IN_PLACE
+
+
+@pytest.mark.parametrize("action", ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"])
+@pytest.mark.parametrize("boundary", [{}, SOMETHING_ELSE], ids=["none", "another"])
+def test_a_role_without_the_boundary_is_neither_created_nor_given_permissions(
+    deployer, this_stack, action, boundary
+):
+    """Without the condition the deployer creates a role of the stack's name that trusts itself,
+    writes `*:*` into it and assumes it: an administrator of the account."""
+    context = {**boundary, "iam:PolicyARN": SSM_CORE_POLICY}
+
+    for role in ROLES:
+        arn, sent_context = this_stack.arns[role], sent(action, role, context)
+        assert decide(deployer, action, arn, sent_context) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+     "iam:UpdateAssumeRolePolicy"],
+)  # fmt: skip
+def test_the_boundary_and_the_trust_stay_as_the_role_was_created(deployer, this_stack, action):
+    """Changing or removing the boundary would lift the cap; re-trusting a role would hand it to
+    whoever the deployer names."""
+    for role in ROLES:
+        for boundary in ({"iam:PermissionsBoundary": BOUNDARY_ARN}, SOMETHING_ELSE):
+            context = sent(action, role, boundary)
+            assert decide(deployer, action, this_stack.arns[role], context) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy",
+     "iam:DeletePolicyVersion"],
+)  # fmt: skip
+def test_the_deployer_cannot_edit_the_boundary(deployer, action):
+    """A deployer that rewrites the boundary caps nothing: it is the administrator's."""
+    assert decide(deployer, action, BOUNDARY_ARN) != "Allowed"
+
+
+@pytest.mark.parametrize(
+    ("role", "context"),
+    [
+        ("dlm-role", ADDED_TO_A_PROFILE),
+        ("instance-role", {**ADDED_TO_A_PROFILE, "iam:PassedToService": "lambda.amazonaws.com"}),
+        ("instance-role", {"iam:AssociatedResourceArn":
+                           "arn:aws:ec2:*:999999999999:instance/*"}),
+    ],
+    ids=["the-backup-role", "to-another-service", "to-another-accounts-instances"],
+)  # fmt: skip
+def test_passing_a_role_into_a_profile_is_the_instance_roles_only(deployer, this_stack, role, context):
+    """What AddRoleToInstanceProfile needs grants no more: the DLM role into a profile (an
+    instance with DLM's snapshot rights), or the instance role to another service."""
+    arn = this_stack.arns[role]
+
+    assert decide(deployer, "iam:PassRole", arn, context) != "Allowed"
 
 
 # ------------------------------------------------------------------------ the shipped document
@@ -712,11 +863,23 @@ def test_each_part_fits_a_managed_policy():
     longest = "x" * MAX_STACK_NAME_LENGTH
     scope = DeployerScope(longest, "ap-southeast-2", ACCOUNT, "q" * 60 + ".example.com")
 
-    for policy in deployer_policies(scope).values():
+    names = ("*." + "c" * 50 + ".example.com", "d" * 60 + ".example.com")
+    scope = DeployerScope(scope.stack, scope.region, ACCOUNT, scope.domain, names)
+
+    for policy in [*deployer_policies(scope).values(), permissions_boundary(scope)]:
         assert len(json.dumps(policy, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARACTERS
 
 
-@pytest.mark.parametrize("part", ["ec2", "services"])
+@pytest.mark.parametrize("part", [*PARTS, BOUNDARY])
+def test_each_statement_id_is_unique_in_its_document(part):
+    """IAM refuses a policy whose `Sid`s repeat (IAM User Guide, "IAM JSON policy elements: Sid"):
+    the boundary gathers statements from several of the program's documents."""
+    sids = [statement["Sid"] for statement in rendered(THIS_SCOPE, part)["Statement"]]
+
+    assert len(sids) == len(set(sids))
+
+
+@pytest.mark.parametrize("part", [*PARTS, BOUNDARY])
 def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
     """The README's example must be the policy the tests judged, not a copy that drifts."""
     main(["--stack", "dev", "--region", "eu-central-1", "--account", "123456789012",
@@ -733,9 +896,10 @@ AWS_CLI = f"""aws() {{
 """
 
 
-def test_the_readmes_commands_create_and_attach_both_parts(tmp_path):
+def test_the_readmes_commands_create_the_boundary_and_attach_every_part(tmp_path):
     """The README's commands, run as written from a checkout: each part rendered for the stack, made
-    a managed policy from that very file, and attached to the deployer."""
+    a managed policy from that very file, the deployer's parts attached to the deployer and the
+    boundary not."""
     for path in ("venv", "components"):
         (tmp_path / path).symlink_to(REPOSITORY / path)
     commands = code_block("sh", "components.deployer_policy")
@@ -744,14 +908,20 @@ def test_the_readmes_commands_create_and_attach_both_parts(tmp_path):
 
     scope = DeployerScope("dev", "eu-central-1", ACCOUNT, "qdrant.example.com")
     arn = f"arn:aws:iam::{ACCOUNT}:policy/secure-qdrant-dev-deployer"
-    for part, policy in deployer_policies(scope).items():
-        assert json.loads((tmp_path / f"deployer-{part}.json").read_text()) == policy
+    for part in (BOUNDARY, *PARTS):
+        assert json.loads((tmp_path / f"deployer-{part}.json").read_text()) == rendered(scope, part)
+    # The boundary under the very name the program sets on the roles.
+    boundary_name = scope.boundary.rsplit("/", 1)[1]
     assert (tmp_path / "aws-calls").read_text().splitlines() == [
-        line
-        for part in ("ec2", "services")
-        for line in (
-            f"iam create-policy --policy-name secure-qdrant-dev-deployer-{part} "
-            f"--policy-document file://deployer-{part}.json",
-            f"iam attach-user-policy --user-name deployer --policy-arn {arn}-{part}",
-        )
+        f"iam create-policy --policy-name {boundary_name} "
+        "--policy-document file://deployer-boundary.json",
+        *(
+            line
+            for part in PARTS
+            for line in (
+                f"iam create-policy --policy-name secure-qdrant-dev-deployer-{part} "
+                f"--policy-document file://deployer-{part}.json",
+                f"iam attach-user-policy --user-name deployer --policy-arn {arn}-{part}",
+            )
+        ),
     ]

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from components.deployer_policy import DeployerScope
 from tests.consumers.test_iam_evaluation import decide, session
-from tests.program import MINIMAL_CONFIG, deploy
+from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, deploy
 
 ZONE = "arn:aws:route53:::hostedzone/Z0123456789ABC"
 OTHER_ZONE = "arn:aws:route53:::hostedzone/Z9999999999XYZ"
@@ -46,7 +47,8 @@ def role() -> dict[str, Any]:
             "certificateNames": ["*.example.com"],
         }
     )
-    return session(deployment, "qdrant-test-role", "i-0123456789abcdef0")
+    scope = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"], ("*.example.com",))
+    return session(deployment, "qdrant-test-role", "i-0123456789abcdef0", scope)
 
 
 @pytest.mark.parametrize("action", ["UPSERT", "DELETE"])

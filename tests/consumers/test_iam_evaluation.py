@@ -23,6 +23,8 @@ import pytest
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 
 from components.backups import SNAPSHOT_TAG, STACK_TAG
+from components.deployer_policy import DeployerScope, permissions_boundary
+from components.host import SSM_CORE_ACTIONS
 from components.host import SSM_CORE_POLICY as SSM_CORE
 from components.settings import METRICS_NAMESPACE
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
@@ -70,11 +72,18 @@ def role_policies(deployment: Deployment, role: Registered) -> list[dict[str, An
     return inline + managed
 
 
-def session(deployment: Deployment, role_name: str, session_name: str) -> dict[str, Any]:
-    """The role's policies and a principal that is a session of it."""
+def session(
+    deployment: Deployment, role_name: str, session_name: str, scope: DeployerScope | None = None
+) -> dict[str, Any]:
+    """The role's policies, the permissions boundary it carries (the stack's, rendered for
+    `scope`), and a principal that is a session of it: every decision below is the role's as
+    deployed, under its boundary."""
     [role] = [r for r in deployment.of_type("aws:iam/role:Role") if r.name == role_name]
+    scope = scope or DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
+    assert role.inputs["permissionsBoundary"] == scope.boundary
     return {
         "policies": role_policies(deployment, role),
+        "boundaries": [{"name": "boundary", "policy": permissions_boundary(scope)}],
         "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.name}/{session_name}",
         "accountId": ACCOUNT,
     }
@@ -150,12 +159,13 @@ ANOTHER_STACKS_KEY = f"{PARAMETER}/secure-qdrant/prod/api-key"
 
 def own_allows(role: dict[str, Any]) -> dict[str, Any]:
     """The role's own inline policies with their Allow statements only: what they grant without the
-    Deny that covers them."""
+    Deny that covers them, nor the boundary's."""
     def allows(document: dict[str, Any]) -> dict[str, Any]:
         return dict(document, Statement=[s for s in document["Statement"] if s["Effect"] == "Allow"])
 
     own = [p for p in role["policies"] if not p["name"].startswith("arn:")]
-    return dict(role, policies=[dict(p, policy=allows(p["policy"])) for p in own])
+    unbounded = {key: value for key, value in role.items() if key != "boundaries"}
+    return dict(unbounded, policies=[dict(p, policy=allows(p["policy"])) for p in own])
 
 
 @pytest.mark.parametrize("action", ["ssm:GetParameter", "ssm:GetParameters"])
@@ -203,13 +213,49 @@ def test_instance_cannot_list_parameter_names(role):
         ("ssmmessages:CreateDataChannel", "*"),
         ("ssmmessages:OpenControlChannel", "*"),
         ("ssmmessages:OpenDataChannel", "*"),
-        ("ec2messages:GetMessages", "*"),
+        *(("ec2messages:" + action, "*") for action in ("GetMessages", "AcknowledgeMessage",
+                                                        "SendReply", "GetEndpoint")),
+        *(("ssm:" + action, "*") for action in ("ListInstanceAssociations", "PutInventory",
+                                                "UpdateInstanceAssociationStatus", "GetDocument")),
     ],
 )
 def test_session_manager_still_reaches_the_instance(role, action, resource):
     """Session Manager is the way in when `adminCidrs` is empty: the Deny must not cost the agent
     its registration or its channels."""
     assert decide(role, action, resource) == "Allowed"
+
+
+def test_the_boundary_leaves_the_managed_policy_every_action_aws_publishes_in_it():
+    """Session Manager's agent uses what AWS's policy grants: a boundary missing one of its actions
+    would cut the agent off, one with more would cap nothing."""
+    published = managed_policy_document(SSM_CORE)["Statement"]
+
+    assert sorted(SSM_CORE_ACTIONS) == sorted(a for s in published for a in s["Action"])
+
+
+# The escalation a boundary stops: the deployer writes `*:*` into a role it can assume.
+EVERYTHING = {"name": "everything", "policy": {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/intruder"),
+        ("iam:AttachUserPolicy", f"arn:aws:iam::{ACCOUNT}:user/deployer"),
+        ("ssm:GetParameter", OTHER_PARAMETER),
+        ("ec2:TerminateInstances", INSTANCE),
+        ("s3:GetObject", "arn:aws:s3:::billing/report.csv"),
+    ],
+    ids=["create-user", "attach-admin", "other-parameter", "terminate", "read-s3"],
+)
+def test_a_role_given_everything_still_gets_no_more_than_its_boundary(role, action, resource):
+    """The deployer writes the roles' inline policies (the Deny among them too) and could create a
+    role that trusts it: what caps such a role is the stack's boundary, which it cannot remove
+    (docs/deployer-policy.md)."""
+    widened = dict(role, policies=[EVERYTHING])
+
+    assert decide(widened, action, resource) != "Allowed"
 
 
 # ------------------------------------------------------------------------- the host's metrics

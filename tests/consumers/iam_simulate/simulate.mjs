@@ -1,5 +1,6 @@
-// Reads {policies, principal, accountId, requests: [{action, resource, context?}]} as JSON on stdin
-// (context: the request's condition keys, a list for a multi-valued key) and prints
+// Reads {policies, boundaries?, principal, accountId, requests: [{action, resource, context?}]} as
+// JSON on stdin (boundaries: the principal's permissions boundary, as [{name, policy}]; context: the
+// request's condition keys, a list for a multi-valued key) and prints
 // one IAM decision per request ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied") as a JSON list.
 // A request the evaluator rejects (unknown action, resource of the wrong type for the action) exits
 // non-zero: a test asking about an impossible request must not pass as "denied".
@@ -7,13 +8,14 @@ import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 let input = ''
 for await (const chunk of process.stdin) input += chunk
-const { policies, principal, accountId, requests } = JSON.parse(input)
+const { policies, boundaries, principal, accountId, requests } = JSON.parse(input)
 
 const decisions = []
 for (const { action, resource, context = {} } of requests) {
   const response = await runSimulation(
     {
       identityPolicies: policies,
+      permissionBoundaryPolicies: boundaries,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
       request: { principal, action, resource: { resource, accountId }, contextVariables: context },

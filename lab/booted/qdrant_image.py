@@ -25,7 +25,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 # The double's code and the one project module it imports.
 SOURCES = ("components/__init__.py", "components/settings.py", "lab/__init__.py", "lab/qdrant_double")
 # What the double imports; pip adds their dependencies at the versions this venv has.
-REQUIREMENTS = ("qdrant-client", "grpcio", "protobuf", "pyjwt")
+REQUIREMENTS = ("qdrant-client", "qdrant-edge-py", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"
 WORKDIR = "/qdrant"
 # mmdebstrap's customize hooks, `{stage}` being the staged files. The unit runs the image as

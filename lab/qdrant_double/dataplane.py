@@ -14,9 +14,8 @@ from qdrant_client.http import models
 
 from lab.qdrant_double import edge_points
 from lab.qdrant_double.access import Access, Need
-from lab.qdrant_double.edge_config import HIDDEN_SPARSE
 from lab.qdrant_double.edge_filters import to_filter
-from lab.qdrant_double.edge_queries import query_request, record, scored, with_payload
+from lab.qdrant_double.edge_queries import order_by, query_request, record, scored, with_payload
 from lab.qdrant_double.errors import BadRequest, NotFound, Unsupported
 from lab.qdrant_double.store import Collection, Store
 
@@ -48,12 +47,7 @@ def update_points(
 
 
 def _records(found: Sequence[Any]) -> list[models.Record]:
-    """Edge's records in REST, without the vector a vectorless collection hides."""
-    records = [record(item) for item in found]
-    for item in records:
-        if isinstance(item.vector, dict):
-            item.vector.pop(HIDDEN_SPARSE, None)
-    return records
+    return [record(item) for item in found]
 
 
 def retrieve(store: Store, name: str, request: models.PointRequest) -> list[models.Record]:
@@ -74,15 +68,6 @@ def get_point(store: Store, name: str, point_id: models.ExtendedPointId) -> mode
     return found[0]
 
 
-def _order_by(rest: Any) -> Optional[edge.OrderBy]:
-    if rest is None:
-        return None
-    query = query_request(models.QueryRequest(query=models.OrderByQuery(order_by=rest)), _no_lookup)
-    order = query.query
-    assert isinstance(order, edge.OrderBy)
-    return order
-
-
 def scroll(store: Store, name: str, request: models.ScrollRequest) -> models.ScrollResult:
     scrolled = edge.ScrollRequest(
         offset=request.offset,
@@ -90,7 +75,7 @@ def scroll(store: Store, name: str, request: models.ScrollRequest) -> models.Scr
         filter=to_filter(request.filter),
         with_payload=with_payload(_default(request.with_payload, True)),
         with_vector=_default(request.with_vector, False),
-        order_by=_order_by(request.order_by),
+        order_by=None if request.order_by is None else order_by(request.order_by),
     )
     points, next_offset = store.run(name, lambda collection: collection.shard.scroll(scrolled))
     return models.ScrollResult(
@@ -114,10 +99,6 @@ def _looked_up(prefetch: Any) -> Iterator[str]:
         if stage.lookup_from is not None:
             yield stage.lookup_from.collection
         yield from _looked_up(stage.prefetch)
-
-
-def _no_lookup(location: Any, point_id: models.ExtendedPointId, using: str) -> Any:
-    raise BadRequest(f"Bad request: point {point_id} given where no vector is looked up")
 
 
 def query(

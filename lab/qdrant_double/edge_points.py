@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 import qdrant_edge as edge
 from qdrant_client.http import models
 
+from lab.qdrant_double.edge_config import HIDDEN_SPARSE
 from lab.qdrant_double.edge_filters import to_filter
 from lab.qdrant_double.errors import BadRequest
 
@@ -29,9 +30,9 @@ def vector(rest: Any) -> Any:
 
 
 def rest_vector(found: Any) -> Any:
-    """Edge's vector as Qdrant answers it in REST."""
+    """Edge's vector as Qdrant answers it in REST, without the one a vectorless collection hides."""
     if isinstance(found, dict):
-        return {name: rest_vector(value) for name, value in found.items()}
+        return {name: rest_vector(value) for name, value in found.items() if name != HIDDEN_SPARSE}
     if isinstance(found, edge.SparseVector):
         return models.SparseVector(indices=found.indices, values=found.values)
     return found
@@ -93,48 +94,18 @@ def _selected(
 
 
 def _points_or_filter(
-    points: Optional[list[Any]],
-    condition: Optional[models.Filter],
-    by_ids: Callable[[list[Any]], edge.UpdateOperation],
-    by_filter: Callable[[edge.Filter], edge.UpdateOperation],
+    request: Any,
+    by_ids: Callable[..., edge.UpdateOperation],
+    by_filter: Callable[..., edge.UpdateOperation],
+    *arguments: Any,
 ) -> edge.UpdateOperation:
-    if points is not None:
-        return by_ids(points)
-    converted = to_filter(condition)
+    """A write on `request.points` or, without them, on the points `request.filter` matches."""
+    if request.points is not None:
+        return by_ids(request.points, *arguments)
+    converted = to_filter(request.filter)
     if converted is None:
         raise BadRequest("Bad request: Either list of point ids or filter must be provided")
-    return by_filter(converted)
-
-
-def _payload_write(
-    by_ids: Callable[..., edge.UpdateOperation], by_filter: Callable[..., edge.UpdateOperation]
-) -> Callable[[models.SetPayload], edge.UpdateOperation]:
-    def operation(request: models.SetPayload) -> edge.UpdateOperation:
-        return _points_or_filter(
-            request.points,
-            request.filter,
-            lambda ids: by_ids(ids, request.payload, request.key),
-            lambda found: by_filter(found, request.payload, request.key),
-        )
-
-    return operation
-
-
-_set_payload = _payload_write(
-    edge.UpdateOperation.set_payload, edge.UpdateOperation.set_payload_by_filter
-)
-_overwrite_payload = _payload_write(
-    edge.UpdateOperation.overwrite_payload, edge.UpdateOperation.overwrite_payload_by_filter
-)
-
-
-def _delete_payload(request: models.DeletePayload) -> edge.UpdateOperation:
-    return _points_or_filter(
-        request.points,
-        request.filter,
-        lambda ids: edge.UpdateOperation.delete_payload(ids, request.keys),
-        lambda found: edge.UpdateOperation.delete_payload_by_filter(found, request.keys),
-    )
+    return by_filter(converted, *arguments)
 
 
 def _update_vectors(request: models.UpdateVectors) -> edge.UpdateOperation:
@@ -142,33 +113,51 @@ def _update_vectors(request: models.UpdateVectors) -> edge.UpdateOperation:
     return edge.UpdateOperation.update_vectors(points, to_filter(request.update_filter))
 
 
-def _delete_vectors(request: models.DeleteVectors) -> edge.UpdateOperation:
-    return _points_or_filter(
-        request.points,
-        request.filter,
-        lambda ids: edge.UpdateOperation.delete_vectors(ids, request.vector),
-        lambda found: edge.UpdateOperation.delete_vectors_by_filter(found, request.vector),
-    )
+_UPDATES: dict[type, Callable[[Any], edge.UpdateOperation]] = {
+    models.UpsertOperation: _upsert,
+    models.DeleteOperation: lambda rest: _selected(
+        rest.delete,
+        edge.UpdateOperation.delete_points,
+        edge.UpdateOperation.delete_points_by_filter,
+    ),
+    models.SetPayloadOperation: lambda rest: _points_or_filter(
+        rest.set_payload,
+        edge.UpdateOperation.set_payload,
+        edge.UpdateOperation.set_payload_by_filter,
+        rest.set_payload.payload,
+        rest.set_payload.key,
+    ),
+    models.OverwritePayloadOperation: lambda rest: _points_or_filter(
+        rest.overwrite_payload,
+        edge.UpdateOperation.overwrite_payload,
+        edge.UpdateOperation.overwrite_payload_by_filter,
+        rest.overwrite_payload.payload,
+        rest.overwrite_payload.key,
+    ),
+    models.DeletePayloadOperation: lambda rest: _points_or_filter(
+        rest.delete_payload,
+        edge.UpdateOperation.delete_payload,
+        edge.UpdateOperation.delete_payload_by_filter,
+        rest.delete_payload.keys,
+    ),
+    models.ClearPayloadOperation: lambda rest: _selected(
+        rest.clear_payload,
+        edge.UpdateOperation.clear_payload,
+        edge.UpdateOperation.clear_payload_by_filter,
+    ),
+    models.UpdateVectorsOperation: lambda rest: _update_vectors(rest.update_vectors),
+    models.DeleteVectorsOperation: lambda rest: _points_or_filter(
+        rest.delete_vectors,
+        edge.UpdateOperation.delete_vectors,
+        edge.UpdateOperation.delete_vectors_by_filter,
+        rest.delete_vectors.vector,
+    ),
+}
 
 
 def update(rest: Any) -> edge.UpdateOperation:
     """One REST `UpdateOperation` (as the batch endpoint and each point route carry it)."""
-    if isinstance(rest, models.UpsertOperation):
-        return _upsert(rest)
-    if isinstance(rest, models.DeleteOperation):
-        return _selected(rest.delete, edge.UpdateOperation.delete_points,
-                         edge.UpdateOperation.delete_points_by_filter)  # fmt: skip
-    if isinstance(rest, models.SetPayloadOperation):
-        return _set_payload(rest.set_payload)
-    if isinstance(rest, models.OverwritePayloadOperation):
-        return _overwrite_payload(rest.overwrite_payload)
-    if isinstance(rest, models.DeletePayloadOperation):
-        return _delete_payload(rest.delete_payload)
-    if isinstance(rest, models.ClearPayloadOperation):
-        return _selected(rest.clear_payload, edge.UpdateOperation.clear_payload,
-                         edge.UpdateOperation.clear_payload_by_filter)  # fmt: skip
-    if isinstance(rest, models.UpdateVectorsOperation):
-        return _update_vectors(rest.update_vectors)
-    if isinstance(rest, models.DeleteVectorsOperation):
-        return _delete_vectors(rest.delete_vectors)
-    raise BadRequest(f"Bad request: operation {type(rest).__name__} is not served by the double")
+    convert = _UPDATES.get(type(rest))
+    if convert is None:
+        raise BadRequest(f"Bad request: operation {type(rest).__name__} is not served by the double")
+    return convert(rest)

@@ -84,7 +84,7 @@ def _pairs(stage: _Stage, rest: Any) -> list[edge.ContextPair]:
             for pair in pairs]  # fmt: skip
 
 
-def _order_by(rest: Any) -> edge.OrderBy:
+def order_by(rest: Any) -> edge.OrderBy:
     if isinstance(rest, str):
         return edge.OrderBy(rest)
     direction = None
@@ -119,7 +119,7 @@ def _scoring(stage: _Stage, rest: Any, limit: int) -> Any:
     if isinstance(rest, models.ContextQuery):
         return edge.Query.Context(edge.ContextQuery(_pairs(stage, rest.context)), stage.using)
     if isinstance(rest, models.OrderByQuery):
-        return _order_by(rest.order_by)
+        return order_by(rest.order_by)
     if isinstance(rest, models.FusionQuery):
         return edge.Fusion.Dbsf() if rest.fusion == models.Fusion.DBSF else edge.Fusion.Rrf(RRF_K)
     if isinstance(rest, models.RrfQuery):

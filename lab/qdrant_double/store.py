@@ -68,6 +68,18 @@ def _engine_error(error: Exception) -> DoubleError:
     return BadRequest(f"Wrong input: {error}")
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Whole or not at all, as the server writes its config files: a crash-consistent copy of the
+    volume (a snapshot, a power cut) never holds half a file the next start cannot read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w") as written:
+        written.write(text)
+        written.flush()
+        os.fsync(written.fileno())
+    os.replace(partial, path)
+
+
 def _hold(lock: Any, storage_path: str) -> None:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -124,9 +136,7 @@ class Store:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _write_aliases(self) -> None:
-        path = self._root / ALIASES_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self._aliases, sort_keys=True))
+        _write_atomically(self._root / ALIASES_FILE, json.dumps(self._aliases, sort_keys=True))
 
     def _collection(self, name: str) -> Collection:
         found = self._collections.get(self._aliases.get(name, name))
@@ -175,12 +185,14 @@ class Store:
             if name in self._collections or name in self._aliases:
                 raise Conflict(f"Wrong input: Collection `{name}` already exists!")
             directory = self._root / COLLECTIONS_DIR / name
+            # A directory without its config is a creation a crash cut short: never served.
+            shutil.rmtree(directory, ignore_errors=True)
             try:
                 shard = edge.EdgeShard.create(str(directory / SHARD_DIR), edge_config(config))
             except Exception as error:  # Edge's config checks
                 shutil.rmtree(directory, ignore_errors=True)
                 raise BadRequest(f"Wrong input: {error}") from None
-            (directory / CONFIG_FILE).write_text(config.model_dump_json(exclude_none=True))
+            _write_atomically(directory / CONFIG_FILE, config.model_dump_json(exclude_none=True))
             self._collections[name] = Collection(config, shard)
             return True
 

@@ -52,7 +52,7 @@ def _frozen_versions() -> list[str]:
     return sorted(line for line in frozen.splitlines() if "==" in line)
 
 
-def _source_files() -> list[Path]:
+def source_files() -> list[Path]:
     found: list[Path] = []
     for name in SOURCES:
         path = PROJECT / name
@@ -71,7 +71,7 @@ def _stage(stage: Path, constraints: list[str]) -> None:
         timeout=600,
     )  # fmt: skip
     pins.unlink()
-    for source in _source_files():
+    for source in source_files():
         target = stage / "app" / source.relative_to(PROJECT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
@@ -84,7 +84,7 @@ def image_tarball() -> Path:
     recipe = {
         "constraints": constraints,
         "sources": sources_recipe(sources),
-        "code": {str(path.relative_to(PROJECT)): path.read_text() for path in _source_files()},
+        "code": {str(path.relative_to(PROJECT)): path.read_text() for path in source_files()},
         "hooks": HOOKS,
     }
 

@@ -23,7 +23,8 @@ aliases and names resolved through them (``store.py``;
 lib/storage/src/content_manager/alias_mapping.rs and toc/mod.rs), point ids
 given as query vectors, the exclusion of the points a query names, and
 ``average_vector`` recommendation (``edge_queries.py``;
-lib/collection/src/collection/query.rs, lib/collection/src/recommendations.rs),
+lib/collection/src/operations/universal_query/collection_query.rs,
+lib/segment/src/vector_storage/query/reco_query.rs),
 a collection without vectors (``edge_config.py``; Edge wants one, the server
 does not). Not served: collection snapshots answer 501 (gRPC UNIMPLEMENTED;
 src/actix/api/snapshot_api.rs is what they would follow), cluster and

@@ -4,12 +4,14 @@ points back as REST records.
 Edge scores, fuses and filters with the server's own code. What the server does before it reaches
 the shard, the double does here, as lib/collection does it:
 - a point id given as a vector is that point's vector, read from the collection or its
-  `lookup_from` (lib/collection/src/collection/query.rs, resolving referenced vectors);
-- points the query names by id are left out of its results when they come from the queried
-  collection itself (the same file);
+  `lookup_from`, and points the query names by id are left out of its results when they come
+  from the queried collection itself
+  (lib/collection/src/operations/universal_query/collection_query.rs);
 - `recommend` with the `average_vector` strategy is a nearest search on
-  `avg(positive) + (avg(positive) - avg(negative))` (lib/collection/src/recommendations.rs);
-- MMR's `diversity` is Edge's `1 - lambda` (lib/segment/src/data_types/query_context.rs).
+  `avg(positive) + (avg(positive) - avg(negative))`, of dense vectors here
+  (lib/segment/src/vector_storage/query/reco_query.rs, `avg_vector_for_recommendation`);
+- MMR's `diversity` is the weight of diversity, Edge's `lambda` that of relevance: one is
+  `1 - ` the other (lib/collection/src/collection/mmr/).
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ class _Stage:
         return [self.vector(item) for item in rest or []]
 
 
-def _average(vectors: list[list[float]]) -> list[float]:
+def _average(vectors: list[Any]) -> list[float]:
+    if not all(isinstance(item, list) and all(isinstance(x, (int, float)) for x in item)
+               for item in vectors):  # fmt: skip
+        raise BadRequest("Bad request: `average_vector` over sparse or multi vectors "
+                         "is not served by the double")  # fmt: skip
     return [sum(values) / len(vectors) for values in zip(*vectors)]
 
 

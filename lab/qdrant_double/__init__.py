@@ -26,7 +26,9 @@ given as query vectors, the exclusion of the points a query names, and
 lib/collection/src/operations/universal_query/collection_query.rs,
 lib/segment/src/vector_storage/query/reco_query.rs),
 a collection without vectors (``edge_config.py``; Edge wants one, the server
-does not). Not served: collection snapshots answer 501 (gRPC UNIMPLEMENTED;
+does not), the periodic flush of each shard's WAL and segments to disk
+(``store.py``, every 5 s; lib/collection/src/update_handler.rs, ``flush_worker``).
+Not served: collection snapshots answer 501 (gRPC UNIMPLEMENTED;
 src/actix/api/snapshot_api.rs is what they would follow), cluster and
 distributed endpoints answer as the access table says (``access_table.py``).
 

@@ -9,7 +9,8 @@ double keeps it here the server's way:
 - aliases (lib/storage/src/content_manager/alias_mapping.rs), and names resolved through them
   (lib/storage/src/content_manager/toc/mod.rs, `resolve_name`);
 - a collection without vectors: Edge wants at least one, so it gets a sparse vector no point
-  ever has (`HIDDEN_SPARSE`), which info and answers never show.
+  ever has (`HIDDEN_SPARSE`), which info and answers never show;
+- the flush worker, which syncs every shard's WAL and segments to disk (`FLUSH_INTERVAL_SECONDS`).
 Every call is serialized, as the JWT `value_exists` check, REST and gRPC share one Store.
 """
 
@@ -38,6 +39,10 @@ COLLECTIONS_DIR = "collections"
 SHARD_DIR = "0"
 CONFIG_FILE = "config.json"
 ALIASES_FILE = os.path.join("aliases", "data.json")
+FLUSH_INTERVAL_SECONDS = 5.0
+"""Qdrant's default `flush_interval_sec`: how often its update handler's flush worker syncs each
+shard's WAL and segments to disk (lib/collection/src/update_handler.rs, `flush_worker`). Edge
+leaves flushing to its caller; between flushes, acknowledged writes are in the page cache only."""
 LOCK_FILE = ".qdrant-double.lock"
 """Held while a double serves the storage: two engines writing one shard would corrupt it."""
 
@@ -93,7 +98,9 @@ class Store:
     """Collections and points, persisted under ``storage_path`` (a temporary directory, removed
     by close(), when None). Thread-safe."""
 
-    def __init__(self, storage_path: Optional[str] = None) -> None:
+    def __init__(
+        self, storage_path: Optional[str] = None, flush_interval: float = FLUSH_INTERVAL_SECONDS
+    ) -> None:
         self._temporary: Optional[tempfile.TemporaryDirectory[str]] = None
         if storage_path is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="qdrant-double-")
@@ -101,6 +108,11 @@ class Store:
         self._root = Path(storage_path)
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        self.flushes = 0
+        self._stopping = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_every, args=(flush_interval,), name="qdrant-double-flush", daemon=True
+        )
         self._root.mkdir(parents=True, exist_ok=True)
         self._held = open(self._root / LOCK_FILE, "a")
         try:
@@ -108,11 +120,15 @@ class Store:
             self._aliases: dict[str, str] = self._read_aliases()
             for directory in sorted((self._root / COLLECTIONS_DIR).glob(f"*/{CONFIG_FILE}")):
                 self._open(directory.parent)
+            self._flusher.start()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._flusher.is_alive():
+            self._flusher.join()
         with self._lock:
             for collection in self._collections.values():
                 collection.shard.close()
@@ -121,8 +137,12 @@ class Store:
         if self._temporary is not None:
             self._temporary.cleanup()
 
-    def shard_path(self, name: str) -> Path:
-        return self._root / COLLECTIONS_DIR / name / SHARD_DIR
+    def _flush_every(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            with self._lock:
+                for collection in self._collections.values():
+                    collection.shard.flush()
+                self.flushes += 1
 
     def _open(self, directory: Path) -> None:
         config = models.CreateCollection.model_validate_json(

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import threading
+
 import pytest
 import qdrant_edge
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from lab.processes import wait_until
 from lab.qdrant_double import QdrantDouble
+from lab.qdrant_double.store import Store
 from tests.double_client import KEY, double_config, rest, api_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
@@ -89,3 +93,23 @@ def test_payload_index_shows_in_collection_info_with_its_point_count(tmp_path: P
         code, body = rest(double, "GET", "/collections/ranked", headers=api_key(KEY))
     assert code == 200
     assert body["result"]["payload_schema"] == {"rank": {"data_type": "integer", "points": 2}}
+
+
+def test_acknowledged_writes_are_flushed_to_disk_while_the_double_runs(tmp_path: Path) -> None:
+    """Edge syncs its WAL only when asked; Qdrant's flush worker does so every
+    `flush_interval_sec` (lib/collection/src/update_handler.rs). Without it, what a snapshot of the
+    running volume holds would depend on the kernel's writeback, not on Qdrant's behaviour."""
+    store = Store(str(tmp_path), flush_interval=0.01)
+    try:
+        store.create("flushed", {"size": 2, "distance": "Dot"})
+        store.upsert("flushed", [(1, {"k": "v"})])
+        flushes = store.flushes
+        wait_until(lambda: store.flushes > flushes, "a flush after the write")
+    finally:
+        store.close()
+
+
+def test_closing_the_store_stops_its_flush_worker(tmp_path: Path) -> None:
+    """A stopped double leaves no thread writing to the volume it served."""
+    Store(str(tmp_path), flush_interval=0.01).close()
+    assert "qdrant-double-flush" not in {thread.name for thread in threading.enumerate()}

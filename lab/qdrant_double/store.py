@@ -55,14 +55,22 @@ _MISSING_POINT = re.compile(r"No point with id (\S+?)(?: found)?$")
 class Collection:
     config: models.CreateCollection
     shard: edge.EdgeShard
+    flushed: Callable[[], None]
+    sync_writes: bool = False
     operations: int = 0
 
     def apply(self, operation: edge.UpdateOperation) -> models.UpdateResult:
         self.shard.update(operation)
+        if self.sync_writes:
+            self.flush()
         self.operations += 1
         return models.UpdateResult(
             operation_id=self.operations, status=models.UpdateStatus.COMPLETED
         )
+
+    def flush(self) -> None:
+        self.shard.flush()
+        self.flushed()
 
 
 def _engine_error(error: Exception) -> DoubleError:
@@ -99,7 +107,10 @@ class Store:
     by close(), when None). Thread-safe."""
 
     def __init__(
-        self, storage_path: Optional[str] = None, flush_interval: float = FLUSH_INTERVAL_SECONDS
+        self,
+        storage_path: Optional[str] = None,
+        flush_interval: float = FLUSH_INTERVAL_SECONDS,
+        sync_writes: bool = False,
     ) -> None:
         self._temporary: Optional[tempfile.TemporaryDirectory[str]] = None
         if storage_path is None:
@@ -109,6 +120,7 @@ class Store:
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
         self.flushes = 0
+        self._sync_writes = sync_writes
         self._stopping = threading.Event()
         self._flusher = threading.Thread(
             target=self._flush_every, args=(flush_interval,), name="qdrant-double-flush", daemon=True
@@ -141,15 +153,20 @@ class Store:
         while not self._stopping.wait(interval):
             with self._lock:
                 for collection in self._collections.values():
-                    collection.shard.flush()
-                self.flushes += 1
+                    collection.flush()
+
+    def _count_flush(self) -> None:
+        self.flushes += 1
+
+    def _collection_of(self, config: models.CreateCollection, shard: edge.EdgeShard) -> Collection:
+        return Collection(config, shard, self._count_flush, self._sync_writes)
 
     def _open(self, directory: Path) -> None:
         config = models.CreateCollection.model_validate_json(
             (directory / CONFIG_FILE).read_text()
         )
         shard = edge.EdgeShard.load(str(directory / SHARD_DIR))
-        self._collections[directory.name] = Collection(config, shard)
+        self._collections[directory.name] = self._collection_of(config, shard)
 
     def _read_aliases(self) -> dict[str, str]:
         path = self._root / ALIASES_FILE
@@ -213,7 +230,7 @@ class Store:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise BadRequest(f"Wrong input: {error}") from None
             _write_atomically(directory / CONFIG_FILE, config.model_dump_json(exclude_none=True))
-            self._collections[name] = Collection(config, shard)
+            self._collections[name] = self._collection_of(config, shard)
             return True
 
     def delete(self, name: str) -> bool:

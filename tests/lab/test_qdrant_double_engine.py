@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
 import threading
 
 import pytest
@@ -16,7 +17,10 @@ import qdrant_edge
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from lab.booted.host import booted_host_settings
+from lab.booted.qdrant_image import import_changes
 from lab.processes import wait_until
+from lab.qdrant_double.cli import argument_parser
 from lab.qdrant_double import QdrantDouble
 from lab.qdrant_double.store import Store
 from tests.double_client import KEY, double_config, rest, api_key
@@ -107,6 +111,39 @@ def test_acknowledged_writes_are_flushed_to_disk_while_the_double_runs(tmp_path:
         wait_until(lambda: store.flushes > flushes, "a flush after the write")
     finally:
         store.close()
+
+
+def test_a_write_is_left_to_the_flush_worker_as_qdrant_leaves_it(tmp_path: Path) -> None:
+    """Qdrant acknowledges a write once it is in its WAL, not once the WAL is on disk: what a
+    snapshot taken meanwhile holds is the restore drill's measure of Qdrant's engine."""
+    store = Store(str(tmp_path), flush_interval=3600)
+    try:
+        store.create("unsynced", {"size": 2, "distance": "Dot"})
+        store.upsert("unsynced", [(1, {"k": "v"})])
+        assert store.flushes == 0
+    finally:
+        store.close()
+
+
+def test_synced_writes_are_on_disk_before_they_are_acknowledged(tmp_path: Path) -> None:
+    """The booted image's switch: each write flushed before its answer, as the former engine did,
+    so the restore drill keeps its expectations until it is re-run on Qdrant's flush."""
+    store = Store(str(tmp_path), flush_interval=3600, sync_writes=True)
+    try:
+        store.create("synced", {"size": 2, "distance": "Dot"})
+        store.upsert("synced", [(1, {"k": "v"})])
+        store.upsert("synced", [(2, {"k": "w"})])
+        assert store.flushes == 2
+    finally:
+        store.close()
+
+
+def test_booted_image_runs_the_double_with_synced_writes() -> None:
+    """The image's command is one the double's CLI reads, with the switch on."""
+    host = booted_host_settings("https://127.0.0.1:14000/dir")
+    command = json.loads(import_changes(host)[-1].removeprefix("CMD "))
+    assert command[:3] == ["python3", "-m", "lab.qdrant_double"]
+    assert argument_parser().parse_args(command[3:]).sync_writes
 
 
 def test_closing_the_store_stops_its_flush_worker(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 # The double's code and the one project module it imports.
 SOURCES = ("components/__init__.py", "components/settings.py", "lab/__init__.py", "lab/qdrant_double")
 # What the double imports; pip adds their dependencies at the versions this venv has.
-REQUIREMENTS = ("qdrant-client", "grpcio", "protobuf", "pyjwt")
+REQUIREMENTS = ("qdrant-client", "qdrant-edge-py", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"
 WORKDIR = "/qdrant"
 # mmdebstrap's customize hooks, `{stage}` being the staged files. The unit runs the image as
@@ -52,7 +52,7 @@ def _frozen_versions() -> list[str]:
     return sorted(line for line in frozen.splitlines() if "==" in line)
 
 
-def _source_files() -> list[Path]:
+def source_files() -> list[Path]:
     found: list[Path] = []
     for name in SOURCES:
         path = PROJECT / name
@@ -71,7 +71,7 @@ def _stage(stage: Path, constraints: list[str]) -> None:
         timeout=600,
     )  # fmt: skip
     pins.unlink()
-    for source in _source_files():
+    for source in source_files():
         target = stage / "app" / source.relative_to(PROJECT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
@@ -84,7 +84,7 @@ def image_tarball() -> Path:
     recipe = {
         "constraints": constraints,
         "sources": sources_recipe(sources),
-        "code": {str(path.relative_to(PROJECT)): path.read_text() for path in _source_files()},
+        "code": {str(path.relative_to(PROJECT)): path.read_text() for path in source_files()},
         "hooks": HOOKS,
     }
 
@@ -112,6 +112,9 @@ def import_changes(host: HostSettings) -> list[str]:
         "python3", "-m", "lab.qdrant_double", "--host", "0.0.0.0",
         "--rest-port", str(QDRANT_IMAGE_PORTS.rest), "--grpc-port", str(QDRANT_IMAGE_PORTS.grpc),
         "--version", version, "--loading-while", LOADING_FILE,
+        # The restore drill's expectations (tests/booted/test_lifecycle.py) are the former
+        # engine's, a sync per write; they hold until the drill is re-run on Qdrant's 5 s flush.
+        "--sync-writes",
     ]  # fmt: skip
     return [
         f"ENV PYTHONPATH={INSTALL_DIR}/site-packages:{INSTALL_DIR}/app",

@@ -13,8 +13,7 @@ from lab.qdrant_double.config import QDRANT_STORAGE_PATH, DoubleConfig
 from lab.qdrant_double.server import QdrantDouble
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI entry point; runs until SIGTERM or SIGINT."""
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lab.qdrant_double",
         description="Qdrant test double (not Qdrant). Keys are read from "
@@ -28,11 +27,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--version", default=DoubleConfig.version, help="version the banner reports")
     parser.add_argument("--log-requests", action="store_true")
     parser.add_argument(
+        "--sync-writes",
+        action="store_true",
+        help="sync every write to disk before acknowledging it (not Qdrant's 5 s flush)",
+    )
+    parser.add_argument(
         "--loading-while",
         metavar="PATH",
         help="serve nothing while PATH exists: Qdrant loading a large storage before it listens",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point; runs until SIGTERM or SIGINT."""
+    args = argument_parser().parse_args(argv)
     try:
         config = DoubleConfig.from_env(
             {"QDRANT__STORAGE__STORAGE_PATH": QDRANT_STORAGE_PATH, **os.environ},
@@ -42,6 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             grpc_port=args.grpc_port,
             version=args.version,
             log_requests=args.log_requests,
+            sync_writes=args.sync_writes,
         )
     except ValueError as error:
         print(f"qdrant-double: {error}", file=sys.stderr)

@@ -1,19 +1,23 @@
 """Qdrant's data operations on qdrant-client's own REST models, shared by the REST and gRPC fronts.
 
-Each takes a request model (a gRPC request is converted to it first), runs it on the store's engine
-and returns the result model. Where a REST field is left out, Qdrant's default applies (a scroll
-returns payloads, a query does not), not the client library's.
+Each takes a request model (a gRPC request is converted to it first), converts it to Qdrant Edge's
+types, runs it on the collection's shard and returns the REST result model. Where a REST field is
+left out, Qdrant's default applies (a scroll returns payloads, a query does not).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Sequence
 
+import qdrant_edge as edge
 from qdrant_client.http import models
 
+from lab.qdrant_double import edge_points
 from lab.qdrant_double.access import Access, Need
-from lab.qdrant_double.errors import BadRequest, NotFound
-from lab.qdrant_double.store import Store
+from lab.qdrant_double.edge_filters import to_filter
+from lab.qdrant_double.edge_queries import order_by, query_request, record, scored, with_payload
+from lab.qdrant_double.errors import BadRequest, NotFound, Unsupported
+from lab.qdrant_double.store import Collection, Store
 
 def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
@@ -34,20 +38,27 @@ def collection_exists(store: Store, name: str) -> models.CollectionExistence:
 def update_points(
     store: Store, name: str, operations: Sequence[models.UpdateOperation]
 ) -> list[models.UpdateResult]:
-    """Every point, vector and payload write: upserts, deletes, payload and vector changes."""
-    return store.run(lambda client: client.batch_update_points(name, operations), name)
+    """Every point, vector and payload write, one after the other, as Qdrant applies a batch."""
+
+    def apply(collection: Collection) -> list[models.UpdateResult]:
+        return [collection.apply(edge_points.update(operation)) for operation in operations]
+
+    return store.run(name, apply)
+
+
+def _records(found: Sequence[Any]) -> list[models.Record]:
+    return [record(item) for item in found]
 
 
 def retrieve(store: Store, name: str, request: models.PointRequest) -> list[models.Record]:
-    return store.run(
-        lambda client: client.retrieve(
-            name,
-            request.ids,
-            with_payload=_default(request.with_payload, True),
-            with_vectors=_default(request.with_vector, False),
-        ),
-        name,
-    )
+    def read(collection: Collection) -> list[models.Record]:
+        return _records(collection.shard.retrieve(
+            list(request.ids),
+            with_payload(_default(request.with_payload, True)),
+            _default(request.with_vector, False),
+        ))  # fmt: skip
+
+    return store.run(name, read)
 
 
 def get_point(store: Store, name: str, point_id: models.ExtendedPointId) -> models.Record:
@@ -58,27 +69,25 @@ def get_point(store: Store, name: str, point_id: models.ExtendedPointId) -> mode
 
 
 def scroll(store: Store, name: str, request: models.ScrollRequest) -> models.ScrollResult:
-    points, next_offset = store.run(
-        lambda client: client.scroll(
-            name,
-            scroll_filter=request.filter,
-            limit=_default(request.limit, 10),
-            order_by=request.order_by,
-            offset=request.offset,
-            with_payload=_default(request.with_payload, True),
-            with_vectors=_default(request.with_vector, False),
-        ),
-        name,
+    scrolled = edge.ScrollRequest(
+        offset=request.offset,
+        limit=_default(request.limit, 10),
+        filter=to_filter(request.filter),
+        with_payload=with_payload(_default(request.with_payload, True)),
+        with_vector=_default(request.with_vector, False),
+        order_by=None if request.order_by is None else order_by(request.order_by),
     )
-    return models.ScrollResult(points=points, next_page_offset=next_offset)
+    points, next_offset = store.run(name, lambda collection: collection.shard.scroll(scrolled))
+    return models.ScrollResult(
+        points=_records(points),
+        next_page_offset=None if next_offset is None else edge_points.rest_id(next_offset),
+    )
 
 
 def count(store: Store, name: str, request: models.CountRequest) -> models.CountResult:
-    return store.run(
-        lambda client: client.count(
-            name, count_filter=request.filter, exact=_default(request.exact, True)
-        ),
-        name,
+    counted = edge.CountRequest(exact=_default(request.exact, True), filter=to_filter(request.filter))
+    return models.CountResult(
+        count=store.run(name, lambda collection: collection.shard.count(counted))
     )
 
 
@@ -100,49 +109,86 @@ def query(
     for request in requests:
         for other in _looked_up(request):
             access.require(Need.READ, other)
-    return store.run(lambda client: client.query_batch_points(name, requests), name)
+
+    def run(collection: Collection) -> list[models.QueryResponse]:
+        def lookup(location: Optional[models.LookupLocation], point_id: Any, using: str) -> Any:
+            source = collection if location is None else store.peer(location.collection)
+            found = source.shard.retrieve([point_id], False, [using] if using else True)
+            if not found:
+                raise NotFound(f"Not found: No point with id {point_id} found")
+            vectors = found[0].vector
+            if isinstance(vectors, dict):
+                if using not in vectors:
+                    raise BadRequest(f"Wrong input: Not existing vector name error: {using}")
+                return vectors[using]
+            return vectors
+
+        converted = edge.QueryBatchRequest([query_request(item, lookup) for item in requests])
+        answers = collection.shard.query_batch(converted)
+        return [models.QueryResponse(points=[scored(point) for point in points])
+                for points in answers]  # fmt: skip
+
+    return store.run(name, run)
+
+
+_SCHEMAS = {
+    models.PayloadSchemaType.KEYWORD: edge.PayloadSchemaType.Keyword,
+    models.PayloadSchemaType.INTEGER: edge.PayloadSchemaType.Integer,
+    models.PayloadSchemaType.FLOAT: edge.PayloadSchemaType.Float,
+    models.PayloadSchemaType.GEO: edge.PayloadSchemaType.Geo,
+    models.PayloadSchemaType.TEXT: edge.PayloadSchemaType.Text,
+    models.PayloadSchemaType.BOOL: edge.PayloadSchemaType.Bool,
+    models.PayloadSchemaType.DATETIME: edge.PayloadSchemaType.Datetime,
+    models.PayloadSchemaType.UUID: edge.PayloadSchemaType.Uuid,
+}
 
 
 def create_index(store: Store, name: str, request: models.CreateFieldIndex) -> models.UpdateResult:
-    """Validated and accepted; local mode searches exhaustively, so the index changes nothing."""
+    """A payload index built by Edge's index code. A schema given with parameters is built as its
+    type with Edge's default parameters."""
     schema = request.field_schema
     if schema is None:
         raise BadRequest(
             "Bad request: Can't auto-detect field type, "
             "please specify `field_schema` in the request"
         )
-    return store.run(
-        lambda client: client.create_payload_index(name, request.field_name, schema), name
-    )
+    kind = models.PayloadSchemaType(schema if isinstance(schema, str) else schema.type)
+    operation = edge.UpdateOperation.create_field_index(request.field_name, _SCHEMAS[kind])
+    return store.run(name, lambda collection: collection.apply(operation))
 
 
 def delete_index(store: Store, name: str, field_name: str) -> models.UpdateResult:
-    return store.run(lambda client: client.delete_payload_index(name, field_name), name)
+    operation = edge.UpdateOperation.delete_field_index(field_name)
+    return store.run(name, lambda collection: collection.apply(operation))
 
 
 def change_aliases(store: Store, request: models.ChangeAliasesOperation) -> bool:
-    return store.run(lambda client: client.update_collection_aliases(request.actions))
+    return store.change_aliases(request.actions)
 
 
 def aliases(
     store: Store, access: Access, collection: Optional[str] = None
 ) -> models.CollectionsAliasesResponse:
     """All aliases, or one collection's; like collection lists, only those the caller may see."""
-    def listed(client: Any) -> models.CollectionsAliasesResponse:
-        if collection is None:
-            return client.get_aliases()
-        return client.get_collection_aliases(collection)
-
-    response = store.run(listed, collection)
-    return models.CollectionsAliasesResponse(
-        aliases=[alias for alias in response.aliases if access.can_see(alias.collection_name)]
-    )
+    if collection is not None and not store.exists(collection):
+        raise NotFound(f"Not found: Collection `{collection}` doesn't exist!")
+    listed = [
+        models.AliasDescription(alias_name=alias, collection_name=target)
+        for alias, target in store.aliases()
+        if (collection is None or target == collection) and access.can_see(target)
+    ]
+    return models.CollectionsAliasesResponse(aliases=listed)
 
 
 def list_snapshots(store: Store, name: str) -> list[models.SnapshotDescription]:
-    return store.run(lambda client: client.list_snapshots(name), name)
+    """None taken: the double takes no snapshots (below)."""
+    store.run(name, lambda collection: None)
+    return []
 
 
 def create_snapshot(store: Store, name: str) -> Optional[models.SnapshotDescription]:
-    """Local mode has no snapshots: a 501 (UNIMPLEMENTED) that says so."""
-    return store.run(lambda client: client.create_snapshot(name), name)
+    """Edge packs and unpacks a shard's snapshot, but the server's collection snapshot (a tar of
+    every shard and the collection config, src/actix/api/snapshot_api.rs and
+    lib/collection/src/collection/snapshots.rs) is not built here: a 501 (UNIMPLEMENTED)."""
+    store.run(name, lambda collection: None)
+    raise Unsupported("Not served by the Qdrant test double: collection snapshots")

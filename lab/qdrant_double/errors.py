@@ -56,7 +56,7 @@ class ServiceError(DoubleError):
 
 
 class Unsupported(DoubleError):
-    """What Qdrant serves but the double's engine (qdrant-client's local mode) cannot, such as
+    """What Qdrant serves but the double does not build on Qdrant Edge, such as collection
     snapshots: said plainly rather than imitated."""
 
     http_status = 501

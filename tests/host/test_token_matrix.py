@@ -162,8 +162,6 @@ def test_only_rw_gets_past_authorization_to_create_a_snapshot(lab, connect, acce
     assert answer(lambda: client.create_snapshot(INBOX)) == expected
 
 
-# The double's data plane keeps the index request and says that local mode needs no index.
-@pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant")
 @pytest.mark.parametrize("access, expected", [("prw", 403), ("rw", SERVED)])
 def test_only_rw_creates_a_payload_index(lab, connect, access, expected):
     """A payload index changes the collection's configuration, beyond `prw`'s points."""

@@ -46,8 +46,6 @@ from tests.double_client import (
 # qdrant-client warns about credentials over plain http: here that is loopback by design.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
-    # The double's engine says so for every index it is asked for; the README does too.
-    pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant"),
     pytest.mark.filterwarnings("ignore:Auth token provider is used with an insecure connection"),
 ]
 
@@ -151,7 +149,7 @@ ROUTE_NEEDS = [
     route("list-snapshots", "GET", "/collections/alpha/snapshots", None, "alpha:r", "alpha:prw"),
     route("index", "PUT", "/collections/alpha/index", INDEX, "alpha:rw", "alpha:prw"),
     route("drop-index", "DELETE", "/collections/alpha/index/n", None, "alpha:rw", "alpha:prw"),
-    # Authorized, then refused by the engine: local mode has no snapshots.
+    # Authorized, then refused: the double builds no collection snapshots.
     route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw", 501),
     # Not even a token made for the name may create the collection.
     route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
@@ -750,7 +748,7 @@ def test_restart_on_the_same_storage_keeps_collections_and_points(
 
 
 def test_second_double_on_the_same_storage_refuses_to_start(tmp_path: Path) -> None:
-    """Two engines writing one directory would corrupt it; local mode's lock stops the second."""
+    """Two engines writing one directory would corrupt it; the storage lock stops the second."""
     with QdrantDouble(double_config(storage_path=str(tmp_path))):
         with pytest.raises(RuntimeError, match="already accessed"):
             QdrantDouble(double_config(storage_path=str(tmp_path))).start()

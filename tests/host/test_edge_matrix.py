@@ -340,10 +340,13 @@ def test_storage_read_is_permission_denied_at_the_edge_whoever_asks(sides, metho
     [
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/qdrant.PointsInternal/Upsert",
+        "/qdrant.Raft/Send",
     ],
 )
-def test_server_reflection_is_unimplemented_at_the_edge(sides, method) -> None:
-    """Reflection is no public service of the host: tools must bring Qdrant's protos."""
+def test_reflection_and_cluster_services_are_unimplemented_at_the_edge(sides, method) -> None:
+    """Reflection and the cluster-internal services are no public service of the host: tools
+    must bring Qdrant's protos, and no peer's call comes in from the internet."""
     stated(r"not server reflection or the cluster-internal ones\) gets UNIMPLEMENTED")
 
     status = grpc_status(sides.edge_grpc, method, sides.lab.api_key, request=b"")

@@ -35,9 +35,14 @@ except ConfigError as error:
 
 name = f"qdrant-{pulumi.get_stack()}"
 region = aws.get_region().region
-# Created once by an administrator (docs/deployer-policy.md): what caps both roles, whoever deploys.
-roles_boundary = aws.get_caller_identity_output().account_id.apply(
-    lambda account: permissions_boundary_arn(account, pulumi.get_stack())
+# Opt-in: the boundary must exist (an administrator creates it once, docs/deployer-policy.md) before
+# AWS creates a role with it. Unset, the roles are as before it: no boundary, no diff on them.
+roles_boundary = (
+    aws.get_caller_identity_output().account_id.apply(
+        lambda account: permissions_boundary_arn(account, pulumi.get_stack())
+    )
+    if settings.role_permissions_boundary
+    else None
 )
 # Looked up before any resource: a subnet or zone that cannot host the instance type stops here.
 placement = resolve_placement(settings.subnet_id, settings.instance_type)

@@ -151,7 +151,7 @@ class DataVolumeBackupsArgs:
     target_tags: Mapping[str, str]
     retention_days: int
     permissions_boundary: pulumi.Input[str] | None = None
-    """The role's permissions boundary: the stack's (components/deployer_policy.py)."""
+    """The role's permissions boundary, if any: the stack's (components/deployer_policy.py)."""
 
 
 class DataVolumeBackups(pulumi.ComponentResource):

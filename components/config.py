@@ -549,6 +549,7 @@ KNOWN_KEYS = frozenset(
         "apiKeyVersion",
         "keyGraceHours",
         "verifyOnDeploy",
+        "rolePermissionsBoundary",
         "backupSchedule",
         "backupRetentionDays",
         "restoreFromSnapshotId",
@@ -703,6 +704,12 @@ def load_settings(
         ),
         key_grace_hours=read.field("keyGraceHours", _parse_grace_hours, defaults.key_grace_hours),
         verify_on_deploy=verify_on_deploy,
+        # A switch, not an ARN: the boundary is the stack's own (account and stack name), the one
+        # `--part boundary` renders and the deployer policy's condition names; any other policy
+        # would be one nothing renders from the roles and the deployer could not create them with.
+        role_permissions_boundary=read.field(
+            "rolePermissionsBoundary", _parse_bool, defaults.role_permissions_boundary
+        ),
     )
     if read.problems:
         raise ConfigError(read.problems)

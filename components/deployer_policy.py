@@ -13,8 +13,9 @@ Scoped to the stack wherever IAM can tell one stack's resources from another's:
   service-linked role is CloudWatch's for EC2 alarm actions, instances launch only the distributions'
   official images, an alarm's actions go only to the stack's topic, recover and reboot;
 - by the roles' permissions boundary: a role is created, and its permissions written, only with
-  the stack's boundary on it (`permissions_boundary`), which caps both roles, and whatever the
-  deployer writes into them, at what the program gives them.
+  the stack's boundary on it (`permissions_boundary`, which the program sets with
+  `rolePermissionsBoundary: true`), which caps both roles, and whatever the deployer writes into
+  them, at what the program gives them.
 What IAM cannot scope is granted on `*`: EC2's Describe calls (no resource-level permissions), and
 the calls that name resources the stack uses but does not own (the subnet, the VPC, the image).
 """
@@ -95,8 +96,9 @@ class DeployerScope:
 
 def permissions_boundary_arn(account: str, stack: str) -> str:
     """The managed policy an administrator creates once per stack (`--part boundary`), that the
-    program sets as both roles' permissions boundary: a deterministic name, so that the program
-    finds it from the account it deploys to."""
+    program sets as both roles' permissions boundary with `rolePermissionsBoundary: true`: a
+    deterministic name, so that the program finds it from the account it deploys to, and the
+    policy's `iam:PermissionsBoundary` condition names exactly what the program sets."""
     return f"arn:aws:iam::{account}:policy/{PROJECT}-{stack}-boundary"
 
 

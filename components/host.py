@@ -96,8 +96,8 @@ class QdrantHostArgs:
     """The snapshot the data volume is made from: setting or changing it replaces the volume, which
     the engine does only once the operator has unprotected it."""
     permissions_boundary: pulumi.Input[str] | None = None
-    """The instance role's permissions boundary: the stack's, which caps what a deployer can ever
-    write into the role (components/deployer_policy.py)."""
+    """The instance role's permissions boundary, if any: the stack's, which caps what a deployer can
+    ever write into the role (components/deployer_policy.py)."""
     stack_tags: Mapping[str, str] = field(default_factory=dict)
     """Beside its Name, on every EC2 resource here: the backup policy finds the data volume by it,
     the deployer policy (components/deployer_policy.py) lets a deployer touch only what carries it."""

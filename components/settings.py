@@ -272,6 +272,10 @@ class StackSettings:
     key_grace_hours: int = 24
     """After a rotation, how long the previous master key (and tokens it signed) still work."""
     verify_on_deploy: bool = True
+    role_permissions_boundary: bool = False
+    """Both roles carry the stack's permissions boundary, `secure-qdrant-<stack>-boundary` of the
+    deploying account, which an administrator creates once: what the least-privilege deployer
+    policy needs (components/deployer_policy.py)."""
     durability: Durability = field(default_factory=Durability)
 
     @property

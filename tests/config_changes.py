@@ -38,6 +38,7 @@ CHANGING_IT: dict[str, Verdict] = {
     "apiKeyVersion": IN_PLACE,
     "keyGraceHours": IN_PLACE,
     "verifyOnDeploy": IN_PLACE,
+    "rolePermissionsBoundary": IN_PLACE,
     "backupSchedule": IN_PLACE,
     "backupRetentionDays": IN_PLACE,
     "restoreFromSnapshotId": REPLACES_THE_HOST,

@@ -115,6 +115,11 @@ BAD_CONFIGS = {
     "unknown-key": (with_(adminCidr=["203.0.113.0/24"]), "secure-qdrant:adminCidr: unknown key (a typo?)"),
     "non-boolean-flag": (with_(allowSshFromAnywhere="yes"), "secure-qdrant:allowSshFromAnywhere: 'yes' is not true or false"),
     "non-boolean-backup-schedule": (with_(backupSchedule="daily"), "secure-qdrant:backupSchedule: 'daily' is not true or false"),
+    # An ARN here would be a boundary the deployer policy, scoped to the stack's own, never allows.
+    "boundary-named-not-switched": (
+        with_(rolePermissionsBoundary="arn:aws:iam::123456789012:policy/mine"),
+        "secure-qdrant:rolePermissionsBoundary: 'arn:aws:iam::123456789012:policy/mine' is not true or false",
+    ),
     "zero-backup-retention": (with_(backupRetentionDays=0), "secure-qdrant:backupRetentionDays: must be 1 to 1000 daily snapshots, got 0"),
     "backup-retention-past-dlm": (with_(backupRetentionDays=1001), "secure-qdrant:backupRetentionDays: must be 1 to 1000"),
     "snapshot-id-not-a-snapshot": (with_(restoreFromSnapshotId="vol-0123456789abcdef0"), "secure-qdrant:restoreFromSnapshotId: 'vol-0123456789abcdef0' is not an EBS snapshot id"),
@@ -244,6 +249,7 @@ def test_defaults_match_the_documented_contract():
     assert (settings.limits.grpc_burst, settings.limits.max_body_size_mb) == (50, 128)
     assert (settings.limits.credential_rate_limit_rps, settings.limits.credential_burst) == (100, 400)
     assert settings.api_key_version == 1 and settings.key_grace_hours == 24
+    assert settings.role_permissions_boundary is False
     assert settings.admin_cidrs == () and settings.tokens == ()
     assert settings.hosted_zone is None and settings.subnet_id is None
     durability = settings.durability

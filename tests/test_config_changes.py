@@ -59,6 +59,7 @@ EXAMPLE_CHANGES: dict[str, dict[str, Any]] = {
     "apiKeyVersion": {"apiKeyVersion": 2},
     "keyGraceHours": {"keyGraceHours": 48},
     "verifyOnDeploy": {"verifyOnDeploy": False},
+    "rolePermissionsBoundary": {"rolePermissionsBoundary": True},
     "backupSchedule": {"backupSchedule": False},
     "backupRetentionDays": {"backupRetentionDays": 14},
     "restoreFromSnapshotId": {"restoreFromSnapshotId": "snap-0123456789abcdef0"},

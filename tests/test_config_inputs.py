@@ -76,6 +76,7 @@ VALID_TEXT = {
     "allowSshFromAnywhere": "false",
     "verifyOnDeploy": "true",
     "backupSchedule": "true",
+    "rolePermissionsBoundary": "true",
     "adminCidrs": '["203.0.113.0/24"]',
     "tokens": '[{"name": "app", "access": "r"}]',
 }

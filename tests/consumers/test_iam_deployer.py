@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -46,7 +45,7 @@ from components.deployer_policy import (
 )
 from components.host import SSM_CORE_POLICY
 from components.images import HOST_IMAGES
-from tests.consumers.test_iam_evaluation import SIMULATOR, decide, decide_all
+from tests.consumers.test_iam_evaluation import BOUNDARY_ON, SIMULATOR, decide, decide_all
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
 from tests.readme import README, code_block, stated
@@ -54,10 +53,12 @@ from tests.readme import README, code_block, stated
 REPOSITORY = Path(__file__).resolve().parents[2]
 REFERENCE = SIMULATOR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
 DOCS = REPOSITORY / "docs"
+# A stack this deployer can deploy: its roles carry the stack's boundary, which the policy requires.
+DEPLOYER_CONFIG = {**MINIMAL_CONFIG, **BOUNDARY_ON}
 # Every optional resource and lookup of the program: SSH, DNS-01 in a zone, e-mail alerts, a
 # restore, a revocable token.
 FULL_CONFIG = {
-    **MINIMAL_CONFIG,
+    **DEPLOYER_CONFIG,
     "hostedZone": "example.com",
     "acmeChallenge": "dns-01",
     "adminCidrs": ["203.0.113.7/32"],
@@ -485,7 +486,7 @@ def request(
 
 @pytest.fixture(scope="module")
 def deployments() -> list[Deployment]:
-    return [deploy(MINIMAL_CONFIG), deploy(FULL_CONFIG)]
+    return [deploy(DEPLOYER_CONFIG), deploy(FULL_CONFIG)]
 
 
 @pytest.fixture(scope="module")
@@ -765,9 +766,16 @@ def test_only_the_endpoints_record_is_written(deployer, this_stack):
 BOUNDARY_ARN = THIS_SCOPE.boundary
 IAM_ROLE = "aws:iam/role:Role"
 SOMETHING_ELSE = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/anything"}
+# Each role by name, and as `stack_of` names its ARN.
+ROLE_OF = {"qdrant-test-role": "instance-role", "qdrant-test-dlm": "dlm-role"}
 
 
-def test_every_role_of_the_stack_carries_the_boundary(deployments):
+def roles_inputs(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    # By name: the program registers its roles concurrently, in no fixed order.
+    return {role.name: role.inputs for role in deployment.of_type(IAM_ROLE)}
+
+
+def test_with_the_key_on_every_role_of_the_stack_carries_the_boundary(deployments):
     """A role without it is one the deployer could not write (its calls are conditioned on the
     boundary) and, written by someone else, one that nothing caps."""
     roles = [r for d in deployments for r in d.of_type(IAM_ROLE)]
@@ -779,23 +787,61 @@ def test_the_roles_trust_policies_never_change(deployments):
     """No UpdateAssumeRolePolicy is granted: the trust policies are constants of the program, the
     same whatever the configuration."""
     def trusts(deployment: Deployment) -> dict[str, str]:
-        # By name: the program registers its roles concurrently, in no fixed order.
-        return {r.name: r.inputs["assumeRolePolicy"] for r in deployment.of_type(IAM_ROLE)}
+        return {name: role["assumeRolePolicy"] for name, role in roles_inputs(deployment).items()}
 
     assert trusts(deployments[0]) == trusts(deployments[1])
 
 
-def test_adding_the_boundary_to_an_existing_stacks_roles_replaces_nothing():
+def test_by_default_the_roles_are_as_before_the_boundary():
+    """The boundary is opt-in: without `rolePermissionsBoundary` the roles hold nothing but their
+    trust policy, as every stack deployed before it registered them, so its next `pulumi up` has no
+    diff on them, and an administrator deploys without creating a boundary first."""
+    unset = roles_inputs(deploy(MINIMAL_CONFIG))
+
+    assert {name: sorted(inputs) for name, inputs in unset.items()} == {
+        name: ["assumeRolePolicy"] for name in ROLE_OF
+    }
+    assert roles_inputs(deploy({**MINIMAL_CONFIG, "rolePermissionsBoundary": False})) == unset
+
+
+def test_turning_the_boundary_on_for_an_existing_stack_replaces_nothing():
     """The README's migration: a stack whose roles have no boundary gets it in place (the
     provider's PutRolePermissionsBoundary; `permissions_boundary` feeds no ForceNew input of the
     host, by tests/preview.py's rules), so the first `pulumi up` with it keeps host, volume and
     address."""
-    with mock.patch("components.deployer_policy.permissions_boundary_arn", lambda *_: None):
-        before = deploy(MINIMAL_CONFIG)
-    after = deploy(MINIMAL_CONFIG)
-    assert [r.inputs.get("permissionsBoundary") for r in before.of_type(IAM_ROLE)] == [None, None]
+    preview = Preview(deploy(MINIMAL_CONFIG), deploy(DEPLOYER_CONFIG))
 
-    assert Preview(before, after).verdict() == IN_PLACE
+    assert preview.verdict() == IN_PLACE
+    assert preview.replaced_stateful() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("config", "allowed"), [({}, False), (BOUNDARY_ON, True)], ids=["default", "boundary-on"]
+)
+def test_the_deployer_creates_the_roles_only_with_the_key_on(deployer, config, allowed):
+    """The README and docs/deployer-policy.md: the least-privilege deployer needs
+    `rolePermissionsBoundary: true`. IAM sends CreateRole the boundary the program sets on the role
+    (`iam:PermissionsBoundary`), none by default: such a stack's first `pulumi up` by this deployer
+    stops at its first role."""
+    deployment = deploy({**MINIMAL_CONFIG, **config})
+    stack = stack_of(deployment, "test")
+    requests = []
+    for role in deployment.of_type(IAM_ROLE):
+        boundary = role.inputs.get("permissionsBoundary")
+        context = {"iam:PermissionsBoundary": boundary} if boundary else {}
+        kind = ROLE_OF[role.name]
+        requests.append(("iam:CreateRole", stack.arns[kind], sent("iam:CreateRole", kind, context)))
+
+    assert [decision == "Allowed" for decision in decide_all(deployer, requests)] == [allowed] * 2
+
+
+def test_the_readme_and_the_docs_say_the_deployer_needs_the_key():
+    """By default the deployer policy cannot deploy the stack (above): whoever sets a deployer up
+    must read that the key goes on with it, and the boundary is an administrator's, once."""
+    readme = README.read_text()
+    [deployer_section] = re.findall(r"^### Deployer permissions\n.*?(?=^##)", readme, re.M | re.S)
+    for text in (deployer_section, (DOCS / "deployer-policy.md").read_text()):
+        assert "`rolePermissionsBoundary: true`" in text
 
 
 @pytest.mark.parametrize("action", ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from components.deployer_policy import DeployerScope
-from tests.consumers.test_iam_evaluation import decide, session
+from tests.consumers.test_iam_evaluation import BOUNDARY_ON, decide, session
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, deploy
 
 ZONE = "arn:aws:route53:::hostedzone/Z0123456789ABC"
@@ -37,14 +37,17 @@ def batch(names: list[str], types: list[str], actions: list[str]) -> dict[str, l
     }
 
 
-@pytest.fixture(scope="module")
-def role() -> dict[str, Any]:
+@pytest.fixture(scope="module", params=[{}, BOUNDARY_ON], ids=["default", "boundary-on"])
+def role(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The role as each setting deploys it: its own policies alone, or under the boundary, which
+    must leave it the challenge records of every name on the certificate."""
     deployment = deploy(
         {
             **MINIMAL_CONFIG,
             "hostedZone": "example.com",
             "acmeChallenge": "dns-01",
             "certificateNames": ["*.example.com"],
+            **request.param,
         }
     )
     scope = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"], ("*.example.com",))

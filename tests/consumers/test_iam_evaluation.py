@@ -75,23 +75,31 @@ def role_policies(deployment: Deployment, role: Registered) -> list[dict[str, An
 def session(
     deployment: Deployment, role_name: str, session_name: str, scope: DeployerScope | None = None
 ) -> dict[str, Any]:
-    """The role's policies, the permissions boundary it carries (the stack's, rendered for
+    """The role's policies, the permissions boundary it carries if any (the stack's, rendered for
     `scope`), and a principal that is a session of it: every decision below is the role's as
-    deployed, under its boundary."""
+    deployed, under its boundary when it has one."""
     [role] = [r for r in deployment.of_type("aws:iam/role:Role") if r.name == role_name]
     scope = scope or DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
-    assert role.inputs["permissionsBoundary"] == scope.boundary
+    carried = role.inputs.get("permissionsBoundary")
+    assert carried in (None, scope.boundary)
+    boundary = {"name": "boundary", "policy": permissions_boundary(scope)}
     return {
         "policies": role_policies(deployment, role),
-        "boundaries": [{"name": "boundary", "policy": permissions_boundary(scope)}],
+        "boundaries": [boundary] if carried else [],
         "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.name}/{session_name}",
         "accountId": ACCOUNT,
     }
 
 
-@pytest.fixture(scope="module")
-def deployment() -> Deployment:
-    return deploy(MINIMAL_CONFIG)
+# The roles with the stack's permissions boundary on them (the least-privilege deployer's setting).
+BOUNDARY_ON = {"rolePermissionsBoundary": True}
+
+
+@pytest.fixture(scope="module", params=[{}, BOUNDARY_ON], ids=["default", "boundary-on"])
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    """Each role is judged as each setting deploys it: by default its own policies alone must hold
+    (no boundary), and the boundary must not cut off a call the role makes."""
+    return deploy({**MINIMAL_CONFIG, **request.param})
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +117,15 @@ def role(deployment: Deployment) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def dlm(deployment: Deployment) -> dict[str, Any]:
     return session(deployment, "qdrant-test-dlm", "dlm-session")
+
+
+@pytest.fixture(scope="module")
+def bounded_role() -> dict[str, Any]:
+    """The instance role with the boundary on: what caps a role the deployer has rewritten."""
+    deployment = deploy({**MINIMAL_CONFIG, **BOUNDARY_ON})
+    instance = session(deployment, "qdrant-test-role", "i-0123456789abcdef0")
+    assert instance["boundaries"], "the role should carry the stack's boundary"
+    return instance
 
 
 def decide(
@@ -249,11 +266,13 @@ EVERYTHING = {"name": "everything", "policy": {"Version": "2012-10-17", "Stateme
     ],
     ids=["create-user", "attach-admin", "other-parameter", "terminate", "read-s3"],
 )
-def test_a_role_given_everything_still_gets_no_more_than_its_boundary(role, action, resource):
+def test_a_role_given_everything_still_gets_no_more_than_its_boundary(
+    bounded_role, action, resource
+):
     """The deployer writes the roles' inline policies (the Deny among them too) and could create a
     role that trusts it: what caps such a role is the stack's boundary, which it cannot remove
     (docs/deployer-policy.md)."""
-    widened = dict(role, policies=[EVERYTHING])
+    widened = dict(bounded_role, policies=[EVERYTHING])
 
     assert decide(widened, action, resource) != "Allowed"
 

@@ -112,9 +112,6 @@ def import_changes(host: HostSettings) -> list[str]:
         "python3", "-m", "lab.qdrant_double", "--host", "0.0.0.0",
         "--rest-port", str(QDRANT_IMAGE_PORTS.rest), "--grpc-port", str(QDRANT_IMAGE_PORTS.grpc),
         "--version", version, "--loading-while", LOADING_FILE,
-        # The restore drill's expectations (tests/booted/test_lifecycle.py) are the former
-        # engine's, a sync per write; they hold until the drill is re-run on Qdrant's 5 s flush.
-        "--sync-writes",
     ]  # fmt: skip
     return [
         f"ENV PYTHONPATH={INSTALL_DIR}/site-packages:{INSTALL_DIR}/app",

@@ -27,11 +27,6 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default=DoubleConfig.version, help="version the banner reports")
     parser.add_argument("--log-requests", action="store_true")
     parser.add_argument(
-        "--sync-writes",
-        action="store_true",
-        help="sync every write to disk before acknowledging it (not Qdrant's 5 s flush)",
-    )
-    parser.add_argument(
         "--loading-while",
         metavar="PATH",
         help="serve nothing while PATH exists: Qdrant loading a large storage before it listens",
@@ -51,7 +46,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             grpc_port=args.grpc_port,
             version=args.version,
             log_requests=args.log_requests,
-            sync_writes=args.sync_writes,
         )
     except ValueError as error:
         print(f"qdrant-double: {error}", file=sys.stderr)

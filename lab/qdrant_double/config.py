@@ -36,10 +36,6 @@ class DoubleConfig:
     storage_path: Optional[str] = None
     """Qdrant's `storage.storage_path`: data kept there survives a restart. None keeps it in a
     temporary directory that goes with the double."""
-    sync_writes: bool = False
-    """Not Qdrant's: every write synced to disk before it is acknowledged, as the double's former
-    engine (SQLite at `synchronous=FULL`) did, instead of Qdrant's flush every 5 s. The booted
-    image keeps it until its restore drill is re-run on Qdrant's flush (issue 23, part 5)."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a

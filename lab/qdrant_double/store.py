@@ -40,9 +40,10 @@ SHARD_DIR = "0"
 CONFIG_FILE = "config.json"
 ALIASES_FILE = os.path.join("aliases", "data.json")
 FLUSH_INTERVAL_SECONDS = 5.0
-"""Qdrant's default `flush_interval_sec`: how often its update handler's flush worker syncs each
-shard's WAL and segments to disk (lib/collection/src/update_handler.rs, `flush_worker`). Edge
-leaves flushing to its caller; between flushes, acknowledged writes are in the page cache only."""
+"""Qdrant's default `flush_interval_sec` (config/config.yaml, `storage.optimizers`): how long its
+update handler's flush worker sleeps before each sync of a shard's WAL and segments to disk
+(lib/collection/src/update_handler.rs, `flush_worker`). Edge leaves flushing to its caller;
+between flushes, acknowledged writes are in the page cache only."""
 LOCK_FILE = ".qdrant-double.lock"
 """Held while a double serves the storage: two engines writing one shard would corrupt it."""
 
@@ -56,13 +57,10 @@ class Collection:
     config: models.CreateCollection
     shard: edge.EdgeShard
     flushed: Callable[[], None]
-    sync_writes: bool = False
     operations: int = 0
 
     def apply(self, operation: edge.UpdateOperation) -> models.UpdateResult:
         self.shard.update(operation)
-        if self.sync_writes:
-            self.flush()
         self.operations += 1
         return models.UpdateResult(
             operation_id=self.operations, status=models.UpdateStatus.COMPLETED
@@ -110,7 +108,6 @@ class Store:
         self,
         storage_path: Optional[str] = None,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
-        sync_writes: bool = False,
     ) -> None:
         self._temporary: Optional[tempfile.TemporaryDirectory[str]] = None
         if storage_path is None:
@@ -120,7 +117,6 @@ class Store:
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
         self.flushes = 0
-        self._sync_writes = sync_writes
         self._stopping = threading.Event()
         self._flusher = threading.Thread(
             target=self._flush_every, args=(flush_interval,), name="qdrant-double-flush", daemon=True
@@ -159,7 +155,7 @@ class Store:
         self.flushes += 1
 
     def _collection_of(self, config: models.CreateCollection, shard: edge.EdgeShard) -> Collection:
-        return Collection(config, shard, self._count_flush, self._sync_writes)
+        return Collection(config, shard, self._count_flush)
 
     def _open(self, directory: Path) -> None:
         config = models.CreateCollection.model_validate_json(

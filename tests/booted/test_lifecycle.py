@@ -46,6 +46,7 @@ from lab.booted.lifecycle import (
     unit_events,
     write_points,
 )
+from lab.qdrant_double.store import FLUSH_INTERVAL_SECONDS
 from tests.booted import require_booted_lab
 from tests.host.test_bootstrap import may_resize_online
 from verify.checks import endpoint_checks
@@ -62,6 +63,10 @@ GROWN_SIZE_BYTES = 2 * VOLUME_SIZE_BYTES
 STREAM_FIRST_ID = 1000
 # Writes acknowledged before the snapshot starts, and sent after it ends.
 WRITES_AROUND_SNAPSHOT = 4
+FLUSH_MARGIN_SECONDS = 2.0
+"""Time allowed for the flush worker's own run (the lock it waits for, the syncs it makes) on a
+loaded machine: a write acknowledged more than FLUSH_INTERVAL_SECONDS plus this before the
+snapshot has been through a completed flush."""
 NEW_CERTIFICATE_SECONDS = 60
 
 
@@ -339,6 +344,8 @@ def restore(life: HostLife, renewal: Renewal) -> Restore:
     life.current.guest.run("sync")
     with WriteStream(life.current, COLLECTION, STREAM_FIRST_ID) as stream:
         stream.wait_for(WRITES_AROUND_SNAPSHOT)
+        # Those first writes age past a flush, so the drill has writes Qdrant must keep.
+        time.sleep(FLUSH_INTERVAL_SECONDS + FLUSH_MARGIN_SECONDS)
         started = time.monotonic()
         snapshot = life.snapshot()
         ended = time.monotonic()
@@ -382,19 +389,27 @@ def test_the_restored_writes_are_a_prefix_of_the_acknowledged_ones(restore: Rest
     assert restored == order[: len(restored)]
 
 
-def test_every_point_acknowledged_before_the_last_commit_preceding_the_snapshot_is_restored(
+def test_every_write_acknowledged_a_flush_before_the_snapshot_is_restored(
     first_boot: Boot, restore: Restore
 ) -> None:
-    """What was on disk is restored, the WAL replayed. With the double's engine a commit is on disk
-    once the next one begins (SQLite's rollback journal at synchronous=FULL does not sync the
-    journal's deletion that commits it): a power cut, or this snapshot, may take the last one
-    acknowledged. What Qdrant itself has on disk at that moment is its WAL's affair."""
+    """Qdrant acknowledges a write once it is in its WAL, and its flush worker syncs the WAL and
+    the segments every `flush_interval_sec` (5 s by default): only what a flush completed is sure
+    to be on the disk a snapshot (or a power cut) copies. A write acknowledged more than an
+    interval, and the flush's own run, before the snapshot must be restored; a younger one may be
+    lost, and how many were is printed, not asserted."""
     assert restore.boot.points == first_boot.points
-    before = [w.point_id for w in restore.writes if w.acknowledged < restore.snapshot_started]
-    lost = [point_id for point_id in before if point_id not in restore.streamed]
-    print(f"\nacknowledged before the snapshot: {len(before)}, not restored: {lost}")
-    assert len(before) >= WRITES_AROUND_SNAPSHOT
-    assert set(before[:-1]) <= restore.streamed.keys()
+    flushed_by = restore.snapshot_started - FLUSH_INTERVAL_SECONDS - FLUSH_MARGIN_SECONDS
+    durable = [w.point_id for w in restore.writes if w.acknowledged < flushed_by]
+    assert len(durable) >= WRITES_AROUND_SNAPSHOT
+    assert set(durable) <= restore.streamed.keys()
+    acknowledged = [w for w in restore.writes if w.acknowledged < restore.snapshot_started]
+    lost = [w for w in acknowledged if w.point_id not in restore.streamed]
+    oldest_lost = restore.snapshot_started - lost[0].acknowledged if lost else 0.0
+    print(
+        f"\nacknowledged before the snapshot: {len(acknowledged)}, restored: "
+        f"{len(acknowledged) - len(lost)}, lost at the tail: {len(lost)} "
+        f"(acknowledged up to {oldest_lost:.2f} s before the snapshot started)"
+    )
 
 
 def test_writes_sent_after_the_snapshot_are_not_on_the_restored_volume(restore: Restore) -> None:

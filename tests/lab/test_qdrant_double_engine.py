@@ -125,25 +125,14 @@ def test_a_write_is_left_to_the_flush_worker_as_qdrant_leaves_it(tmp_path: Path)
         store.close()
 
 
-def test_synced_writes_are_on_disk_before_they_are_acknowledged(tmp_path: Path) -> None:
-    """The booted image's switch: each write flushed before its answer, as the former engine did,
-    so the restore drill keeps its expectations until it is re-run on Qdrant's flush."""
-    store = Store(str(tmp_path), flush_interval=3600, sync_writes=True)
-    try:
-        store.create("synced", {"size": 2, "distance": "Dot"})
-        store.upsert("synced", [(1, {"k": "v"})])
-        store.upsert("synced", [(2, {"k": "w"})])
-        assert store.flushes == 2
-    finally:
-        store.close()
-
-
-def test_booted_image_runs_the_double_with_synced_writes() -> None:
-    """The image's command is one the double's CLI reads, with the switch on."""
+def test_booted_image_runs_the_double_with_qdrants_flush_alone() -> None:
+    """The booted host keeps what Qdrant's server keeps: its double has no option to sync each
+    write before acknowledging it, and the image's command is one the double's CLI reads. A
+    stronger durability than Qdrant's would make the restore drill measure the double, not Qdrant."""
     host = booted_host_settings("https://127.0.0.1:14000/dir")
     command = json.loads(import_changes(host)[-1].removeprefix("CMD "))
     assert command[:3] == ["python3", "-m", "lab.qdrant_double"]
-    assert argument_parser().parse_args(command[3:]).sync_writes
+    argument_parser().parse_args(command[3:])
 
 
 def test_closing_the_store_stops_its_flush_worker(tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ LOOPBACK = "127.0.0.1"
 EPHEMERAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 # Below 10000 live the well-known development services (databases, proxies, Qdrant's own 6333).
 _CANDIDATE_PORTS = range(10000, 65536)
+# Every port `free_port` has handed out in this process: a lab binds its ports only after choosing
+# them all, so a port chosen twice would be free at both choices and taken by the first to bind.
+_HANDED_OUT: set[int] = set()
 
 # This machine points these at the system bundle; anything the lab starts must trust the lab's CAs
 # only, so they are dropped and each caller sets what it needs.
@@ -61,11 +64,14 @@ def ephemeral_ports() -> range:
 def free_port() -> int:
     """A port free for TCP and UDP on 127.0.0.1 (the DNS server needs both), chosen outside the
     ephemeral range: a lab binds its ports seconds after choosing them, and meanwhile any outgoing
-    connection on the machine (certbot, curl, a benchmark's thousands) could take an ephemeral one."""
+    connection on the machine (certbot, curl, a benchmark's thousands) could take an ephemeral one.
+    Never the same port twice in one process."""
     ephemeral = ephemeral_ports()
     candidates = [port for port in _CANDIDATE_PORTS if port not in ephemeral]
     for _ in range(50):
         port = random.choice(candidates) if candidates else 0
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             try:
                 tcp.bind((LOOPBACK, port))
@@ -77,6 +83,7 @@ def free_port() -> int:
                     udp.bind((LOOPBACK, port))
                 except OSError:
                     continue
+            _HANDED_OUT.add(port)
             return int(port)
     raise LabUnavailable("no free loopback port")
 

@@ -217,6 +217,8 @@ class HostMetrics:
     unauthorized: str = "Unauthorized401"
     rate_limited: str = "RateLimited429"
     data_volume_used_percent: str = "DataVolumeUsedPercent"
+    config_rejected: str = "ConfigRejected"
+    """1 while the host refuses the latest published configuration and serves the last good one."""
 
 
 HOST_METRICS = HostMetrics()

@@ -155,8 +155,9 @@ class Authenticator:
             # Same order as jsonwebtoken: signature, exp format, expiry, then claim shapes.
             try:
                 return self._jws.decode(token, key, algorithms=["HS256"])
-            except jwt.InvalidSignatureError as error:
-                errors.append(Forbidden(f"Invalid JWT: {error}"))
+            except jwt.InvalidSignatureError:
+                # jsonwebtoken's Display of ErrorKind::InvalidSignature, as Qdrant words it.
+                errors.append(Forbidden("Invalid JWT: InvalidSignature"))
             except jwt.InvalidTokenError:
                 errors.append(Unauthorized("Invalid API key or JWT"))
         raise errors[0]

@@ -34,6 +34,10 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
     "malformed-token-401": Behaviour(_JWT, "a token that does not decode as HS256 JWT: 401"),
     "bad-signature-403": Behaviour(_JWT, "a JWT signed with another key: 403 (InvalidSignature)"),
     "expired-403": Behaviour(_JWT, "a JWT past `exp` (30 s leeway): 403 (ExpiredSignature)"),
+    "auth-refusal-plain-text": Behaviour(
+        _REST_AUTH, "the auth middleware's 401 and 403 carry its message as a bare body, no content "
+        "type; a handler's RBAC 403 is the JSON error shape (`Forbidden: ...`)"
+    ),
     "out-of-scope-403": Behaviour(
         "lib/storage/src/rbac/mod.rs", "a valid credential asking beyond its access: 403"
     ),

@@ -10,11 +10,16 @@ class DoubleError(Exception):
 
     http_status = 500
     grpc_code = grpc.StatusCode.INTERNAL
+    auth_layer = False
+    """Refused by the authentication middleware, before any handler: its REST body is the bare
+    text (`HttpResponse::Unauthorized().body(e)` / `Forbidden().body(e)`, src/actix/auth.rs),
+    with no content type, not a handler's JSON error shape."""
 
 
 class Unauthorized(DoubleError):
     http_status = 401
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    auth_layer = True
 
 
 class Forbidden(DoubleError):
@@ -22,11 +27,14 @@ class Forbidden(DoubleError):
 
     http_status = 403
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    auth_layer = True
 
 
 class AccessDenied(Forbidden):
     """An RBAC refusal, Qdrant's `StorageError::Forbidden`, whose text carries the `Forbidden: `
-    prefix (`lib/storage/src/content_manager/errors.rs`)."""
+    prefix (`lib/storage/src/content_manager/errors.rs`); a handler's, so a JSON error body."""
+
+    auth_layer = False
 
     def __init__(self, description: str) -> None:
         super().__init__(f"Forbidden: {description}")

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Optional
 
 from lab.qdrant_double.access import Authenticator
 from lab.qdrant_double.config import DoubleConfig
@@ -153,14 +153,18 @@ class _RestHandler(BaseHTTPRequestHandler):
         return chunked or self.headers.get("Content-Length", "0").strip() != "0"
 
     def _send_error(self, error: DoubleError) -> None:
+        if error.auth_layer:
+            self._send(error.http_status, None, str(error).encode())
+            return
         self._send_json(error.http_status, {"status": {"error": str(error)}, "time": 0.0})
 
     def _send_json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", json.dumps(document).encode())
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: Optional[str], body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         # A server about to close says so (RFC 9112, 9.6): the client asked for it, or the request
         # was refused before its body was read and the stream is unusable.

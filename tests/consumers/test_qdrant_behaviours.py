@@ -9,6 +9,8 @@ tests/lab/test_qdrant_double.py.
 
 from __future__ import annotations
 
+import http.client
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -90,6 +92,32 @@ def test_token_signed_with_another_key_is_403(double: QdrantDouble) -> None:
 def test_expired_token_is_403_after_the_leeway(double: QdrantDouble, age: int, expected: int) -> None:
     headers = bearer(token({"access": "r", "exp": int(time.time()) - age}))
     assert status(double, "GET", "/collections", headers=headers) == expected
+
+
+def _raw(double: QdrantDouble, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    """Status, Content-Type and body of `GET /collections/beta` as sent."""
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=10)
+    try:
+        connection.request("GET", "/collections/beta", headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+@mirrors("auth-refusal-plain-text")
+def test_auth_refusals_are_bare_text_and_rbac_refusals_json(double: QdrantDouble) -> None:
+    """A client (or `verify`) reading a refusal sees what Qdrant sends: the middleware's own
+    words for a credential it refuses, the handler's JSON only once the credential is accepted."""
+    assert _raw(double, {}) == (
+        401, None, b"Must provide an API key or an Authorization bearer token"
+    )
+    forged = bearer(token({"access": "m"}, key=WRONG_KEY))
+    assert _raw(double, forged) == (403, None, b"Invalid JWT: InvalidSignature")
+    scoped = bearer(token({"access": [{"collection": "alpha", "access": "r"}]}))
+    code, content_type, body = _raw(double, scoped)
+    assert (code, content_type) == (403, "application/json")
+    assert json.loads(body)["status"]["error"] == "Forbidden: Access to collection beta is required"
 
 
 @mirrors("api-key-header-first")

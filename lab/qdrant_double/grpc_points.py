@@ -12,6 +12,7 @@ from qdrant_client.http import models
 
 from lab.qdrant_double import dataplane, grpc_convert
 from lab.qdrant_double.access import Access
+from lab.qdrant_double.errors import BadRequest
 from lab.qdrant_double.grpc_auth import _rpc
 from lab.qdrant_double.store import Store
 
@@ -30,11 +31,30 @@ def _scored(response: models.QueryResponse) -> list[Any]:
     return [RestToGrpc.convert_scored_point(point) for point in response.points]
 
 
+_SELECTORS = {
+    "delete_points": ("points", "PointSelector is missing"),
+    "clear_payload": ("points", "PointSelector is missing"),
+    "set_payload": ("points_selector", "points_selector is expected"),
+    "overwrite_payload": ("points_selector", "points_selector is expected"),
+    "delete_payload": ("points_selector", "points_selector is expected"),
+}
+"""The points selector a write needs, by its arm, and Qdrant's INVALID_ARGUMENT text when it is
+left out (src/tonic/api/update_common.rs: `delete`, `clear_payload`, `extract_points_selector`)."""
+
+
+def _require_selector(kind: str, request: Any) -> None:
+    if kind in _SELECTORS:
+        field, message = _SELECTORS[kind]
+        if not request.HasField(field):
+            raise BadRequest(message)
+
+
 def _write(kind: str) -> Callable[..., Any]:
     """A single point, vector or payload write, named by its arm of PointsUpdateOperation."""
 
     @_rpc
     def write(self: "_PointsService", request: Any, access: Access) -> Any:
+        _require_selector(kind, request)
         operation = grpc_convert.update_operation(kind, request)
         [result] = dataplane.update_points(self._store, request.collection_name, [operation])
         return _operation_response(result)

@@ -239,3 +239,38 @@ def test_grpc_access_refusal_carries_qdrants_forbidden_prefix(channel: grpc.Chan
         grpc.StatusCode.PERMISSION_DENIED,
         "Forbidden: Write access to collection alpha is required",
     )
+
+
+# ----------------------------------------------------------------------------- gRPC selectors
+
+MISSING_SELECTOR = {
+    "Delete": (qgrpc.DeletePoints(collection_name="alpha"), "PointSelector is missing"),
+    "ClearPayload": (qgrpc.ClearPayloadPoints(collection_name="alpha"), "PointSelector is missing"),
+    "SetPayload": (
+        qgrpc.SetPayloadPoints(collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}),
+        "points_selector is expected",
+    ),
+    "OverwritePayload": (
+        qgrpc.SetPayloadPoints(collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}),
+        "points_selector is expected",
+    ),
+    "DeletePayload": (
+        qgrpc.DeletePayloadPoints(collection_name="alpha", keys=["k"]),
+        "points_selector is expected",
+    ),
+}
+
+
+@pytest.mark.parametrize("method", MISSING_SELECTOR)
+def test_grpc_write_without_a_points_selector_is_invalid_argument(
+    channel: grpc.Channel, method: str
+) -> None:
+    """Qdrant refuses such a call as the caller's mistake (src/tonic/api/update_common.rs:
+    `Status::invalid_argument`); the double's converter failed on it and answered INTERNAL, which
+    a client retries and an operator reads as a server fault."""
+    request, message = MISSING_SELECTOR[method]
+    with pytest.raises(grpc.RpcError) as refused:
+        getattr(_points(channel), method)(request, metadata=GRPC_KEY, timeout=10)
+    assert (refused.value.code(), refused.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT, message
+    )

@@ -91,17 +91,6 @@ FAMILIES: dict[str, Family] = {
             "qdrant.Snapshots/DeleteFull",
         ),
     ),
-    # Not read in Qdrant's source: the search tool's index holds no version of ops_checks.rs with
-    # an arm for named vectors, nor the `do_create_vector_name` / `do_delete_vector_name` that
-    # src/actix/api/vector_name_api.rs hands the caller's auth to. Global manage is the strictest
-    # rule, so the double refuses at least what Qdrant refuses; an `rw` token may be refused here
-    # where Qdrant would allow it.
-    "collection schema updates": Family(
-        Need.MANAGE,
-        "src/actix/api/vector_name_api.rs -> src/common/update.rs (check not read; see above)",
-        rest=("create_vector_name", "delete_vector_name"),
-        grpc=("qdrant.Points/CreateVectorName", "qdrant.Points/DeleteVectorName"),
-    ),
     "collection reads": Family(
         Need.READ,
         "src/actix/api/collections_api.rs, src/tonic/api/collections_api.rs",
@@ -136,12 +125,20 @@ FAMILIES: dict[str, Family] = {
     # which check_collection_meta_operation checks with `write().extras()` (`write().whole()`
     # before extras was named so). The FieldIndexOperation they then apply, whose requirements
     # are write + manage, runs under Qdrant's internal full access, not the caller's.
+    # Named vectors (v1.18.0, qdrant/qdrant#8605, "crud named vectors": src/actix/api/
+    # vector_name_api.rs hands the caller's auth to do_create_vector_name / do_delete_vector_name):
+    # "Both operations require write + extras permissions", its RBAC section and the JWT access
+    # tests it updated say; the search tool's index holds no v1.18 ops_checks.rs to read the arm in.
     "collection extras writes": Family(
         Need.WRITE_COLLECTION,
-        f"src/common/update.rs, {_OPS_CHECKS} (check_collection_meta_operation), " + _SNAPSHOTS,
+        f"src/common/update.rs, {_OPS_CHECKS} (check_collection_meta_operation; the "
+        "VectorNameOperation arm, qdrant/qdrant#8605), src/actix/api/vector_name_api.rs, "
+        + _SNAPSHOTS,
         rest=(
             "create_field_index",
             "delete_field_index",
+            "create_vector_name",
+            "delete_vector_name",
             "create_snapshot",
             "delete_snapshot",
             "create_shard_snapshot",
@@ -150,6 +147,8 @@ FAMILIES: dict[str, Family] = {
         grpc=(
             "qdrant.Points/CreateFieldIndex",
             "qdrant.Points/DeleteFieldIndex",
+            "qdrant.Points/CreateVectorName",
+            "qdrant.Points/DeleteVectorName",
             "qdrant.Snapshots/Create",
             "qdrant.Snapshots/Delete",
         ),

@@ -141,7 +141,8 @@ UNSERVED_REST = {
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/cluster": EXTRAS_READERS,
     "GET /collections/alpha/snapshots/s.snapshot": EXTRAS_READERS,
-    "PUT /collections/alpha/vectors/extra": MANAGERS,
+    "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
+    "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/snapshots/s.snapshot": EXTRAS_WRITERS,
 }
 
@@ -193,6 +194,14 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
             qgrpc.CollectionClusterInfoRequest(collection_name="alpha"),
         ),
         EXTRAS_READERS,
+    ),
+    "Points/CreateVectorName": (
+        _call(
+            _POINTS,
+            "CreateVectorName",
+            qgrpc.CreateVectorNameRequest(collection_name="alpha", vector_name="extra"),
+        ),
+        EXTRAS_WRITERS,
     ),
     "Snapshots/ListFull": (
         _call(_SNAPSHOTS, "ListFull", qgrpc.ListFullSnapshotsRequest()),

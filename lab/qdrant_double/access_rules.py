@@ -41,8 +41,15 @@ FAMILIES: dict[str, Family] = {
     "filtered listings": Family(
         Need.LIST,
         "src/actix/api/service_api.rs (telemetry by access), src/actix/api/issues_api.rs, "
-        "src/common/collections.rs (do_list_collections, do_list_aliases filter by access)",
-        rest=("telemetry", "get_issues", "get_collections", "get_collections_aliases"),
+        "src/common/collections.rs (do_list_collections, do_list_aliases filter by access), "
+        "src/actix/api/cluster_api.rs (get_cluster_telemetry: no check, the token's collections)",
+        rest=(
+            "telemetry",
+            "cluster_telemetry",
+            "get_issues",
+            "get_collections",
+            "get_collections_aliases",
+        ),
         grpc=("qdrant.Collections/List", "qdrant.Collections/ListAliases"),
     ),
     "global reads": Family(
@@ -51,7 +58,6 @@ FAMILIES: dict[str, Family] = {
         rest=(
             "metrics",
             "cluster_status",
-            "cluster_telemetry",
             "list_full_snapshots",
             "get_full_snapshot",
         ),

@@ -21,7 +21,7 @@ REST_ENDPOINTS = (
     ("GET", "/issues", "get_issues", Need.LIST),
     ("DELETE", "/issues", "clear_issues", Need.MANAGE),
     ("GET", "/cluster", "cluster_status", Need.GLOBAL_READ),
-    ("GET", "/cluster/telemetry", "cluster_telemetry", Need.GLOBAL_READ),
+    ("GET", "/cluster/telemetry", "cluster_telemetry", Need.LIST),
     ("POST", "/cluster/recover", "recover_current_peer", Need.MANAGE),
     ("DELETE", "/cluster/peer/{peer_id}", "remove_peer", Need.MANAGE),
     ("GET", "/collections", "get_collections", Need.LIST),

@@ -17,7 +17,7 @@ from qdrant_client.grpc import (
 )
 from qdrant_client.http import models
 
-from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read
+from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read, standalone
 from lab.qdrant_double.access import Access, Authenticator
 from lab.qdrant_double.config import TITLE, DoubleConfig
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
@@ -86,6 +86,17 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     @_rpc
     def ListCollectionAliases(self, request: Any, access: Access) -> Any:
         return _aliases_response(dataplane.aliases(self._store, access, request.collection_name))
+
+    @_rpc
+    def CollectionClusterInfo(self, request: Any, access: Access) -> Any:
+        info = standalone.collection_cluster_info(self._store, request.collection_name)
+        return RestToGrpc.convert_collection_cluster_info(info)
+
+    @_rpc
+    def UpdateCollectionClusterSetup(self, request: Any, access: Access) -> Any:
+        return qgrpc.UpdateCollectionClusterSetupResponse(
+            result=standalone.update_collection_cluster()
+        )
 
 
 class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):

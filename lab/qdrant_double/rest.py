@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
+from urllib.parse import parse_qs, urlsplit
 
 from lab.qdrant_double.access import Authenticator
 from lab.qdrant_double.config import DoubleConfig
@@ -92,7 +93,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             access.require(route.need, params.get("collection_name"))
             if route.read is None:
                 self._read_body()  # ignored, as Qdrant ignores it; read to keep the stream usable
-            result = _jsonable(route.action(_RestCall(self.server.store, access, params, request)))
+            query = {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
+            call = _RestCall(self.server.store, access, params, request, query)
+            result = _jsonable(route.action(call))
         except DoubleError as error:
             self._send_error(error)
             return

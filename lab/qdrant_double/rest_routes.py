@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
 
-from lab.qdrant_double import bodies, dataplane, legacy
+from lab.qdrant_double import bodies, dataplane, legacy, standalone
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.access_table import JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.errors import NotFound, Unsupported
@@ -28,6 +28,8 @@ class _RestCall:
     access: Access
     params: Mapping[str, str]
     request: Any
+    query: Mapping[str, str] = field(default_factory=dict)
+    """The query string's parameters, the first value of each."""
     """The body as the endpoint's reader made it (None for an endpoint without one)."""
 
     @property
@@ -139,6 +141,27 @@ def _create_snapshot(call: _RestCall) -> Any:
     return dataplane.create_snapshot(call.store, call.name)
 
 
+def _cluster_status(call: _RestCall) -> Any:
+    return standalone.cluster_status()
+
+
+def _recover_current_peer(call: _RestCall) -> Any:
+    return standalone.recover_current_peer()
+
+
+def _remove_peer(call: _RestCall) -> Any:
+    force = call.query.get("force", "false") == "true"
+    return standalone.remove_peer(call.store, call.params["peer_id"], force)
+
+
+def _collection_cluster_info(call: _RestCall) -> Any:
+    return standalone.collection_cluster_info(call.store, call.name)
+
+
+def _update_collection_cluster(call: _RestCall) -> Any:
+    return standalone.update_collection_cluster()
+
+
 def _point_write(call: _RestCall) -> Any:
     return dataplane.update_points(call.store, call.name, [call.request])[0]
 
@@ -180,6 +203,11 @@ _ACTIONS: Mapping[str, Action] = {
     "recommend_points": _legacy_query,
     "create_field_index": _create_index,
     "delete_field_index": _delete_index,
+    "cluster_status": _cluster_status,
+    "recover_current_peer": _recover_current_peer,
+    "remove_peer": _remove_peer,
+    "collection_cluster_info": _collection_cluster_info,
+    "update_collection_cluster": _update_collection_cluster,
     "list_snapshots": _list_snapshots,
     "create_snapshot": _create_snapshot,
 }
@@ -205,6 +233,7 @@ _READERS: Mapping[str, Reader] = {
     "search_points": legacy.search_request,
     "recommend_points": legacy.recommend_request,
     "create_field_index": _model(models.CreateFieldIndex),
+    "update_collection_cluster": _model(models.ClusterOperations),
 }
 """How the endpoints the double serves read their JSON bodies, by operationId; any other endpoint
 whose body is JSON (JSON_BODY_OPERATIONS) has it checked as JSON only."""

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -116,6 +117,9 @@ class Store:
         self._root = Path(storage_path)
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        self.peer_id = secrets.randbits(63) or 1
+        """This node's id, drawn as Qdrant draws it on its first start; Qdrant keeps it in
+        `raft_state.json`, the double draws it again at each start."""
         self.flushes = 0
         self._stopping = threading.Event()
         self._flusher = threading.Thread(

@@ -131,7 +131,7 @@ UNSERVED_REST = {
     "GET /telemetry": ANY_CREDENTIAL,
     "GET /issues": ANY_CREDENTIAL,
     "GET /metrics": GLOBAL_READERS,
-    "GET /cluster": GLOBAL_READERS,
+    "GET /cluster/telemetry": ANY_CREDENTIAL,
     "GET /snapshots": GLOBAL_READERS,
     "DELETE /issues": MANAGERS,
     "PATCH /collections/alpha": MANAGERS,
@@ -139,7 +139,7 @@ UNSERVED_REST = {
     "PUT /collections/alpha/snapshots/recover": MANAGERS,
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
-    "GET /collections/alpha/cluster": EXTRAS_READERS,
+    "GET /collections/alpha/shards": EXTRAS_READERS,
     "GET /collections/alpha/snapshots/s.snapshot": EXTRAS_READERS,
     "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
@@ -187,12 +187,8 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
         _call(_COLLECTIONS, "Update", qgrpc.UpdateCollection(collection_name="alpha")),
         MANAGERS,
     ),
-    "Collections/CollectionClusterInfo": (
-        _call(
-            _COLLECTIONS,
-            "CollectionClusterInfo",
-            qgrpc.CollectionClusterInfoRequest(collection_name="alpha"),
-        ),
+    "Collections/ListShardKeys": (
+        _call(_COLLECTIONS, "ListShardKeys", qgrpc.ListShardKeysRequest(collection_name="alpha")),
         EXTRAS_READERS,
     ),
     "Points/CreateVectorName": (

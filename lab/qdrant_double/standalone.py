@@ -1,0 +1,65 @@
+"""What Qdrant's server answers for its cluster endpoints on a single node without distributed mode
+(`cluster.enabled: false`, the project's deployment), once the caller's access is allowed.
+
+Without consensus, the server's Dispatcher has no consensus state, so:
+- `GET /cluster` is `ClusterStatus::Disabled`, `{"status": "disabled"}` (lib/storage/src/dispatcher.rs,
+  `cluster_status`; src/actix/api/cluster_api.rs);
+- `POST /cluster/recover` fails in `TableOfContent::request_snapshot`, which has no consensus proposal
+  sender: "Qdrant is running in standalone mode", a service error (lib/storage/src/content_manager/
+  toc/mod.rs, `get_consensus_proposal_sender`);
+- `DELETE /cluster/peer/{peer_id}` refuses a peer that holds shards unless forced, then answers
+  "Distributed mode disabled." (src/actix/api/cluster_api.rs, `remove_peer`);
+- a collection's cluster info lists its one local shard, Active, with its approximate point count
+  (lib/collection/src/collection/mod.rs, `cluster_info`; src/common/collections.rs,
+  `do_get_collection_cluster`);
+- a collection cluster update (move, replicate, abort transfer, drop replica, ...) answers
+  "Distributed mode disabled", without a period (src/common/collections.rs,
+  `do_update_collection_cluster`), on REST and gRPC alike (src/tonic/api/collections_api.rs).
+"""
+
+from __future__ import annotations
+
+from qdrant_client.http import models
+
+from lab.qdrant_double.errors import BadRequest, ServiceError
+from lab.qdrant_double.store import Collection, Store
+
+SHARD_ID = 0
+"""The one shard of a collection created with Qdrant's default `shard_number` on one node."""
+
+
+def cluster_status() -> models.ClusterStatusOneOf:
+    return models.ClusterStatusOneOf(status="disabled")
+
+
+def recover_current_peer() -> bool:
+    raise ServiceError("Qdrant is running in standalone mode")
+
+
+def remove_peer(store: Store, peer_id: str, force: bool) -> bool:
+    """Qdrant checks the shards before the consensus: this peer, holding any collection, is
+    refused first unless ``force``."""
+    if not force and peer_id == str(store.peer_id) and store.names():
+        raise BadRequest(f"Bad request: Cannot remove peer {peer_id} as there are shards on it")
+    raise BadRequest("Bad request: Distributed mode disabled.")
+
+
+def collection_cluster_info(store: Store, name: str) -> models.CollectionClusterInfo:
+    def local_shard(collection: Collection) -> models.LocalShardInfo:
+        return models.LocalShardInfo(
+            shard_id=SHARD_ID,
+            points_count=collection.shard.info().points_count,
+            state=models.ReplicaState.ACTIVE,
+        )
+
+    return models.CollectionClusterInfo(
+        peer_id=store.peer_id,
+        shard_count=1,
+        local_shards=[store.run(name, local_shard)],
+        remote_shards=[],
+        shard_transfers=[],
+    )
+
+
+def update_collection_cluster() -> bool:
+    raise BadRequest("Bad request: Distributed mode disabled")

@@ -16,7 +16,7 @@ from lab.qdrant_double import edge_points
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.edge_filters import to_filter
 from lab.qdrant_double.edge_queries import order_by, query_request, record, scored, with_payload
-from lab.qdrant_double.errors import BadRequest, NotFound, Unsupported
+from lab.qdrant_double.errors import BadRequest, NotFound
 from lab.qdrant_double.store import Collection, Store
 
 def _default(value: Any, default: Any) -> Any:
@@ -179,16 +179,3 @@ def aliases(
     ]
     return models.CollectionsAliasesResponse(aliases=listed)
 
-
-def list_snapshots(store: Store, name: str) -> list[models.SnapshotDescription]:
-    """None taken: the double takes no snapshots (below)."""
-    store.run(name, lambda collection: None)
-    return []
-
-
-def create_snapshot(store: Store, name: str) -> Optional[models.SnapshotDescription]:
-    """Edge packs and unpacks a shard's snapshot, but the server's collection snapshot (a tar of
-    every shard and the collection config, src/actix/api/snapshot_api.rs and
-    lib/collection/src/collection/snapshots.rs) is not built here: a 501 (UNIMPLEMENTED)."""
-    store.run(name, lambda collection: None)
-    raise Unsupported("Not served by the Qdrant test double: collection snapshots")

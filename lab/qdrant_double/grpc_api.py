@@ -17,7 +17,7 @@ from qdrant_client.grpc import (
 )
 from qdrant_client.http import models
 
-from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read, standalone
+from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read, snapshots, standalone
 from lab.qdrant_double.access import Access, Authenticator
 from lab.qdrant_double.config import TITLE, DoubleConfig
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
@@ -99,22 +99,35 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         )
 
 
+def _snapshot_list(descriptions: list[models.SnapshotDescription]) -> Any:
+    return qgrpc.ListSnapshotsResponse(
+        snapshot_descriptions=[RestToGrpc.convert_snapshot_description(s) for s in descriptions]
+    )
+
+
 class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
 
     @_rpc
     def List(self, request: Any, access: Access) -> Any:
-        snapshots = dataplane.list_snapshots(self._store, request.collection_name)
-        return qgrpc.ListSnapshotsResponse(
-            snapshot_descriptions=[RestToGrpc.convert_snapshot_description(s) for s in snapshots]
-        )
+        return _snapshot_list(snapshots.listed(self._store, request.collection_name))
 
     @_rpc
     def Create(self, request: Any, access: Access) -> Any:
-        snapshot = dataplane.create_snapshot(self._store, request.collection_name)
-        description = RestToGrpc.convert_snapshot_description(snapshot) if snapshot else None
-        return qgrpc.CreateSnapshotResponse(snapshot_description=description)
+        snapshots.not_taken(self._store, request.collection_name)
+
+    @_rpc
+    def Delete(self, request: Any, access: Access) -> Any:
+        snapshots.missing_in(self._store, request.collection_name, request.snapshot_name)
+
+    @_rpc
+    def ListFull(self, request: Any, access: Access) -> Any:
+        return _snapshot_list(snapshots.listed_full())
+
+    @_rpc
+    def DeleteFull(self, request: Any, access: Access) -> Any:
+        snapshots.missing(request.snapshot_name)
 
 
 def _standard_health_handler() -> Any:

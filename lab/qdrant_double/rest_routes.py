@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
 
-from lab.qdrant_double import bodies, dataplane, legacy, standalone
+from lab.qdrant_double import bodies, dataplane, legacy, snapshots, standalone
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.access_table import JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.errors import NotFound, Unsupported
@@ -134,11 +134,23 @@ def _delete_index(call: _RestCall) -> Any:
 
 
 def _list_snapshots(call: _RestCall) -> Any:
-    return dataplane.list_snapshots(call.store, call.name)
+    return snapshots.listed(call.store, call.name)
 
 
 def _create_snapshot(call: _RestCall) -> Any:
-    return dataplane.create_snapshot(call.store, call.name)
+    return snapshots.not_taken(call.store, call.name)
+
+
+def _missing_snapshot(call: _RestCall) -> Any:
+    return snapshots.missing_in(call.store, call.name, call.params["snapshot_name"])
+
+
+def _list_full_snapshots(call: _RestCall) -> Any:
+    return snapshots.listed_full()
+
+
+def _missing_full_snapshot(call: _RestCall) -> Any:
+    return snapshots.missing(call.params["snapshot_name"])
 
 
 def _cluster_status(call: _RestCall) -> Any:
@@ -210,6 +222,11 @@ _ACTIONS: Mapping[str, Action] = {
     "update_collection_cluster": _update_collection_cluster,
     "list_snapshots": _list_snapshots,
     "create_snapshot": _create_snapshot,
+    "get_snapshot": _missing_snapshot,
+    "delete_snapshot": _missing_snapshot,
+    "list_full_snapshots": _list_full_snapshots,
+    "get_full_snapshot": _missing_full_snapshot,
+    "delete_full_snapshot": _missing_full_snapshot,
 }
 """The endpoints the double serves, by operationId."""
 

@@ -132,7 +132,7 @@ UNSERVED_REST = {
     "GET /issues": ANY_CREDENTIAL,
     "GET /metrics": GLOBAL_READERS,
     "GET /cluster/telemetry": ANY_CREDENTIAL,
-    "GET /snapshots": GLOBAL_READERS,
+    "POST /snapshots": MANAGERS,
     "DELETE /issues": MANAGERS,
     "PATCH /collections/alpha": MANAGERS,
     "PUT /collections/alpha/shards": MANAGERS,
@@ -140,10 +140,10 @@ UNSERVED_REST = {
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/shards": EXTRAS_READERS,
-    "GET /collections/alpha/snapshots/s.snapshot": EXTRAS_READERS,
+    "GET /collections/alpha/shards/0/snapshots": EXTRAS_READERS,
     "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
-    "DELETE /collections/alpha/snapshots/s.snapshot": EXTRAS_WRITERS,
+    "POST /collections/alpha/snapshots": EXTRAS_WRITERS,
 }
 
 
@@ -199,16 +199,12 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
         ),
         EXTRAS_WRITERS,
     ),
-    "Snapshots/ListFull": (
-        _call(_SNAPSHOTS, "ListFull", qgrpc.ListFullSnapshotsRequest()),
-        GLOBAL_READERS,
+    "Snapshots/CreateFull": (
+        _call(_SNAPSHOTS, "CreateFull", qgrpc.CreateFullSnapshotRequest()),
+        MANAGERS,
     ),
-    "Snapshots/Delete": (
-        _call(
-            _SNAPSHOTS,
-            "Delete",
-            qgrpc.DeleteSnapshotRequest(collection_name="alpha", snapshot_name="s.snapshot"),
-        ),
+    "Snapshots/Create": (
+        _call(_SNAPSHOTS, "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha")),
         EXTRAS_WRITERS,
     ),
 }

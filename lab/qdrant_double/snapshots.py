@@ -1,0 +1,52 @@
+"""Qdrant's snapshot endpoints on a node whose snapshots directory holds none, which is always the
+double's: Qdrant Edge has no call that takes a snapshot of a shard (`EdgeShard` only reads a
+snapshot's manifest and unpacks or applies one), and the server's collection snapshot (a tar of
+every shard's segments and WAL with the collection config, lib/collection/src/collection/
+snapshots.rs) is not something the double can build faithfully from outside Edge.
+
+So, for a caller the access check allowed:
+- a listing is empty, once the collection is found (src/common/snapshots.rs, `do_list_snapshots`,
+  `do_list_full_snapshots`: the `*.snapshot` files of the snapshots directory);
+- a download or a deletion names a snapshot that is not there: Qdrant's 404 (NOT_FOUND), the
+  collection checked first (src/common/snapshots.rs, `do_delete_collection_snapshot`,
+  `do_delete_full_snapshot`; src/actix/api/snapshot_api.rs, `get_snapshot`, `get_full_snapshot`);
+- taking or recovering a snapshot is not served: 501 (UNIMPLEMENTED), where Qdrant would write or
+  read a snapshot file.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from qdrant_client.http import models
+
+from lab.qdrant_double.errors import NotFound, Unsupported
+from lab.qdrant_double.store import Store
+
+
+def _found(store: Store, collection: str) -> None:
+    store.run(collection, lambda found: None)
+
+
+def listed(store: Store, collection: str) -> list[models.SnapshotDescription]:
+    _found(store, collection)
+    return []
+
+
+def listed_full() -> list[models.SnapshotDescription]:
+    return []
+
+
+def missing(snapshot: str) -> NoReturn:
+    # Qdrant's snapshot manager: `not_found(format!("Snapshot {snapshot_name}"))`.
+    raise NotFound(f"Not found: Snapshot {snapshot} not found")
+
+
+def missing_in(store: Store, collection: str, snapshot: str) -> NoReturn:
+    _found(store, collection)
+    missing(snapshot)
+
+
+def not_taken(store: Store, collection: str) -> NoReturn:
+    _found(store, collection)
+    raise Unsupported("Not served by the Qdrant test double: taking collection snapshots")

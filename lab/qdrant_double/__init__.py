@@ -35,7 +35,7 @@ recovery Qdrant's own errors; src/actix/api/cluster_api.rs,
 src/common/collections.rs, lib/storage/src/dispatcher.rs). Snapshot listings
 are empty and a snapshot download or deletion is Qdrant's 404, as the server
 answers with an empty snapshots directory (``snapshots.py``;
-src/common/snapshots.rs, src/actix/api/snapshot_api.rs).
+lib/storage/src/content_manager/snapshots/mod.rs, src/actix/api/snapshot_api.rs).
 
 Where the double answers differently from Qdrant's server, each with the file
 it would follow:
@@ -47,8 +47,10 @@ it would follow:
 - shard snapshots (list, download, stream, delete) answer 501
   (src/actix/api/snapshot_api.rs, lib/collection/src/shards/shard_holder/);
 - a missing snapshot's text, ``Not found: Snapshot <name> not found``, is read
-  as far as ``not_found(format!("Snapshot {snapshot_name}"))`` in
-  src/common/snapshots.rs; the helper's own wording was not read;
+  as far as the snapshot manager's ``not_found(format!("Snapshot {snapshot_name}"))``
+  (lib/collection/src/common/snapshots_manager.rs); that helper's own wording
+  was not read in v1.18's source, only ``CollectionError::NotFound``'s
+  ``{what} not found`` (lib/collection/src/operations/types.rs);
 - the peer id is drawn at each start, where Qdrant keeps it in
   ``raft_state.json`` (lib/storage/src/content_manager/consensus/persistent.rs);
 - a collection's cluster info counts points with Edge's shard info, Qdrant with

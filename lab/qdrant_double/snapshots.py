@@ -5,11 +5,13 @@ every shard's segments and WAL with the collection config, lib/collection/src/co
 snapshots.rs) is not something the double can build faithfully from outside Edge.
 
 So, for a caller the access check allowed:
-- a listing is empty, once the collection is found (src/common/snapshots.rs, `do_list_snapshots`,
-  `do_list_full_snapshots`: the `*.snapshot` files of the snapshots directory);
+- a listing is empty, once the collection is found (src/common/collections.rs, `do_list_snapshots`;
+  lib/storage/src/content_manager/snapshots/mod.rs, `do_list_full_snapshots`: the `*.snapshot`
+  files of the snapshots directory, lib/collection/src/common/snapshots_manager.rs);
 - a download or a deletion names a snapshot that is not there: Qdrant's 404 (NOT_FOUND), the
-  collection checked first (src/common/snapshots.rs, `do_delete_collection_snapshot`,
-  `do_delete_full_snapshot`; src/actix/api/snapshot_api.rs, `get_snapshot`, `get_full_snapshot`);
+  collection checked first (lib/storage/src/content_manager/snapshots/mod.rs,
+  `do_delete_collection_snapshot`, `do_delete_full_snapshot`; src/actix/api/snapshot_api.rs,
+  `get_snapshot`, `get_full_snapshot`; the snapshot manager's `get_snapshot_path`);
 - taking or recovering a snapshot is not served: 501 (UNIMPLEMENTED), where Qdrant would write or
   read a snapshot file.
 """
@@ -38,7 +40,8 @@ def listed_full() -> list[models.SnapshotDescription]:
 
 
 def missing(snapshot: str) -> NoReturn:
-    # Qdrant's snapshot manager: `not_found(format!("Snapshot {snapshot_name}"))`.
+    # The snapshot manager's `not_found(format!("Snapshot {snapshot_name}"))`, a NotFound whose
+    # `{what} not found` the storage error prefixes with `Not found: `.
     raise NotFound(f"Not found: Snapshot {snapshot} not found")
 
 

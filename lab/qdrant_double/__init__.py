@@ -33,7 +33,8 @@ distributed mode (``standalone.py``: ``GET /cluster`` is ``disabled``, a
 collection's cluster info its one Active local shard, updates, peer removal and
 recovery Qdrant's own errors; src/actix/api/cluster_api.rs,
 src/common/collections.rs, lib/storage/src/dispatcher.rs). Snapshot listings
-are empty and a snapshot download or deletion is Qdrant's 404, as the server
+(collection, full, shard) are empty and a snapshot download or deletion is
+Qdrant's 404, as the server
 answers with an empty snapshots directory (``snapshots.py``;
 lib/storage/src/content_manager/snapshots/mod.rs, src/actix/api/snapshot_api.rs).
 
@@ -44,8 +45,11 @@ it would follow:
   (lib/collection/src/collection/snapshots.rs, src/common/snapshots.rs);
 - recovering from a snapshot (by URL or upload, collection or shard) answers
   501 (src/actix/api/snapshot_api.rs, src/common/snapshots.rs);
-- shard snapshots (list, download, stream, delete) answer 501
-  (src/actix/api/snapshot_api.rs, lib/collection/src/shards/shard_holder/);
+- streaming a shard snapshot (taken on the fly) answers 501
+  (src/actix/api/snapshot_api.rs, ``stream_shard_snapshot``);
+- a shard id that is not a number is the double's 404 for a shard the
+  collection lacks, where actix refuses the path before the handler
+  (``web::Path<(String, ShardId)>``, src/actix/api/snapshot_api.rs);
 - a missing snapshot's text, ``Not found: Snapshot <name> not found``, is read
   as far as the snapshot manager's ``not_found(format!("Snapshot {snapshot_name}"))``
   (lib/collection/src/common/snapshots_manager.rs); that helper's own wording

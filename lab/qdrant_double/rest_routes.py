@@ -145,6 +145,15 @@ def _missing_snapshot(call: _RestCall) -> Any:
     return snapshots.missing_in(call.store, call.name, call.params["snapshot_name"])
 
 
+def _list_shard_snapshots(call: _RestCall) -> Any:
+    return snapshots.listed_in_shard(call.store, call.name, call.params["shard_id"])
+
+
+def _missing_shard_snapshot(call: _RestCall) -> Any:
+    shard, snapshot = call.params["shard_id"], call.params["snapshot_name"]
+    return snapshots.missing_in_shard(call.store, call.name, shard, snapshot)
+
+
 def _list_full_snapshots(call: _RestCall) -> Any:
     return snapshots.listed_full()
 
@@ -224,6 +233,9 @@ _ACTIONS: Mapping[str, Action] = {
     "create_snapshot": _create_snapshot,
     "get_snapshot": _missing_snapshot,
     "delete_snapshot": _missing_snapshot,
+    "list_shard_snapshots": _list_shard_snapshots,
+    "get_shard_snapshot": _missing_shard_snapshot,
+    "delete_shard_snapshot": _missing_shard_snapshot,
     "list_full_snapshots": _list_full_snapshots,
     "get_full_snapshot": _missing_full_snapshot,
     "delete_full_snapshot": _missing_full_snapshot,

@@ -12,6 +12,10 @@ So, for a caller the access check allowed:
   collection checked first (lib/storage/src/content_manager/snapshots/mod.rs,
   `do_delete_collection_snapshot`, `do_delete_full_snapshot`; src/actix/api/snapshot_api.rs,
   `get_snapshot`, `get_full_snapshot`; the snapshot manager's `get_snapshot_path`);
+- a shard's snapshots likewise, for the collection's one shard; another shard id is Qdrant's
+  404 for a shard the collection lacks (lib/collection/src/shards/shard_holder/mod.rs,
+  `shard_not_found_error`; src/common/snapshots.rs, `list_shard_snapshots`,
+  `delete_shard_snapshot`, `check_shard_snapshot_file_exists`);
 - taking or recovering a snapshot is not served: 501 (UNIMPLEMENTED), where Qdrant would write or
   read a snapshot file.
 """
@@ -23,7 +27,7 @@ from typing import NoReturn
 from qdrant_client.http import models
 
 from lab.qdrant_double.errors import NotFound, Unsupported
-from lab.qdrant_double.store import Store
+from lab.qdrant_double.store import SHARD_ID, Store
 
 
 def _found(store: Store, collection: str) -> None:
@@ -47,6 +51,22 @@ def missing(snapshot: str) -> NoReturn:
 
 def missing_in(store: Store, collection: str, snapshot: str) -> NoReturn:
     _found(store, collection)
+    missing(snapshot)
+
+
+def _shard_found(store: Store, collection: str, shard: str) -> None:
+    _found(store, collection)
+    if shard != str(SHARD_ID):
+        raise NotFound(f"Not found: shard {shard} not found")
+
+
+def listed_in_shard(store: Store, collection: str, shard: str) -> list[models.SnapshotDescription]:
+    _shard_found(store, collection, shard)
+    return []
+
+
+def missing_in_shard(store: Store, collection: str, shard: str, snapshot: str) -> NoReturn:
+    _shard_found(store, collection, shard)
     missing(snapshot)
 
 

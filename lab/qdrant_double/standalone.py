@@ -22,10 +22,7 @@ from __future__ import annotations
 from qdrant_client.http import models
 
 from lab.qdrant_double.errors import BadRequest, ServiceError
-from lab.qdrant_double.store import Collection, Store
-
-SHARD_ID = 0
-"""The one shard of a collection created with Qdrant's default `shard_number` on one node."""
+from lab.qdrant_double.store import SHARD_ID, Collection, Store
 
 
 def cluster_status() -> models.ClusterStatusOneOf:

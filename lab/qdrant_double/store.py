@@ -37,7 +37,9 @@ from lab.qdrant_double.errors import BadRequest, Conflict, DoubleError, NotFound
 from lab.qdrant_double.values import Pairs, Record
 
 COLLECTIONS_DIR = "collections"
-SHARD_DIR = "0"
+SHARD_ID = 0
+"""The one shard of a collection created with Qdrant's default `shard_number` on one node."""
+SHARD_DIR = str(SHARD_ID)
 CONFIG_FILE = "config.json"
 ALIASES_FILE = os.path.join("aliases", "data.json")
 FLUSH_INTERVAL_SECONDS = 5.0

@@ -140,7 +140,7 @@ UNSERVED_REST = {
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/shards": EXTRAS_READERS,
-    "GET /collections/alpha/shards/0/snapshots": EXTRAS_READERS,
+    "POST /collections/alpha/shards/0/snapshots": EXTRAS_WRITERS,
     "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "POST /collections/alpha/snapshots": EXTRAS_WRITERS,

@@ -21,8 +21,12 @@ GRPC_KEY = [("api-key", KEY)]
 
 @pytest.mark.parametrize(
     ("path", "headers"),
-    [("/collections/alpha/snapshots", ALPHA_R), ("/snapshots", MASTER)],
-    ids=["collection", "full"],
+    [
+        ("/collections/alpha/snapshots", ALPHA_R),
+        ("/snapshots", MASTER),
+        ("/collections/alpha/shards/0/snapshots", ALPHA_R),
+    ],
+    ids=["collection", "full", "shard"],
 )
 def test_snapshot_listings_are_empty(double: QdrantDouble, path: str, headers: dict[str, str]) -> None:
     code, body = rest(double, "GET", path, headers=headers)
@@ -36,6 +40,8 @@ def test_snapshot_listings_are_empty(double: QdrantDouble, path: str, headers: d
         ("DELETE", "/collections/alpha/snapshots/s.snapshot", ALPHA_RW),
         ("GET", "/snapshots/s.snapshot", MASTER),
         ("DELETE", "/snapshots/s.snapshot", MASTER),
+        ("GET", "/collections/alpha/shards/0/snapshots/s.snapshot", ALPHA_R),
+        ("DELETE", "/collections/alpha/shards/0/snapshots/s.snapshot", ALPHA_RW),
     ],
 )
 def test_a_snapshot_not_taken_is_qdrants_404(
@@ -48,6 +54,21 @@ def test_a_snapshot_not_taken_is_qdrants_404(
 def test_a_missing_collection_is_found_missing_before_its_snapshot(double: QdrantDouble) -> None:
     code, body = rest(double, "GET", "/collections/gamma/snapshots/s.snapshot", headers=MASTER)
     assert (code, body["status"]["error"]) == (404, "Not found: Collection `gamma` doesn't exist!")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/collections/alpha/shards/1/snapshots"),
+        ("DELETE", "/collections/alpha/shards/1/snapshots/s.snapshot"),
+    ],
+)
+def test_a_shard_the_collection_lacks_is_qdrants_404(
+    double: QdrantDouble, method: str, path: str
+) -> None:
+    """One node, one shard: shard 1 is not there, before any snapshot of it is looked for."""
+    code, body = rest(double, method, path, headers=MASTER)
+    assert (code, body["status"]["error"]) == (404, "Not found: shard 1 not found")
 
 
 def test_grpc_snapshot_listings_are_empty_and_deletions_not_found(channel: grpc.Channel) -> None:

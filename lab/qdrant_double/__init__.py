@@ -30,8 +30,8 @@ does not), the periodic flush of each shard's WAL and segments to disk
 (``store.py``, every 5 s; lib/collection/src/update_handler.rs, ``flush_worker``).
 The cluster endpoints answer as the server does on one node without
 distributed mode (``standalone.py``: ``GET /cluster`` is ``disabled``, a
-collection's cluster info its one Active local shard, updates, peer removal and
-recovery Qdrant's own errors; src/actix/api/cluster_api.rs,
+collection's cluster info its one Active local shard, updates (shard keys
+among them), peer removal and recovery Qdrant's own errors; src/actix/api/cluster_api.rs,
 src/common/collections.rs, lib/storage/src/dispatcher.rs). Snapshot listings
 (collection, full, shard) are empty and a snapshot download or deletion is
 Qdrant's 404, as the server
@@ -59,10 +59,11 @@ it would follow:
   ``raft_state.json`` (lib/storage/src/content_manager/consensus/persistent.rs);
 - a collection's cluster info counts points with Edge's shard info, Qdrant with
   an approximate count (lib/collection/src/collection/mod.rs, ``cluster_info``);
-- a gRPC write without its points selector is judged for access first, then
-  refused INVALID_ARGUMENT; Qdrant refuses it before the access check
-  (src/tonic/api/update_common.rs);
-- cluster telemetry, shard keys and the other endpoints ``rest_routes.py`` and
+- a gRPC write without its points selector, or a shard key call without its
+  request, is judged for access first, then refused INVALID_ARGUMENT; Qdrant
+  refuses it before the access check (src/tonic/api/update_common.rs,
+  src/tonic/api/collections_api.rs);
+- cluster telemetry, the shard key listing and the other endpoints ``rest_routes.py`` and
   ``grpc_api.py`` do not serve answer 501 once their access check passes
   (src/actix/api/cluster_api.rs, src/actix/api/shards_api.rs, ...).
 

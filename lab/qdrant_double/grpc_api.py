@@ -20,6 +20,7 @@ from qdrant_client.http import models
 from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read, snapshots, standalone
 from lab.qdrant_double.access import Access, Authenticator
 from lab.qdrant_double.config import TITLE, DoubleConfig
+from lab.qdrant_double.errors import BadRequest
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
 from lab.qdrant_double.grpc_points import _PointsService
 from lab.qdrant_double.store import Store
@@ -37,6 +38,12 @@ def _aliases_response(response: models.CollectionsAliasesResponse) -> Any:
     return qgrpc.ListAliasesResponse(
         aliases=[RestToGrpc.convert_alias_description(alias) for alias in response.aliases]
     )
+
+
+def _shard_key_update(request: Any) -> bool:
+    if not request.HasField("request"):
+        raise BadRequest("empty request")
+    return standalone.update_collection_cluster()
 
 
 class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
@@ -97,6 +104,14 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         return qgrpc.UpdateCollectionClusterSetupResponse(
             result=standalone.update_collection_cluster()
         )
+
+    @_rpc
+    def CreateShardKey(self, request: Any, access: Access) -> Any:
+        return qgrpc.CreateShardKeyResponse(result=_shard_key_update(request))
+
+    @_rpc
+    def DeleteShardKey(self, request: Any, access: Access) -> Any:
+        return qgrpc.DeleteShardKeyResponse(result=_shard_key_update(request))
 
 
 def _snapshot_list(descriptions: list[models.SnapshotDescription]) -> Any:

@@ -229,6 +229,8 @@ _ACTIONS: Mapping[str, Action] = {
     "remove_peer": _remove_peer,
     "collection_cluster_info": _collection_cluster_info,
     "update_collection_cluster": _update_collection_cluster,
+    "create_shard_key": _update_collection_cluster,
+    "delete_shard_key": _update_collection_cluster,
     "list_snapshots": _list_snapshots,
     "create_snapshot": _create_snapshot,
     "get_snapshot": _missing_snapshot,
@@ -263,6 +265,8 @@ _READERS: Mapping[str, Reader] = {
     "recommend_points": legacy.recommend_request,
     "create_field_index": _model(models.CreateFieldIndex),
     "update_collection_cluster": _model(models.ClusterOperations),
+    "create_shard_key": _model(models.CreateShardingKey),
+    "delete_shard_key": _model(models.DropShardingKey),
 }
 """How the endpoints the double serves read their JSON bodies, by operationId; any other endpoint
 whose body is JSON (JSON_BODY_OPERATIONS) has it checked as JSON only."""

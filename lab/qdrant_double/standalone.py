@@ -12,9 +12,11 @@ Without consensus, the server's Dispatcher has no consensus state, so:
 - a collection's cluster info lists its one local shard, Active, with its approximate point count
   (lib/collection/src/collection/mod.rs, `cluster_info`; src/common/collections.rs,
   `do_get_collection_cluster`);
-- a collection cluster update (move, replicate, abort transfer, drop replica, ...) answers
+- a collection cluster update (move, replicate, abort transfer, drop replica, ...), and creating
+  or deleting a shard key, which Qdrant submits as one (src/actix/api/shards_api.rs), answer
   "Distributed mode disabled", without a period (src/common/collections.rs,
-  `do_update_collection_cluster`), on REST and gRPC alike (src/tonic/api/collections_api.rs).
+  `do_update_collection_cluster`), on REST and gRPC alike (src/tonic/api/collections_api.rs,
+  where a shard key call without its request is first "empty request").
 """
 
 from __future__ import annotations

@@ -96,3 +96,43 @@ def test_grpc_collection_cluster_info_and_update(double: QdrantDouble, channel: 
     assert (refused.value.code(), refused.value.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT, "Bad request: Distributed mode disabled"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/collections/alpha/shards", {"shard_key": "tenant-a"}),
+        ("POST", "/collections/alpha/shards/delete", {"shard_key": "tenant-a"}),
+    ],
+    ids=["create", "delete"],
+)
+def test_shard_keys_are_cluster_updates_refused_without_distributed_mode(
+    double: QdrantDouble, method: str, path: str, body: dict[str, str]
+) -> None:
+    """Qdrant submits a shard key change as a collection cluster update: the same 400."""
+    code, answer = rest(double, method, path, body, headers=MASTER)
+    assert (code, answer["status"]["error"]) == (400, "Bad request: Distributed mode disabled")
+
+
+def test_grpc_shard_key_calls_are_refused_without_distributed_mode(channel: grpc.Channel) -> None:
+    stub = collections_service_pb2_grpc.CollectionsStub(channel)
+    metadata = [("api-key", KEY)]
+    key = qgrpc.ShardKey(keyword="tenant-a")
+    calls = {
+        "empty request": lambda: stub.CreateShardKey(
+            qgrpc.CreateShardKeyRequest(collection_name="alpha"), metadata=metadata, timeout=10
+        ),
+        "Bad request: Distributed mode disabled": lambda: stub.DeleteShardKey(
+            qgrpc.DeleteShardKeyRequest(
+                collection_name="alpha", request=qgrpc.DeleteShardKey(shard_key=key)
+            ),
+            metadata=metadata,
+            timeout=10,
+        ),
+    }
+    for message, call in calls.items():
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert (refused.value.code(), refused.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT, message
+        )

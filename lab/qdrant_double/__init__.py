@@ -48,8 +48,9 @@ it would follow:
 - streaming a shard snapshot (taken on the fly) answers 501
   (src/actix/api/snapshot_api.rs, ``stream_shard_snapshot``);
 - a shard id that is not a number is the double's 404 for a shard the
-  collection lacks, where actix refuses the path before the handler
-  (``web::Path<(String, ShardId)>``, src/actix/api/snapshot_api.rs);
+  collection lacks, and a peer id that is not one its 400 for a peer removal,
+  where actix refuses the path before the handler (``web::Path<u64>``,
+  src/actix/api/snapshot_api.rs, src/actix/api/cluster_api.rs);
 - a missing snapshot's text, ``Not found: Snapshot <name> not found``, is read
   as far as the snapshot manager's ``not_found(format!("Snapshot {snapshot_name}"))``
   (lib/collection/src/common/snapshots_manager.rs); that helper's own wording

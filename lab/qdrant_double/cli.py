@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Optional, Sequence
 
-from lab.qdrant_double.config import QDRANT_STORAGE_PATH, DoubleConfig
+from lab.qdrant_double.config import QDRANT_SNAPSHOTS_PATH, QDRANT_STORAGE_PATH, DoubleConfig
 from lab.qdrant_double.server import QdrantDouble
 
 
@@ -19,7 +19,8 @@ def argument_parser() -> argparse.ArgumentParser:
         description="Qdrant test double (not Qdrant). Keys are read from "
         "QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__READ_ONLY_API_KEY, "
         "QDRANT__SERVICE__JWT_RBAC and QDRANT__SERVICE__ENABLE_STATIC_CONTENT; the data is kept "
-        f"in QDRANT__STORAGE__STORAGE_PATH, like Qdrant {QDRANT_STORAGE_PATH} by default.",
+        f"in QDRANT__STORAGE__STORAGE_PATH, like Qdrant {QDRANT_STORAGE_PATH} by default, and "
+        f"snapshots in QDRANT__STORAGE__SNAPSHOTS_PATH ({QDRANT_SNAPSHOTS_PATH}).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
     parser.add_argument("--rest-port", type=int, default=DoubleConfig.rest_port)
@@ -39,7 +40,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = argument_parser().parse_args(argv)
     try:
         config = DoubleConfig.from_env(
-            {"QDRANT__STORAGE__STORAGE_PATH": QDRANT_STORAGE_PATH, **os.environ},
+            {
+                "QDRANT__STORAGE__STORAGE_PATH": QDRANT_STORAGE_PATH,
+                "QDRANT__STORAGE__SNAPSHOTS_PATH": QDRANT_SNAPSHOTS_PATH,
+                **os.environ,
+            },
             rest_host=args.host,
             rest_port=args.rest_port,
             grpc_host=args.host,

@@ -12,6 +12,8 @@ TITLE = "qdrant - vector search engine"
 QDRANT_STORAGE_PATH = "./storage"
 """Qdrant's own default (`config/config.yaml`): `/qdrant/storage` in its image, which runs from
 `/qdrant`."""
+QDRANT_SNAPSHOTS_PATH = "./snapshots"
+"""Qdrant's own default (`config/config.yaml`): `/qdrant/snapshots` in its image."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class DoubleConfig:
     storage_path: Optional[str] = None
     """Qdrant's `storage.storage_path`: data kept there survives a restart. None keeps it in a
     temporary directory that goes with the double."""
+    snapshots_path: Optional[str] = None
+    """Qdrant's `storage.snapshots_path`. None keeps snapshots in the storage's `snapshots/`."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
@@ -61,6 +65,7 @@ class DoubleConfig:
                 environ.get("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "true")
             ),
             storage_path=environ.get("QDRANT__STORAGE__STORAGE_PATH"),
+            snapshots_path=environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH"),
             **overrides,
         )
 

@@ -130,19 +130,24 @@ class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
 
     @_rpc
     def Create(self, request: Any, access: Access) -> Any:
-        snapshots.not_taken(self._store, request.collection_name)
+        taken = snapshots.taken(self._store, request.collection_name)
+        return qgrpc.CreateSnapshotResponse(
+            snapshot_description=RestToGrpc.convert_snapshot_description(taken)
+        )
 
     @_rpc
     def Delete(self, request: Any, access: Access) -> Any:
-        snapshots.missing_in(self._store, request.collection_name, request.snapshot_name)
+        snapshots.deleted(self._store, request.collection_name, request.snapshot_name)
+        return qgrpc.DeleteSnapshotResponse()
 
     @_rpc
     def ListFull(self, request: Any, access: Access) -> Any:
-        return _snapshot_list(snapshots.listed_full())
+        return _snapshot_list(snapshots.listed_full(self._store))
 
     @_rpc
     def DeleteFull(self, request: Any, access: Access) -> Any:
-        snapshots.missing(request.snapshot_name)
+        snapshots.deleted_full(self._store, request.snapshot_name)
+        return qgrpc.DeleteSnapshotResponse()
 
 
 def _standard_health_handler() -> Any:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import socketserver
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +20,7 @@ from lab.qdrant_double.config import DoubleConfig
 from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound, ServiceError
 from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
 from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
+from lab.qdrant_double.snapshots import Download
 from lab.qdrant_double.store import Store
 
 
@@ -95,7 +99,11 @@ class _RestHandler(BaseHTTPRequestHandler):
                 self._read_body()  # ignored, as Qdrant ignores it; read to keep the stream usable
             query = {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
             call = _RestCall(self.server.store, access, params, request, query)
-            result = _jsonable(route.action(call))
+            answer = route.action(call)
+            if isinstance(answer, Download):
+                self._send_file(answer.path)
+                return
+            result = _jsonable(answer)
         except DoubleError as error:
             self._send_error(error)
             return
@@ -164,17 +172,29 @@ class _RestHandler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", json.dumps(document).encode())
 
+    def _send_file(self, path: Path) -> None:
+        """A file as actix's `NamedFile` serves one with no known media type: an attachment."""
+        with open(path, "rb") as read:
+            size = os.fstat(read.fileno()).st_size
+            self._send_headers(200, "application/octet-stream", size)
+            self.send_header("Content-Disposition", f'attachment; filename="{path.name}"')
+            self.end_headers()
+            shutil.copyfileobj(read, self.wfile)
+
     def _send(self, status: int, content_type: Optional[str], body: bytes) -> None:
+        self._send_headers(status, content_type, len(body))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_headers(self, status: int, content_type: Optional[str], length: int) -> None:
         self.send_response(status)
         if content_type is not None:
             self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         # A server about to close says so (RFC 9112, 9.6): the client asked for it, or the request
         # was refused before its body was read and the stream is unusable.
         if self.close_connection or self._has_unread_body():
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.config.log_requests:

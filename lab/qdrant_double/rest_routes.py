@@ -138,28 +138,45 @@ def _list_snapshots(call: _RestCall) -> Any:
 
 
 def _create_snapshot(call: _RestCall) -> Any:
-    return snapshots.not_taken(call.store, call.name)
+    return snapshots.taken(call.store, call.name)
 
 
-def _missing_snapshot(call: _RestCall) -> Any:
-    return snapshots.missing_in(call.store, call.name, call.params["snapshot_name"])
+def _get_snapshot(call: _RestCall) -> Any:
+    return snapshots.downloaded(call.store, call.name, call.params["snapshot_name"])
+
+
+def _delete_snapshot(call: _RestCall) -> Any:
+    return snapshots.deleted(call.store, call.name, call.params["snapshot_name"])
 
 
 def _list_shard_snapshots(call: _RestCall) -> Any:
     return snapshots.listed_in_shard(call.store, call.name, call.params["shard_id"])
 
 
-def _missing_shard_snapshot(call: _RestCall) -> Any:
+def _create_shard_snapshot(call: _RestCall) -> Any:
+    return snapshots.taken_of_shard(call.store, call.name, call.params["shard_id"])
+
+
+def _get_shard_snapshot(call: _RestCall) -> Any:
     shard, snapshot = call.params["shard_id"], call.params["snapshot_name"]
-    return snapshots.missing_in_shard(call.store, call.name, shard, snapshot)
+    return snapshots.downloaded_from_shard(call.store, call.name, shard, snapshot)
+
+
+def _delete_shard_snapshot(call: _RestCall) -> Any:
+    shard, snapshot = call.params["shard_id"], call.params["snapshot_name"]
+    return snapshots.deleted_from_shard(call.store, call.name, shard, snapshot)
 
 
 def _list_full_snapshots(call: _RestCall) -> Any:
-    return snapshots.listed_full()
+    return snapshots.listed_full(call.store)
 
 
-def _missing_full_snapshot(call: _RestCall) -> Any:
-    return snapshots.missing(call.params["snapshot_name"])
+def _get_full_snapshot(call: _RestCall) -> Any:
+    return snapshots.downloaded_full(call.store, call.params["snapshot_name"])
+
+
+def _delete_full_snapshot(call: _RestCall) -> Any:
+    return snapshots.deleted_full(call.store, call.params["snapshot_name"])
 
 
 def _cluster_status(call: _RestCall) -> Any:
@@ -233,14 +250,15 @@ _ACTIONS: Mapping[str, Action] = {
     "delete_shard_key": _update_collection_cluster,
     "list_snapshots": _list_snapshots,
     "create_snapshot": _create_snapshot,
-    "get_snapshot": _missing_snapshot,
-    "delete_snapshot": _missing_snapshot,
+    "get_snapshot": _get_snapshot,
+    "delete_snapshot": _delete_snapshot,
     "list_shard_snapshots": _list_shard_snapshots,
-    "get_shard_snapshot": _missing_shard_snapshot,
-    "delete_shard_snapshot": _missing_shard_snapshot,
+    "create_shard_snapshot": _create_shard_snapshot,
+    "get_shard_snapshot": _get_shard_snapshot,
+    "delete_shard_snapshot": _delete_shard_snapshot,
     "list_full_snapshots": _list_full_snapshots,
-    "get_full_snapshot": _missing_full_snapshot,
-    "delete_full_snapshot": _missing_full_snapshot,
+    "get_full_snapshot": _get_full_snapshot,
+    "delete_full_snapshot": _delete_full_snapshot,
 }
 """The endpoints the double serves, by operationId."""
 

@@ -50,7 +50,7 @@ class QdrantDouble:
         if self._rest is not None:
             raise RuntimeError("already started")
         with ExitStack() as undo:  # unwound only if a step fails
-            store = Store(self.config.storage_path)
+            store = Store(self.config.storage_path, snapshots_path=self.config.snapshots_path)
             undo.callback(store.close)
             auth = Authenticator(self.config, store)
             executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qdrant-double-grpc")

@@ -1,75 +1,161 @@
-"""Qdrant's snapshot endpoints on a node whose snapshots directory holds none, which is always the
-double's: Qdrant Edge has no call that takes a snapshot of a shard (`EdgeShard` only reads a
-snapshot's manifest and unpacks or applies one), and the server's collection snapshot (a tar of
-every shard's segments and WAL with the collection config, lib/collection/src/collection/
-snapshots.rs) is not something the double can build faithfully from outside Edge.
+"""Qdrant's snapshot endpoints, over a snapshots directory kept as Qdrant keeps its own
+(snapshot_files.py): `<collection>/` for a collection's snapshots, `<collection>/shards/<id>/` for
+a shard's (lib/collection/src/collection/snapshots.rs, `shard_snapshot_manager`), full snapshots
+at the top.
 
-So, for a caller the access check allowed:
-- a listing is empty, once the collection is found (src/common/collections.rs, `do_list_snapshots`;
-  lib/storage/src/content_manager/snapshots/mod.rs, `do_list_full_snapshots`: the `*.snapshot`
-  files of the snapshots directory, lib/collection/src/common/snapshots_manager.rs);
-- a download or a deletion names a snapshot that is not there: Qdrant's 404 (NOT_FOUND), the
-  collection checked first (lib/storage/src/content_manager/snapshots/mod.rs,
-  `do_delete_collection_snapshot`, `do_delete_full_snapshot`; src/actix/api/snapshot_api.rs,
-  `get_snapshot`, `get_full_snapshot`; the snapshot manager's `get_snapshot_path`);
+For a caller the access check allowed:
+- a listing is the directory's snapshots, once the collection is found (src/common/collections.rs,
+  `do_list_snapshots`; lib/storage/src/content_manager/snapshots/mod.rs,
+  `do_list_full_snapshots`);
+- a download or a deletion of a snapshot that is not there is Qdrant's 404, the collection checked
+  first (lib/storage/src/content_manager/snapshots/mod.rs, `do_delete_collection_snapshot`;
+  src/actix/api/snapshot_api.rs, `get_snapshot`; the snapshot manager's `get_snapshot_path`);
 - a shard's snapshots likewise, for the collection's one shard; another shard id is Qdrant's
   404 for a shard the collection lacks (lib/collection/src/shards/shard_holder/mod.rs,
-  `shard_not_found_error`; src/common/snapshots.rs, `list_shard_snapshots`,
-  `delete_shard_snapshot`, `check_shard_snapshot_file_exists`);
-- taking or recovering a snapshot is not served: 501 (UNIMPLEMENTED), where Qdrant would write or
-  read a snapshot file.
+  `shard_not_found_error`; src/common/snapshots.rs);
+- taking a collection or shard snapshot flushes the shard and archives it in the format Qdrant
+  Edge reads back (shard_snapshot.py), named as Qdrant names it: `{collection}-{peer id}-{time}`
+  for a collection (lib/collection/src/collection/snapshots.rs, `create_temp_snapshot`),
+  `{collection}-shard-{shard id}-{time}` for a shard (lib/collection/src/shards/shard_holder/
+  mod.rs, `create_shard_snapshot`); a collection's snapshot holds its shard under `0/` and the
+  collection's config in `config.json`;
+- taking a full snapshot, and recovering any snapshot, is not served: 501 (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+import datetime
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from qdrant_client.http import models
 
-from lab.qdrant_double.errors import NotFound, Unsupported
-from lab.qdrant_double.store import SHARD_ID, Store
+from lab.qdrant_double import shard_snapshot, snapshot_files
+from lab.qdrant_double.edge_config import collection_info
+from lab.qdrant_double.errors import NotFound, ServiceError
+from lab.qdrant_double.store import SHARD_DIR, SHARD_ID, Collection, Store
+
+SHARDS_DIR = "shards"
+COLLECTION_CONFIG_FILE = "config.json"
 
 
-def _found(store: Store, collection: str) -> None:
-    store.run(collection, lambda found: None)
+@dataclass(frozen=True)
+class Download:
+    """A snapshot file, answered as its bytes (actix's `NamedFile`)."""
+
+    path: Path
+
+
+def _name(store: Store, collection: str) -> str:
+    """The collection's own name, when ``collection`` is an alias of it."""
+    return store.run(collection, lambda found: found.name)
+
+
+def _directory(store: Store, collection: str) -> Path:
+    return store.snapshots_path / _name(store, collection)
+
+
+def _shard_directory(store: Store, collection: str, shard: str) -> Path:
+    directory = _directory(store, collection)
+    if shard != str(SHARD_ID):
+        raise NotFound(f"Not found: shard {shard} not found")
+    return directory / SHARDS_DIR / shard
 
 
 def listed(store: Store, collection: str) -> list[models.SnapshotDescription]:
-    _found(store, collection)
-    return []
+    return snapshot_files.listed(_directory(store, collection))
 
 
-def listed_full() -> list[models.SnapshotDescription]:
-    return []
-
-
-def missing(snapshot: str) -> NoReturn:
-    # The snapshot manager's `not_found(format!("Snapshot {snapshot_name}"))`, a NotFound whose
-    # `{what} not found` the storage error prefixes with `Not found: `.
-    raise NotFound(f"Not found: Snapshot {snapshot} not found")
-
-
-def missing_in(store: Store, collection: str, snapshot: str) -> NoReturn:
-    _found(store, collection)
-    missing(snapshot)
-
-
-def _shard_found(store: Store, collection: str, shard: str) -> None:
-    _found(store, collection)
-    if shard != str(SHARD_ID):
-        raise NotFound(f"Not found: shard {shard} not found")
+def listed_full(store: Store) -> list[models.SnapshotDescription]:
+    return snapshot_files.listed(store.snapshots_path)
 
 
 def listed_in_shard(store: Store, collection: str, shard: str) -> list[models.SnapshotDescription]:
-    _shard_found(store, collection, shard)
-    return []
+    return snapshot_files.listed(_shard_directory(store, collection, shard))
 
 
-def missing_in_shard(store: Store, collection: str, shard: str, snapshot: str) -> NoReturn:
-    _shard_found(store, collection, shard)
-    missing(snapshot)
+def downloaded(store: Store, collection: str, snapshot: str) -> Download:
+    return Download(snapshot_files.found(_directory(store, collection), snapshot))
 
 
-def not_taken(store: Store, collection: str) -> NoReturn:
-    _found(store, collection)
-    raise Unsupported("Not served by the Qdrant test double: taking collection snapshots")
+def deleted(store: Store, collection: str, snapshot: str) -> bool:
+    return snapshot_files.delete(_directory(store, collection), snapshot)
+
+
+def downloaded_full(store: Store, snapshot: str) -> Download:
+    return Download(snapshot_files.found(store.snapshots_path, snapshot))
+
+
+def deleted_full(store: Store, snapshot: str) -> bool:
+    return snapshot_files.delete(store.snapshots_path, snapshot)
+
+
+def downloaded_from_shard(store: Store, collection: str, shard: str, snapshot: str) -> Download:
+    return Download(snapshot_files.found(_shard_directory(store, collection, shard), snapshot))
+
+
+def deleted_from_shard(store: Store, collection: str, shard: str, snapshot: str) -> bool:
+    return snapshot_files.delete(_shard_directory(store, collection, shard), snapshot)
+
+
+def _stamp() -> str:
+    return snapshot_files.timestamp(datetime.datetime.now(datetime.timezone.utc))
+
+
+def _taken(
+    store: Store,
+    collection: str,
+    directory: Callable[[Collection], Path],
+    name: Callable[[Collection], str],
+    write: Callable[[Collection, tarfile.TarFile, Path], None],
+) -> models.SnapshotDescription:
+    """A snapshot of the collection's shard, flushed first, taken with its lock held."""
+
+    def take(found: Collection) -> models.SnapshotDescription:
+        found.flush()
+        try:
+            return snapshot_files.save(
+                directory(found), name(found), lambda archive, scratch: write(found, archive, scratch)
+            )
+        except OSError as error:
+            raise ServiceError(f"Failed to create snapshot: {error}") from None
+
+    return store.run(collection, take)
+
+
+def _write_shard(found: Collection, archive: tarfile.TarFile, scratch: Path, prefix: str) -> None:
+    manifest = found.shard.snapshot_manifest()
+    shard_snapshot.write_shard(archive, found.path, manifest, scratch, prefix)
+
+
+def _write_collection(found: Collection, archive: tarfile.TarFile, scratch: Path) -> None:
+    _write_shard(found, archive, scratch, f"{SHARD_DIR}/")
+    config = collection_info(found.config, found.shard.info()).config
+    config_path = scratch / COLLECTION_CONFIG_FILE
+    config_path.write_text(json.dumps(config.model_dump(mode="json", exclude_none=True)))
+    archive.add(config_path, arcname=COLLECTION_CONFIG_FILE)
+
+
+def taken(store: Store, collection: str) -> models.SnapshotDescription:
+    return _taken(
+        store,
+        collection,
+        lambda found: store.snapshots_path / found.name,
+        lambda found: f"{found.name}-{store.peer_id}-{_stamp()}{snapshot_files.SUFFIX}",
+        _write_collection,
+    )
+
+
+def taken_of_shard(store: Store, collection: str, shard: str) -> models.SnapshotDescription:
+    _shard_directory(store, collection, shard)
+    return _taken(
+        store,
+        collection,
+        lambda found: store.snapshots_path / found.name / SHARDS_DIR / shard,
+        lambda found: f"{found.name}-shard-{shard}-{_stamp()}{snapshot_files.SUFFIX}",
+        lambda found, archive, scratch: _write_shard(found, archive, scratch, ""),
+    )
+

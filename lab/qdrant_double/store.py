@@ -47,6 +47,9 @@ FLUSH_INTERVAL_SECONDS = 5.0
 update handler's flush worker sleeps before each sync of a shard's WAL and segments to disk
 (lib/collection/src/update_handler.rs, `flush_worker`). Edge leaves flushing to its caller;
 between flushes, acknowledged writes are in the page cache only."""
+SNAPSHOTS_DIR = "snapshots"
+"""Where snapshots are kept when no snapshots path is given (Qdrant's `storage.snapshots_path`,
+`./snapshots` beside `./storage` by default)."""
 LOCK_FILE = ".qdrant-double.lock"
 """Held while a double serves the storage: two engines writing one shard would corrupt it."""
 
@@ -57,8 +60,11 @@ _MISSING_POINT = re.compile(r"No point with id (\S+?)(?: found)?$")
 
 @dataclass
 class Collection:
+    name: str
     config: models.CreateCollection
     shard: edge.EdgeShard
+    path: Path
+    """The shard's directory."""
     flushed: Callable[[], None]
     operations: int = 0
 
@@ -111,12 +117,16 @@ class Store:
         self,
         storage_path: Optional[str] = None,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
+        snapshots_path: Optional[str] = None,
     ) -> None:
         self._temporary: Optional[tempfile.TemporaryDirectory[str]] = None
         if storage_path is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="qdrant-double-")
             storage_path = self._temporary.name
         self._root = Path(storage_path)
+        self.snapshots_path = (
+            Path(snapshots_path) if snapshots_path is not None else self._root / SNAPSHOTS_DIR
+        )
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
         self.peer_id = secrets.randbits(63) or 1
@@ -160,15 +170,18 @@ class Store:
     def _count_flush(self) -> None:
         self.flushes += 1
 
-    def _collection_of(self, config: models.CreateCollection, shard: edge.EdgeShard) -> Collection:
-        return Collection(config, shard, self._count_flush)
+    def _collection_of(
+        self, name: str, config: models.CreateCollection, shard: edge.EdgeShard
+    ) -> Collection:
+        path = self._root / COLLECTIONS_DIR / name / SHARD_DIR
+        return Collection(name, config, shard, path, self._count_flush)
 
     def _open(self, directory: Path) -> None:
         config = models.CreateCollection.model_validate_json(
             (directory / CONFIG_FILE).read_text()
         )
         shard = edge.EdgeShard.load(str(directory / SHARD_DIR))
-        self._collections[directory.name] = self._collection_of(config, shard)
+        self._collections[directory.name] = self._collection_of(directory.name, config, shard)
 
     def _read_aliases(self) -> dict[str, str]:
         path = self._root / ALIASES_FILE
@@ -232,7 +245,7 @@ class Store:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise BadRequest(f"Wrong input: {error}") from None
             _write_atomically(directory / CONFIG_FILE, config.model_dump_json(exclude_none=True))
-            self._collections[name] = self._collection_of(config, shard)
+            self._collections[name] = self._collection_of(name, config, shard)
             return True
 
     def delete(self, name: str) -> bool:

@@ -140,10 +140,8 @@ UNSERVED_REST = {
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/shards": EXTRAS_READERS,
-    "POST /collections/alpha/shards/0/snapshots": EXTRAS_WRITERS,
     "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
-    "POST /collections/alpha/snapshots": EXTRAS_WRITERS,
 }
 
 
@@ -202,10 +200,6 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
     "Snapshots/CreateFull": (
         _call(_SNAPSHOTS, "CreateFull", qgrpc.CreateFullSnapshotRequest()),
         MANAGERS,
-    ),
-    "Snapshots/Create": (
-        _call(_SNAPSHOTS, "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha")),
-        EXTRAS_WRITERS,
     ),
 }
 _GRPC_STATUS = {

@@ -149,8 +149,9 @@ ROUTE_NEEDS = [
     route("list-snapshots", "GET", "/collections/alpha/snapshots", None, "alpha:r", "alpha:prw"),
     route("index", "PUT", "/collections/alpha/index", INDEX, "alpha:rw", "alpha:prw"),
     route("drop-index", "DELETE", "/collections/alpha/index/n", None, "alpha:rw", "alpha:prw"),
-    # Authorized, then refused: the double builds no collection snapshots.
-    route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw", 501),
+    route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw"),
+    route("shard-snapshot", "POST", "/collections/alpha/shards/0/snapshots", None,
+          "alpha:rw", "alpha:prw"),
     # Not even a token made for the name may create the collection.
     route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
     route("change-aliases", "POST", "/collections/aliases", ALIAS, "m", "alpha:rw"),
@@ -395,7 +396,7 @@ RPC_NEEDS = [
     rpc("Points", "DeleteFieldIndex", qgrpc.DeleteFieldIndexCollection(
         collection_name="alpha", field_name="n"), "alpha:rw", "alpha:prw"),
     rpc("Snapshots", "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha"),
-        "alpha:rw", "alpha:prw", grpc.StatusCode.UNIMPLEMENTED),
+        "alpha:rw", "alpha:prw"),
     rpc("Collections", "Create", qgrpc.CreateCollection(collection_name="gamma"), "m", "gamma:rw"),
     rpc("Collections", "UpdateAliases", qgrpc.ChangeAliases(actions=[qgrpc.AliasOperations(
         create_alias=qgrpc.CreateAlias(collection_name="alpha", alias_name="a1"))]),
@@ -551,15 +552,15 @@ def test_client_read_token_counts_and_queries_but_cannot_change_points(
     assert denied(lambda: client.set_payload("alpha", {"tenant": "other"}, points=[1])) == 403
 
 
-def test_client_prw_token_cannot_snapshot_where_rw_reaches_the_missing_engine(
+def test_client_prw_token_cannot_snapshot_where_rw_can(
     connect: Callable[..., QdrantClient],
 ) -> None:
-    """prw is refused a copy of the whole collection; rw is authorized, then told the double has
-    no snapshots."""
+    """prw is refused a copy of the whole collection; rw takes one, as on Qdrant."""
     prw = connect(api_key=token({"access": [{"collection": "alpha", "access": "prw"}]}))
     rw = connect(api_key=token({"access": [{"collection": "alpha", "access": "rw"}]}))
     assert denied(lambda: prw.create_snapshot("alpha")) == 403
-    assert denied(lambda: rw.create_snapshot("alpha")) == 501
+    taken = rw.create_snapshot("alpha")
+    assert taken is not None and taken.name.startswith("alpha-")
 
 
 # ----------------------------------------------------------------------------- the data plane

@@ -1,12 +1,20 @@
-"""The snapshot endpoints answer as Qdrant's server does with an empty snapshots directory, the
-double's (lab/qdrant_double/snapshots.py says why and where each answer comes from): a backup
-script or client listing, downloading or deleting snapshots through the edge sees Qdrant's
-answers; only taking or recovering one is the double's plain "not served"."""
+"""The snapshot endpoints answer as Qdrant's server does (lab/qdrant_double/snapshots.py says where
+each answer comes from): a backup script or client taking, listing, downloading or deleting
+snapshots through the edge sees Qdrant's answers, and a snapshot the double takes is one Qdrant's
+own engine (Qdrant Edge) reads back; only recovering one is the double's plain "not served"."""
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import io
+import re
+import tarfile
+from pathlib import Path
+
 import grpc
 import pytest
+import qdrant_edge as edge
 from qdrant_client import grpc as qgrpc
 from qdrant_client.grpc import snapshots_service_pb2_grpc
 
@@ -91,3 +99,139 @@ def test_grpc_snapshot_listings_are_empty_and_deletions_not_found(channel: grpc.
         assert (refused.value.code(), refused.value.details()) == (
             grpc.StatusCode.NOT_FOUND, "Not found: Snapshot s.snapshot not found"
         )
+
+
+# ------------------------------------------------------------------------ taking a snapshot
+
+STAMP = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}"
+POINTS = {
+    "points": [
+        {"id": n, "vector": [0.1 * n, 0.2, 0.3, 0.4], "payload": {"n": n}} for n in (2, 3, 4)
+    ]
+}
+
+
+def _download(double: QdrantDouble, path: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=60)
+    try:
+        connection.request("GET", path, headers=ALPHA_R)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def _with_points(double: QdrantDouble) -> None:
+    assert rest(double, "PUT", "/collections/alpha/points?wait=true", POINTS, MASTER)[0] == 200
+
+
+def _count(shard: edge.EdgeShard) -> int:
+    return int(shard.count(edge.CountRequest(exact=True)))
+
+
+def test_a_collection_snapshot_is_named_and_described_as_qdrant_does(double: QdrantDouble) -> None:
+    """A backup script keys on Qdrant's name pattern and checks the download against the
+    checksum Qdrant reports: both must be Qdrant's, or a restore trusts a corrupt file."""
+    code, body = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)
+    assert code == 200, body
+    taken = body["result"]
+    assert re.fullmatch(rf"alpha-{double.store.peer_id}-{STAMP}\.snapshot", taken["name"])
+    code, headers, data = _download(double, f"/collections/alpha/snapshots/{taken['name']}")
+    assert (code, headers["Content-Type"]) == (200, "application/octet-stream")
+    assert taken["size"] == len(data)
+    assert taken["checksum"] == hashlib.sha256(data).hexdigest()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?", taken["creation_time"])
+    assert rest(double, "GET", "/collections/alpha/snapshots", headers=ALPHA_R)[1]["result"] == [taken]
+
+
+def test_a_shard_snapshot_is_one_qdrant_edge_recovers_in_a_fresh_directory(
+    double: QdrantDouble, tmp_path: Path
+) -> None:
+    """The snapshot must be Qdrant's shard format, not a look-alike: Qdrant's own engine unpacks
+    it into a new directory and serves every point it held."""
+    _with_points(double)
+    code, body = rest(double, "POST", "/collections/alpha/shards/0/snapshots", headers=ALPHA_RW)
+    assert code == 200, body
+    name = body["result"]["name"]
+    assert re.fullmatch(rf"alpha-shard-0-{STAMP}\.snapshot", name)
+    code, _, data = _download(double, f"/collections/alpha/shards/0/snapshots/{name}")
+    assert code == 200
+    archive = tmp_path / name
+    archive.write_bytes(data)
+    edge.EdgeShard.unpack_snapshot(str(archive), str(tmp_path / "fresh"))
+    recovered = edge.EdgeShard.load(str(tmp_path / "fresh"))
+    try:
+        assert _count(recovered) == 4  # alpha's seeded point and the three upserted
+    finally:
+        recovered.close()
+
+
+def test_points_deleted_after_a_shard_snapshot_come_back_when_qdrant_edge_applies_it(
+    double: QdrantDouble, tmp_path: Path
+) -> None:
+    """Recovery is what a snapshot is for: Qdrant Edge's `update_from_snapshot` of a shard that
+    lost points since the snapshot brings them back."""
+    _with_points(double)
+    name = rest(double, "POST", "/collections/alpha/shards/0/snapshots", headers=ALPHA_RW)[1][
+        "result"
+    ]["name"]
+    archive = tmp_path / name
+    archive.write_bytes(_download(double, f"/collections/alpha/shards/0/snapshots/{name}")[2])
+    edge.EdgeShard.unpack_snapshot(str(archive), str(tmp_path / "shard"))
+    shard = edge.EdgeShard.load(str(tmp_path / "shard"))
+    try:
+        shard.update(edge.UpdateOperation.delete_points([2, 3, 4]))
+        assert _count(shard) == 1
+        shard.update_from_snapshot(str(archive))
+        assert _count(shard) == 4
+    finally:
+        shard.close()
+
+
+def test_a_collection_snapshot_holds_the_shard_and_the_collection_config(
+    double: QdrantDouble,
+) -> None:
+    """Qdrant's collection snapshot layout: the shard under `0/` (its segments and WAL), the
+    collection's config beside it, so that the archive says what it restores."""
+    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"]["name"]
+    data = _download(double, f"/collections/alpha/snapshots/{name}")[2]
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        names = archive.getnames()
+        config = archive.extractfile("config.json")
+        assert config is not None and b'"size": 4' in config.read()
+    assert any(re.fullmatch(r"0/segments/[0-9a-f-]{36}\.tar", entry) for entry in names)
+    assert any(entry.startswith("0/wal/") for entry in names)
+
+
+def test_a_deleted_snapshot_is_gone_from_listing_and_download(double: QdrantDouble) -> None:
+    """A deletion an operator was told succeeded must leave no copy of the data to download."""
+    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"]["name"]
+    path = f"/collections/alpha/snapshots/{name}"
+    code, body = rest(double, "DELETE", path, headers=ALPHA_RW)
+    assert (code, body["result"]) == (200, True)
+    assert rest(double, "GET", "/collections/alpha/snapshots", headers=ALPHA_R)[1]["result"] == []
+    assert _download(double, path)[0] == 404
+
+
+def test_a_snapshot_name_outside_the_snapshots_is_not_found(double: QdrantDouble) -> None:
+    """A name that is a directory of the snapshots store is not a snapshot: 404, never a
+    handler failure or a file outside the snapshot directory."""
+    rest(double, "POST", "/collections/alpha/shards/0/snapshots", headers=ALPHA_RW)
+    code, body = rest(double, "GET", "/collections/alpha/snapshots/shards", headers=ALPHA_R)
+    assert (code, body["status"]["error"]) == (404, "Not found: Snapshot shards not found")
+
+
+def test_grpc_create_takes_a_snapshot_that_list_and_delete_see(channel: grpc.Channel) -> None:
+    """gRPC clients back up through the Snapshots service as REST ones do."""
+    stub = snapshots_service_pb2_grpc.SnapshotsStub(channel)
+    taken = stub.Create(qgrpc.CreateSnapshotRequest(collection_name="alpha"), metadata=GRPC_KEY)
+    description = taken.snapshot_description
+    assert description.size > 0 and len(description.checksum) == 64
+    listed = stub.List(qgrpc.ListSnapshotsRequest(collection_name="alpha"), metadata=GRPC_KEY)
+    assert [s.name for s in listed.snapshot_descriptions] == [description.name]
+    stub.Delete(
+        qgrpc.DeleteSnapshotRequest(collection_name="alpha", snapshot_name=description.name),
+        metadata=GRPC_KEY,
+    )
+    listed = stub.List(qgrpc.ListSnapshotsRequest(collection_name="alpha"), metadata=GRPC_KEY)
+    assert list(listed.snapshot_descriptions) == []

@@ -85,6 +85,12 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
         "src/actix/web_ui.rs",
         "`enable_static_content: false`: no `/dashboard` route and no whitelist entry for it",
     ),
+    "snapshot-url-recovery-off-403": Behaviour(
+        # The handler's own check was not in the searchable source; Qdrant's test of it was.
+        "tests/consensus_tests/test_disable_url_snapshot_recovery.py",
+        "`enable_snapshot_url_recovery: false`: recovering a collection or shard snapshot from an "
+        "http(s) URL is 403 (`Snapshot recovery from remote URLs is disabled`), before any download",
+    ),
     "auth-before-routing": Behaviour(
         _REST_AUTH, "the auth middleware runs before routing: an unknown path without a key is 401"
     ),

@@ -39,6 +39,9 @@ class DoubleConfig:
     """Qdrant's `storage.storage_path`: data kept there survives a restart. None keeps it in a
     temporary directory that goes with the double."""
     snapshots_path: Optional[str] = None
+    enable_snapshot_url_recovery: bool = True
+    """Qdrant's `service.enable_snapshot_url_recovery` (on by default): off, recovering a snapshot
+    from an http(s) URL is Qdrant's 403."""
     """Qdrant's `storage.snapshots_path`. None keeps snapshots in the storage's `snapshots/`."""
 
     def __post_init__(self) -> None:
@@ -63,6 +66,9 @@ class DoubleConfig:
             jwt_rbac=_env_bool(environ.get("QDRANT__SERVICE__JWT_RBAC", "false")),
             enable_static_content=_env_bool(
                 environ.get("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "true")
+            ),
+            enable_snapshot_url_recovery=_env_bool(
+                environ.get("QDRANT__SERVICE__ENABLE_SNAPSHOT_URL_RECOVERY", "true")
             ),
             storage_path=environ.get("QDRANT__STORAGE__STORAGE_PATH"),
             snapshots_path=environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH"),

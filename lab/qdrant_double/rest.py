@@ -95,10 +95,19 @@ class _RestHandler(BaseHTTPRequestHandler):
             # a body Qdrant cannot read is its 400 even for a token the endpoint refuses.
             request = None if route.read is None else route.read(self._read_json())
             access.require(route.need, params.get("collection_name"))
-            if route.read is None:
-                self._read_body()  # ignored, as Qdrant ignores it; read to keep the stream usable
+            # Read in any case, to keep the stream usable; only an upload's handler looks at it.
+            raw = self._read_body() if route.read is None else b""
             query = {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
-            call = _RestCall(self.server.store, access, params, request, query)
+            call = _RestCall(
+                self.server.store,
+                access,
+                params,
+                request,
+                query,
+                body=raw,
+                content_type=self.headers.get("Content-Type", ""),
+                url_recovery=self.server.config.enable_snapshot_url_recovery,
+            )
             answer = route.action(call)
             if isinstance(answer, Download):
                 self._send_file(answer.path)

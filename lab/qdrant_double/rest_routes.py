@@ -15,7 +15,14 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
 
-from lab.qdrant_double import bodies, dataplane, legacy, snapshots, standalone
+from lab.qdrant_double import (
+    bodies,
+    dataplane,
+    legacy,
+    snapshot_recovery,
+    snapshots,
+    standalone,
+)
 from lab.qdrant_double.access import Access, Need
 from lab.qdrant_double.access_table import JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.errors import NotFound, Unsupported
@@ -28,9 +35,14 @@ class _RestCall:
     access: Access
     params: Mapping[str, str]
     request: Any
+    """The body as the endpoint's reader made it (None for an endpoint without one)."""
     query: Mapping[str, str] = field(default_factory=dict)
     """The query string's parameters, the first value of each."""
-    """The body as the endpoint's reader made it (None for an endpoint without one)."""
+    body: bytes = b""
+    """The raw body of an endpoint Qdrant reads no JSON from (a multipart upload)."""
+    content_type: str = ""
+    url_recovery: bool = True
+    """Qdrant's `service.enable_snapshot_url_recovery`."""
 
     @property
     def name(self) -> str:
@@ -179,6 +191,37 @@ def _delete_full_snapshot(call: _RestCall) -> Any:
     return snapshots.deleted_full(call.store, call.params["snapshot_name"])
 
 
+def _recover_shard(call: _RestCall) -> Any:
+    shard = call.params["shard_id"]
+    return snapshot_recovery.shard_from_location(
+        call.store, call.name, shard, call.request, call.url_recovery
+    )
+
+
+def _upload_shard_snapshot(call: _RestCall) -> Any:
+    with snapshots.scratch(call.store) as scratch:
+        file = snapshot_recovery.uploaded(call.content_type, call.body, scratch / "upload.snapshot")
+        return snapshot_recovery.shard_from_upload(
+            call.store, call.name, call.params["shard_id"], file, call.query.get("checksum")
+        )
+
+
+def _recover_collection(call: _RestCall) -> Any:
+    file = snapshot_recovery.local_file(call.request.location, call.url_recovery)
+    with snapshots.scratch(call.store) as scratch:
+        return snapshot_recovery.collection_from_file(
+            call.store, call.name, file, call.request.checksum, scratch
+        )
+
+
+def _upload_collection_snapshot(call: _RestCall) -> Any:
+    with snapshots.scratch(call.store) as scratch:
+        file = snapshot_recovery.uploaded(call.content_type, call.body, scratch / "upload.snapshot")
+        return snapshot_recovery.collection_from_file(
+            call.store, call.name, file, call.query.get("checksum"), scratch
+        )
+
+
 def _cluster_status(call: _RestCall) -> Any:
     return standalone.cluster_status()
 
@@ -259,6 +302,10 @@ _ACTIONS: Mapping[str, Action] = {
     "list_full_snapshots": _list_full_snapshots,
     "get_full_snapshot": _get_full_snapshot,
     "delete_full_snapshot": _delete_full_snapshot,
+    "recover_shard_from_snapshot": _recover_shard,
+    "recover_shard_from_uploaded_snapshot": _upload_shard_snapshot,
+    "recover_from_snapshot": _recover_collection,
+    "recover_from_uploaded_snapshot": _upload_collection_snapshot,
 }
 """The endpoints the double serves, by operationId."""
 
@@ -285,6 +332,8 @@ _READERS: Mapping[str, Reader] = {
     "update_collection_cluster": _model(models.ClusterOperations),
     "create_shard_key": _model(models.CreateShardingKey),
     "delete_shard_key": _model(models.DropShardingKey),
+    "recover_shard_from_snapshot": _model(models.ShardSnapshotRecover),
+    "recover_from_snapshot": _model(models.SnapshotRecover),
 }
 """How the endpoints the double serves read their JSON bodies, by operationId; any other endpoint
 whose body is JSON (JSON_BODY_OPERATIONS) has it checked as JSON only."""

@@ -19,17 +19,20 @@ For a caller the access check allowed:
   `{collection}-shard-{shard id}-{time}` for a shard (lib/collection/src/shards/shard_holder/
   mod.rs, `create_shard_snapshot`); a collection's snapshot holds its shard under `0/` and the
   collection's config in `config.json`;
-- taking a full snapshot, and recovering any snapshot, is not served: 501 (UNIMPLEMENTED).
+- recovering one is snapshot_recovery.py's; taking a full snapshot is not served: 501
+  (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from qdrant_client.http import models
 
@@ -58,7 +61,7 @@ def _directory(store: Store, collection: str) -> Path:
     return store.snapshots_path / _name(store, collection)
 
 
-def _shard_directory(store: Store, collection: str, shard: str) -> Path:
+def shard_directory(store: Store, collection: str, shard: str) -> Path:
     directory = _directory(store, collection)
     if shard != str(SHARD_ID):
         raise NotFound(f"Not found: shard {shard} not found")
@@ -74,7 +77,7 @@ def listed_full(store: Store) -> list[models.SnapshotDescription]:
 
 
 def listed_in_shard(store: Store, collection: str, shard: str) -> list[models.SnapshotDescription]:
-    return snapshot_files.listed(_shard_directory(store, collection, shard))
+    return snapshot_files.listed(shard_directory(store, collection, shard))
 
 
 def downloaded(store: Store, collection: str, snapshot: str) -> Download:
@@ -94,11 +97,20 @@ def deleted_full(store: Store, snapshot: str) -> bool:
 
 
 def downloaded_from_shard(store: Store, collection: str, shard: str, snapshot: str) -> Download:
-    return Download(snapshot_files.found(_shard_directory(store, collection, shard), snapshot))
+    return Download(snapshot_files.found(shard_directory(store, collection, shard), snapshot))
 
 
 def deleted_from_shard(store: Store, collection: str, shard: str, snapshot: str) -> bool:
-    return snapshot_files.delete(_shard_directory(store, collection, shard), snapshot)
+    return snapshot_files.delete(shard_directory(store, collection, shard), snapshot)
+
+
+@contextlib.contextmanager
+def scratch(store: Store) -> Iterator[Path]:
+    """A directory for a recovery's intermediate files, beside the snapshots (Qdrant's
+    `snapshots_download_tempdir`), removed after it."""
+    store.snapshots_path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".recovery-", dir=store.snapshots_path) as directory:
+        yield Path(directory)
 
 
 def _stamp() -> str:
@@ -150,7 +162,7 @@ def taken(store: Store, collection: str) -> models.SnapshotDescription:
 
 
 def taken_of_shard(store: Store, collection: str, shard: str) -> models.SnapshotDescription:
-    _shard_directory(store, collection, shard)
+    shard_directory(store, collection, shard)
     return _taken(
         store,
         collection,

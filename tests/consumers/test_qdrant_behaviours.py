@@ -286,6 +286,29 @@ def test_static_content_off_as_the_unit_sets_it_removes_the_dashboard() -> None:
         double.stop()
 
 
+@mirrors("snapshot-url-recovery-off-403")
+def test_snapshot_recovery_from_a_url_is_refused_as_the_unit_sets_it() -> None:
+    """Configured from the deployed unit's own `--env` lines: a manager's token cannot make the
+    node fetch a URL (no SSRF through snapshot recovery), for a collection or a shard."""
+    environment = {
+        **unit_environment(QDRANT_UNIT.read_text()),
+        "QDRANT__SERVICE__API_KEY": KEY,
+    }
+    double = QdrantDouble(DoubleConfig.from_env(environment, rest_port=0, grpc_port=0)).start()
+    try:
+        double.store.create("alpha", {"size": 4, "distance": "Cosine"})
+        remote = {"location": "https://example.invalid/s.snapshot"}
+        for path in (
+            "/collections/alpha/snapshots/recover",
+            "/collections/alpha/shards/0/snapshots/recover",
+        ):
+            code, body = rest(double, "PUT", path, remote, headers=api_key(KEY))
+            assert code == 403
+            assert "Snapshot recovery from remote URLs is disabled" in body["status"]["error"]
+    finally:
+        double.stop()
+
+
 @mirrors("auth-before-routing")
 def test_unknown_path_without_credentials_is_401(double: QdrantDouble) -> None:
     """Probing for paths reveals nothing; with a key the same path is a plain 404."""

@@ -135,8 +135,6 @@ UNSERVED_REST = {
     "POST /snapshots": MANAGERS,
     "DELETE /issues": MANAGERS,
     "PATCH /collections/alpha": MANAGERS,
-    "PUT /collections/alpha/shards/0/snapshots/recover": MANAGERS,
-    "PUT /collections/alpha/snapshots/recover": MANAGERS,
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
     "GET /collections/alpha/shards": EXTRAS_READERS,

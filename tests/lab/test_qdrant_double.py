@@ -152,6 +152,11 @@ ROUTE_NEEDS = [
     route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw"),
     route("shard-snapshot", "POST", "/collections/alpha/shards/0/snapshots", None,
           "alpha:rw", "alpha:prw"),
+    # Recovery needs global manage; the allowed call then finds no such snapshot.
+    route("recover", "PUT", "/collections/alpha/snapshots/recover",
+          {"location": "file:///nonexistent.snapshot"}, "m", "alpha:rw", 400),
+    route("recover-shard", "PUT", "/collections/alpha/shards/0/snapshots/recover",
+          {"location": "nonexistent.snapshot"}, "m", "alpha:rw", 404),
     # Not even a token made for the name may create the collection.
     route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
     route("change-aliases", "POST", "/collections/aliases", ALIAS, "m", "alpha:rw"),

@@ -120,6 +120,12 @@ def _snapshot_list(descriptions: list[models.SnapshotDescription]) -> Any:
     )
 
 
+def _snapshot_created(description: models.SnapshotDescription) -> Any:
+    return qgrpc.CreateSnapshotResponse(
+        snapshot_description=RestToGrpc.convert_snapshot_description(description)
+    )
+
+
 class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -130,15 +136,16 @@ class _SnapshotsService(snapshots_service_pb2_grpc.SnapshotsServicer):
 
     @_rpc
     def Create(self, request: Any, access: Access) -> Any:
-        taken = snapshots.taken(self._store, request.collection_name)
-        return qgrpc.CreateSnapshotResponse(
-            snapshot_description=RestToGrpc.convert_snapshot_description(taken)
-        )
+        return _snapshot_created(snapshots.taken(self._store, request.collection_name))
 
     @_rpc
     def Delete(self, request: Any, access: Access) -> Any:
         snapshots.deleted(self._store, request.collection_name, request.snapshot_name)
         return qgrpc.DeleteSnapshotResponse()
+
+    @_rpc
+    def CreateFull(self, request: Any, access: Access) -> Any:
+        return _snapshot_created(snapshots.taken_full(self._store))
 
     @_rpc
     def ListFull(self, request: Any, access: Access) -> Any:

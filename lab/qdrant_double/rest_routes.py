@@ -183,6 +183,10 @@ def _list_full_snapshots(call: _RestCall) -> Any:
     return snapshots.listed_full(call.store)
 
 
+def _create_full_snapshot(call: _RestCall) -> Any:
+    return snapshots.taken_full(call.store)
+
+
 def _get_full_snapshot(call: _RestCall) -> Any:
     return snapshots.downloaded_full(call.store, call.params["snapshot_name"])
 
@@ -300,6 +304,7 @@ _ACTIONS: Mapping[str, Action] = {
     "get_shard_snapshot": _get_shard_snapshot,
     "delete_shard_snapshot": _delete_shard_snapshot,
     "list_full_snapshots": _list_full_snapshots,
+    "create_full_snapshot": _create_full_snapshot,
     "get_full_snapshot": _get_full_snapshot,
     "delete_full_snapshot": _delete_full_snapshot,
     "recover_shard_from_snapshot": _recover_shard,

@@ -19,8 +19,11 @@ For a caller the access check allowed:
   `{collection}-shard-{shard id}-{time}` for a shard (lib/collection/src/shards/shard_holder/
   mod.rs, `create_shard_snapshot`); a collection's snapshot holds its shard under `0/` and the
   collection's config in `config.json`;
-- recovering one is snapshot_recovery.py's; taking a full snapshot is not served: 501
-  (UNIMPLEMENTED).
+- taking a full snapshot takes a snapshot of each collection, kept in its directory, then
+  archives them with a `config.json` mapping each collection to its snapshot and each alias to
+  its collection, named `full-snapshot-{time}` (lib/storage/src/content_manager/snapshots/mod.rs,
+  `_do_create_full_snapshot`);
+- recovering one is snapshot_recovery.py's.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from lab.qdrant_double.store import SHARD_DIR, SHARD_ID, Collection, Store
 
 SHARDS_DIR = "shards"
 COLLECTION_CONFIG_FILE = "config.json"
+"""A collection snapshot's collection config, and a full snapshot's mapping of its collections."""
+FULL_SNAPSHOT_NAME = "full-snapshot"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,13 @@ def _stamp() -> str:
     return snapshot_files.timestamp(datetime.datetime.now(datetime.timezone.utc))
 
 
+def _saved(directory: Path, name: str, write: snapshot_files.Writer) -> models.SnapshotDescription:
+    try:
+        return snapshot_files.save(directory, name, write)
+    except OSError as error:
+        raise ServiceError(f"Failed to create snapshot: {error}") from None
+
+
 def _taken(
     store: Store,
     collection: str,
@@ -128,12 +140,9 @@ def _taken(
 
     def take(found: Collection) -> models.SnapshotDescription:
         found.flush()
-        try:
-            return snapshot_files.save(
-                directory(found), name(found), lambda archive, scratch: write(found, archive, scratch)
-            )
-        except OSError as error:
-            raise ServiceError(f"Failed to create snapshot: {error}") from None
+        return _saved(
+            directory(found), name(found), lambda archive, scratch: write(found, archive, scratch)
+        )
 
     return store.run(collection, take)
 
@@ -171,3 +180,18 @@ def taken_of_shard(store: Store, collection: str, shard: str) -> models.Snapshot
         lambda found, archive, scratch: _write_shard(found, archive, scratch, ""),
     )
 
+
+
+def taken_full(store: Store) -> models.SnapshotDescription:
+    collections = {name: taken(store, name).name for name in store.names()}
+    config = {"collections_mapping": collections, "collections_aliases": dict(store.aliases())}
+
+    def write(archive: tarfile.TarFile, scratch: Path) -> None:
+        for collection, snapshot in collections.items():
+            archive.add(store.snapshots_path / collection / snapshot, arcname=snapshot)
+        config_path = scratch / COLLECTION_CONFIG_FILE
+        config_path.write_text(json.dumps(config, indent=2))
+        archive.add(config_path, arcname=COLLECTION_CONFIG_FILE)
+
+    name = f"{FULL_SNAPSHOT_NAME}-{_stamp()}{snapshot_files.SUFFIX}"
+    return _saved(store.snapshots_path, name, write)

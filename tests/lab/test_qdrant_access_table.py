@@ -20,7 +20,6 @@ from qdrant_client import grpc as qgrpc
 from qdrant_client.grpc import (
     collections_service_pb2_grpc,
     points_service_pb2_grpc,
-    snapshots_service_pb2_grpc,
 )
 
 from lab import gen_qdrant_access
@@ -132,7 +131,6 @@ UNSERVED_REST = {
     "GET /issues": ANY_CREDENTIAL,
     "GET /metrics": GLOBAL_READERS,
     "GET /cluster/telemetry": ANY_CREDENTIAL,
-    "POST /snapshots": MANAGERS,
     "DELETE /issues": MANAGERS,
     "PATCH /collections/alpha": MANAGERS,
     "POST /collections/alpha/facet": COLLECTION_READERS,
@@ -173,7 +171,6 @@ def _call(stub: Any, method: str, request: Any) -> GrpcCall:
 
 _POINTS = points_service_pb2_grpc.PointsStub
 _COLLECTIONS = collections_service_pb2_grpc.CollectionsStub
-_SNAPSHOTS = snapshots_service_pb2_grpc.SnapshotsStub
 UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
     "Points/Facet": (
         _call(_POINTS, "Facet", qgrpc.FacetCounts(collection_name="alpha", key="n")),
@@ -194,10 +191,6 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
             qgrpc.CreateVectorNameRequest(collection_name="alpha", vector_name="extra"),
         ),
         EXTRAS_WRITERS,
-    ),
-    "Snapshots/CreateFull": (
-        _call(_SNAPSHOTS, "CreateFull", qgrpc.CreateFullSnapshotRequest()),
-        MANAGERS,
     ),
 }
 _GRPC_STATUS = {

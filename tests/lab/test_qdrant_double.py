@@ -152,6 +152,7 @@ ROUTE_NEEDS = [
     route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw"),
     route("shard-snapshot", "POST", "/collections/alpha/shards/0/snapshots", None,
           "alpha:rw", "alpha:prw"),
+    route("full-snapshot", "POST", "/snapshots", None, "m", "r"),
     # Recovery needs global manage; the allowed call then finds no such snapshot.
     route("recover", "PUT", "/collections/alpha/snapshots/recover",
           {"location": "file:///nonexistent.snapshot"}, "m", "alpha:rw", 400),
@@ -402,6 +403,7 @@ RPC_NEEDS = [
         collection_name="alpha", field_name="n"), "alpha:rw", "alpha:prw"),
     rpc("Snapshots", "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha"),
         "alpha:rw", "alpha:prw"),
+    rpc("Snapshots", "CreateFull", qgrpc.CreateFullSnapshotRequest(), "m", "r"),
     rpc("Collections", "Create", qgrpc.CreateCollection(collection_name="gamma"), "m", "gamma:rw"),
     rpc("Collections", "UpdateAliases", qgrpc.ChangeAliases(actions=[qgrpc.AliasOperations(
         create_alias=qgrpc.CreateAlias(collection_name="alpha", alias_name="a1"))]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import json
 import re
 import tarfile
 from pathlib import Path
@@ -25,6 +26,7 @@ MASTER = api_key(KEY)
 ALPHA_R = bearer(token({"access": [{"collection": "alpha", "access": "r"}]}))
 ALPHA_RW = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
 GRPC_KEY = [("api-key", KEY)]
+ALIAS = {"actions": [{"create_alias": {"collection_name": "alpha", "alias_name": "a1"}}]}
 
 
 @pytest.mark.parametrize(
@@ -235,3 +237,31 @@ def test_grpc_create_takes_a_snapshot_that_list_and_delete_see(channel: grpc.Cha
     )
     listed = stub.List(qgrpc.ListSnapshotsRequest(collection_name="alpha"), metadata=GRPC_KEY)
     assert list(listed.snapshot_descriptions) == []
+
+
+def test_a_full_snapshot_archives_each_collection_snapshot_and_their_mapping(
+    double: QdrantDouble,
+) -> None:
+    """Qdrant's full snapshot: a snapshot of every collection (each also kept with its
+    collection) and a `config.json` naming them and the aliases, so that a node restores whole."""
+    code, body = rest(double, "POST", "/collections/aliases", ALIAS, MASTER)
+    assert code == 200, body
+    code, body = rest(double, "POST", "/snapshots", headers=MASTER)
+    assert code == 200, body
+    full = body["result"]
+    assert re.fullmatch(rf"full-snapshot-{STAMP}\.snapshot", full["name"])
+    assert rest(double, "GET", "/snapshots", headers=MASTER)[1]["result"] == [full]
+    mapping = {
+        collection: rest(double, "GET", f"/collections/{collection}/snapshots", headers=MASTER)[1][
+            "result"
+        ][0]["name"]
+        for collection in ("alpha", "beta")
+    }
+    with tarfile.open(double.store.snapshots_path / full["name"]) as archive:
+        assert sorted(archive.getnames()) == sorted([*mapping.values(), "config.json"])
+        config = archive.extractfile("config.json")
+        assert config is not None
+        assert json.loads(config.read()) == {
+            "collections_mapping": mapping,
+            "collections_aliases": {"a1": "alpha"},
+        }

@@ -32,19 +32,44 @@ The cluster endpoints answer as the server does on one node without
 distributed mode (``standalone.py``: ``GET /cluster`` is ``disabled``, a
 collection's cluster info its one Active local shard, updates (shard keys
 among them), peer removal and recovery Qdrant's own errors; src/actix/api/cluster_api.rs,
-src/common/collections.rs, lib/storage/src/dispatcher.rs). Snapshot listings
-(collection, full, shard) are empty and a snapshot download or deletion is
-Qdrant's 404, as the server
-answers with an empty snapshots directory (``snapshots.py``;
-lib/storage/src/content_manager/snapshots/mod.rs, src/actix/api/snapshot_api.rs).
+src/common/collections.rs, lib/storage/src/dispatcher.rs). Snapshots are
+taken, listed, downloaded, deleted and recovered as the server does, in
+Qdrant's snapshots path (``QDRANT__STORAGE__SNAPSHOTS_PATH``; ``snapshots/``
+of the storage when unset) with Qdrant's names and SHA-256 ``.checksum`` files
+(``snapshots.py``, ``snapshot_files.py``, ``snapshot_recovery.py``;
+lib/storage/src/content_manager/snapshots/mod.rs, src/common/snapshots.rs,
+lib/collection/src/collection/snapshots.rs). Edge has no call that takes a
+snapshot, so the double writes the server's shard-snapshot tar itself after a
+flush (``shard_snapshot.py``; lib/collection/src/shards/local_shard/snapshot.rs,
+lib/segment/src/segment/snapshot.rs), and Edge's own ``unpack_snapshot`` and
+``update_from_snapshot`` read it back: recovery goes through them.
 
 Where the double answers differently from Qdrant's server, each with the file
 it would follow:
-- taking a collection, full or shard snapshot answers 501 (UNIMPLEMENTED), so
-  listings stay empty: Edge has no call that takes a shard snapshot
-  (lib/collection/src/collection/snapshots.rs, src/common/snapshots.rs);
-- recovering from a snapshot (by URL or upload, collection or shard) answers
-  501 (src/actix/api/snapshot_api.rs, src/common/snapshots.rs);
+- a snapshot is written with the shard's writes held back, where the server
+  keeps accepting them through proxy segments
+  (lib/collection/src/shards/local_shard/snapshot.rs,
+  ``proxy_all_segments_and_apply``); the REST ``wait=false`` of a snapshot
+  call is not honoured: the call always waits;
+- a collection snapshot holds the shard (``0/``) and the collection's
+  ``config.json`` only, not the server's ``version.info``, shard config,
+  replica state or payload index schema (lib/collection/src/collection/snapshots.rs),
+  so it is not claimed to restore on a Qdrant server; a shard snapshot lacks
+  the replica set's ``shard_config.json`` likewise;
+- recovering a collection that exists keeps its own config, where the server
+  takes the snapshot's (lib/collection/src/collection/snapshots.rs,
+  ``_restore_snapshot``);
+  a missing one is created with the snapshot's vectors only;
+- recovering from an http(s) URL with ``enable_snapshot_url_recovery`` on
+  answers 501: the double fetches nothing (src/common/snapshots.rs,
+  lib/storage/src/content_manager/snapshots/download.rs); with it off (the
+  deployment's setting), Qdrant's 403, whose text
+  (``Forbidden: Snapshot recovery from remote URLs is disabled``) is read
+  only as far as Qdrant's own test of it asserts
+  (tests/consensus_tests/test_disable_url_snapshot_recovery.py);
+- a checksum mismatch on an upload is worded as on a recovery by location
+  (``Snapshot checksum mismatch: expected ..., got ...``, src/common/snapshots.rs);
+  the upload handler's own wording was not read (src/actix/api/snapshot_api.rs);
 - streaming a shard snapshot (taken on the fly) answers 501
   (src/actix/api/snapshot_api.rs, ``stream_shard_snapshot``);
 - a shard id that is not a number is the double's 404 for a shard the

@@ -33,7 +33,8 @@ def timestamp(now: datetime.datetime) -> str:
     return now.strftime("%Y-%m-%d-%H-%M-%S")
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The file's SHA-256 in hex, as Qdrant's `hash_file`."""
     digest = hashlib.sha256()
     with open(path, "rb") as read:
         for chunk in iter(lambda: read.read(_CHUNK), b""):
@@ -67,7 +68,7 @@ def save(directory: Path, name: str, write: Writer) -> models.SnapshotDescriptio
         with tempfile.TemporaryDirectory(prefix=".scratch-", dir=directory) as scratch:
             with tarfile.open(partial, "w", format=tarfile.GNU_FORMAT) as archive:
                 write(archive, Path(scratch))
-        _checksum_path(final).write_text(_sha256(partial))
+        _checksum_path(final).write_text(sha256(partial))
         os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)

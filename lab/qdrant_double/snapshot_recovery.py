@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import hashlib
 import tarfile
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -37,7 +36,6 @@ from lab.qdrant_double.store import SHARD_DIR, Collection, Store
 
 REMOTE_SCHEMES = ("http", "https")
 UPLOAD_FIELD = "snapshot"
-_CHUNK = 1 << 20
 
 
 def _scheme(location: str) -> Optional[str]:
@@ -55,13 +53,10 @@ def _refuse_remote(url_recovery: bool) -> NoReturn:
 def _check(path: Path, checksum: Optional[str]) -> None:
     if checksum is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as read:
-        for chunk in iter(lambda: read.read(_CHUNK), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != checksum:
+    actual = snapshot_files.sha256(path)
+    if actual != checksum:
         raise BadRequest(
-            f"Wrong input: Snapshot checksum mismatch: expected {checksum}, got {digest.hexdigest()}"
+            f"Wrong input: Snapshot checksum mismatch: expected {checksum}, got {actual}"
         )
 
 

@@ -1,7 +1,7 @@
 """The snapshot endpoints answer as Qdrant's server does (lab/qdrant_double/snapshots.py says where
 each answer comes from): a backup script or client taking, listing, downloading or deleting
 snapshots through the edge sees Qdrant's answers, and a snapshot the double takes is one Qdrant's
-own engine (Qdrant Edge) reads back; only recovering one is the double's plain "not served"."""
+own engine (Qdrant Edge) reads back (recovering one: test_qdrant_double_snapshot_recovery.py)."""
 
 from __future__ import annotations
 

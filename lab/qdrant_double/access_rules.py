@@ -52,9 +52,15 @@ FAMILIES: dict[str, Family] = {
         ),
         grpc=("qdrant.Collections/List", "qdrant.Collections/ListAliases"),
     ),
+    # Full snapshots: v1.18's do_list_full_snapshots (lib/storage/src/content_manager/snapshots/
+    # mod.rs, reached from src/actix/api/snapshot_api.rs and src/tonic/api/snapshots_api.rs) checks
+    # `check_global_access(AccessRequirements::new(), "list_full_snapshots")`, and Qdrant's own
+    # tests/auth_tests/test_jwt_access.py lets a global reader list and download them; the
+    # `check_manage_rights()` of commit 004b3cbf is the RBAC draft before AccessRequirements.
     "global reads": Family(
         Need.GLOBAL_READ,
-        "src/actix/api/service_api.rs (metrics), src/actix/api/cluster_api.rs, " + _SNAPSHOTS,
+        "src/actix/api/service_api.rs (metrics), src/actix/api/cluster_api.rs, "
+        "lib/storage/src/content_manager/snapshots/mod.rs (do_list_full_snapshots), " + _SNAPSHOTS,
         rest=(
             "metrics",
             "cluster_status",
@@ -99,30 +105,35 @@ FAMILIES: dict[str, Family] = {
     ),
     "collection reads": Family(
         Need.READ,
-        "src/actix/api/collections_api.rs, src/tonic/api/collections_api.rs",
-        rest=("get_collection", "collection_exists", "get_collection_aliases", "get_optimizations"),
+        "src/actix/api/collections_api.rs, src/tonic/api/collections_api.rs, "
+        "src/actix/api/shards_api.rs and src/common/collections.rs (do_get_collection_shard_keys: "
+        "`AccessRequirements::new()`, no extras)",
+        rest=(
+            "get_collection",
+            "collection_exists",
+            "get_collection_aliases",
+            "get_optimizations",
+            "list_shard_keys",
+        ),
         grpc=(
             "qdrant.Collections/Get",
             "qdrant.Collections/CollectionExists",
             "qdrant.Collections/ListCollectionAliases",
+            "qdrant.Collections/ListShardKeys",
         ),
     ),
     "collection extras": Family(
         Need.READ_COLLECTION,
-        "src/actix/api/collections_api.rs (cluster info), src/actix/api/shards_api.rs, "
-        + _SNAPSHOTS,
+        "src/actix/api/collections_api.rs (cluster info), " + _SNAPSHOTS,
         rest=(
             "collection_cluster_info",
-            "list_shard_keys",
             "list_snapshots",
             "get_snapshot",
             "list_shard_snapshots",
             "get_shard_snapshot",
-            "stream_shard_snapshot",
         ),
         grpc=(
             "qdrant.Collections/CollectionClusterInfo",
-            "qdrant.Collections/ListShardKeys",
             "qdrant.Snapshots/List",
         ),
     ),
@@ -149,6 +160,9 @@ FAMILIES: dict[str, Family] = {
             "delete_snapshot",
             "create_shard_snapshot",
             "delete_shard_snapshot",
+            # src/common/snapshots.rs, stream_shard_snapshot: `write().extras()`, as a snapshot
+            # taken and kept.
+            "stream_shard_snapshot",
         ),
         grpc=(
             "qdrant.Points/CreateFieldIndex",

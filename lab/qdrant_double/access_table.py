@@ -10,7 +10,7 @@ QDRANT_RELEASE = "qdrant-v1.18.3"
 # (HTTP method, path template, operationId, Need)
 REST_ENDPOINTS = (
     ("PUT", "/collections/{collection_name}/shards", "create_shard_key", Need.MANAGE),
-    ("GET", "/collections/{collection_name}/shards", "list_shard_keys", Need.READ_COLLECTION),
+    ("GET", "/collections/{collection_name}/shards", "list_shard_keys", Need.READ),
     ("POST", "/collections/{collection_name}/shards/delete", "delete_shard_key", Need.MANAGE),
     ("GET", "/", "root", Need.PUBLIC),
     ("GET", "/telemetry", "telemetry", Need.LIST),
@@ -50,7 +50,7 @@ REST_ENDPOINTS = (
     ("POST", "/snapshots", "create_full_snapshot", Need.MANAGE),
     ("DELETE", "/snapshots/{snapshot_name}", "delete_full_snapshot", Need.MANAGE),
     ("GET", "/snapshots/{snapshot_name}", "get_full_snapshot", Need.GLOBAL_READ),
-    ("GET", "/collections/{collection_name}/shards/{shard_id}/snapshot", "stream_shard_snapshot", Need.READ_COLLECTION),
+    ("GET", "/collections/{collection_name}/shards/{shard_id}/snapshot", "stream_shard_snapshot", Need.WRITE_COLLECTION),
     ("POST", "/collections/{collection_name}/shards/{shard_id}/snapshots/upload", "recover_shard_from_uploaded_snapshot", Need.MANAGE),
     ("PUT", "/collections/{collection_name}/shards/{shard_id}/snapshots/recover", "recover_shard_from_snapshot", Need.MANAGE),
     ("GET", "/collections/{collection_name}/shards/{shard_id}/snapshots", "list_shard_snapshots", Need.READ_COLLECTION),
@@ -141,7 +141,7 @@ GRPC_METHODS = (
     ("/qdrant.Collections/UpdateCollectionClusterSetup", Need.MANAGE),
     ("/qdrant.Collections/CreateShardKey", Need.MANAGE),
     ("/qdrant.Collections/DeleteShardKey", Need.MANAGE),
-    ("/qdrant.Collections/ListShardKeys", Need.READ_COLLECTION),
+    ("/qdrant.Collections/ListShardKeys", Need.READ),
     ("/grpc.health.v1.Health/Check", Need.PUBLIC),
     ("/qdrant.Points/Upsert", Need.WRITE_POINTS),
     ("/qdrant.Points/Delete", Need.WRITE_POINTS),

@@ -64,8 +64,8 @@ class ServiceError(DoubleError):
 
 
 class Unsupported(DoubleError):
-    """What Qdrant serves but the double does not build on Qdrant Edge, such as
-    streaming a shard snapshot taken on the fly: said plainly rather than imitated."""
+    """What Qdrant serves but the double does not build on Qdrant Edge, such as a facet
+    count: said plainly rather than imitated."""
 
     http_status = 501
     grpc_code = grpc.StatusCode.UNIMPLEMENTED

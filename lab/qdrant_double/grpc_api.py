@@ -106,6 +106,11 @@ class _CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         )
 
     @_rpc
+    def ListShardKeys(self, request: Any, access: Access) -> Any:
+        standalone.shard_keys(self._store, request.collection_name)
+        return qgrpc.ListShardKeysResponse()
+
+    @_rpc
     def CreateShardKey(self, request: Any, access: Access) -> Any:
         return qgrpc.CreateShardKeyResponse(result=_shard_key_update(request))
 

@@ -20,8 +20,11 @@ from lab.qdrant_double.config import DoubleConfig
 from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound, ServiceError
 from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
 from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
-from lab.qdrant_double.snapshots import Download
+from lab.qdrant_double.snapshots import Download, Stream
 from lab.qdrant_double.store import Store
+
+
+_STREAM_CHUNK = 1 << 20
 
 
 class _RestServer(ThreadingHTTPServer):
@@ -112,6 +115,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             if isinstance(answer, Download):
                 self._send_file(answer.path)
                 return
+            if isinstance(answer, Stream):
+                self._send_stream(answer)
+                return
             result = _jsonable(answer)
         except DoubleError as error:
             self._send_error(error)
@@ -190,16 +196,32 @@ class _RestHandler(BaseHTTPRequestHandler):
             self.end_headers()
             shutil.copyfileobj(read, self.wfile)
 
+    def _send_stream(self, stream: Stream) -> None:
+        """A snapshot as Qdrant's `SnapshotStream` answers one: an octet-stream attachment under
+        its name, chunked; its file unlinked once open, so none is left whatever the client does."""
+        with open(stream.path, "rb") as read:
+            stream.path.unlink()
+            self._send_headers(200, "application/octet-stream", None)
+            self.send_header("Content-Disposition", f'attachment; filename="{stream.name}"')
+            self.end_headers()
+            for chunk in iter(lambda: read.read(_STREAM_CHUNK), b""):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+
     def _send(self, status: int, content_type: Optional[str], body: bytes) -> None:
         self._send_headers(status, content_type, len(body))
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_headers(self, status: int, content_type: Optional[str], length: int) -> None:
+    def _send_headers(self, status: int, content_type: Optional[str], length: Optional[int]) -> None:
+        """``length`` None: the body follows chunked."""
         self.send_response(status)
         if content_type is not None:
             self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(length))
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
         # A server about to close says so (RFC 9112, 9.6): the client asked for it, or the request
         # was refused before its body was read and the stream is unusable.
         if self.close_connection or self._has_unread_body():

@@ -174,6 +174,10 @@ def _get_shard_snapshot(call: _RestCall) -> Any:
     return snapshots.downloaded_from_shard(call.store, call.name, shard, snapshot)
 
 
+def _stream_shard_snapshot(call: _RestCall) -> Any:
+    return snapshots.streamed_from_shard(call.store, call.name, call.params["shard_id"])
+
+
 def _delete_shard_snapshot(call: _RestCall) -> Any:
     shard, snapshot = call.params["shard_id"], call.params["snapshot_name"]
     return snapshots.deleted_from_shard(call.store, call.name, shard, snapshot)
@@ -243,6 +247,14 @@ def _collection_cluster_info(call: _RestCall) -> Any:
     return standalone.collection_cluster_info(call.store, call.name)
 
 
+def _cluster_telemetry(call: _RestCall) -> Any:
+    return standalone.cluster_telemetry()
+
+
+def _list_shard_keys(call: _RestCall) -> Any:
+    return standalone.shard_keys(call.store, call.name)
+
+
 def _update_collection_cluster(call: _RestCall) -> Any:
     return standalone.update_collection_cluster()
 
@@ -289,6 +301,8 @@ _ACTIONS: Mapping[str, Action] = {
     "create_field_index": _create_index,
     "delete_field_index": _delete_index,
     "cluster_status": _cluster_status,
+    "cluster_telemetry": _cluster_telemetry,
+    "list_shard_keys": _list_shard_keys,
     "recover_current_peer": _recover_current_peer,
     "remove_peer": _remove_peer,
     "collection_cluster_info": _collection_cluster_info,
@@ -303,6 +317,7 @@ _ACTIONS: Mapping[str, Action] = {
     "create_shard_snapshot": _create_shard_snapshot,
     "get_shard_snapshot": _get_shard_snapshot,
     "delete_shard_snapshot": _delete_shard_snapshot,
+    "stream_shard_snapshot": _stream_shard_snapshot,
     "list_full_snapshots": _list_full_snapshots,
     "create_full_snapshot": _create_full_snapshot,
     "get_full_snapshot": _get_full_snapshot,

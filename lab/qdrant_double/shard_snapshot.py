@@ -9,6 +9,11 @@ format Qdrant Edge's own `EdgeShard.unpack_snapshot` and `update_from_snapshot` 
   `segment.json` and `version.info`;
 - `wal/`, every file of the shard's WAL but the `.wal` lock sentinel (`snapshot_wal`).
 
+A streamed shard snapshot is `SnapshotFormat::Streamable` (lib/collection/src/shards/shard_holder/
+mod.rs, `stream_shard_snapshot`): each segment's files go straight into the archive under
+`segments/<segment id>/`, without the inner archive, so it can be written as it is sent
+(`Segment::take_snapshot`, lib/segment/src/segment/snapshot.rs).
+
 Edge has no call that writes this (it reads a snapshot's manifest, unpacks and applies one), so
 the double writes it from the shard's directory, after a flush, with the shard's lock held: the
 server flushes every segment first too (`proxy_all_segments_and_apply`), but keeps accepting
@@ -25,7 +30,8 @@ from typing import Any, Mapping
 
 SEGMENTS_DIR = "segments"
 WAL_DIR = "wal"
-SEGMENT_FILES_DIR = os.path.join("snapshot", "files")
+FILES_DIR = "files"
+SEGMENT_FILES_DIR = os.path.join("snapshot", FILES_DIR)
 SEGMENT_STATE_FILES = ("segment.json", "version.info")
 WAL_LOCK_SENTINEL = ".wal"
 
@@ -47,18 +53,32 @@ def _add_segment(
     os.remove(inner_path)
 
 
+def _add_streamable_segment(
+    archive: tarfile.TarFile, shard: Path, segment: Mapping[str, Any], prefix: str
+) -> None:
+    segment_id = segment["segment_id"]
+    directory = shard / SEGMENTS_DIR / segment_id
+    for name in _segment_files(segment):
+        arcname = f"{prefix}{SEGMENTS_DIR}/{segment_id}/{FILES_DIR}/{name}"
+        archive.add(directory / name, arcname=arcname)
+
+
 def write_shard(
     archive: tarfile.TarFile,
     shard: Path,
     manifest: Mapping[str, Any],
     scratch: Path,
     prefix: str = "",
+    streamable: bool = False,
 ) -> None:
     """The shard in ``shard`` (flushed; ``manifest`` is Edge's `snapshot_manifest()` of it) into
     ``archive``, under ``prefix`` (a collection snapshot's `0/`); each segment's archive is
-    built in ``scratch`` first."""
+    built in ``scratch`` first, or, ``streamable``, its files added as they are."""
     for segment in manifest.values():
-        _add_segment(archive, shard, segment, prefix, str(scratch))
+        if streamable:
+            _add_streamable_segment(archive, shard, segment, prefix)
+        else:
+            _add_segment(archive, shard, segment, prefix, str(scratch))
     wal = shard / WAL_DIR
     for name in sorted(os.listdir(wal)):
         if name != WAL_LOCK_SENTINEL:

@@ -19,6 +19,9 @@ For a caller the access check allowed:
   `{collection}-shard-{shard id}-{time}` for a shard (lib/collection/src/shards/shard_holder/
   mod.rs, `create_shard_snapshot`); a collection's snapshot holds its shard under `0/` and the
   collection's config in `config.json`;
+- streaming a shard snapshot takes one in Qdrant's streamable format for the response alone,
+  named as a shard snapshot, and keeps no file (src/actix/api/snapshot_api.rs,
+  `stream_shard_snapshot`; lib/collection/src/shards/shard_holder/mod.rs);
 - taking a full snapshot takes a snapshot of each collection, kept in its directory, then
   archives them with a `config.json` mapping each collection to its snapshot and each alias to
   its collection, named `full-snapshot-{time}` (lib/storage/src/content_manager/snapshots/mod.rs,
@@ -55,6 +58,16 @@ class Download:
     """A snapshot file, answered as its bytes (actix's `NamedFile`)."""
 
     path: Path
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A shard snapshot taken for one response, sent as a stream under ``name`` and not kept
+    (lib/collection/src/common/snapshot_stream.rs, `SnapshotStream::new_stream`)."""
+
+    path: Path
+    """Its archive, which the response removes once it has opened it."""
+    name: str
 
 
 def _name(store: Store, collection: str) -> str:
@@ -147,9 +160,15 @@ def _taken(
     return store.run(collection, take)
 
 
-def _write_shard(found: Collection, archive: tarfile.TarFile, scratch: Path, prefix: str) -> None:
+def _write_shard(
+    found: Collection,
+    archive: tarfile.TarFile,
+    scratch: Path,
+    prefix: str,
+    streamable: bool = False,
+) -> None:
     manifest = found.shard.snapshot_manifest()
-    shard_snapshot.write_shard(archive, found.path, manifest, scratch, prefix)
+    shard_snapshot.write_shard(archive, found.path, manifest, scratch, prefix, streamable)
 
 
 def _write_collection(found: Collection, archive: tarfile.TarFile, scratch: Path) -> None:
@@ -180,6 +199,32 @@ def taken_of_shard(store: Store, collection: str, shard: str) -> models.Snapshot
         lambda found, archive, scratch: _write_shard(found, archive, scratch, ""),
     )
 
+
+def streamed_from_shard(store: Store, collection: str, shard: str) -> Stream:
+    """A shard snapshot in Qdrant's streamable format, written beside the snapshots (the server's
+    snapshot temp path) for the response to send: the server writes it as it sends it, keeping
+    no file (lib/collection/src/shards/shard_holder/mod.rs, `stream_shard_snapshot`)."""
+    shard_directory(store, collection, shard)
+    store.snapshots_path.mkdir(parents=True, exist_ok=True)
+
+    def take(found: Collection) -> Stream:
+        found.flush()
+        name = f"{found.name}-shard-{shard}-{_stamp()}{snapshot_files.SUFFIX}"
+        with tempfile.NamedTemporaryFile(
+            prefix=f".{name}-", suffix=".tar", dir=store.snapshots_path, delete=False
+        ) as file:
+            path = Path(file.name)
+        with contextlib.ExitStack() as undo:  # unwound only if the archive is not written
+            undo.callback(path.unlink, missing_ok=True)
+            try:
+                with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as archive:
+                    _write_shard(found, archive, store.snapshots_path, "", streamable=True)
+            except OSError as error:
+                raise ServiceError(f"Failed to create snapshot: {error}") from None
+            undo.pop_all()
+        return Stream(path, name)
+
+    return store.run(collection, take)
 
 
 def taken_full(store: Store) -> models.SnapshotDescription:

@@ -12,6 +12,14 @@ Without consensus, the server's Dispatcher has no consensus state, so:
 - a collection's cluster info lists its one local shard, Active, with its approximate point count
   (lib/collection/src/collection/mod.rs, `cluster_info`; src/common/collections.rs,
   `do_get_collection_cluster`);
+- `GET /cluster/telemetry` asks each peer the channel service knows for its telemetry; without
+  distributed mode it knows none, not even this one, so it answers "Could not get telemetry from
+  cluster", a service error, to any credential (src/actix/api/cluster_api.rs,
+  `get_cluster_telemetry`; src/common/telemetry_ops/distributed_telemetry.rs,
+  `resolve_telemetries`; src/main.rs fills the channel service's peers only in distributed mode);
+- a collection's shard keys are `None` unless it is custom-sharded, which a collection cannot be
+  without distributed mode (src/common/collections.rs, `do_get_collection_shard_keys`): REST's
+  `ShardKeysResponse` without keys, gRPC's empty list;
 - a collection cluster update (move, replicate, abort transfer, drop replica, ...), and creating
   or deleting a shard key, which Qdrant submits as one (src/actix/api/shards_api.rs), answer
   "Distributed mode disabled", without a period (src/common/collections.rs,
@@ -58,6 +66,15 @@ def collection_cluster_info(store: Store, name: str) -> models.CollectionCluster
         remote_shards=[],
         shard_transfers=[],
     )
+
+
+def cluster_telemetry() -> None:
+    raise ServiceError("Could not get telemetry from cluster")
+
+
+def shard_keys(store: Store, name: str) -> models.ShardKeysResponse:
+    store.run(name, lambda found: found.name)  # a missing collection's 404, as `toc.get_collection`
+    return models.ShardKeysResponse(shard_keys=None)
 
 
 def update_collection_cluster() -> bool:

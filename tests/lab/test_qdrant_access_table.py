@@ -123,19 +123,16 @@ ANY_CREDENTIAL = frozenset(CREDENTIALS) - UNAUTHENTICATED
 GLOBAL_READERS = frozenset({"master key", "read-only key", "global r", "global m"})
 MANAGERS = frozenset({"master key", "global m"})
 COLLECTION_READERS = GLOBAL_READERS | {"alpha r", "alpha rw", "alpha prw"}
-EXTRAS_READERS = GLOBAL_READERS | {"alpha r", "alpha rw"}
 EXTRAS_WRITERS = MANAGERS | {"alpha rw"}
 
 UNSERVED_REST = {
     "GET /telemetry": ANY_CREDENTIAL,
     "GET /issues": ANY_CREDENTIAL,
     "GET /metrics": GLOBAL_READERS,
-    "GET /cluster/telemetry": ANY_CREDENTIAL,
     "DELETE /issues": MANAGERS,
     "PATCH /collections/alpha": MANAGERS,
     "POST /collections/alpha/facet": COLLECTION_READERS,
     "POST /collections/alpha/points/query/groups": COLLECTION_READERS,
-    "GET /collections/alpha/shards": EXTRAS_READERS,
     "PUT /collections/alpha/vectors/extra": EXTRAS_WRITERS,
     "DELETE /collections/alpha/vectors/extra": EXTRAS_WRITERS,
 }
@@ -179,10 +176,6 @@ UNSERVED_GRPC: dict[str, tuple[GrpcCall, frozenset[str]]] = {
     "Collections/Update": (
         _call(_COLLECTIONS, "Update", qgrpc.UpdateCollection(collection_name="alpha")),
         MANAGERS,
-    ),
-    "Collections/ListShardKeys": (
-        _call(_COLLECTIONS, "ListShardKeys", qgrpc.ListShardKeysRequest(collection_name="alpha")),
-        EXTRAS_READERS,
     ),
     "Points/CreateVectorName": (
         _call(

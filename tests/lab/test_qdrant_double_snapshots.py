@@ -113,10 +113,12 @@ POINTS = {
 }
 
 
-def _download(double: QdrantDouble, path: str) -> tuple[int, dict[str, str], bytes]:
+def _download(
+    double: QdrantDouble, path: str, headers: dict[str, str] = ALPHA_R
+) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=60)
     try:
-        connection.request("GET", path, headers=ALPHA_R)
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -265,3 +267,47 @@ def test_a_full_snapshot_archives_each_collection_snapshot_and_their_mapping(
             "collections_mapping": mapping,
             "collections_aliases": {"a1": "alpha"},
         }
+
+
+# ------------------------------------------------------------------- streaming a shard snapshot
+
+
+def test_a_streamed_shard_snapshot_is_one_qdrant_edge_recovers_and_no_file_is_kept(
+    double: QdrantDouble, tmp_path: Path
+) -> None:
+    """`GET .../shards/{id}/snapshot` is how a peer or a backup script pulls a shard without
+    leaving a file on the server: Qdrant streams a fresh snapshot (chunked, as an attachment named
+    as a shard snapshot) and keeps nothing, so the listing stays empty and the disk does not fill
+    (src/actix/api/snapshot_api.rs, lib/collection/src/common/snapshot_stream.rs)."""
+    _with_points(double)
+    code, headers, data = _download(double, "/collections/alpha/shards/0/snapshot", ALPHA_RW)
+    assert code == 200, data[:200]
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["Transfer-Encoding"] == "chunked"
+    disposition = re.fullmatch(r'attachment; filename="(.+)"', headers["Content-Disposition"])
+    assert disposition and re.fullmatch(rf"alpha-shard-0-{STAMP}\.snapshot", disposition[1])
+    archive = tmp_path / disposition[1]
+    archive.write_bytes(data)
+    edge.EdgeShard.unpack_snapshot(str(archive), str(tmp_path / "fresh"))
+    recovered = edge.EdgeShard.load(str(tmp_path / "fresh"))
+    try:
+        assert _count(recovered) == 4
+    finally:
+        recovered.close()
+    listed = rest(double, "GET", "/collections/alpha/shards/0/snapshots", headers=ALPHA_R)[1]
+    assert listed["result"] == []
+    assert [p for p in double.store.snapshots_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_streamed_shard_snapshot_is_refused_to_a_collection_reader(double: QdrantDouble) -> None:
+    """Qdrant checks write access and the collection's extras before streaming a shard
+    (src/common/snapshots.rs, `stream_shard_snapshot`): a read token must not carry off the whole
+    shard."""
+    code, body = rest(double, "GET", "/collections/alpha/shards/0/snapshot", headers=ALPHA_R)
+    assert code == 403
+    assert body["status"]["error"].startswith("Forbidden: ")
+
+
+def test_streaming_a_shard_the_collection_lacks_is_qdrants_404(double: QdrantDouble) -> None:
+    code, body = rest(double, "GET", "/collections/alpha/shards/1/snapshot", headers=ALPHA_RW)
+    assert (code, body["status"]["error"]) == (404, "Not found: shard 1 not found")

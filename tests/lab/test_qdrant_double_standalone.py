@@ -16,6 +16,7 @@ from tests.double_client import KEY, api_key, bearer, rest, token
 MASTER = api_key(KEY)
 GLOBAL_READ = bearer(token({"access": "r"}))
 ALPHA_RW = bearer(token({"access": [{"collection": "alpha", "access": "rw"}]}))
+ALPHA_PRW = bearer(token({"access": [{"collection": "alpha", "access": "prw"}]}))
 MOVE_SHARD = {"move_shard": {"shard_id": 0, "from_peer_id": 1, "to_peer_id": 2}}
 
 
@@ -136,3 +137,33 @@ def test_grpc_shard_key_calls_are_refused_without_distributed_mode(channel: grpc
         assert (refused.value.code(), refused.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT, message
         )
+
+
+def test_cluster_telemetry_is_qdrants_service_error_without_peers(double: QdrantDouble) -> None:
+    """Without distributed mode Qdrant's channel service knows no peer, not even itself, so the
+    cluster telemetry it gathers from its peers is empty: "Could not get telemetry from cluster",
+    for any credential, as `get_cluster_telemetry` checks none (src/actix/api/cluster_api.rs;
+    src/common/telemetry_ops/distributed_telemetry.rs, `resolve_telemetries`)."""
+    for headers in (MASTER, ALPHA_RW):
+        code, body = rest(double, "GET", "/cluster/telemetry", headers=headers)
+        assert (code, body["status"]["error"]) == (
+            500, "Service internal error: Could not get telemetry from cluster"
+        )
+
+
+def test_shard_keys_of_an_auto_sharded_collection_are_none(double: QdrantDouble) -> None:
+    """Shard keys exist only with custom sharding: Qdrant lists none for the project's
+    collections, to any reader of the collection, points-only tokens included
+    (src/common/collections.rs, `do_get_collection_shard_keys`: no extras required)."""
+    for headers in (MASTER, ALPHA_PRW):
+        code, body = rest(double, "GET", "/collections/alpha/shards", headers=headers)
+        assert (code, body["result"]) == (200, {})
+
+
+def test_grpc_shard_keys_of_an_auto_sharded_collection_are_none(channel: grpc.Channel) -> None:
+    stub = collections_service_pb2_grpc.CollectionsStub(channel)
+    prw = [("authorization", ALPHA_PRW["Authorization"])]
+    listed = stub.ListShardKeys(
+        qgrpc.ListShardKeysRequest(collection_name="alpha"), metadata=prw, timeout=10
+    )
+    assert list(listed.shard_keys) == []

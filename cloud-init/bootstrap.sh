@@ -451,7 +451,9 @@ step_nginx_http() {
   # The distro's catch-all site would answer on port 80 for any name.
   rm -f "${NGINX_CONF_DIR}/sites-enabled/default"
   # On a re-run the TLS site is live already: going back to HTTP-only would be a needless outage.
-  if cmp -s "$NGINX_TLS_SITE" "$NGINX_SITE"; then
+  # So too once a certificate is there and a site is live: a changed TLS site (a converge run)
+  # differs from the live one, and is the TLS step's to install.
+  if [[ -e $NGINX_SITE ]] && { cmp -s "$NGINX_TLS_SITE" "$NGINX_SITE" || [[ -s $CERTIFICATE ]]; }; then
     log "TLS site already live"
     return 0
   fi

@@ -312,6 +312,12 @@ class EdgeBootstrap:
     """The root pebble issues under: what a client of the lab's TLS site trusts."""
     imds: Imds
     pebble: Pebble
+    nginx: Service
+
+    def nginx_workers(self) -> set[int]:
+        """The nginx master's workers: a reload replaces every one of them."""
+        pid = self.nginx.pid
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def _as_is(host: HostSettings) -> HostSettings:
@@ -371,7 +377,7 @@ def edge_bootstrap_lab(
         server.wait_for_port(ports.http)
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
-        yield EdgeBootstrap(lab, client_ca, imds, pebble)
+        yield EdgeBootstrap(lab, client_ca, imds, pebble, server)
 
 
 def main() -> int:

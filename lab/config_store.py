@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from components.host_config import (
     ConfigSource,
@@ -14,9 +14,15 @@ from components.host_config import (
     render_host_config,
 )
 from components.settings import HostSettings
-from lab.moto import LAB_REGION, Ssm
+from lab.moto import LAB_REGION
 
 LAB_BUCKET = "secure-qdrant-lab-config"
+
+
+class AwsClients(Protocol):
+    """A moto server, on loopback (lab.moto) or behind AWS's names (lab.booted.ssm)."""
+
+    def client(self, service: str) -> Any: ...
 
 
 def lab_source(host: HostSettings) -> ConfigSource:
@@ -25,7 +31,7 @@ def lab_source(host: HostSettings) -> ConfigSource:
 
 @dataclass(frozen=True)
 class ConfigStore:
-    moto: Ssm
+    moto: AwsClients
     source: ConfigSource
 
     def _s3(self) -> Any:

@@ -101,7 +101,7 @@ class HostLife:
         stays, detached from every instance."""
         volume = self.lab.volumes.create_from_snapshot(snapshot)
         self.lab = replace(
-            self.lab, volume=volume, user_data=instance_user_data(self.lab.host, volume)
+            self.lab, volume=volume, user_data=instance_user_data(self.lab.store, self.lab.host, volume)
         )
         return self.launch()
 

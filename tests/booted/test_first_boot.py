@@ -27,7 +27,7 @@ import pytest
 
 from components.nginx_config import certificate_paths
 from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS
-from components.user_data import KEYS_SERVICE, KEYS_TIMER, METRICS_UNIT, settings_env_path
+from components.user_data import CONVERGE_UNIT, CONVERGE_TIMER, METRICS_UNIT, settings_env_path
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import (
@@ -530,19 +530,19 @@ def fail2ban_step(booted: BootedHost) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def keys_timer_stopped(booted: BootedHost) -> Iterator[None]:
+def converge_timer_stopped(booted: BootedHost) -> Iterator[None]:
     """Its minutely run of the bootstrap's secrets step takes the bootstrap's lock."""
-    booted.guest.run("systemctl", "stop", KEYS_TIMER)
+    booted.guest.run("systemctl", "stop", CONVERGE_TIMER)
     try:
         wait_until(
             lambda: booted.guest.run(
-                "systemctl", "show", "--property=ActiveState", "--value", KEYS_SERVICE
+                "systemctl", "show", "--property=ActiveState", "--value", CONVERGE_UNIT
             ).strip() != "activating",
-            "the keys service's run to end",
+            "the converge service's run to end",
         )
         yield
     finally:
-        booted.guest.run("systemctl", "start", KEYS_TIMER)
+        booted.guest.run("systemctl", "start", CONVERGE_TIMER)
 
 
 def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: BootedHost) -> None:
@@ -552,7 +552,7 @@ def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: Bo
     back the same step passes."""
     hidden = booted.guest.path(f"{BAN_TOOL}.hidden-by-test")
     log_before = booted.guest.path(FAIL2BAN_LOG).stat().st_size
-    with keys_timer_stopped(booted):
+    with converge_timer_stopped(booted):
         booted.guest.path(BAN_TOOL).rename(hidden)
         try:
             started = time.monotonic()

@@ -86,6 +86,8 @@ class BootedHost:
     """The parameters the guest reads its keys from (a rotation writes new ones here)."""
     store: ConfigStore
     """Where the guest's configuration is published (a change is published here)."""
+    volume_id: str
+    """The data volume the guest's configuration names."""
 
     def verify_target(self, tokens: Sequence[TokenSpec] = ()) -> Target:
         """The guest as `verify` sees a deployment: its domain, reached at `address`."""
@@ -322,6 +324,7 @@ def boot(
             boot_to_ready_seconds=time.monotonic() - started,
             ssm=lab.ssm,
             store=lab.store,
+            volume_id=lab.volume.volume_id,
         )
 
 

@@ -241,3 +241,24 @@ def test_the_tls_step_reloads_nginx_only_when_its_site_changed(edge: EdgeBootstr
     succeed(edge.lab, ["nginx_tls"])
 
     assert edge.nginx_workers() == workers
+
+
+def test_a_document_that_cannot_be_fetched_changes_nothing_and_keys_still_apply(
+    edge: EdgeBootstrap,
+) -> None:
+    """S3 unreachable or the object gone: the host keeps serving what it has, says why, and its
+    minutely key check (a rotation's grace window ending) does not wait for S3."""
+    served = publish(edge, edge.lab.host)
+    converged(edge)
+    source = edge.lab.store.source
+    edge.lab.ssm.client("s3").delete_object(Bucket=source.bucket, Key=source.config_key)
+
+    result = edge.lab.converge()
+
+    status = edge.lab.store.status()
+    assert result.returncode != 0
+    assert (status["version"], status.get("rejected")) == (served, None)
+    assert "fetch failed" in status["error"]
+    assert "running steps: secrets\n" in result.stderr
+    assert get(edge) == 200
+    publish(edge, edge.lab.host)

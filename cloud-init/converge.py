@@ -2,9 +2,9 @@
 
 The loader (cloud-init/loader.py, from the user data) fetches the document every minute
 (secure-qdrant-converge.timer) and at first boot, and runs this program, which the document itself
-carries: the version already installed judges the next one. The document (components/host_config.py)
-is every file the host runs from, bar the loader's. A run checks it, compares it with the files on disk and with the last document it
-applied, validates what would change with the tools that will read it (nginx -t, fail2ban-client
+carries: the version already installed judges the next one. The document
+(components/host_config.py) is every file the host runs from, bar the loader's. A run checks it,
+compares it with the files on disk and with the last document it applied, validates what would change with the tools that will read it (nginx -t, fail2ban-client
 --test) before writing anything, writes the changed files atomically and runs only the bootstrap
 steps those changes need. A document that fails any check changes nothing: the host keeps serving
 the last good one and says so (a log line, its status object, the state file the metrics
@@ -57,7 +57,8 @@ _ACTIONS = {
     "data_volume qdrant qdrant_health " + RESTART: "QDRANT_UID DATA_MOUNT QDRANT_STORAGE "
     "QDRANT_SNAPSHOTS",
     "data_volume certificate nginx_tls": "LETSENCRYPT_DIR LETSENCRYPT_LINK",
-    "secrets": "AWS_REGION API_KEY_PARAMETER READ_ONLY_API_KEY_PARAMETER PREVIOUS_API_KEY_PARAMETER",
+    "secrets": "AWS_REGION API_KEY_PARAMETER READ_ONLY_API_KEY_PARAMETER "
+    "PREVIOUS_API_KEY_PARAMETER",
     "secrets qdrant qdrant_health " + RESTART: "SECRETS_DIR QDRANT_ENV_FILE",
     "nginx_http nginx_tls": "ACME_WEBROOT NGINX_ARGS NGINX_CONF_DIR NGINX_SITE NGINX_HTTP_SITE "
     "NGINX_TLS_SITE",
@@ -253,7 +254,9 @@ def on_disk(path: str) -> File | None:
         return None
 
 
-def differing(document: Document, previous: Document | None) -> tuple[frozenset[str], frozenset[str]]:
+def differing(
+    document: Document, previous: Document | None
+) -> tuple[frozenset[str], frozenset[str]]:
     """(paths whose file on disk differs: to write; paths that differ from disk or from the last
     document applied: to act on). A change whose actions failed is acted on again."""
     drifted = frozenset(p for p, f in document.files.items() if on_disk(p) != f)
@@ -406,7 +409,9 @@ def disk_settings(source: Source) -> dict[str, str]:
 
 
 def unit_active(unit: str) -> bool:
-    return systemd_runs() and subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+    if not systemd_runs():
+        return False
+    return subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
 
 
 def hand_over(source: Source, rewritten: bool) -> None:
@@ -462,20 +467,19 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
     state = State(version=previous.version if previous else None)
     actions: Plan | None = Plan()
     applied: tuple[Document, str] | None = None
-    try:
-        if text is None:
-            raise FileNotFoundError(fetch_error)
-        document = parse_document(text, source)
-        actions = apply(document, previous, source)
-        applied = (document, text)
-    except FileNotFoundError as error:
+    if text is None:
         # Unreachable S3, no object yet, credentials not there yet: the host keeps serving and
         # the next minute's run fetches again.
-        state.error = f"fetch failed: {error}"
+        state.error = f"fetch failed: {fetch_error}"
         log(state.error)
-    except Rejected as rejection:
-        state.rejected, state.error = claimed_version(text or "") or "unknown", str(rejection)
-        log(f"config {state.rejected} rejected: {rejection}")
+    else:
+        try:
+            document = parse_document(text, source)
+            actions = apply(document, previous, source)
+            applied = (document, text)
+        except Rejected as rejection:
+            state.rejected, state.error = claimed_version(text) or "unknown", str(rejection)
+            log(f"config {state.rejected} rejected: {rejection}")
     if actions is not None and unit_active(source.bootstrap_unit):
         # A boot's bootstrap run holds the lock; the change is acted on next minute (the last
         # good document still names the old files).
@@ -497,7 +501,8 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
 
 
 def publish_state(state: State, source: Source, s3: Any) -> bool:
-    write_atomically(File(source.state_file, "0644", json.dumps({**state.status(), "at": time.time()})))
+    local = json.dumps({**state.status(), "at": time.time()})
+    write_atomically(File(source.state_file, "0644", local))
     try:
         s3.put_object(
             Bucket=source.bucket,

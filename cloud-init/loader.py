@@ -36,13 +36,13 @@ def main(source_env: str) -> int:
         subprocess.run([*apt, "install", "-y", "python3-boto3"], env=env, check=True)
         import boto3
     env, text = dict(os.environ), ""
-    where = f"s3://{source['CONFIG_BUCKET']}/{source['CONFIG_KEY']}"
+    bucket, key = source["CONFIG_BUCKET"], source["CONFIG_KEY"]
     try:
         s3 = boto3.client("s3", region_name=source["AWS_REGION"])
-        text = s3.get_object(Bucket=source["CONFIG_BUCKET"], Key=source["CONFIG_KEY"])["Body"].read().decode()
+        text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     # Unreachable, not there yet, no credentials yet, throttled: botocore's errors share no base.
     except Exception as error:
-        env["FETCH_ERROR"] = f"{where}: {error}"
+        env["FETCH_ERROR"] = f"s3://{bucket}/{key}: {error}"
     if not os.path.exists(source["CONVERGE"]):
         if "FETCH_ERROR" in env:
             print(f"secure-qdrant-loader: {env['FETCH_ERROR']}", file=sys.stderr)

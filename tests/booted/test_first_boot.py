@@ -614,10 +614,12 @@ def apply_in_place(booted: BootedHost, changed: HostSettings) -> Applied:
     limit)."""
     target = booted.verify_target()
     stop = threading.Event()
-    keep_alive = Hammering(target, jwt.encode({"access": "r"}, booted.api_key), clients=1, pause=0.5)
+    token = jwt.encode({"access": "r"}, booted.api_key)
+    keep_alive = Hammering(target, token, clients=1, pause=0.5)
     epoch = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
-        fresh = pool.submit(steadily, partial(rest_answer, target, booted.api_key), epoch, 0.5, stop)
+        ask = partial(rest_answer, target, booted.api_key)
+        fresh = pool.submit(steadily, ask, epoch, 0.5, stop)
         try:
             time.sleep(2)
             started = time.monotonic()
@@ -717,7 +719,9 @@ def test_a_certificate_name_is_added_in_place_without_a_failed_request(booted: B
     report("certificate name", applied)
 
     fullchain, _ = certificate_paths(booted.host)
-    names = booted.guest.run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", fullchain)
+    names = booted.guest.run(
+        "openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", fullchain
+    )
     assert f"www.{booted.host.domain}" in names
     assert applied.failed == []
 

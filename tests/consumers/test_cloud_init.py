@@ -89,7 +89,9 @@ def written_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("host_file", LOADER, ids=lambda f: f.path)
-def test_write_files_puts_each_loader_file_in_place(written_root: Path, host_file: HostFile) -> None:
+def test_write_files_puts_each_loader_file_in_place(
+    written_root: Path, host_file: HostFile
+) -> None:
     """What cloud-init writes is what the converge unit runs: the exact bytes, with the
     permissions that keep settings root-only and programs unwritable by others, owned by root."""
     written = written_root / host_file.path.lstrip("/")

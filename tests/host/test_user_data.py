@@ -784,5 +784,6 @@ def test_the_loader_names_the_same_paths_as_the_document() -> None:
     assert loader["CONVERGE_STATE"] == env["CONFIG_STATE_FILE"]
     assert loader["READY_MARKER"] == env["READY_MARKER"]
     assert loader["SETTINGS_FILE"] == settings_env_path(HOST)
-    assert all(any(f.path.startswith(f"{root}/") for root in roots) for f in host_files(HOST, VOLUME_ID))
+    for f in host_files(HOST, VOLUME_ID):
+        assert any(f.path.startswith(f"{root}/") for root in roots), f.path
     assert not set(shlex.split(loader["LOADER_FILES"])[0].split()) & set(WRITE_FILES)

@@ -1,6 +1,7 @@
-"""The host's files, and the VM's user data: a small `#cloud-config` that installs the converge
-program (cloud-init/converge.py), which fetches the rest (`host_files`, published as one document by
-components/host_config.py) and applies it, at first boot and every minute after.
+"""The host's files, and the VM's user data: a small `#cloud-config` that installs the loader
+(cloud-init/loader.py), which fetches the rest (`host_files`, published as one document by
+components/host_config.py) and hands it to the converge program it carries, at first boot and every
+minute after.
 
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs
 is byte for byte what the VM runs. User data is readable by anyone with `ec2:DescribeInstanceAttribute`
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
-# Runs the bootstrap at every boot: cloud-init only enables and starts it.
+# Runs the bootstrap at every boot: the converge program enables and starts it at first boot.
 BOOTSTRAP_UNIT = "secure-qdrant-bootstrap.service"
 # The loader's units: every minute (and once at first boot) the converge program fetches the host's
 # configuration and applies what changed; each run also applies a key rotation (the secrets step).
@@ -327,11 +328,9 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),
         ),
-        *(
-            HostFile(
-                f"{paths.systemd_unit_dir}/{unit}", _cloud_init_file(unit).format_map(unit_values)
-            )
-            for unit in (BOOTSTRAP_UNIT,)
+        HostFile(
+            f"{paths.systemd_unit_dir}/{BOOTSTRAP_UNIT}",
+            _cloud_init_file(BOOTSTRAP_UNIT).format_map(unit_values),
         ),
         *(
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))

@@ -489,6 +489,7 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     )
     assert df_percent - 1 <= metrics["DataVolumeUsedPercent"] <= df_percent
     assert {"Unauthorized401", "RateLimited429"} <= metrics.keys()
+    assert metrics["ConfigRejected"] == 0
 
 
 
@@ -741,7 +742,7 @@ def test_a_version_nginx_rejects_leaves_the_host_serving_the_last_good_one(
     booted: BootedHost,
 ) -> None:
     """A bad `pulumi up` must not reach the edge: the host keeps its version, keeps serving, and
-    says so (status, the state ConfigRejected is published from)."""
+    says so (its status, and ConfigRejected, whose alarm tells the team)."""
     served = booted.store.status()["version"]
     good = replace(_with_name(booted.host), admin_cidrs=booted.host.admin_cidrs)
     tls_site = staged_site_path(good, "tls")
@@ -761,3 +762,6 @@ def test_a_version_nginx_rejects_leaves_the_host_serving_the_last_good_one(
     assert state["rejected"] == bad.version
     assert "not_a_directive" not in booted.guest.path(tls_site).read_text()
     assert rest_answer(booted.verify_target(), booted.api_key, 10) == "200"
+    booted.guest.run("systemctl", "start", METRICS_UNIT)
+    published = booted.ssm.metric_maxima(METRICS_NAMESPACE, ("Host", booted.host.name))
+    assert published["ConfigRejected"] == 1

@@ -588,7 +588,8 @@ def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: Bo
 
 # --- converging in place (issue 19): last in the module, each change builds on the one before ---
 
-SECOND_ADMIN_CIDR = "198.51.100.0/24"
+# Outside the lab network's addresses (lab/booted/outside.py): no client there gains SSH.
+SECOND_ADMIN_CIDR = "203.0.113.0/28"
 # The lab's image under a second tag: what a newer Qdrant release is to the host (no registry).
 NEXT_QDRANT_VERSION = "v1.18.99"
 

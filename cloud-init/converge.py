@@ -85,6 +85,7 @@ class Source:
     bucket: str
     config_key: str
     status_key: str
+    data_volume_id: str
     settings_file: str
     bootstrap: str
     converge: str
@@ -105,6 +106,7 @@ class Source:
             bucket=env["CONFIG_BUCKET"],
             config_key=env["CONFIG_KEY"],
             status_key=env["STATUS_KEY"],
+            data_volume_id=env["DATA_VOLUME_ID"],
             settings_file=env["SETTINGS_FILE"],
             bootstrap=env["BOOTSTRAP"],
             converge=env["CONVERGE"],
@@ -183,7 +185,13 @@ def parse_document(text: str, source: Source) -> Document:
         raise Rejected(f"version {raw.get('version')!r} is not the digest of its files")
     if source.settings_file not in files:
         raise Rejected(f"no {source.settings_file}")
-    return Document(raw["version"], files)
+    document = Document(raw["version"], files)
+    # A restore publishes the replacement's document before the old host is gone: its volume is
+    # not this host's to look for.
+    volume = document.settings(source).get("DATA_VOLUME_ID")
+    if volume != source.data_volume_id:
+        raise Rejected(f"for the host on {volume}; this one mounts {source.data_volume_id}")
+    return document
 
 
 def _check_path(path: str, source: Source) -> None:

@@ -56,8 +56,8 @@ converge = _load()
 LOADER = converge.Source.parse(render_settings_env(source_env(HOST, VOLUME_ID, SOURCE)))
 
 
-def document(host: HostSettings = HOST) -> str:
-    return host_config_document(render_host_config(host, VOLUME_ID))
+def document(host: HostSettings = HOST, volume_id: str = VOLUME_ID) -> str:
+    return host_config_document(render_host_config(host, volume_id))
 
 
 def edited(change: Callable[[dict], None], reseal: bool = True) -> str:
@@ -110,6 +110,10 @@ REFUSALS: dict[str, Callable[[dict], None]] = {
         files=[f for f in raw["files"] if f["path"] != settings_env_path(HOST)]
     ),
     "an entry with a missing field": lambda raw: _first_file(raw).pop("permissions"),
+    # A restore's document, published while the host it replaces still runs.
+    "another data volume's": lambda raw: raw.update(
+        files=json.loads(document(volume_id="vol-0fedcba9876543210"))["files"]
+    ),
 }
 
 
@@ -117,7 +121,8 @@ REFUSALS: dict[str, Callable[[dict], None]] = {
 def test_a_document_that_fails_its_checks_is_refused(change: Callable[[dict], None]) -> None:
     """Whatever writes the S3 object, the host writes only well-formed files inside the
     directories it manages, never over the loader that fetches the next document (a document
-    that replaced it could never be undone), and only what the version names."""
+    that replaced it could never be undone), only what the version names, and only for the data
+    volume it mounts."""
     # Re-sealed, so that each case is refused for its own reason, not for the digest.
     text = edited(change, reseal=change is not REFUSALS["a version that is not its files' digest"])
 

@@ -400,7 +400,8 @@ step_qdrant() {
     retry 5 docker pull --quiet "$QDRANT_IMAGE" >/dev/null
   fi
   systemctl enable "$QDRANT_UNIT"
-  if ((SECRETS_CHANGED)); then
+  # RESTART_QDRANT=1: the converge program changed what the container starts from (image, unit).
+  if ((SECRETS_CHANGED)) || [[ ${RESTART_QDRANT:-0} == 1 ]]; then
     systemctl restart "$QDRANT_UNIT"
   else
     systemctl start "$QDRANT_UNIT"
@@ -433,8 +434,14 @@ swap_site_checked() {
   die "nginx rejected ${staged}; the previous site stays"
 }
 
+# A graceful reload only when the site changed: a converge run that changed something else, or a
+# re-run, leaves nginx's workers and their connections alone.
 install_site() {
-  cmp -s "$1" "$NGINX_SITE" || swap_site_checked "$1"
+  if cmp -s "$1" "$NGINX_SITE"; then
+    log "nginx already serves $(basename "$1")"
+    return 0
+  fi
+  swap_site_checked "$1"
   nginx_ctl -s reload
   log "nginx serves $(basename "$1")"
 }
@@ -444,7 +451,9 @@ step_nginx_http() {
   # The distro's catch-all site would answer on port 80 for any name.
   rm -f "${NGINX_CONF_DIR}/sites-enabled/default"
   # On a re-run the TLS site is live already: going back to HTTP-only would be a needless outage.
-  if cmp -s "$NGINX_TLS_SITE" "$NGINX_SITE"; then
+  # So too once a certificate is there and a site is live: a changed TLS site (a converge run)
+  # differs from the live one, and is the TLS step's to install.
+  if [[ -e $NGINX_SITE ]] && { cmp -s "$NGINX_TLS_SITE" "$NGINX_SITE" || [[ -s $CERTIFICATE ]]; }; then
     log "TLS site already live"
     return 0
   fi
@@ -578,19 +587,51 @@ step_nginx_tls() {
 # Docker's published ports skip ufw's chains entirely. That is harmless here only because the Qdrant
 # unit publishes on 127.0.0.1 and nothing else, and closes Docker's bridge to the outside itself:
 # keep it that way.
-step_firewall() {
+#
+# Reconciles rather than rebuilds: each rule is added or deleted on its own in the running firewall,
+# so established connections (ufw's conntrack rules accept them) never see a gap, as they would
+# across a `ufw reset` or a reload. The rules added last are kept in FIREWALL_RULES_FILE; those no
+# longer wanted (an admin CIDR or a port dropped from the configuration) are deleted by the same
+# words. Rules added by hand are left alone.
+firewall_rules() {
   local cidrs cidr port ports
-  ufw default deny incoming
-  ufw default allow outgoing
   read -ra cidrs <<<"$ADMIN_CIDRS"
   for cidr in "${cidrs[@]}"; do
-    ufw allow proto tcp from "$cidr" to any port "$SSH_PORT"
+    printf 'allow proto tcp from %s to any port %s\n' "$cidr" "$SSH_PORT"
   done
   read -ra ports <<<"$PUBLIC_PORTS"
   for port in "${ports[@]}"; do
-    ufw allow "${port}/tcp"
+    printf 'allow %s/tcp\n' "$port"
   done
-  ufw --force enable
+}
+
+step_firewall() {
+  local wanted rule words staged
+  wanted=$(firewall_rules)
+  # On an active firewall `ufw default` reloads every chain: only set what differs.
+  ufw status verbose | grep -qF 'deny (incoming), allow (outgoing)' || {
+    ufw default deny incoming
+    ufw default allow outgoing
+  }
+  while IFS= read -r rule; do
+    [[ -n $rule ]] || continue
+    read -ra words <<<"$rule"
+    ufw "${words[@]}"
+  done <<<"$wanted"
+  if [[ -e $FIREWALL_RULES_FILE ]]; then
+    while IFS= read -r rule; do
+      if [[ -z $rule ]] || grep -qxF -- "$rule" <<<"$wanted"; then continue; fi
+      read -ra words <<<"$rule"
+      ufw delete "${words[@]}"
+      log "firewall: removed '${rule}'"
+    done <"$FIREWALL_RULES_FILE"
+  fi
+  install -d -m 0755 "$(dirname "$FIREWALL_RULES_FILE")"
+  temp_beside "$FIREWALL_RULES_FILE"
+  staged=$TEMP
+  printf '%s\n' "$wanted" >"$staged"
+  mv -f "$staged" "$FIREWALL_RULES_FILE"
+  ufw status | grep -qx 'Status: active' || ufw --force enable
 }
 
 # --- 7. fail2ban ----------------------------------------------------------------------------------

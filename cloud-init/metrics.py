@@ -2,6 +2,7 @@
 Fails when it cannot publish; the QdrantUp alarm takes a silent host for a down one."""
 
 import datetime as dt
+import json
 import re
 import shlex
 import shutil
@@ -66,6 +67,16 @@ def edge_serves(env):
         return 0
 
 
+def config_rejected(path):
+    """1 while the converge program refuses the latest configuration (its state file, written
+    every run), 0 otherwise: before its first run there is nothing refused."""
+    try:
+        with open(path, encoding="utf-8") as state:
+            return int(json.load(state).get("rejected") is not None)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def tail(path, size=8 << 20):
     try:
         with open(path, "rb") as log:
@@ -83,6 +94,7 @@ def measure(env, now):
         "Unauthorized401": (refused["401"], "Count"),
         "RateLimited429": (refused["429"], "Count"),
         "DataVolumeUsedPercent": (used_percent(shutil.disk_usage(env["DATA_MOUNT"])), "Percent"),
+        "ConfigRejected": (config_rejected(env["CONFIG_STATE_FILE"]), "None"),
     }
     enddate = subprocess.run(
         ["openssl", "x509", "-enddate", "-noout", "-in", env["CERTIFICATE"]],

@@ -1,8 +1,13 @@
-"""The VM's user data: a `#cloud-config` that writes the host's files and starts the bootstrap's unit.
+"""The host's files, and the VM's user data: a small `#cloud-config` that installs the loader
+(cloud-init/loader.py), which fetches the rest (`host_files`, published as one document by
+components/host_config.py) and hands it to the converge program it carries, at first boot and every
+minute after.
 
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs
 is byte for byte what the VM runs. User data is readable by anyone with `ec2:DescribeInstanceAttribute`
-and by every process on the VM via IMDS, so it carries names of secrets, never their values.
+and by every process on the VM via IMDS, so it carries names of secrets, never their values. It
+changes only when the machine must: a setting in it replaces the instance, so it holds nothing a
+host can change in place.
 
 Files under `cloud-init/` are data: shell scripts read `settings.env` at run time; the few files
 that cannot (systemd, fail2ban) are templates whose `{NAME}` placeholders are `settings.env` keys,
@@ -15,11 +20,13 @@ import ast
 import base64
 import gzip
 import io
+import os
 import re
 import shlex
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -40,13 +47,18 @@ from components.settings import (
     HostSettings,
 )
 
+if TYPE_CHECKING:
+    # host_config builds on this module's `host_files`; only the type comes back.
+    from components.host_config import ConfigSource
+
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"
-# Runs the bootstrap at every boot: cloud-init only enables and starts it.
+# Runs the bootstrap at every boot: the converge program enables and starts it at first boot.
 BOOTSTRAP_UNIT = "secure-qdrant-bootstrap.service"
-# Applies a key rotation to the running host; cloud-init enables it beside the bootstrap.
-KEYS_TIMER = "secure-qdrant-keys.timer"
-KEYS_SERVICE = "secure-qdrant-keys.service"
+# The loader's units: every minute (and once at first boot) the converge program fetches the host's
+# configuration and applies what changed; each run also applies a key rotation (the secrets step).
+CONVERGE_UNIT = "secure-qdrant-converge.service"
+CONVERGE_TIMER = "secure-qdrant-converge.timer"
 # Relative to fail2ban's config dir, and mirrored under cloud-init/fail2ban/.
 AUTH_FILTER = "filter.d/secure-qdrant-auth.conf"
 JAIL = "jail.d/secure-qdrant.conf"
@@ -54,6 +66,10 @@ JAIL = "jail.d/secure-qdrant.conf"
 # cloud-init/, that makes systemd start them only once it is mounted.
 DATA_VOLUME_UNITS = ("nginx.service", "certbot.service")
 DATA_VOLUME_DROP_IN = "requires-data-volume.conf"
+# What the converge program last did ({"version", "error", "rejected"}, read by the metrics
+# publisher) and the last document it applied, beside the ready marker.
+CONVERGE_STATE = "converge.json"
+LAST_GOOD = "config.json"
 # The host's metrics publisher (cloud-init/metrics.py), its unit and the timer that runs it.
 METRICS_UNIT = "secure-qdrant-metrics.service"
 METRICS_TIMER = "secure-qdrant-metrics.timer"
@@ -73,6 +89,46 @@ def settings_env_path(host: HostSettings) -> str:
 def qdrant_env_path(host: HostSettings) -> str:
     """The API keys, fetched at boot: the only file on the host holding them."""
     return f"{host.paths.secrets_dir}/qdrant.env"
+
+
+def source_env_path(host: HostSettings) -> str:
+    """The loader's settings: where the configuration is and what the converge program may touch."""
+    return f"{host.paths.secrets_dir}/source.env"
+
+
+def converge_path(host: HostSettings) -> str:
+    """The converge program (cloud-init/converge.py): in the document, run by the loader."""
+    return f"{os.path.dirname(host.paths.bootstrap)}/secure-qdrant-converge"
+
+
+def loader_path(host: HostSettings) -> str:
+    """The user data's program (cloud-init/loader.py): fetches the document, runs the converge
+    program."""
+    return f"{os.path.dirname(host.paths.bootstrap)}/secure-qdrant-loader"
+
+
+def state_path(host: HostSettings, name: str) -> str:
+    """A file of the host's own state, beside the ready marker (never in the document)."""
+    return f"{os.path.dirname(host.paths.ready_marker)}/{name}"
+
+
+def loader_command(host: HostSettings) -> tuple[str, ...]:
+    """The converge unit's command line (after the interpreter), and what the labs run."""
+    return (loader_path(host), source_env_path(host))
+
+
+def managed_roots(host: HostSettings) -> tuple[str, ...]:
+    """The directories the document's files may be written in: those of `host_files`."""
+    paths = host.paths
+    roots = (
+        paths.secrets_dir,
+        os.path.dirname(paths.bootstrap),
+        os.path.dirname(paths.metrics_publisher),
+        paths.systemd_unit_dir,
+        paths.fail2ban_dir,
+        os.path.dirname(staged_site_path(host, "tls")),
+    )
+    return tuple(dict.fromkeys(roots))
 
 
 def staged_site_path(host: HostSettings, state: str) -> str:
@@ -168,6 +224,10 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
         "METRICS_HOST": host.name,
         "METRICS_TIMER": METRICS_TIMER,
+        # The admin CIDR and port rules the firewall step added last: what it removes once they are
+        # no longer configured.
+        "FIREWALL_RULES_FILE": state_path(host, "firewall-rules"),
+        "CONFIG_STATE_FILE": state_path(host, CONVERGE_STATE),
     }
 
 
@@ -268,17 +328,16 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),
         ),
-        *(
-            HostFile(
-                f"{paths.systemd_unit_dir}/{unit}", _cloud_init_file(unit).format_map(unit_values)
-            )
-            for unit in (BOOTSTRAP_UNIT, KEYS_SERVICE, KEYS_TIMER)
+        HostFile(
+            f"{paths.systemd_unit_dir}/{BOOTSTRAP_UNIT}",
+            _cloud_init_file(BOOTSTRAP_UNIT).format_map(unit_values),
         ),
         *(
             HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
             for unit in DATA_VOLUME_UNITS
         ),
         HostFile(paths.metrics_publisher, shipped_python(_cloud_init_file("metrics.py")), "0755"),
+        HostFile(converge_path(host), shipped_python(_cloud_init_file("converge.py")), "0755"),
         HostFile(
             f"{paths.systemd_unit_dir}/{METRICS_UNIT}",
             _cloud_init_file(METRICS_UNIT).format_map(
@@ -305,31 +364,90 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _BlockStyleDumper.add_representer(str, _represent_str)
 
 
-def render_user_data(host: HostSettings, data_volume_id: str) -> str:
+def source_env(host: HostSettings, data_volume_id: str, source: ConfigSource) -> dict[str, str]:
+    """The loader's settings: only what the machine itself is (a restore onto another volume must
+    still replace it), where its configuration is, and the fixed paths the converge program
+    needs before it has read any."""
+    paths = host.paths
+    loader = (source_env_path(host), loader_path(host), *_loader_units(host))
+    return {
+        "AWS_REGION": source.region,
+        "CONFIG_BUCKET": source.bucket,
+        "CONFIG_KEY": source.config_key,
+        "STATUS_KEY": source.status_key,
+        "DATA_VOLUME_ID": data_volume_id,
+        "HOST_NAME": host.name,
+        "SETTINGS_FILE": settings_env_path(host),
+        "BOOTSTRAP": paths.bootstrap,
+        "CONVERGE": converge_path(host),
+        "BOOTSTRAP_UNIT": BOOTSTRAP_UNIT,
+        "UNIT_DIR": paths.systemd_unit_dir,
+        "FAIL2BAN_DIR": paths.fail2ban_dir,
+        "READY_MARKER": paths.ready_marker,
+        "CONVERGE_STATE": state_path(host, CONVERGE_STATE),
+        "LAST_GOOD": state_path(host, LAST_GOOD),
+        "MANAGED_ROOTS": _words(managed_roots(host)),
+        "LOADER_FILES": _words(loader),
+    }
+
+
+def _loader_units(host: HostSettings) -> tuple[str, str]:
+    unit_dir = host.paths.systemd_unit_dir
+    return f"{unit_dir}/{CONVERGE_UNIT}", f"{unit_dir}/{CONVERGE_TIMER}"
+
+
+def loader_files(host: HostSettings, data_volume_id: str, source: ConfigSource) -> list[HostFile]:
+    """The user data's files: what fetches and applies the rest."""
+    service, timer = _loader_units(host)
+    command = {"LOADER_COMMAND": _literal_words(loader_command(host))}
+    return [
+        # Root-only, as settings.env: it maps the host.
+        HostFile(
+            source_env_path(host),
+            render_settings_env(source_env(host, data_volume_id, source)),
+            "0600",
+        ),
+        HostFile(loader_path(host), shipped_python(_cloud_init_file("loader.py")), "0755"),
+        HostFile(service, _without_comments(_cloud_init_file(CONVERGE_UNIT).format_map(command))),
+        HostFile(timer, _without_comments(_cloud_init_file(CONVERGE_TIMER))),
+    ]
+
+
+def _without_comments(unit: str) -> str:
+    """A unit file as systemd reads it, less the comment lines the repository keeps for readers:
+    the user data's bytes are few."""
+    return "".join(line for line in unit.splitlines(keepends=True) if not line.startswith("#"))
+
+
+def render_user_data(host: HostSettings, data_volume_id: str, source: ConfigSource) -> str:
     cloud_config = {
         "write_files": [
             {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": "root:root"}
-            for f in host_files(host, data_volume_id)
+            for f in loader_files(host, data_volume_id, source)
         ],
-        # Without waiting: the bootstrap may take an hour, and cloud-final (this runcmd) must end.
-        # `enable` reloads systemd first, which has not seen the unit cloud-init just wrote.
-        "runcmd": [["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT, KEYS_TIMER]],
+        # Without waiting: a first run may install boto3 and hand over to the bootstrap, and
+        # cloud-final (this runcmd) must end. `enable` reloads systemd first, which has not seen
+        # the units cloud-init just wrote. The service has no [Install]: the timer runs it.
+        "runcmd": [
+            ["systemctl", "enable", "--now", "--no-block", CONVERGE_TIMER],
+            ["systemctl", "start", "--no-block", CONVERGE_UNIT],
+        ],
     }
     return "#cloud-config\n" + yaml.dump(
         cloud_config, Dumper=_BlockStyleDumper, sort_keys=False, width=1000
     )
 
 
-def ec2_user_data(host: HostSettings, data_volume_id: str) -> str:
+def ec2_user_data(host: HostSettings, data_volume_id: str, source: ConfigSource) -> str:
     """What EC2 receives (pulumi-aws `user_data_base64`): the cloud-config gzip-compressed, then
     base64-encoded for the API.
 
     EC2 refuses more than 16 KB of user data before base64 (EC2 User Guide, "Work with instance
-    user data"); the text is well over that, compressed it is a fraction. cloud-init recognises
-    gzip by its magic bytes and decompresses before reading the `#cloud-config` header. mtime=0
-    keeps the bytes a function of the text alone: a timestamp would change the user data on
-    every `pulumi up`, and with it replace the instance.
+    user data"); this project keeps it under 4 KB compressed, so later features still fit.
+    cloud-init recognises gzip by its magic bytes and decompresses before reading the
+    `#cloud-config` header. mtime=0 keeps the bytes a function of the text alone: a timestamp would
+    change the user data on every `pulumi up`, and with it replace the instance.
     """
-    text = render_user_data(host, data_volume_id)
+    text = render_user_data(host, data_volume_id, source)
     compressed = gzip.compress(text.encode(), compresslevel=9, mtime=0)
     return base64.b64encode(compressed).decode("ascii")

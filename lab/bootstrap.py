@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,13 +37,16 @@ from typing import Any
 
 from components.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
 from components.user_data import ec2_user_data, qdrant_env_path
-from lab.bootstrap_run import run_bootstrap
+from lab.bootstrap_run import run_bootstrap, run_loader
 from lab.cloud_init import write_files
+from lab.config_store import ConfigStore, lab_source
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
 from lab.nginx import Nginx
+from lab.moto import LAB_REGION, Ssm, moto_ssm
 from lab.pebble import Pebble, running_pebble
 from lab.processes import (
     LOOPBACK,
+    CommandFailed,
     LabUnavailable,
     Service,
     free_port,
@@ -53,8 +57,6 @@ from lab.processes import (
 
 LAB_STEPS = ("data_volume", "secrets", "ready")
 EDGE_STEPS = ("data_volume", "secrets", "nginx_http", "dns", "certificate", "nginx_tls", "ready")
-# moto only serves real region names.
-LAB_REGION = "eu-central-1"
 # `.invalid` never resolves: `LAB_STEPS` hold no certificate step, and nothing may reach a real ACME
 # server by mistake (the edge lab brings its own pebble).
 LAB_ACME_SERVER = "https://acme.invalid/directory"
@@ -114,43 +116,6 @@ class MountNamespace:
 
     def stop(self) -> None:
         self._holder.stop()
-
-
-@dataclass(frozen=True)
-class Ssm:
-    endpoint: str
-
-    def client(self) -> Any:
-        import boto3  # only the lab needs it; the program never talks to SSM itself
-
-        return boto3.client(
-            "ssm",
-            region_name=LAB_REGION,
-            endpoint_url=self.endpoint,
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-        )
-
-    def put(self, name: str, value: str) -> None:
-        self.client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
-
-    def delete(self, name: str) -> None:
-        self.client().delete_parameter(Name=name)
-
-
-@contextmanager
-def moto_ssm(workdir: Path) -> Iterator[Ssm]:
-    """A moto server on loopback standing in for SSM Parameter Store."""
-    try:
-        import moto.server  # noqa: F401  (only checking that it is installed)
-    except ImportError as missing:
-        raise LabUnavailable('not installed: moto ("moto[server,ssm]")') from missing
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    with Service("moto", command, workdir / "moto.log") as service:
-        service.wait_for_port(port, timeout=30)
-        yield Ssm(f"http://{LOOPBACK}:{port}")
 
 
 class _ImdsHandler(BaseHTTPRequestHandler):
@@ -238,6 +203,8 @@ class BootstrapLab:
     namespace: MountNamespace
     environment: Mapping[str, str]
     """Added to the bootstrap's environment (e.g. the trust anchor for the ACME server)."""
+    store: ConfigStore
+    """Where the host's configuration is published (the moto server's S3)."""
 
     @property
     def device(self) -> str:
@@ -260,16 +227,17 @@ class BootstrapLab:
             wrap=lambda argv: self.namespace.command(*argv),
         )
 
+    def converge(self) -> subprocess.CompletedProcess[str]:
+        """One run of the converge unit, as its timer starts it, inside the namespace."""
+        return run_loader(
+            self.host,
+            {**self.aws_environment, **self.environment},
+            wrap=lambda argv: self.namespace.command(*argv),
+        )
+
     @property
     def aws_environment(self) -> dict[str, str]:
-        """No AWS config of this machine may leak in, only the standard variables pointing at moto."""
-        return {
-            "AWS_ENDPOINT_URL": self.ssm.endpoint,
-            "AWS_ACCESS_KEY_ID": "lab",
-            "AWS_SECRET_ACCESS_KEY": "lab",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        }
+        return self.ssm.environment
 
     def view(self, path: str) -> Path:
         """`path` as the bootstrap sees it, data volume mounted."""
@@ -283,7 +251,10 @@ class BootstrapLab:
 
 
 def _prepare_distro_files(host: HostSettings) -> None:
-    """What Ubuntu has before the bootstrap runs: an fstab, and certbot's /etc/letsencrypt."""
+    """What Ubuntu has before the bootstrap runs: an fstab, certbot's /etc/letsencrypt and
+    fail2ban's configuration (the converge program tests a candidate jail against it)."""
+    if Path("/etc/fail2ban").is_dir():
+        shutil.copytree("/etc/fail2ban", host.paths.fail2ban_dir, symlinks=True, dirs_exist_ok=True)
     fstab = Path(host.paths.fstab)
     fstab.parent.mkdir(parents=True, exist_ok=True)
     fstab.write_text("# <file system> <mount point> <type> <options> <dump> <pass>\n")
@@ -300,16 +271,22 @@ def bootstrap_lab(
     nginx_args: tuple[str, ...] = (),
     environment: Mapping[str, str] | None = None,
 ) -> Iterator[BootstrapLab]:
-    """Files written as cloud-init would, keys in SSM, a blank volume; nothing run yet."""
+    """The loader written as cloud-init would, the configuration published, written by a first
+    converge run, keys in SSM, a blank volume; no bootstrap step run yet."""
     require_root_lab()
     with ExitStack() as stack:
         device = stack.enter_context(loop_device(workdir / VOLUME_IMAGE))
         host = dataclasses.replace(
             host or lab_host(workdir), data_volume_device=device, nginx_args=nginx_args
         )
-        user_data = ec2_user_data(host, LAB_VOLUME_ID)
+        store = ConfigStore(ssm, lab_source(host))
+        user_data = ec2_user_data(host, LAB_VOLUME_ID, store.source)
         _prepare_distro_files(host)
         write_files(user_data)
+        store.publish(host, LAB_VOLUME_ID)
+        first = run_loader(host, {**ssm.environment, **(environment or {})})
+        if first.returncode != 0:
+            raise CommandFailed(f"the first converge run failed:\n{first.stderr}")
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         ssm.put(host.api_key_parameter, api_key)
         ssm.put(host.read_only_api_key_parameter, read_only_api_key)
@@ -324,6 +301,7 @@ def bootstrap_lab(
             ssm=ssm,
             namespace=namespace,
             environment=dict(environment or {}),
+            store=store,
         )
 
 
@@ -334,6 +312,12 @@ class EdgeBootstrap:
     """The root pebble issues under: what a client of the lab's TLS site trusts."""
     imds: Imds
     pebble: Pebble
+    nginx: Service
+
+    def nginx_workers(self) -> set[int]:
+        """The nginx master's workers: a reload replaces every one of them."""
+        pid = self.nginx.pid
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def _as_is(host: HostSettings) -> HostSettings:
@@ -393,7 +377,7 @@ def edge_bootstrap_lab(
         server.wait_for_port(ports.http)
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
-        yield EdgeBootstrap(lab, client_ca, imds, pebble)
+        yield EdgeBootstrap(lab, client_ca, imds, pebble, server)
 
 
 def main() -> int:

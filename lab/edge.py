@@ -1,7 +1,8 @@
 """The whole edge of the host on loopback: Qdrant double, pebble, certbot and nginx, for real.
 
 `running_edge_lab()` brings it up with the VM's own files: it renders the user data with lab
-settings, writes its files as cloud-init would and runs the real bootstrap's edge steps (HTTP-only
+settings, writes its loader as cloud-init would, publishes the configuration to a moto server's S3,
+lets the loader fetch and write it, and runs the real bootstrap's edge steps (HTTP-only
 site, certificate over HTTP-01 from pebble, TLS site) against an nginx that already serves, as the
 distro's does. Every process goes down again on exit. Tests, benchmarks and fault injection start
 from it; `lab.bootstrap` runs the other steps (data volume, secrets, DNS), which need root.
@@ -37,8 +38,10 @@ from components.nginx_config import IN_PROGRESS_MAX
 from components.tokens import mint_tokens, token_claims
 from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
-from lab.bootstrap_run import run_bootstrap
+from lab.bootstrap_run import run_bootstrap, run_loader
 from lab.cloud_init import write_files
+from lab.config_store import ConfigStore, lab_source
+from lab.moto import moto_ssm
 from lab.nginx import Nginx
 from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
@@ -167,6 +170,7 @@ def lab_host_settings(
             nginx_log_dir=str(workdir / "nginx" / "logs"),
             ready_marker=str(workdir / "ready"),
             bootstrap=str(workdir / "sbin" / "secure-qdrant-bootstrap"),
+            metrics_publisher=str(workdir / "sbin" / "secure-qdrant-metrics"),
             fstab=str(workdir / "etc" / "fstab"),
             letsencrypt_link=str(workdir / "etc" / "letsencrypt"),
             certbot_work_dir=str(workdir / "certbot" / "work"),
@@ -234,8 +238,14 @@ def running_edge_lab(
         nginx = Nginx(host, workdir / "nginx")
         host = replace(host, nginx_args=tuple(nginx.command()[1:]))
 
-        user_data = ec2_user_data(host, LAB_VOLUME_ID)
-        write_files(user_data)
+        # As on the VM: the user data's loader fetches the published configuration and writes it.
+        moto = stack.enter_context(moto_ssm(workdir / "moto"))
+        store = ConfigStore(moto, lab_source(host))
+        write_files(ec2_user_data(host, LAB_VOLUME_ID, store.source))
+        store.publish(host, LAB_VOLUME_ID)
+        loaded = run_loader(host, moto.environment)
+        if loaded.returncode != 0:
+            raise CommandFailed(f"the first converge run failed:\n{loaded.stderr}")
         tls_site = Path(staged_site_path(host, "tls"))
         tls_site.write_text(faults.tls_site(tls_site.read_text()))
         nginx.install_distro_default_site()

@@ -49,6 +49,7 @@ from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
 from lab.booted.ssm import TlsSsm, tls_moto_ssm
 from lab.booted.cache import CACHE_DIR
+from lab.config_store import ConfigStore, lab_source
 from lab.bootstrap import LAB_REGION, imds_double
 from lab.edge import LAB_DOMAIN, LAB_EMAIL, lab_target
 from lab.pebble import running_pebble
@@ -83,6 +84,10 @@ class BootedHost:
     boot_to_ready_seconds: float
     ssm: TlsSsm
     """The parameters the guest reads its keys from (a rotation writes new ones here)."""
+    store: ConfigStore
+    """Where the guest's configuration is published (a change is published here)."""
+    volume_id: str
+    """The data volume the guest's configuration names."""
 
     def verify_target(self, tokens: Sequence[TokenSpec] = ()) -> Target:
         """The guest as `verify` sees a deployment: its domain, reached at `address`."""
@@ -202,6 +207,7 @@ class HostLab:
     """The data volume attached to the instance: the user data names it."""
     pebble_log: Path
     ssm: TlsSsm
+    store: ConfigStore
 
 
 @contextmanager
@@ -230,12 +236,13 @@ def host_lab(workdir: Path) -> Iterator[HostLab]:
         ssm.put(host.read_only_api_key_parameter, read_only_api_key)
         volumes = stack.enter_context(volume_store(workdir / "ebs"))
         volume = volumes.create(VOLUME_SIZE_BYTES)
+        store = ConfigStore(ssm, lab_source(host))
         client_ca = workdir / "client-ca.pem"
         client_ca.write_bytes(pebble.issuing_root())
         yield HostLab(
             workdir=workdir,
             host=host,
-            user_data=instance_user_data(host, volume),
+            user_data=instance_user_data(store, host, volume),
             address=address,
             api_key=api_key,
             read_only_api_key=read_only_api_key,
@@ -246,13 +253,16 @@ def host_lab(workdir: Path) -> Iterator[HostLab]:
             volume=volume,
             pebble_log=workdir / "pebble" / "pebble.log",
             ssm=ssm,
+            store=store,
         )
 
 
-def instance_user_data(host: HostSettings, volume: Volume) -> bytes:
-    """Gzip'd, as EC2 hands it to every instance launched with it: the program's rendering for
-    this data volume."""
-    return base64.b64decode(ec2_user_data(host, volume.volume_id))
+def instance_user_data(store: ConfigStore, host: HostSettings, volume: Volume) -> bytes:
+    """What `pulumi up` does for an instance on this data volume: publishes the host's
+    configuration (the guest's S3 is the lab's moto) and renders the user data, gzip'd as EC2
+    hands it to every instance launched with it."""
+    store.publish(host, volume.volume_id)
+    return base64.b64decode(ec2_user_data(host, volume.volume_id, store.source))
 
 
 def new_instance_root(lab: HostLab, root: Path) -> None:
@@ -313,6 +323,8 @@ def boot(
             client_ca=lab.client_ca,
             boot_to_ready_seconds=time.monotonic() - started,
             ssm=lab.ssm,
+            store=lab.store,
+            volume_id=lab.volume.volume_id,
         )
 
 

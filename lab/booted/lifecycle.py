@@ -100,9 +100,8 @@ class HostLife:
         snapshot, the instance replaced by one whose user data names that volume. The old volume
         stays, detached from every instance."""
         volume = self.lab.volumes.create_from_snapshot(snapshot)
-        self.lab = replace(
-            self.lab, volume=volume, user_data=instance_user_data(self.lab.host, volume)
-        )
+        user_data = instance_user_data(self.lab.store, self.lab.host, volume)
+        self.lab = replace(self.lab, volume=volume, user_data=user_data)
         return self.launch()
 
     def _boot(self, root: Path, watch: Callable[[Guest], None]) -> BootedHost:

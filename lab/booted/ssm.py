@@ -1,8 +1,10 @@
-"""SSM Parameter Store and CloudWatch for a booted guest: moto behind their real names, over TLS.
+"""SSM Parameter Store, CloudWatch and S3 for a booted guest: moto behind their real names, over
+TLS.
 
 Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the host's environment can
-point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` (the bootstrap's keys) and
-`monitoring.<region>.amazonaws.com` (the metrics publisher) to slirp's gateway, which is this
+point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` (the bootstrap's keys),
+`monitoring.<region>.amazonaws.com` (the metrics publisher) and S3's names (the configuration
+document) to slirp's gateway, which is this
 machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for those names
 from a CA the guest trusts. (A proxy on the guest's own port 443 would keep nginx from binding it.)
 """
@@ -19,14 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from lab import pki
+from lab.config_store import LAB_BUCKET
 from lab.processes import LOOPBACK, LabUnavailable, Service, accepts_connections
 
 HTTPS_PORT = 443
 
 
 def aws_hostnames(region: str) -> tuple[str, ...]:
-    """SSM's and CloudWatch's endpoints in `region`, as botocore names them."""
-    return (f"ssm.{region}.amazonaws.com", f"monitoring.{region}.amazonaws.com")
+    """SSM's, CloudWatch's and S3's endpoints in `region`, as botocore names them: S3's by the
+    lab's bucket too (botocore addresses a bucket with a DNS-safe name by its virtual host)."""
+    return (
+        f"ssm.{region}.amazonaws.com",
+        f"monitoring.{region}.amazonaws.com",
+        f"s3.{region}.amazonaws.com",
+        f"{LAB_BUCKET}.s3.{region}.amazonaws.com",
+    )
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,12 @@ class TlsSsm:
     """The CA of its certificate: the guest must trust it."""
 
     def put(self, name: str, value: str) -> None:
-        self._client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        self.client().put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
     def metric_maxima(self, namespace: str, dimension: tuple[str, str]) -> dict[str, float]:
         """Each metric the guest sent under `namespace` and `dimension` (name, value): its highest
         value over the last ten minutes."""
-        cloudwatch = self._client("cloudwatch")
+        cloudwatch = self.client("cloudwatch")
         dimensions = _dimensions(dimension)
         now = dt.datetime.now(dt.timezone.utc)
         listed = cloudwatch.list_metrics(Namespace=namespace, Dimensions=dimensions)["Metrics"]
@@ -72,7 +81,7 @@ class TlsSsm:
     ) -> tuple[int, float]:
         """How many values of `metric` the guest sent with a timestamp from `start` (whole seconds)
         to before `end`, and their sum: (1, value) for a window around one publisher run."""
-        points = self._client("cloudwatch").get_metric_statistics(
+        points = self.client("cloudwatch").get_metric_statistics(
             Namespace=namespace,
             MetricName=metric,
             Dimensions=_dimensions(dimension),
@@ -87,7 +96,7 @@ class TlsSsm:
             sum(point["Sum"] for point in points),
         )
 
-    def _client(self, service: str = "ssm") -> Any:
+    def client(self, service: str = "ssm") -> Any:
         import boto3  # only the lab needs it
 
         return boto3.client(

@@ -9,6 +9,7 @@ installs; skips, saying what is missing, without them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import ssl
 import socket
@@ -23,11 +24,22 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import jwt
 import pytest
 
+from bench.rotation import Hammering
+from components.host_config import HostConfig, host_config_document, render_host_config
 from components.nginx_config import certificate_paths
-from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS
-from components.user_data import KEYS_SERVICE, KEYS_TIMER, METRICS_UNIT, settings_env_path
+from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS, HostSettings
+from components.user_data import (
+    CONVERGE_STATE,
+    CONVERGE_TIMER,
+    CONVERGE_UNIT,
+    METRICS_UNIT,
+    settings_env_path,
+    staged_site_path,
+    state_path,
+)
 from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import (
@@ -477,6 +489,7 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     )
     assert df_percent - 1 <= metrics["DataVolumeUsedPercent"] <= df_percent
     assert {"Unauthorized401", "RateLimited429"} <= metrics.keys()
+    assert metrics["ConfigRejected"] == 0
 
 
 
@@ -530,19 +543,19 @@ def fail2ban_step(booted: BootedHost) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def keys_timer_stopped(booted: BootedHost) -> Iterator[None]:
+def converge_timer_stopped(booted: BootedHost) -> Iterator[None]:
     """Its minutely run of the bootstrap's secrets step takes the bootstrap's lock."""
-    booted.guest.run("systemctl", "stop", KEYS_TIMER)
+    booted.guest.run("systemctl", "stop", CONVERGE_TIMER)
     try:
         wait_until(
             lambda: booted.guest.run(
-                "systemctl", "show", "--property=ActiveState", "--value", KEYS_SERVICE
+                "systemctl", "show", "--property=ActiveState", "--value", CONVERGE_UNIT
             ).strip() != "activating",
-            "the keys service's run to end",
+            "the converge service's run to end",
         )
         yield
     finally:
-        booted.guest.run("systemctl", "start", KEYS_TIMER)
+        booted.guest.run("systemctl", "start", CONVERGE_TIMER)
 
 
 def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: BootedHost) -> None:
@@ -552,7 +565,7 @@ def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: Bo
     back the same step passes."""
     hidden = booted.guest.path(f"{BAN_TOOL}.hidden-by-test")
     log_before = booted.guest.path(FAIL2BAN_LOG).stat().st_size
-    with keys_timer_stopped(booted):
+    with converge_timer_stopped(booted):
         booted.guest.path(BAN_TOOL).rename(hidden)
         try:
             started = time.monotonic()
@@ -571,3 +584,185 @@ def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: Bo
     assert "iptables: not found" in fail2ban_said
     assert restored.returncode == 0, restored.stderr
     assert f"bans reach netfilter: {' '.join(PROBED_JAILS)}" in restored.stderr
+
+
+# --- converging in place (issue 19): last in the module, each change builds on the one before ---
+
+# Outside the lab network's addresses (lab/booted/outside.py): no client there gains SSH.
+SECOND_ADMIN_CIDR = "203.0.113.0/28"
+# The lab's image under a second tag: what a newer Qdrant release is to the host (no registry).
+NEXT_QDRANT_VERSION = "v1.18.99"
+
+
+@dataclass(frozen=True)
+class Applied:
+    seconds: float
+    """From publishing to the host reporting the version."""
+    failed: list[str]
+    """What a client sending steadily through the edge, each request on a new connection, got
+    meanwhile other than a 200."""
+    requests: int
+    keep_alive_failed: list[str]
+    """The same for a client on one kept-alive connection: a graceful reload closes the old
+    workers' idle connections, and a request sent as one closes fails unless the client retries
+    it (RFC 9112, 9.3.1, lets it retry an idempotent request): reported, not asserted."""
+    keep_alive_requests: int
+
+
+def apply_in_place(booted: BootedHost, changed: HostSettings) -> Applied:
+    """`changed` published as `pulumi up` would, and the converge unit started as its timer's
+    next minute would (the timer adds up to a minute before this), until the host reports the
+    version, while two clients send through the edge twice a second each (under the rate
+    limit)."""
+    target = booted.verify_target()
+    stop = threading.Event()
+    token = jwt.encode({"access": "r"}, booted.api_key)
+    keep_alive = Hammering(target, token, clients=1, pause=0.5)
+    epoch = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        ask = partial(rest_answer, target, booted.api_key)
+        fresh = pool.submit(steadily, ask, epoch, 0.5, stop)
+        try:
+            time.sleep(2)
+            started = time.monotonic()
+            version = booted.store.publish(changed, booted.volume_id)
+            subprocess.run(booted.guest.command("systemctl", "start", CONVERGE_UNIT), check=False)
+            wait_until(
+                lambda: booted.store.status().get("version") == version,
+                f"the host to report {version}",
+                timeout=600,
+            )
+            seconds = time.monotonic() - started
+            time.sleep(2)
+        finally:
+            stop.set()
+            keep_alive.stop()
+        answers = fresh.result()
+    kept = [outcome for _, outcome in keep_alive.outcomes.since(epoch)]
+    return Applied(
+        seconds,
+        [a.outcome for a in answers if a.outcome != "200"],
+        len(answers),
+        [outcome for outcome in kept if outcome != "200"],
+        len(kept),
+    )
+
+
+def report(change: str, applied: Applied) -> None:
+    print(
+        f"\n  {change}: applied {applied.seconds:.1f} s after publishing; failed meanwhile: "
+        f"{len(applied.failed)} of {applied.requests} requests on new connections "
+        f"{applied.failed[:5]}, {len(applied.keep_alive_failed)} of {applied.keep_alive_requests} "
+        f"on a kept-alive one {applied.keep_alive_failed[:5]}"
+    )
+
+
+def _with_limits(host: HostSettings) -> HostSettings:
+    return replace(host, limits=replace(host.limits, rate_limit_rps=10, max_body_size_mb=64))
+
+
+def _with_admin(host: HostSettings) -> HostSettings:
+    return replace(_with_limits(host), admin_cidrs=(*host.admin_cidrs, SECOND_ADMIN_CIDR))
+
+
+def _with_qdrant(host: HostSettings) -> HostSettings:
+    return replace(_with_admin(host), qdrant_version=NEXT_QDRANT_VERSION)
+
+
+def _with_name(host: HostSettings) -> HostSettings:
+    return replace(_with_qdrant(host), certificate_names=(f"www.{host.domain}",))
+
+
+def test_an_edge_limit_change_is_applied_in_place_without_a_failed_request(
+    booted: BootedHost,
+) -> None:
+    """Tuning the edge is a graceful nginx reload on the running host, not a new instance."""
+    applied = apply_in_place(booted, _with_limits(booted.host))
+    report("edge limits", applied)
+
+    site = booted.guest.path(f"{booted.host.paths.nginx_conf_dir}/conf.d/secure-qdrant.conf")
+    assert "rate=10r/s" in site.read_text()
+    assert applied.failed == []
+
+
+def ufw_rules(booted: BootedHost) -> str:
+    return booted.guest.run("ufw", "show", "added")
+
+
+def test_an_admin_cidr_is_added_to_the_running_firewall_without_a_failed_request(
+    booted: BootedHost,
+) -> None:
+    """ufw takes the new SSH rule in place: established connections never see a reset firewall."""
+    applied = apply_in_place(booted, _with_admin(booted.host))
+    report("admin CIDR added", applied)
+
+    assert SECOND_ADMIN_CIDR in ufw_rules(booted)
+    assert applied.failed == []
+
+
+def test_a_new_qdrant_version_restarts_qdrant_alone_on_the_running_host(
+    booted: BootedHost,
+) -> None:
+    """The one change that restarts Qdrant: the container runs the new image; the failed
+    requests of the restart are reported, not asserted."""
+    current = booted.host.qdrant_image
+    booted.guest.run("docker", "tag", current, _with_qdrant(booted.host).qdrant_image)
+
+    applied = apply_in_place(booted, _with_qdrant(booted.host))
+    report("Qdrant version", applied)
+
+    image = booted.guest.run("docker", "inspect", "--format", "{{.Config.Image}}", "qdrant").strip()
+    assert image == _with_qdrant(booted.host).qdrant_image
+
+
+def test_a_certificate_name_is_added_in_place_without_a_failed_request(booted: BootedHost) -> None:
+    """certbot issues the new certificate and its deploy hook reloads nginx gracefully."""
+    applied = apply_in_place(booted, _with_name(booted.host))
+    report("certificate name", applied)
+
+    fullchain, _ = certificate_paths(booted.host)
+    names = booted.guest.run(
+        "openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", fullchain
+    )
+    assert f"www.{booted.host.domain}" in names
+    assert applied.failed == []
+
+
+def test_a_dropped_admin_cidr_leaves_the_running_firewall(booted: BootedHost) -> None:
+    """Reconciled, not only added to: an address no longer trusted loses SSH at once."""
+    dropped = replace(_with_name(booted.host), admin_cidrs=booted.host.admin_cidrs)
+    applied = apply_in_place(booted, dropped)
+    report("admin CIDR dropped", applied)
+
+    assert SECOND_ADMIN_CIDR not in ufw_rules(booted)
+    assert ADMIN_CIDR in ufw_rules(booted)
+    assert applied.failed == []
+
+
+def test_a_version_nginx_rejects_leaves_the_host_serving_the_last_good_one(
+    booted: BootedHost,
+) -> None:
+    """A bad `pulumi up` must not reach the edge: the host keeps its version, keeps serving, and
+    says so (its status, and ConfigRejected, whose alarm tells the team)."""
+    served = booted.store.status()["version"]
+    good = replace(_with_name(booted.host), admin_cidrs=booted.host.admin_cidrs)
+    tls_site = staged_site_path(good, "tls")
+    files = tuple(
+        replace(f, content=f.content + "not_a_directive on;\n") if f.path == tls_site else f
+        for f in render_host_config(good, booted.volume_id).files
+    )
+    bad = HostConfig(files)
+    booted.store.publish_text(host_config_document(bad))
+    subprocess.run(booted.guest.command("systemctl", "start", CONVERGE_UNIT), check=False)
+
+    status = booted.store.status()
+    state = json.loads(booted.guest.path(state_path(good, CONVERGE_STATE)).read_text())
+    print(f"\n  rejected version: status {status}")
+    assert (status["version"], status.get("rejected")) == (served, bad.version)
+    assert "nginx -t" in status["error"]
+    assert state["rejected"] == bad.version
+    assert "not_a_directive" not in booted.guest.path(tls_site).read_text()
+    assert rest_answer(booted.verify_target(), booted.api_key, 10) == "200"
+    booted.guest.run("systemctl", "start", METRICS_UNIT)
+    published = booted.ssm.metric_maxima(METRICS_NAMESPACE, ("Host", booted.host.name))
+    assert published["ConfigRejected"] == 1

@@ -1,9 +1,10 @@
-"""Key rotation on a real Debian 12 host (systemd-nspawn): the keys timer, systemd and Docker do
+"""Key rotation on a real Debian 12 host (systemd-nspawn): the converge timer, systemd and Docker do
 what the lab stands in for.
 
 After the guest is ready, new keys go into its SSM (moto) as `pulumi up` writes them. Nothing else
-touches the guest: its `secure-qdrant-keys.timer` must notice them, restart the Qdrant container
-with the old master key as `alt_api_key`, and drop it once the grace window is over, while an
+touches the guest: its `secure-qdrant-converge.timer` (the secrets step of every run) must notice
+them, restart the Qdrant container with the old master key as `alt_api_key`, and drop it once the
+grace window is over, while an
 application keeps calling through the edge. The test watches the guest from inside (its env file,
 the container's start time, Qdrant's `/healthz`) rather than probing the edge with keys not live yet:
 fail2ban would ban the lab's address after 20 refusals. Timings are printed, not asserted.
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import jwt
 
 from bench.rotation import Hammering
-from components.user_data import KEYS_SERVICE, KEYS_TIMER, qdrant_env_path
+from components.user_data import CONVERGE_UNIT, CONVERGE_TIMER, qdrant_env_path
 from lab.booted.host import BootedHost
 from lab.processes import CommandFailed
 from lab.rotation import rotate
@@ -48,13 +49,13 @@ def watch(condition: Callable[[], bool], what: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def keys_timer_report(booted: BootedHost) -> str:
+def converge_timer_report(booted: BootedHost) -> str:
     """What systemd says of the timer and its last runs: for a failure message (no secret in it)."""
     return "\n".join(
         booted.guest.run(*command)
         for command in (
-            ("systemctl", "list-timers", "--all", "--no-pager", KEYS_TIMER),
-            ("journalctl", "--no-pager", "--lines=30", f"--unit={KEYS_SERVICE}"),
+            ("systemctl", "list-timers", "--all", "--no-pager", CONVERGE_TIMER),
+            ("journalctl", "--no-pager", "--lines=30", f"--unit={CONVERGE_UNIT}"),
         )
     )
 
@@ -133,7 +134,7 @@ def test_the_timer_applies_a_rotation_and_ends_the_grace_window_without_replacin
         }
         time.sleep(2)
     except TimeoutError as error:
-        raise AssertionError(f"{error}\n{keys_timer_report(booted)}") from None
+        raise AssertionError(f"{error}\n{converge_timer_report(booted)}") from None
     finally:
         load.stop()
     outcomes = load.outcomes.since(rotated)
@@ -151,6 +152,6 @@ def test_the_timer_applies_a_rotation_and_ends_the_grace_window_without_replacin
     assert during == dict.fromkeys(during, 200)
     assert after == {"old key": 401, "old token": 403, "new key": 200, "new token": 200}
     assert not {"401", "403"} & {outcome for _, outcome in outcomes}
-    assert booted.guest.run("systemctl", "is-active", KEYS_TIMER).strip() == "active"
-    result = booted.guest.run("systemctl", "show", "--property=Result", KEYS_SERVICE).strip()
+    assert booted.guest.run("systemctl", "is-active", CONVERGE_TIMER).strip() == "active"
+    result = booted.guest.run("systemctl", "show", "--property=Result", CONVERGE_UNIT).strip()
     assert result == "Result=success"

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from components.host_config import config_source
 from components.settings import HostSettings, Limits
 from components.user_data import (
-    BOOTSTRAP_UNIT,
-    KEYS_TIMER,
+    CONVERGE_TIMER,
+    CONVERGE_UNIT,
     HostFile,
     ec2_user_data,
-    host_files,
+    loader_files,
 )
 from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
 
@@ -35,7 +36,9 @@ HOST = HostSettings(
     read_only_api_key_parameter="/secure-qdrant/prod/read-only-api-key",
     previous_api_key_parameter="/secure-qdrant/prod/previous-api-key",
 )
-USER_DATA = ec2_user_data(HOST, VOLUME_ID)
+SOURCE = config_source(HOST.region, "secure-qdrant-prod-config", HOST.name)
+USER_DATA = ec2_user_data(HOST, VOLUME_ID, SOURCE)
+LOADER = loader_files(HOST, VOLUME_ID, SOURCE)
 
 pytestmark = pytest.mark.skipif(
     not cloud_init_available(), reason="Debian's cloud-init is not installed (scripts/test does it)"
@@ -60,17 +63,20 @@ def test_cloud_init_schema_accepts_the_config(cloud_config: CloudConfig) -> None
     assert cloud_config.schema_deprecations == ()
 
 
-def test_runcmd_only_enables_and_starts_the_bootstrap_unit_and_key_timer_without_waiting(
+def test_runcmd_only_enables_the_converge_timer_and_starts_its_service_without_waiting(
     cloud_config: CloudConfig,
 ) -> None:
-    """The unit runs the bootstrap at this boot and every later one; the timer applies rotated
-    keys. cloud-init's final stage runs this script and must end: a start that waited for the
-    bootstrap would hold cloud-final (and `cloud-init status --wait`) for as long as the bootstrap
-    waits for DNS or Qdrant."""
-    command = ["systemctl", "enable", "--now", "--no-block", BOOTSTRAP_UNIT, KEYS_TIMER]
-    assert cloud_config.config["runcmd"] == [command]
-    quoted = " ".join(f"'{word}'" for word in command)
-    assert cloud_config.runcmd_script == f"#!/bin/sh\n{quoted}\n"
+    """The service fetches the configuration and hands the host to the bootstrap's unit; the
+    timer repeats it every minute (changes, drift, rotated keys). cloud-init's final stage runs
+    this script and must end: a start that waited would hold cloud-final (and `cloud-init status
+    --wait`) for as long as the first run installs boto3 or the bootstrap waits for DNS."""
+    commands = [
+        ["systemctl", "enable", "--now", "--no-block", CONVERGE_TIMER],
+        ["systemctl", "start", "--no-block", CONVERGE_UNIT],
+    ]
+    assert cloud_config.config["runcmd"] == commands
+    lines = "".join(" ".join(f"'{word}'" for word in command) + "\n" for command in commands)
+    assert cloud_config.runcmd_script == f"#!/bin/sh\n{lines}"
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +88,12 @@ def written_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("host_file", host_files(HOST, VOLUME_ID), ids=lambda f: f.path)
-def test_write_files_puts_each_host_file_in_place(written_root: Path, host_file: HostFile) -> None:
-    """What cloud-init writes is what the bootstrap and the services run: the exact bytes, with
-    the permissions that keep settings root-only and scripts unwritable by others, owned by root."""
+@pytest.mark.parametrize("host_file", LOADER, ids=lambda f: f.path)
+def test_write_files_puts_each_loader_file_in_place(
+    written_root: Path, host_file: HostFile
+) -> None:
+    """What cloud-init writes is what the converge unit runs: the exact bytes, with the
+    permissions that keep settings root-only and programs unwritable by others, owned by root."""
     written = written_root / host_file.path.lstrip("/")
     status = written.stat()
     assert written.read_text() == host_file.content
@@ -93,9 +101,10 @@ def test_write_files_puts_each_host_file_in_place(written_root: Path, host_file:
     assert (status.st_uid, status.st_gid) == (0, 0)
 
 
-def test_write_files_writes_nothing_but_the_host_files(written_root: Path) -> None:
-    """Every file cloud-init puts on the host is one the project reviewed and tests."""
+def test_write_files_writes_nothing_but_the_loader(written_root: Path) -> None:
+    """Every file cloud-init puts on the host is one the project reviewed and tests; the rest
+    comes from the configuration document."""
     written = [path for path in written_root.rglob("*") if path.is_file()]
     assert sorted(f"/{path.relative_to(written_root)}" for path in written) == sorted(
-        f.path for f in host_files(HOST, VOLUME_ID)
+        f.path for f in LOADER
     )

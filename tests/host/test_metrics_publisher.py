@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import importlib.util
+import json
 import shutil
 import socket
 import ssl
@@ -164,6 +165,7 @@ def host_env(
     )
     return {
         "NGINX_ACCESS_LOG": str(log),
+        "CONFIG_STATE_FILE": str(tmp_path / "converge.json"),
         "CERTIFICATE": str(certificate(tmp_path, cert_days)),
         "DATA_MOUNT": str(tmp_path),
         "QDRANT_REST_PORT": str(port),
@@ -306,6 +308,31 @@ def test_qdrant_not_answering_is_published_as_down(tmp_path):
     metrics.publish(cloudwatch, host_env(tmp_path, free_port()), NOW)
 
     assert _sent(cloudwatch)["QdrantUp"] == 0
+
+
+@mock_aws
+@pytest.mark.parametrize(
+    ("state", "published"),
+    [
+        (None, 0),
+        ({"version": "a" * 64, "error": None}, 0),
+        ({"version": "a" * 64, "rejected": "b" * 64, "error": "nginx -t: ..."}, 1),
+    ],
+    ids=["before-the-first-run", "serving-the-latest", "refusing-the-latest"],
+)
+def test_config_rejected_is_published_from_the_converge_programs_state(
+    tmp_path, ready_port, state, published
+):
+    """ConfigRejected's alarm is how a team learns its `pulumi up` did not reach the host: 1
+    exactly while the converge program refuses the latest document and serves an older one."""
+    env = host_env(tmp_path, ready_port)
+    if state is not None:
+        Path(env["CONFIG_STATE_FILE"]).write_text(json.dumps(state))
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+    metrics.publish(cloudwatch, env, NOW)
+
+    assert _sent(cloudwatch)["ConfigRejected"] == published
 
 
 def edge_serves_as_published(env: dict[str, str]) -> float:

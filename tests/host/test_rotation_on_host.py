@@ -19,7 +19,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from components.user_data import KEYS_SERVICE, KEYS_TIMER, QDRANT_UNIT, bootstrap_command
+from components.user_data import CONVERGE_TIMER, CONVERGE_UNIT, QDRANT_UNIT, loader_command
 from components.api_keys import previous_key_document
 from components.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
@@ -261,25 +261,18 @@ def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_afte
     assert after == {"old key": 401, "old token": 403, "new key": 200, "new token": 200}
 
 
-def test_key_timer_runs_the_secrets_step_every_minute_once_the_host_was_ready(
-    lab: BootstrapLab,
-) -> None:
-    """systemd loads the timer and its service as rendered: the bound the README gives (a
-    minute) is the timer's calendar; the service runs the bootstrap's secrets step only, and not
-    before the first bootstrap has made the host ready (until then the bootstrap applies keys)."""
+def test_converge_timer_runs_the_loader_every_minute(lab: BootstrapLab) -> None:
+    """systemd loads the timer and its service as rendered: the bound the README gives for a
+    rotation (a minute) is the timer's calendar; each run of the service runs the loader, whose
+    converge program runs the secrets step every time (tests/host/test_converge.py)."""
     require_systemd_tools()
     unit_dir = lab.host.paths.systemd_unit_dir
-    verified = systemd_verify([KEYS_TIMER, KEYS_SERVICE], [unit_dir])
+    verified = systemd_verify([CONVERGE_TIMER, CONVERGE_UNIT], [unit_dir])
     assert verified.returncode == 0 and not verified.stderr, verified.stderr
 
-    timer = systemd_dependencies(KEYS_TIMER, [unit_dir])
-    service = systemd_dependencies(KEYS_SERVICE, [unit_dir])
+    timer = systemd_dependencies(CONVERGE_TIMER, [unit_dir])
+    service = systemd_dependencies(CONVERGE_UNIT, [unit_dir])
 
-    assert KEYS_SERVICE in timer["Triggers"]
+    assert CONVERGE_UNIT in timer["Triggers"]
     assert any("minutely" in line or "*-*-* *:*:00" in line for line in timer["OnCalendar"])
-    assert service["Command Line"] == {" ".join(bootstrap_command(lab.host))}
-    assert "BOOTSTRAP_STEPS=secrets" in service["Environment"]
-    # systemd shows a condition with its state ("... untested" before any start).
-    assert {line.split()[0] for line in service["ConditionPathExists"]} == {
-        lab.host.paths.ready_marker
-    }
+    assert service["Command Line"] == {" ".join(("/usr/bin/python3", *loader_command(lab.host)))}

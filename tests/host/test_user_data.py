@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import configparser
 import dataclasses
+import json
 import re
 import shlex
 import shutil
@@ -28,6 +29,7 @@ from components.settings import (
     Limits,
     Ports,
 )
+from components.host_config import config_source, host_config_document, render_host_config
 from components.user_data import (
     AUTH_FILTER,
     BOOTSTRAP_UNIT,
@@ -38,6 +40,7 @@ from components.user_data import (
     bootstrap_command,
     drop_in_path,
     host_files,
+    loader_files,
     mount_unit,
     qdrant_env_path,
     render_settings_env,
@@ -45,6 +48,7 @@ from components.user_data import (
     settings_env,
     settings_env_path,
     shipped_python,
+    source_env,
     shipped_script,
 )
 
@@ -63,8 +67,11 @@ HOST = HostSettings(
     previous_api_key_parameter="/secure-qdrant/test/previous-api-key",
     ports=PORTS,
 )
-USER_DATA = render_user_data(HOST, VOLUME_ID)
-# What cloud-init writes from the user data, byte for byte (tests/consumers/test_cloud_init.py).
+SOURCE = config_source(HOST.region, "secure-qdrant-test-config", HOST.name)
+USER_DATA = render_user_data(HOST, VOLUME_ID, SOURCE)
+# The published configuration, every file but the loader's.
+DOCUMENT = host_config_document(render_host_config(HOST, VOLUME_ID))
+# What the converge program writes from the document, byte for byte (tests/host/test_converge.py).
 WRITE_FILES = {f.path: f.content for f in host_files(HOST, VOLUME_ID)}
 SHELL_SCRIPTS = sorted(CLOUD_INIT_DIR.rglob("*.sh"))
 
@@ -85,7 +92,7 @@ def test_no_host_file_is_writable_by_others() -> None:
     """Files another user could write would let that user run code as root at the next boot step.
     (That cloud-init writes them with exactly these permissions, as root, is
     tests/consumers/test_cloud_init.py.)"""
-    for f in host_files(HOST, VOLUME_ID):
+    for f in [*host_files(HOST, VOLUME_ID), *loader_files(HOST, VOLUME_ID, SOURCE)]:
         assert int(f.permissions, 8) & 0o022 == 0, f"{f.path} is writable by non-root"
 
 
@@ -96,13 +103,19 @@ def test_files_in_the_secrets_dir_are_root_only() -> None:
     assert all(f.permissions == "0600" for f in secret)
 
 
-def test_user_data_carries_no_key_or_token_value() -> None:
-    """User data is readable through the EC2 API and IMDS: it may name secrets, never hold them."""
+@pytest.mark.parametrize(
+    "text",
+    [USER_DATA, "".join(f["content"] for f in json.loads(DOCUMENT)["files"])],
+    ids=["user data", "configuration document"],
+)
+def test_user_data_and_document_carry_no_key_or_token_value(text: str) -> None:
+    """User data is readable through the EC2 API and IMDS, the document by the deployer and the
+    host: they may name secrets, never hold them."""
     # Keys are 48 random alphanumerics, tokens are JWTs (`eyJ...`), private keys are PEM.
-    assert not re.search(r"[A-Za-z0-9]{32,}", USER_DATA)
-    assert "eyJ" not in USER_DATA
-    assert "PRIVATE KEY" not in USER_DATA
-    assert not re.search(r"QDRANT__SERVICE__(READ_ONLY_)?API_KEY=\S", USER_DATA)
+    assert not re.search(r"[A-Za-z0-9]{32,}", text)
+    assert "eyJ" not in text
+    assert "PRIVATE KEY" not in text
+    assert not re.search(r"QDRANT__SERVICE__(READ_ONLY_)?API_KEY=\S", text)
     env = settings_env(HOST, VOLUME_ID)
     assert env["API_KEY_PARAMETER"] == HOST.api_key_parameter
     assert env["READ_ONLY_API_KEY_PARAMETER"] == HOST.read_only_api_key_parameter
@@ -755,3 +768,22 @@ def test_sshd_jail_reads_the_journal(fail2ban_config: Path) -> None:
     """sshd logs to the journal on both Debian 12 and Ubuntu 24.04; /var/log/auth.log exists only
     where rsyslog runs. Reading the journal keeps SSH guessing banned on either image."""
     assert "['add', 'sshd', 'systemd']" in fail2ban_dump(fail2ban_config)
+
+
+def test_the_loader_names_the_same_paths_as_the_document() -> None:
+    """The converge program finds the host's files by the loader's settings, the metrics publisher
+    its state by settings.env: a path the two disagree on is a host that never converges, or a
+    ConfigRejected that never rises."""
+    loader = dict(
+        line.split("=", 1)
+        for line in render_settings_env(source_env(HOST, VOLUME_ID, SOURCE)).splitlines()
+    )
+    env = settings_env(HOST, VOLUME_ID)
+    roots = shlex.split(loader["MANAGED_ROOTS"])[0].split()
+
+    assert loader["CONVERGE_STATE"] == env["CONFIG_STATE_FILE"]
+    assert loader["READY_MARKER"] == env["READY_MARKER"]
+    assert loader["SETTINGS_FILE"] == settings_env_path(HOST)
+    for f in host_files(HOST, VOLUME_ID):
+        assert any(f.path.startswith(f"{root}/") for root in roots), f.path
+    assert not set(shlex.split(loader["LOADER_FILES"])[0].split()) & set(WRITE_FILES)

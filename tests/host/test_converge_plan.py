@@ -1,0 +1,218 @@
+"""The converge program's pure half (cloud-init/converge.py): which documents it accepts, and what
+a change makes it do. Run on documents rendered from real settings, as `pulumi up` publishes them.
+
+What it does on a host (nginx, fail2ban, the bootstrap's steps): tests/host/test_converge.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+
+from components.host_config import config_source, host_config_document, render_host_config
+from components.settings import HostSettings, Limits
+from components.user_data import (
+    CLOUD_INIT_DIR,
+    render_settings_env,
+    settings_env,
+    settings_env_path,
+    source_env,
+)
+
+VOLUME_ID = "vol-0123456789abcdef0"
+HOST = HostSettings(
+    domain="qdrant.example.com",
+    acme_email="ops@example.com",
+    acme_server="https://acme-v02.api.letsencrypt.org/directory",
+    qdrant_version="v1.18.3",
+    limits=Limits(),
+    admin_cidrs=("203.0.113.0/24",),
+    region="eu-central-1",
+    api_key_parameter="/secure-qdrant/dev/api-key",
+    read_only_api_key_parameter="/secure-qdrant/dev/read-only-api-key",
+    previous_api_key_parameter="/secure-qdrant/dev/previous-api-key",
+    name="qdrant-dev",
+)
+SOURCE = config_source(HOST.region, "secure-qdrant-dev-config", HOST.name)
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("converge", CLOUD_INIT_DIR / "converge.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up by name.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+converge = _load()
+LOADER = converge.Source.parse(render_settings_env(source_env(HOST, VOLUME_ID, SOURCE)))
+
+
+def document(host: HostSettings = HOST, volume_id: str = VOLUME_ID) -> str:
+    return host_config_document(render_host_config(host, volume_id))
+
+
+def edited(change: Callable[[dict], None], reseal: bool = True) -> str:
+    """The document with `change` applied to its parsed JSON, and its version made the digest of
+    the changed files where they still have every field (`reseal`)."""
+    raw = json.loads(document())
+    change(raw)
+    fields = {"path", "permissions", "content"}
+    if reseal and all(set(f) == fields for f in raw["files"]):
+        raw["version"] = converge.digest(converge.File(**f) for f in raw["files"])
+    return json.dumps(raw)
+
+
+def test_a_published_document_is_accepted_with_its_version() -> None:
+    config = render_host_config(HOST, VOLUME_ID)
+
+    accepted = converge.parse_document(document(), LOADER)
+
+    assert accepted.version == config.version
+    assert set(accepted.files) == {f.path for f in config.files}
+
+
+def test_the_version_is_computed_as_pulumi_computes_it() -> None:
+    """The host's digest must agree with the program's byte for byte, or every document would be
+    refused as tampered with."""
+    config = render_host_config(HOST, VOLUME_ID)
+    files = [converge.File(f.path, f.permissions, f.content) for f in config.files]
+
+    assert converge.digest(files) == config.version
+
+
+def _first_file(raw: dict) -> dict:
+    return raw["files"][0]
+
+
+REFUSALS: dict[str, Callable[[dict], None]] = {
+    "an unknown schema": lambda raw: raw.update(schema=2),
+    "a version that is not its files' digest": lambda raw: _first_file(raw).update(content="x"),
+    "a path outside the managed directories": lambda raw: _first_file(raw).update(
+        path="/etc/sudoers.d/owned"
+    ),
+    "a path that climbs out with ..": lambda raw: _first_file(raw).update(
+        path="/etc/fail2ban/../sudoers"
+    ),
+    "a relative path": lambda raw: _first_file(raw).update(path="etc/fail2ban/jail.local"),
+    "permissions that are not octal": lambda raw: _first_file(raw).update(permissions="rwxr-xr-x"),
+    "the same path twice": lambda raw: raw["files"].append(dict(_first_file(raw))),
+    "the loader's own file": lambda raw: _first_file(raw).update(path=LOADER.loader_files[0]),
+    "no settings.env": lambda raw: raw.update(
+        files=[f for f in raw["files"] if f["path"] != settings_env_path(HOST)]
+    ),
+    "an entry with a missing field": lambda raw: _first_file(raw).pop("permissions"),
+    # A restore's document, published while the host it replaces still runs.
+    "another data volume's": lambda raw: raw.update(
+        files=json.loads(document(volume_id="vol-0fedcba9876543210"))["files"]
+    ),
+}
+
+
+@pytest.mark.parametrize("change", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_document_that_fails_its_checks_is_refused(change: Callable[[dict], None]) -> None:
+    """Whatever writes the S3 object, the host writes only well-formed files inside the
+    directories it manages, never over the loader that fetches the next document (a document
+    that replaced it could never be undone), only what the version names, and only for the data
+    volume it mounts."""
+    # Re-sealed, so that each case is refused for its own reason, not for the digest.
+    text = edited(change, reseal=change is not REFUSALS["a version that is not its files' digest"])
+
+    with pytest.raises(converge.Rejected):
+        converge.parse_document(text, LOADER)
+
+
+def test_every_settings_key_has_its_actions() -> None:
+    """A key without a decision would run every step on each change of it: new keys must say
+    what a change of them needs."""
+    assert set(settings_env(HOST, VOLUME_ID)) <= set(converge.KEY_ACTIONS)
+    assert {step for steps in converge.KEY_ACTIONS.values() for step in steps} <= {
+        *converge.STEPS,
+        converge.RESTART,
+    }
+
+
+def planned(changed: HostSettings) -> object:
+    """The plan for moving a host from HOST's document to `changed`'s."""
+    old = converge.parse_document(document(), LOADER)
+    new = converge.parse_document(document(changed), LOADER)
+    paths = frozenset(p for p, f in new.files.items() if old.files.get(p) != f)
+    keys = converge.changed_keys(old.settings(LOADER), new.settings(LOADER))
+    return converge.plan(paths, keys, LOADER, new.settings(LOADER))
+
+
+def _limits(**values: int) -> HostSettings:
+    return dataclasses.replace(HOST, limits=dataclasses.replace(HOST.limits, **values))
+
+
+CHANGES = {
+    "nothing": (HOST, [], False, False),
+    # Both sites carry the limits; the HTTP site's step leaves a live TLS site alone.
+    "the rate limit": (_limits(rate_limit_rps=50), ["nginx_http", "nginx_tls"], False, False),
+    "the body size limit": (_limits(max_body_size_mb=512), ["nginx_tls"], False, False),
+    "the admin CIDRs": (
+        dataclasses.replace(HOST, admin_cidrs=("198.51.100.7/32",)), ["firewall"], False, False
+    ),
+    "the Qdrant version": (
+        dataclasses.replace(HOST, qdrant_version="v1.18.4"),
+        ["qdrant", "qdrant_health"],
+        True,
+        True,
+    ),
+    "a certificate name": (
+        dataclasses.replace(HOST, certificate_names=("api.example.com",)),
+        ["certificate", "nginx_tls"],
+        False,
+        False,
+    ),
+    "the ACME challenge": (
+        dataclasses.replace(HOST, acme_challenge="dns-01"),
+        ["packages", "nginx_http", "certificate", "nginx_tls", "firewall"],
+        False,
+        False,
+    ),
+    "the data volume's size": (
+        dataclasses.replace(HOST, data_volume_size_gb=200), ["data_volume"], False, False
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("changed", "steps", "restart", "reload_units"), CHANGES.values(), ids=CHANGES.keys()
+)
+def test_a_change_runs_only_the_steps_it_needs(
+    changed: HostSettings, steps: list[str], restart: bool, reload_units: bool
+) -> None:
+    """An edge change is an nginx reload, never a Qdrant restart; Qdrant restarts only for its
+    own settings; every run applies a key rotation (`secrets`)."""
+    plan = planned(changed)
+
+    assert plan.bootstrap_steps() == [s for s in converge.STEPS if s in {*steps, "secrets"}]
+    assert (plan.restart_qdrant, plan.daemon_reload) == (restart, reload_units)
+
+
+def test_a_hand_edited_fail2ban_jail_is_reloaded_and_a_unit_reloads_systemd() -> None:
+    """Drift repair acts on what it rewrote as a change would."""
+    settings = converge.parse_document(document(), LOADER).settings(LOADER)
+    jail = f"{HOST.paths.fail2ban_dir}/jail.d/secure-qdrant.conf"
+    unit = f"{HOST.paths.systemd_unit_dir}/secure-qdrant-bootstrap.service"
+
+    plan = converge.plan(frozenset({jail, unit}), frozenset(), LOADER, settings)
+
+    assert plan.steps == {"fail2ban"} and plan.daemon_reload and not plan.restart_qdrant
+
+
+def test_an_unknown_key_runs_every_step() -> None:
+    settings = converge.parse_document(document(), LOADER).settings(LOADER)
+
+    plan = converge.plan(frozenset(), frozenset({"A_KEY_OF_A_NEWER_RELEASE"}), LOADER, settings)
+
+    assert plan.bootstrap_steps() == list(converge.STEPS)

@@ -32,6 +32,8 @@ from typing import Any
 from components.acme_dns import acme_dns_policy
 from components.alarms import topic_name_prefix
 from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
+from components.config_store import config_access_policy, config_bucket_prefix
+from components.host_config import config_source
 from components.host import (
     SSM_CORE_ACTIONS,
     SSM_CORE_POLICY,
@@ -92,6 +94,12 @@ class DeployerScope:
     @property
     def boundary(self) -> str:
         return permissions_boundary_arn(self.account, self.stack)
+
+    @property
+    def config_bucket(self) -> str:
+        """The configuration bucket's name as an ARN pattern matches it: its prefix and the
+        provider's unique id (components/config_store.py)."""
+        return config_bucket_prefix(self.stack) + NAME_PREFIX_SUFFIX
 
 
 def permissions_boundary_arn(account: str, stack: str) -> str:
@@ -441,14 +449,16 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
     """The most either role of the stack may ever do, whatever the deployer writes into them: the
     statements of the very documents the program gives the roles (components/host.py,
-    components/acme_dns.py, components/backups.py), rendered for the whole stack (any of its
-    parameters, any zone for its challenge records) and the actions of the one managed policy
+    components/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
+    whole stack (any of its parameters, any zone for its challenge records, any host's keys in its
+    configuration bucket) and the actions of the one managed policy
     attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""
     parameters = scope.ssm(f"parameter/{PROJECT}/{scope.stack}/*")
     documents = [
         read_parameters_policy([parameters]),
         put_metrics_policy(METRICS_NAMESPACE),
         acme_dns_policy("*", (scope.domain, *scope.certificate_names)),
+        config_access_policy(config_source(scope.region, scope.config_bucket, "*")),
         dlm_execution_policy(scope.region, stack_tags(scope.name)),
     ]
     session_manager = _statement("SessionManager", SSM_CORE_ACTIONS, "*")

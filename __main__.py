@@ -77,7 +77,6 @@ config_store = ConfigStore(
         stack=pulumi.get_stack(),
         region=region,
         deployer_arn=aws.get_caller_identity_output().arn,
-        tags=stack_tags(name),
     ),
 )
 config_source = config_store.source(name)

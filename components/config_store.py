@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -154,7 +154,6 @@ class ConfigStoreArgs:
     deployer_arn: pulumi.Input[str]
     """Who runs `pulumi up` (STS GetCallerIdentity): the one principal, beside the hosts, the
     bucket policy lets read and write."""
-    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class ConfigStore(pulumi.ComponentResource):
@@ -176,7 +175,8 @@ class ConfigStore(pulumi.ComponentResource):
             f"{name}-bucket",
             bucket_prefix=config_bucket_prefix(args.stack),
             force_destroy=True,
-            tags=dict(args.tags),
+            # Untagged: its name tells the stack (the deployer policy scopes it by that), and the
+            # deployer then needs no S3 tagging permission, whose API the provider may change.
             opts=self._child,
         )
         self._settings: list[pulumi.Resource] = [

@@ -443,6 +443,67 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
         ),
         _statement("FollowRecordChanges", ["route53:GetChange"], "arn:aws:route53:::change/*"),
         _statement("FindTheZone", ["route53:ListHostedZones"], "*"),
+        *_config_bucket_statements(scope),
+    ]
+
+
+# What the provider reads of a bucket (aws_s3_bucket's read: HeadBucket, then each of its
+# settings, asked whether set or not) and of its settings' own resources.
+BUCKET_READS = (
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLogging",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+)
+
+
+def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
+    """The configuration bucket (components/config_store.py), by its name: the stack's prefix and
+    the provider's unique id. Its objects are the hosts' documents, which the deployer writes and
+    reads back, and their status reports, which the deploy gate reads."""
+    bucket = f"arn:aws:s3:::{scope.config_bucket}"
+    return [
+        _statement(
+            "ManageTheStacksConfigurationBucket",
+            [
+                *BUCKET_READS,
+                "s3:CreateBucket",
+                "s3:DeleteBucket",
+                "s3:DeleteBucketPolicy",
+                "s3:PutBucketOwnershipControls",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutBucketVersioning",
+                "s3:PutEncryptionConfiguration",
+            ],
+            bucket,
+        ),
+        _statement(
+            # The versions too: the provider deletes every version of a deleted object, and
+            # `force_destroy` every version in the bucket.
+            "WriteTheStacksConfiguration",
+            [
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:GetObject",
+                "s3:GetObjectTagging",
+                "s3:PutObject",
+            ],
+            f"{bucket}/*",
+        ),
     ]
 
 

@@ -33,6 +33,8 @@ _STACK_PART_LENGTH = BUCKET_PREFIX_LENGTH - len("qdrant-") - _DIGEST_LENGTH - 2
 # What reads an object: GetObject (HeadObject too), its versions, tags, attributes and ACL.
 OBJECT_READS = "s3:GetObject*"
 OBJECT_WRITES = ("s3:PutObject*", "s3:DeleteObject*")
+# Noncurrent versions kept per object: S3 allows at most 100 (NewerNoncurrentVersions).
+KEPT_VERSIONS = 100
 
 
 def config_bucket_prefix(stack: str) -> str:
@@ -157,7 +159,8 @@ class ConfigStoreArgs:
 
 
 class ConfigStore(pulumi.ComponentResource):
-    """A versioned, SSE-S3 encrypted bucket with every public access block on, ACLs disabled
+    """A versioned (the latest hundred versions of each object kept), SSE-S3 encrypted bucket with
+    every public access block on, ACLs disabled
     (BucketOwnerEnforced) and `force_destroy` (nothing in it is precious: `pulumi up` writes it
     again; its versions would otherwise block `pulumi destroy`); then, per host, its document
     (`publish`), and once the hosts' roles exist, the bucket policy (`restrict`)."""
@@ -195,11 +198,30 @@ class ConfigStore(pulumi.ComponentResource):
                 rule={"object_ownership": "BucketOwnerEnforced"},
                 opts=self._child,
             ),
-            aws.s3.BucketVersioning(
+            versioning := aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket.id,
                 versioning_configuration={"status": "Enabled"},
                 opts=self._child,
+            ),
+            # The host rewrites its status every run: its versions, kept forever, would grow by
+            # tens of thousands a month. The newest hundred of each object stay (documents to roll
+            # back to; S3's most), older ones go a day after they were replaced.
+            aws.s3.BucketLifecycleConfiguration(
+                f"{name}-lifecycle",
+                bucket=bucket.id,
+                rules=[
+                    {
+                        "id": "keep-the-latest-versions",
+                        "status": "Enabled",
+                        "filter": {},
+                        "noncurrent_version_expiration": {
+                            "noncurrent_days": 1,
+                            "newer_noncurrent_versions": KEPT_VERSIONS,
+                        },
+                    }
+                ],
+                opts=self._child.merge(pulumi.ResourceOptions(depends_on=[versioning])),
             ),
             aws.s3.BucketServerSideEncryptionConfiguration(
                 f"{name}-encryption",

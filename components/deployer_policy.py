@@ -488,6 +488,7 @@ def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
                 "s3:PutBucketPublicAccessBlock",
                 "s3:PutBucketVersioning",
                 "s3:PutEncryptionConfiguration",
+                "s3:PutLifecycleConfiguration",
             ],
             bucket,
         ),

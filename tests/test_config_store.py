@@ -24,6 +24,7 @@ from components.host_config import CONFIG_SCHEMA, config_source, config_version
 from components.user_data import HostFile
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
+from tests.readme import section_table
 
 BUCKET = "aws:s3/bucket:Bucket"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
@@ -70,6 +71,19 @@ def test_every_published_version_is_kept(deployment):
     versioning = of(deployment, "aws:s3/bucketVersioning:BucketVersioning")
 
     assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+
+
+def test_old_versions_are_trimmed_to_the_latest_hundred(deployment):
+    """The host rewrites its status every run: kept forever, its versions would grow by tens of
+    thousands a month. The hundred newest versions of each object (documents to roll back to)
+    stay; older ones go a day after they were replaced."""
+    lifecycle = of(deployment, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+
+    [rule] = lifecycle.inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["filter"] == {}
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 1, "newerNoncurrentVersions": 100}
+    assert "expiration" not in rule, "the current document must never expire"
 
 
 def test_the_documents_are_encrypted_at_rest(deployment):
@@ -243,3 +257,18 @@ def test_the_deployer_is_named_as_iam_sees_its_requests(caller, expected):
     """`aws:PrincipalArn` of a role session is the role (with its path), not the session: a
     policy naming the session would shut out the very deployer that wrote it at its next run."""
     assert principal_patterns(caller) == expected
+
+
+def test_the_readme_lists_every_output_and_whether_it_is_secret():
+    """The outputs table is what an operator (and another stack's StackReference) reads: an output
+    missing from it, or marked not secret while it is, misleads both."""
+    deployment = deploy({**CONFIG, "adminCidrs": ["203.0.113.0/24"], "backupSchedule": True})
+    listed = {
+        name: row["secret"]
+        for row in section_table("Outputs")
+        for name in re.findall(r"`([A-Za-z]+)`", row["output"])
+    }
+
+    assert {name: listed.get(name) for name in deployment.outputs} == {
+        name: "yes" if exported.secret else "no" for name, exported in deployment.outputs.items()
+    }

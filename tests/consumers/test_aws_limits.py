@@ -158,6 +158,7 @@ BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 )
@@ -564,6 +565,17 @@ RULES = [
             lambda r: r.inputs["versioningConfiguration"]["status"],
         ),
     ),
+    # Amazon S3 API Reference, NoncurrentVersionExpiration.NewerNoncurrentVersions: up to 100.
+    Rule(
+        "newer-noncurrent-versions",
+        LIFECYCLE,
+        within(
+            1,
+            100,
+            "noncurrent versions kept",
+            lambda r: r.inputs["rules"][0]["noncurrentVersionExpiration"]["newerNoncurrentVersions"],
+        ),
+    ),
     Rule(
         "sse-algorithm",
         ENCRYPTION,
@@ -719,6 +731,8 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
         ("bucket-policy-size", _with(BUCKET_POLICY, {"policy": "p" * 20481})),
         ("object-ownership", _with(OWNERSHIP, {"rule": {"objectOwnership": "Enforced"}})),
         ("versioning-status", _with(VERSIONING, {"versioningConfiguration": {"status": "On"}})),
+        ("newer-noncurrent-versions", _with(LIFECYCLE, {"rules": [
+            {"noncurrentVersionExpiration": {"newerNoncurrentVersions": 101}}]})),
         ("sse-algorithm", _with(ENCRYPTION, {"rules": [
             {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "SSE-S3"}}]})),
     ],

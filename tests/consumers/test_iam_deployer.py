@@ -339,6 +339,10 @@ CALLS: dict[str, list[Call]] = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": on(
         "config-bucket", "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration"
     ),
+    # Its delete is DeleteBucketLifecycle, authorized as s3:PutLifecycleConfiguration.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": on(
+        "config-bucket", "s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration"
+    ),
     "aws:s3/bucketPolicy:BucketPolicy": on(
         "config-bucket", "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"
     ),

@@ -159,11 +159,11 @@ class ConfigStoreArgs:
 
 
 class ConfigStore(pulumi.ComponentResource):
-    """A versioned (the latest hundred versions of each object kept), SSE-S3 encrypted bucket with
-    every public access block on, ACLs disabled
-    (BucketOwnerEnforced) and `force_destroy` (nothing in it is precious: `pulumi up` writes it
-    again; its versions would otherwise block `pulumi destroy`); then, per host, its document
-    (`publish`), and once the hosts' roles exist, the bucket policy (`restrict`)."""
+    """A versioned (the latest hundred versions of each object kept), SSE-S3 encrypted bucket
+    with every public access block on, ACLs disabled (BucketOwnerEnforced) and `force_destroy`
+    (nothing in it is precious: `pulumi up` writes it again; its versions would otherwise block
+    `pulumi destroy`); then, per host, its document (`publish`, called by the host once its data
+    volume exists), and once the hosts' roles exist, the bucket policy (`restrict`)."""
 
     bucket_name: pulumi.Output[str]
 
@@ -241,10 +241,12 @@ class ConfigStore(pulumi.ComponentResource):
     def publish(self, host_name: str, document: pulumi.Input[str]) -> aws.s3.BucketObjectv2:
         """The host's document at its `config_key`: a new document is a new version of the same
         object, updated in place (only `bucket` and `key` are ForceNew in the provider's
-        aws_s3_object), and the host waits for it (`QdrantHostArgs.boot_dependencies`)."""
+        aws_s3_object), and the instance launches after it (`QdrantHostArgs.publish_config`)."""
         return aws.s3.BucketObjectv2(
             f"{self._name}-{host_name}",
             bucket=self.bucket_name,
+            # The key does not depend on the bucket's name: known before the bucket exists, so a
+            # preview shows it.
             key=config_source(self._args.region, "", host_name).config_key,
             content=document,
             content_type="application/json",
@@ -254,17 +256,18 @@ class ConfigStore(pulumi.ComponentResource):
 
     def restrict(self, hosts: Mapping[str, pulumi.Input[str]]) -> aws.s3.BucketPolicy:
         """The bucket policy, for the hosts (by name) and their roles' ARNs."""
-        sources = [config_source(self._args.region, "", host_name) for host_name in hosts]
+        region, names = self._args.region, list(hosts)
+
+        def policy(bucket: str, deployer: str, *roles: str) -> str:
+            sources = [config_source(region, bucket, host_name) for host_name in names]
+            return config_bucket_policy(bucket, sources, roles, principal_patterns(deployer))
+
         return aws.s3.BucketPolicy(
             f"{self._name}-policy",
             bucket=self.bucket_name,
             policy=pulumi.Output.all(
                 self.bucket_name, self._args.deployer_arn, *hosts.values()
-            ).apply(
-                lambda values: config_bucket_policy(
-                    values[0], sources, values[2:], principal_patterns(values[1])
-                )
-            ),
+            ).apply(lambda values: policy(*values)),
             # A policy with Principal "*" is judged against the public access block: set it first.
             opts=self._child.merge(pulumi.ResourceOptions(depends_on=self._settings)),
         )

@@ -1018,3 +1018,55 @@ def test_the_readmes_commands_create_the_boundary_and_attach_every_part(tmp_path
             )
         ),
     ]
+
+
+# ------------------------------------------------------------ through the configuration bucket
+
+
+@pytest.fixture(scope="module")
+def bucket_policy(deployments: list[Deployment]) -> dict[str, Any]:
+    """The bucket's policy as `pulumi up` by the mocks' caller (`user/ops`) writes it."""
+    policy: dict[str, Any] = json.loads(
+        deployments[0].one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    )
+    return policy
+
+
+def document_arn(deployment: Deployment, on: str) -> str:
+    """The object under the very bucket name the policy was written for."""
+    bucket = deployment.one("aws:s3/bucket:Bucket").resource_id
+    what = "config" if on == "config-object" else "status"
+    return f"arn:aws:s3:::{bucket}/hosts/qdrant-test/{what}.json"
+
+
+def as_user(deployer: dict[str, Any], user: str, bucket_policy: dict[str, Any]):
+    """The deployer policy's holder `user`, asking the bucket: with the keys AWS sets on it."""
+    principal = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    who = dict(deployer, principal=principal, resourcePolicy=bucket_policy)
+    context = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true"}
+    return lambda action, arn: decide(who, action, arn, context)
+
+
+@pytest.mark.parametrize(
+    ("action", "on"),
+    [("s3:PutObject", "config-object"), ("s3:GetObject", "config-object"),
+     ("s3:DeleteObjectVersion", "config-object"), ("s3:GetObject", "status-object")],
+)  # fmt: skip
+def test_the_deployer_that_ran_pulumi_up_reads_back_and_writes_the_documents(
+    deployer, deployments, bucket_policy, action, on
+):
+    """The bucket policy denies every other principal: it must not deny the provider's read-back
+    (HeadObject needs s3:GetObject), `force_destroy`, or the gate's read of the host's status."""
+    arn = document_arn(deployments[0], on)
+
+    assert as_user(deployer, "ops", bucket_policy)(action, arn) == "Allowed"
+
+
+def test_another_holder_of_the_deployer_policy_reads_no_document_until_its_own_pulumi_up(
+    deployer, deployments, bucket_policy
+):
+    """The limit docs/deployer-policy.md states: the policy names the principal that last ran
+    `pulumi up`, so a second deployer's `refresh` before its own `pulumi up` is refused."""
+    arn = document_arn(deployments[0], "config-object")
+
+    assert as_user(deployer, "deployer", bucket_policy)("s3:GetObject", arn) == "ExplicitlyDenied"

@@ -208,7 +208,9 @@ if settings.verify_on_deploy:
             outputs=outputs,
             region=region,
             aws_environment=gate_environment,
-            triggers=[host.instance_id],
+            # A new configuration version is applied in place: check the host again once it
+            # serves it, as after a replacement.
+            triggers=[host.instance_id, host.config_version],
             # The audit looks for the backup policy and the alarms too, and the gate judges
             # revoked tokens: the allowlist must be in step first.
             depends_on=[

@@ -22,7 +22,13 @@ from typing import Any
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
-from verify.aws_audit import AWS_ERRORS, audit_durability, audit_instance, unverifiable
+from verify.aws_audit import (
+    AWS_ERRORS,
+    NOT_CONFIGURED,
+    audit_durability,
+    audit_instance,
+    unverifiable,
+)
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
@@ -126,9 +132,11 @@ def config_checks(
         return []
     try:
         s3 = aws_session(region, environ).client("s3")
+        return [wait_for_config(s3, target.config, seconds)]
+    except NOT_CONFIGURED as error:
+        return [CheckResult(CONFIG, Status.SKIP, f"not verified: {error}")]
     except AWS_ERRORS as error:
         return [CheckResult(CONFIG, Status.FAIL, f"cannot ask S3 for the host's status: {error}")]
-    return [wait_for_config(s3, target.config, seconds)]
 
 
 def aws_region(text: str) -> str:

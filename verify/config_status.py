@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from verify.aws_audit import AWS_ERRORS
+from verify.aws_audit import AWS_ERRORS, NOT_CONFIGURED
 from verify.result import CheckResult, Status
 from verify.target import ExpectedConfig
 
@@ -46,9 +46,12 @@ def parse_status(body: bytes) -> HostStatus:
 
 
 def read_status(s3: Any, expected: ExpectedConfig) -> HostStatus:
-    """The host's report now; an object that cannot be read is a status with that error."""
+    """The host's report now; an object that cannot be read is a status with that error. Raises
+    NOT_CONFIGURED: with nothing to sign in with, no later read will do better."""
     try:
         body = s3.get_object(Bucket=expected.bucket, Key=expected.status_key)["Body"].read()
+    except NOT_CONFIGURED:
+        raise
     except AWS_ERRORS as error:
         return HostStatus(None, f"its status cannot be read: {error}")
     return parse_status(body)

@@ -39,8 +39,9 @@ KEPT_VERSIONS = 100
 
 def config_bucket_prefix(stack: str) -> str:
     """The bucket's name before its unique id: the stack's name as S3 allows it (lowercase letters,
-    digits, `-`) and a digest of the exact name, so that two stacks never share a prefix even when
-    their names differ only in case, punctuation or past the characters that fit. The deployer
+    digits, `-`) and a digest of the exact name, so that two stacks do not share a prefix (but for a
+    one in 2**32 digest collision) even when their names differ only in case, punctuation or past
+    the characters that fit. The deployer
     policy scopes the bucket by this prefix (components/deployer_policy.py)."""
     readable = re.sub(r"[^a-z0-9-]", "-", stack.lower())[:_STACK_PART_LENGTH].strip("-")
     digest = hashlib.sha256(stack.encode()).hexdigest()[:_DIGEST_LENGTH]

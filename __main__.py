@@ -12,6 +12,7 @@ from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config import NAMESPACE, ConfigError, load_settings
+from components.config_store import ConfigStore, ConfigStoreArgs
 from components.deployer_policy import permissions_boundary_arn
 from components.dns import DnsRecord, DnsRecordArgs
 from components.gate_credentials import gate_aws_environment
@@ -70,6 +71,15 @@ firewall = QdrantSecurityGroup(
         tags=stack_tags(name),
     ),
 )
+config_store = ConfigStore(
+    f"{name}-config",
+    ConfigStoreArgs(
+        stack=pulumi.get_stack(),
+        region=region,
+        deployer_arn=aws.get_caller_identity_output().arn,
+    ),
+)
+config_source = config_store.source(name)
 ssh_key = AdminSshKey(f"{name}-admin", stack_tags(name)) if settings.ssh_enabled else None
 host = QdrantHost(
     name,
@@ -98,6 +108,8 @@ host = QdrantHost(
         availability_zone=placement.availability_zone,
         security_group_id=firewall.group_id,
         secret_parameter_arns=keys.parameter_arns,
+        config_source=config_source,
+        publish_config=lambda document: config_store.publish(name, document),
         key_name=ssh_key.key_name if ssh_key else None,
         acme_dns_zone_id=(
             aws.route53.get_zone_output(name=settings.hosted_zone, private_zone=False).zone_id
@@ -110,6 +122,7 @@ host = QdrantHost(
         stack_tags=stack_tags(name),
     ),
 )
+config_store.restrict({name: host.role_arn})
 backups = (
     DataVolumeBackups(
         f"{name}-dlm",
@@ -154,6 +167,10 @@ outputs: dict[str, Any] = {
     "publicIp": host.public_ip,
     "instanceId": host.instance_id,
     "dataVolumeId": host.data_volume_id,
+    # What the deploy gate waits for the host to report serving (verify/config_status.py).
+    "configVersion": host.config_version,
+    "configBucket": config_source.apply(lambda source: source.bucket),
+    "configStatusKey": config_source.apply(lambda source: source.status_key),
     "alertTopicArn": alarms.topic_arn,
     "apiKeyParameter": keys.api_key_parameter,
     "adminCidrs": list(settings.admin_cidrs),
@@ -191,7 +208,9 @@ if settings.verify_on_deploy:
             outputs=outputs,
             region=region,
             aws_environment=gate_environment,
-            triggers=[host.instance_id],
+            # A new configuration version is applied in place: check the host again once it
+            # serves it, as after a replacement.
+            triggers=[host.instance_id, host.config_version],
             # The audit looks for the backup policy and the alarms too, and the gate judges
             # revoked tokens: the allowlist must be in step first.
             depends_on=[

@@ -112,6 +112,12 @@ def alarm_specs(targets: AlarmTargets, thresholds: AlarmThresholds) -> list[Alar
         on_host("data-volume", f"Data volume over {limits.data_volume_used_percent}% full",
                 HOST_METRICS.data_volume_used_percent,
                 "Maximum", 5 * MINUTE, 1, limits.data_volume_used_percent, "GreaterThanThreshold"),
+        # A rejected configuration leaves the host serving its last good one, so nothing else
+        # fires: two converge runs refusing it say the published change will not take effect.
+        on_host("config-rejected",
+                "The host refuses its published configuration and serves the last good one",
+                HOST_METRICS.config_rejected,
+                "Maximum", MINUTE, 2, 1, "GreaterThanOrEqualToThreshold"),
     ]  # fmt: skip
     if targets.backup_policy_id:
         # DLM's own metrics (EBS User Guide, "Monitor your policies using Amazon CloudWatch":

@@ -32,6 +32,8 @@ from typing import Any
 from components.acme_dns import acme_dns_policy
 from components.alarms import topic_name_prefix
 from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
+from components.config_store import config_access_policy, config_bucket_prefix
+from components.host_config import config_source
 from components.host import (
     SSM_CORE_ACTIONS,
     SSM_CORE_POLICY,
@@ -92,6 +94,12 @@ class DeployerScope:
     @property
     def boundary(self) -> str:
         return permissions_boundary_arn(self.account, self.stack)
+
+    @property
+    def config_bucket(self) -> str:
+        """The configuration bucket's name as an ARN pattern matches it: its prefix and the
+        provider's unique id (components/config_store.py)."""
+        return config_bucket_prefix(self.stack) + NAME_PREFIX_SUFFIX
 
 
 def permissions_boundary_arn(account: str, stack: str) -> str:
@@ -435,20 +443,84 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
         ),
         _statement("FollowRecordChanges", ["route53:GetChange"], "arn:aws:route53:::change/*"),
         _statement("FindTheZone", ["route53:ListHostedZones"], "*"),
+        *_config_bucket_statements(scope),
+    ]
+
+
+# What the provider reads of a bucket (aws_s3_bucket's read: HeadBucket, then each of its
+# settings, asked whether set or not) and of its settings' own resources.
+BUCKET_READS = (
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLogging",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+)
+
+
+def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
+    """The configuration bucket (components/config_store.py), by its name: the stack's prefix and
+    the provider's unique id. Its objects are the hosts' documents, which the deployer writes and
+    reads back, and their status reports, which the deploy gate reads."""
+    bucket = f"arn:aws:s3:::{scope.config_bucket}"
+    return [
+        _statement(
+            "ManageTheStacksConfigurationBucket",
+            [
+                *BUCKET_READS,
+                "s3:CreateBucket",
+                "s3:DeleteBucket",
+                "s3:DeleteBucketPolicy",
+                "s3:PutBucketOwnershipControls",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutBucketVersioning",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutLifecycleConfiguration",
+            ],
+            bucket,
+        ),
+        _statement(
+            # The versions too: the provider deletes every version of a deleted object, and
+            # `force_destroy` every version in the bucket.
+            "WriteTheStacksConfiguration",
+            [
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:GetObject",
+                "s3:GetObjectTagging",
+                "s3:PutObject",
+            ],
+            f"{bucket}/*",
+        ),
     ]
 
 
 def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
     """The most either role of the stack may ever do, whatever the deployer writes into them: the
     statements of the very documents the program gives the roles (components/host.py,
-    components/acme_dns.py, components/backups.py), rendered for the whole stack (any of its
-    parameters, any zone for its challenge records) and the actions of the one managed policy
+    components/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
+    whole stack (any of its parameters, any zone for its challenge records, any host's keys in its
+    configuration bucket) and the actions of the one managed policy
     attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""
     parameters = scope.ssm(f"parameter/{PROJECT}/{scope.stack}/*")
     documents = [
         read_parameters_policy([parameters]),
         put_metrics_policy(METRICS_NAMESPACE),
         acme_dns_policy("*", (scope.domain, *scope.certificate_names)),
+        config_access_policy(config_source(scope.region, scope.config_bucket, "*")),
         dlm_execution_policy(scope.region, stack_tags(scope.name)),
     ]
     session_manager = _statement("SessionManager", SSM_CORE_ACTIONS, "*")

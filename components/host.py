@@ -7,13 +7,15 @@ Nothing here assumes a single host: every name derives from the component name, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components.acme_dns import acme_dns_policy
+from components.config_store import config_access_policy
+from components.host_config import ConfigSource, host_config_document, render_host_config
 from components.images import HOST_IMAGES
 from components.restore import RestoreSnapshot
 from components.settings import (
@@ -86,6 +88,12 @@ class QdrantHostArgs:
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot and on its
     rotation timer."""
+    config_source: pulumi.Output[ConfigSource]
+    """Where the host fetches its configuration document and reports the version it serves
+    (`ConfigStore.source`): the one object it may read and the one it may write."""
+    publish_config: Callable[[pulumi.Output[str]], pulumi.Resource]
+    """Publishes the host's document (`ConfigStore.publish` for this host): the instance launches
+    only once it exists."""
     key_name: pulumi.Input[str] | None = None
     acme_dns_zone_id: pulumi.Input[str] | None = None
     """With DNS-01: the Route 53 zone whose challenge records for the certificate's names the
@@ -110,6 +118,8 @@ class QdrantHost(pulumi.ComponentResource):
     instance_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
     data_volume_id: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    config_version: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: QdrantHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -117,8 +127,16 @@ class QdrantHost(pulumi.ComponentResource):
         super().__init__("secure-qdrant:host:QdrantHost", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        profile, permissions = self._instance_profile(
+        role, profile, permissions = self._instance_profile(
             name, args.secret_parameter_arns, args.permissions_boundary, child
+        )
+        permissions.append(
+            aws.iam.RolePolicy(
+                f"{name}-config-access",
+                role=role.id,
+                policy=args.config_source.apply(config_access_policy),
+                opts=child,
+            )
         )
         if args.acme_dns_zone_id is not None:
             names = (args.host.domain, *args.host.certificate_names)
@@ -147,6 +165,11 @@ class QdrantHost(pulumi.ComponentResource):
             tags={**args.stack_tags, "Name": volume_name},
             opts=child.merge(data_volume_options(volume_name, args.restore)),
         )
+        # Rendered after the volume's size is applied, as the user data is.
+        config = pulumi.Output.all(data_volume.id, data_volume.size).apply(
+            lambda volume: render_host_config(args.host, volume[0])
+        )
+        document = args.publish_config(config.apply(host_config_document))
         image = HOST_IMAGES[args.host_os]
         ami = aws.ec2.get_ami_output(
             owners=[image.owner],
@@ -188,10 +211,12 @@ class QdrantHost(pulumi.ComponentResource):
                 "delete_on_termination": True,
             },
             tags={**args.stack_tags, "Name": name},
-            # The bootstrap reads the keys at first boot and IAM is eventually consistent: launch
-            # only once the parameters and the permission to read them exist.
+            # The first boot reads the keys and the configuration document, and IAM is eventually
+            # consistent: launch only once they and the permissions to read them exist.
             opts=child.merge(
-                pulumi.ResourceOptions(depends_on=[*permissions, *args.boot_dependencies])
+                pulumi.ResourceOptions(
+                    depends_on=[*permissions, document, *args.boot_dependencies]
+                )
             ),
         )
         aws.ec2.VolumeAttachment(
@@ -217,11 +242,15 @@ class QdrantHost(pulumi.ComponentResource):
         self.instance_id = instance.id
         self.public_ip = address.public_ip
         self.data_volume_id = data_volume.id
+        self.role_arn = role.arn
+        self.config_version = config.apply(lambda rendered: rendered.version)
         self.register_outputs(
             {
                 "instanceId": self.instance_id,
                 "publicIp": self.public_ip,
                 "dataVolumeId": self.data_volume_id,
+                "roleArn": self.role_arn,
+                "configVersion": self.config_version,
             }
         )
 
@@ -231,7 +260,7 @@ class QdrantHost(pulumi.ComponentResource):
         secret_parameter_arns: pulumi.Input[Sequence[str]],
         permissions_boundary: pulumi.Input[str] | None,
         child: pulumi.ResourceOptions,
-    ) -> tuple[aws.iam.InstanceProfile, list[pulumi.Resource]]:
+    ) -> tuple[aws.iam.Role, aws.iam.InstanceProfile, list[pulumi.Resource]]:
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=json.dumps(
@@ -266,7 +295,7 @@ class QdrantHost(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
-        return profile, [session_manager, read_keys, put_metrics]
+        return role, profile, [session_manager, read_keys, put_metrics]
 
 
 def data_volume_options(volume_name: str, restore: RestoreSnapshot | None) -> pulumi.ResourceOptions:

@@ -30,6 +30,10 @@ Sources (hashicorp/terraform-provider-aws, which pulumi-aws bridges):
   `public_key` are ForceNew.
 - `internal/service/ec2/ec2_eip.go`, aws_eip: `address`, `domain`, `ipam_pool_id`,
   `network_border_group` and `public_ipv4_pool` are ForceNew.
+- `internal/service/s3/object.go`, aws_s3_object (pulumi-aws BucketObjectv2): `bucket` and `key`
+  are ForceNew; `content` and the rest are updated in place (`resourceObjectUpdate` uploads a new
+  version of the same object).
+- `internal/service/s3/bucket.go`, aws_s3_bucket: `bucket` and `bucket_prefix` are ForceNew.
 - terraform-plugin-sdk `helper/schema/schema.go`, `diffString`: an Optional and Computed attribute
   the new config no longer sets is no diff (the old value stays).
 """
@@ -49,6 +53,8 @@ INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
 EIP = "aws:ec2/eip:Eip"
 KEY_PAIR = "aws:ec2/keyPair:KeyPair"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 Verdict = Literal["in place", "replaces the host"]
 IN_PLACE: Verdict = "in place"
@@ -96,6 +102,8 @@ RULES: dict[str, ReplacementRule] = {
         computed="encrypted kmsKeyId snapshotId",
     ),
     KEY_PAIR: _rule("keyName keyNamePrefix publicKey", computed="keyName keyNamePrefix"),
+    BUCKET: _rule("bucket bucketPrefix", computed="bucket bucketPrefix"),
+    BUCKET_OBJECT: _rule("bucket key"),
     EIP: _rule(
         "address domain ipamPoolId networkBorderGroup publicIpv4Pool",
         computed="domain ipamPoolId networkBorderGroup publicIpv4Pool",

@@ -122,6 +122,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             resource_id = f"i-{_digest(args.name)}"
         elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
             resource_id = f"sg-{_digest(args.name)}"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            # The provider's PrefixedUniqueId: the prefix and 26 characters.
+            resource_id = f"{inputs['bucketPrefix']}{_digest(args.name, length=26)}"
+            state.update(bucket=resource_id, arn=f"arn:aws:s3:::{resource_id}")
         elif args.typ == "aws:iam/role:Role":
             state.update(name=args.name, arn=f"arn:aws:iam::{ACCOUNT}:role/{args.name}")
         elif args.typ == "aws:iam/instanceProfile:InstanceProfile":

@@ -357,6 +357,27 @@ def test_an_edge_that_stops_serving_or_reporting_counts_as_down(default):
     assert (found.inputs["period"], found.inputs["evaluationPeriods"]) == (60, 5)
 
 
+def test_a_host_refusing_its_published_configuration_raises_an_alarm(default):
+    """A rejected document leaves the host on its last good configuration: still serving, so no
+    other alarm fires, while the change the operator published never takes effect. Two minutes of
+    ConfigRejected at 1 (two runs of the converge timer) notify the topic; a host that publishes
+    nothing is the qdrant-down alarm's business, not this one's."""
+    found = alarm(default, "config-rejected")
+
+    assert (found.inputs["namespace"], found.inputs["metricName"]) == (
+        METRICS_NAMESPACE,
+        HOST_METRICS.config_rejected,
+    )
+    assert found.inputs["dimensions"] == {HOST_METRICS.dimension: HOST}
+    assert (found.inputs["statistic"], found.inputs["period"]) == ("Maximum", 60)
+    assert found.inputs["evaluationPeriods"] == 2
+    assert (found.inputs["threshold"], found.inputs["comparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert found.inputs["treatMissingData"] == "notBreaching"
+
+
 def test_thresholds_come_from_the_config():
     deployment = deploy(
         dict(
@@ -496,7 +517,7 @@ def test_the_alarms_must_be_told_the_instance_type_they_watch():
         AlarmTargets(region=REGION, host_name=HOST, instance_id="i-0123")  # type: ignore[call-arg]
 
 
-def test_the_alarms_of_a_stack_without_backups_are_the_seven_others():
+def test_the_alarms_of_a_stack_without_backups_are_the_eight_others():
     targets = AlarmTargets(
         region=REGION, host_name=HOST, instance_id="i-0123", instance_type="t3.medium"
     )
@@ -504,5 +525,5 @@ def test_the_alarms_of_a_stack_without_backups_are_the_seven_others():
 
     assert [spec.key for spec in specs] == [
         "system-check", "instance-check", "certificate", "qdrant-down", "edge-down", "unauthorized",
-        "data-volume",
+        "data-volume", "config-rejected",
     ]  # fmt: skip

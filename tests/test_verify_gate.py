@@ -61,7 +61,19 @@ def test_gate_receives_every_credential_by_environment_as_a_secret():
 def test_gate_runs_again_when_the_instance_is_replaced():
     deployment = deploy(CONFIG)
 
-    assert deployment.one(COMMAND).inputs["triggers"] == [deployment.outputs["instanceId"].value]
+    assert deployment.outputs["instanceId"].value in deployment.one(COMMAND).inputs["triggers"]
+
+
+def test_gate_runs_again_for_each_new_configuration_version():
+    """A setting changed in place replaces nothing: the host converges to the new document, and
+    the gate must wait for it and check the host again, as after a replacement."""
+    before, after = deploy(CONFIG), deploy({**CONFIG, "rateLimitRps": 10})
+
+    assert before.one(COMMAND).inputs["triggers"] == [
+        before.outputs["instanceId"].value,
+        before.outputs["configVersion"].value,
+    ]
+    assert after.one(COMMAND).inputs["triggers"] != before.one(COMMAND).inputs["triggers"]
 
 
 def test_verify_on_deploy_false_turns_the_gate_off():

@@ -22,10 +22,17 @@ from typing import Any
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
-from verify.aws_audit import AWS_ERRORS, audit_durability, audit_instance, unverifiable
+from verify.aws_audit import (
+    AWS_ERRORS,
+    NOT_CONFIGURED,
+    audit_durability,
+    audit_instance,
+    unverifiable,
+)
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.client import https_request
+from verify.config_status import CONFIG, wait_for_config
 from verify.expiry import grace_window_warnings, token_expiry_warnings
 from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
@@ -116,6 +123,22 @@ def aws_checks(
     return results
 
 
+def config_checks(
+    target: Target, region: str | None, environ: Mapping[str, str], seconds: float
+) -> list[CheckResult]:
+    """Whether the host serves the outputs' configuration version, waiting up to `seconds` for
+    its report."""
+    if target.config is None:
+        return []
+    try:
+        s3 = aws_session(region, environ).client("s3")
+        return [wait_for_config(s3, target.config, seconds)]
+    except NOT_CONFIGURED as error:
+        return [CheckResult(CONFIG, Status.SKIP, f"not verified: {error}")]
+    except AWS_ERRORS as error:
+        return [CheckResult(CONFIG, Status.FAIL, f"cannot ask S3 for the host's status: {error}")]
+
+
 def aws_region(text: str) -> str:
     """Checked by botocore's own rule now, rather than as three FAILs after the endpoint checks."""
     try:
@@ -154,9 +177,12 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except TargetError as error:
         print(f"verify: {one_line(str(error))}", file=sys.stderr)
         return 2
+    # One bound for both waits: the host reports the new version once it applied it, then serves.
+    deadline = time.monotonic() + args.wait
+    results = [] if args.no_aws else config_checks(target, args.region, environ, args.wait)
     if args.wait:
-        wait_until_serving(target, args.wait)
-    results = endpoint_checks(target, rate_limit=args.rate_limit)
+        wait_until_serving(target, max(0.0, deadline - time.monotonic()))
+    results += endpoint_checks(target, rate_limit=args.rate_limit)
     if not args.no_aws:
         results += aws_checks(target, args.region, environ)
     # Read from the outputs and the tokens: no server is asked.

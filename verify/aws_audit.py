@@ -238,6 +238,7 @@ ALARMED_HOST_METRICS = (
     HOST_METRICS.edge_serves,
     HOST_METRICS.unauthorized,
     HOST_METRICS.data_volume_used_percent,
+    HOST_METRICS.config_rejected,
 )
 # What an alarm watches: namespace, metric name and its sorted dimensions.
 Watched = tuple[str, str, tuple[tuple[str, str], ...]]

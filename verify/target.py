@@ -48,6 +48,16 @@ class Durability:
 
 
 @dataclass(frozen=True)
+class ExpectedConfig:
+    """The configuration version the outputs say the host serves, and where the host reports the
+    version it does (verify/config_status.py)."""
+
+    version: str
+    bucket: str
+    status_key: str
+
+
+@dataclass(frozen=True)
 class Token:
     name: str
     jwt: str = field(repr=False)
@@ -104,6 +114,9 @@ class Target:
     """Every name the certificate must carry; empty means the domain alone."""
     key_grace_ends_at: dt.datetime | None = None
     """Until when the master key a rotation replaced still works; None when no window is set."""
+    config: ExpectedConfig | None = None
+    """The configuration version the host must serve, and where it reports; None for a stack from
+    before the host converged to published configuration."""
 
     @property
     def public_ports(self) -> tuple[int, ...]:
@@ -211,6 +224,18 @@ def target_from_outputs(
         acme_challenge=_acme_challenge(outputs),
         certificate_names=tuple(_list_of(outputs, "certificateNames", str)),
         key_grace_ends_at=_grace_end(outputs),
+        config=_expected_config(outputs),
+    )
+
+
+def _expected_config(outputs: Mapping[str, Any]) -> ExpectedConfig | None:
+    version = _optional(outputs, "configVersion", str)
+    if version is None:
+        return None
+    return ExpectedConfig(
+        version=version,
+        bucket=_required(outputs, "configBucket", str),
+        status_key=_required(outputs, "configStatusKey", str),
     )
 
 

@@ -153,6 +153,15 @@ SG_RULES = [
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 DLM_POLICY = "aws:dlm/lifecyclePolicy:LifecyclePolicy"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
 # Terraform's PrefixedUniqueId, which pulumi-aws uses for `name_prefix`: a 26-character suffix.
 NAME_PREFIX_SUFFIX = 26
 IAM_NAME = r"[\w+=,.@-]+"  # botocore iam: roleNameType, instanceProfileNameType, policyNameType
@@ -509,6 +518,73 @@ RULES = [
             lambda r: r.inputs["namePrefix"] + "x" * NAME_PREFIX_SUFFIX,
         ),
     ),
+    # The provider's aws_s3_bucket: `bucket_prefix` up to 37 characters (it appends 26).
+    Rule(
+        "bucket-prefix",
+        BUCKET,
+        at_most(37, "bucket prefix characters", lambda r: len(r.inputs["bucketPrefix"])),
+    ),
+    # Amazon S3 User Guide, "General purpose bucket naming rules": 3 to 63 lowercase letters,
+    # digits, dots and hyphens, beginning and ending with a letter or digit, no two adjacent dots.
+    Rule(
+        "bucket-name",
+        BUCKET,
+        matches(
+            r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+            "bucket name",
+            lambda r: r.inputs["bucketPrefix"] + "0" * NAME_PREFIX_SUFFIX,
+        ),
+    ),
+    # Amazon S3 User Guide, "Naming Amazon S3 objects": a key is up to 1,024 bytes of UTF-8.
+    Rule(
+        "object-key",
+        BUCKET_OBJECT,
+        at_most(1024, "object key bytes", lambda r: len(r.inputs["key"].encode())),
+    ),
+    # Amazon S3 User Guide, "Bucket policies for Amazon S3": a bucket policy is up to 20 KB.
+    Rule(
+        "bucket-policy-size",
+        BUCKET_POLICY,
+        at_most(20 * 1024, "bucket policy bytes", lambda r: len(r.inputs["policy"].encode())),
+    ),
+    Rule(
+        "object-ownership",
+        OWNERSHIP,
+        one_of(
+            enum("s3", "OwnershipControlsRule", "ObjectOwnership"),
+            "object ownership",
+            lambda r: r.inputs["rule"]["objectOwnership"],
+        ),
+    ),
+    Rule(
+        "versioning-status",
+        VERSIONING,
+        one_of(
+            enum("s3", "VersioningConfiguration", "Status"),
+            "versioning status",
+            lambda r: r.inputs["versioningConfiguration"]["status"],
+        ),
+    ),
+    # Amazon S3 API Reference, NoncurrentVersionExpiration.NewerNoncurrentVersions: up to 100.
+    Rule(
+        "newer-noncurrent-versions",
+        LIFECYCLE,
+        within(
+            1,
+            100,
+            "noncurrent versions kept",
+            lambda r: r.inputs["rules"][0]["noncurrentVersionExpiration"]["newerNoncurrentVersions"],
+        ),
+    ),
+    Rule(
+        "sse-algorithm",
+        ENCRYPTION,
+        one_of(
+            enum("s3", "ServerSideEncryptionByDefault", "SSEAlgorithm"),
+            "SSE algorithm",
+            lambda r: r.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"],
+        ),
+    ),
     *[
         Rule(f"tags:{typ.rsplit(':', 1)[1]}", typ, tags_fit)
         for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG, ALARM, TOPIC, DLM_POLICY)
@@ -562,6 +638,7 @@ def test_every_registered_aws_resource_type_is_checked(deployment):
         "aws:ec2/volumeAttachment:VolumeAttachment",  # ids and a device name the program fixes
         "aws:ec2/eipAssociation:EipAssociation",  # ids only
         "aws:sns/topicSubscription:TopicSubscription",  # the topic's ARN, `email`, the address
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",  # the bucket and four booleans
     }
     registered = {r.typ for r in deployment.resources if r.typ.startswith("aws:")}
     assert registered <= checked, registered - checked
@@ -647,6 +724,17 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
         ("alarm-period", _with(ALARM, {"period": 90})),
         ("alarm-name", _with(ALARM, {}, name="a" * 248)),
         ("topic-name", _with(TOPIC, {"namePrefix": "qdrant-eu.prod-"})),
+        ("bucket-prefix", _with(BUCKET, {"bucketPrefix": "q" * 38})),
+        ("bucket-name", _with(BUCKET, {"bucketPrefix": "qdrant-Prod-"})),
+        ("bucket-name", _with(BUCKET, {"bucketPrefix": "qdrant..prod-"})),
+        ("object-key", _with(BUCKET_OBJECT, {"key": "k" * 1025})),
+        ("bucket-policy-size", _with(BUCKET_POLICY, {"policy": "p" * 20481})),
+        ("object-ownership", _with(OWNERSHIP, {"rule": {"objectOwnership": "Enforced"}})),
+        ("versioning-status", _with(VERSIONING, {"versioningConfiguration": {"status": "On"}})),
+        ("newer-noncurrent-versions", _with(LIFECYCLE, {"rules": [
+            {"noncurrentVersionExpiration": {"newerNoncurrentVersions": 101}}]})),
+        ("sse-algorithm", _with(ENCRYPTION, {"rules": [
+            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "SSE-S3"}}]})),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )

@@ -33,6 +33,7 @@ from components.backups import STACK_TAG
 from components.config import MAX_STACK_NAME_LENGTH
 from components.deployer_policy import (
     ALARM_ACTIONS_ROLE,
+    BUCKET_READS,
     ALARM_ACTIONS_SERVICE,
     BOUNDARY,
     PARTS,
@@ -318,12 +319,46 @@ CALLS: dict[str, list[Call]] = {
         *on("hostedzone", "route53:GetHostedZone", "route53:ListResourceRecordSets"),
         *on("change", "route53:GetChange"),
     ],
+    # terraform-provider-aws internal/service/s3: bucket.go (HeadBucket, then each setting read
+    # whether set or not; DeleteBucket, emptied first by force_destroy), bucket_*.go for each
+    # setting's own resource, object.go (PutObject; HeadObject and its tags on read; every
+    # version on delete).
+    "aws:s3/bucket:Bucket": [
+        *on("config-bucket", "s3:CreateBucket", "s3:DeleteBucket", *BUCKET_READS),
+        *on("config-object", "s3:DeleteObjectVersion"),
+    ],
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": on(
+        "config-bucket", "s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock"
+    ),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": on(
+        "config-bucket", "s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls"
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": on(
+        "config-bucket", "s3:PutBucketVersioning", "s3:GetBucketVersioning"
+    ),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": on(
+        "config-bucket", "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration"
+    ),
+    # Its delete is DeleteBucketLifecycle, authorized as s3:PutLifecycleConfiguration.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": on(
+        "config-bucket", "s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration"
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": on(
+        "config-bucket", "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"
+    ),
+    "aws:s3/bucketObjectv2:BucketObjectv2": [
+        *on("config-object", "s3:PutObject", "s3:GetObject", "s3:GetObjectTagging",
+            "s3:DeleteObject", "s3:DeleteObjectVersion"),
+        *on("config-bucket", "s3:ListBucketVersions"),
+    ],  # fmt: skip
     # Local commands: the deploy gate reads the stack's resources as the deployer
-    # (verify/aws_audit.py); the allowlist sync talks to Qdrant only.
+    # (verify/aws_audit.py) and the host's status report (verify/config_status.py); the allowlist
+    # sync talks to Qdrant only.
     "command:local:Command": [
         *reads("ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSecurityGroups"),
         *on("dlm-policy", "dlm:GetLifecyclePolicy"),
         *on("alarm", "cloudwatch:DescribeAlarms"),
+        *on("status-object", "s3:GetObject"),
     ],
     # Made on the deployer's machine, no AWS call.
     "random:index/randomPassword:RandomPassword": [],
@@ -384,6 +419,8 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
     [parameter, *_] = [p.inputs["name"] for p in deployment.of_type("aws:ssm/parameter:Parameter")]
     [topic] = deployment.of_type("aws:sns/topic:Topic")
     alarm = deployment.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0].name + SUFFIX
+    # The provider's bucket_prefix appends a 26-character unique id, as name_prefix does.
+    bucket = deployment.one("aws:s3/bucket:Bucket").inputs["bucketPrefix"] + "20261207161201000000000002"
     ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
     iam = f"arn:aws:iam::{ACCOUNT}"
     return Stack(
@@ -417,6 +454,9 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
             "boundary": permissions_boundary_arn(ACCOUNT, stack),
             "hostedzone": "arn:aws:route53:::hostedzone/Z0123456789ABC",
             "change": "arn:aws:route53:::change/C2682N5HXP0BZ4",
+            "config-bucket": f"arn:aws:s3:::{bucket}",
+            "config-object": f"arn:aws:s3:::{bucket}/hosts/qdrant-{stack}/config.json",
+            "status-object": f"arn:aws:s3:::{bucket}/hosts/qdrant-{stack}/status.json",
         },
         tags={STACK_TAG: f"qdrant-{stack}"},
     )  # fmt: skip
@@ -425,7 +465,8 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
 # ------------------------------------------------------------------ the Reference's condition keys
 
 RESOURCE_TYPES = {"instance-role": "role", "dlm-role": "role", "alarm-actions-role": "role",
-                  "dlm-policy": "policy", "launched-volume": "volume"}  # fmt: skip
+                  "dlm-policy": "policy", "launched-volume": "volume", "config-bucket": "bucket",
+                  "config-object": "object", "status-object": "object"}  # fmt: skip
 
 
 @cache
@@ -685,17 +726,23 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role"
          {f"aws:RequestTag/{STACK_TAG}": "qdrant-test", "aws:TagKeys": [STACK_TAG]}),
         ("dlm:CreateLifecyclePolicy", "*",
          {f"aws:RequestTag/{STACK_TAG}": "qdrant-test-eu", "aws:TagKeys": [STACK_TAG]}),
+        ("s3:GetObject", "arn:aws:s3:::billing-exports/2026/12/report.csv", {}),
+        ("s3:PutBucketPolicy", "arn:aws:s3:::billing-exports", {}),
+        ("s3:CreateBucket", "arn:aws:s3:::qdrant-test-config", {}),
+        ("s3:PutBucketAcl", f"arn:aws:s3:::{THIS_SCOPE.config_bucket}", {}),
     ],
     ids=["create-user", "access-keys", "pass-another-role", "a-role-of-another-name",
          "another-service-linked-role", "another-parameter", "delete-the-data-volume",
          "copy-the-data-volume", "launch-another-image", "claim-an-untagged-instance",
-         "another-stacks-backup-policy"],
+         "another-stacks-backup-policy", "read-another-bucket", "open-another-bucket",
+         "a-bucket-of-another-name", "an-acl-on-the-configuration-bucket"],
 )  # fmt: skip
 def test_nothing_broader_is_allowed(deployer, action, resource, context):
     """The deployer creates this stack and nothing else: no identities, no other role to hand an
     instance, no reading other secrets, no deleting or copying the database (retained on delete,
     snapshotted by DLM, never by the deployer), no image of another publisher, no tagging its
-    way into owning another instance, no backup schedule for another stack's volumes."""
+    way into owning another instance, no backup schedule for another stack's volumes, no other
+    bucket read or opened, no ACL on its own."""
     assert decide(deployer, action, resource, context) != "Allowed"
 
 
@@ -971,3 +1018,55 @@ def test_the_readmes_commands_create_the_boundary_and_attach_every_part(tmp_path
             )
         ),
     ]
+
+
+# ------------------------------------------------------------ through the configuration bucket
+
+
+@pytest.fixture(scope="module")
+def bucket_policy(deployments: list[Deployment]) -> dict[str, Any]:
+    """The bucket's policy as `pulumi up` by the mocks' caller (`user/ops`) writes it."""
+    policy: dict[str, Any] = json.loads(
+        deployments[0].one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    )
+    return policy
+
+
+def document_arn(deployment: Deployment, on: str) -> str:
+    """The object under the very bucket name the policy was written for."""
+    bucket = deployment.one("aws:s3/bucket:Bucket").resource_id
+    what = "config" if on == "config-object" else "status"
+    return f"arn:aws:s3:::{bucket}/hosts/qdrant-test/{what}.json"
+
+
+def as_user(deployer: dict[str, Any], user: str, bucket_policy: dict[str, Any]):
+    """The deployer policy's holder `user`, asking the bucket: with the keys AWS sets on it."""
+    principal = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    who = dict(deployer, principal=principal, resourcePolicy=bucket_policy)
+    context = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true"}
+    return lambda action, arn: decide(who, action, arn, context)
+
+
+@pytest.mark.parametrize(
+    ("action", "on"),
+    [("s3:PutObject", "config-object"), ("s3:GetObject", "config-object"),
+     ("s3:DeleteObjectVersion", "config-object"), ("s3:GetObject", "status-object")],
+)  # fmt: skip
+def test_the_deployer_that_ran_pulumi_up_reads_back_and_writes_the_documents(
+    deployer, deployments, bucket_policy, action, on
+):
+    """The bucket policy denies every other principal: it must not deny the provider's read-back
+    (HeadObject needs s3:GetObject), `force_destroy`, or the gate's read of the host's status."""
+    arn = document_arn(deployments[0], on)
+
+    assert as_user(deployer, "ops", bucket_policy)(action, arn) == "Allowed"
+
+
+def test_another_holder_of_the_deployer_policy_reads_no_document_until_its_own_pulumi_up(
+    deployer, deployments, bucket_policy
+):
+    """The limit docs/deployer-policy.md states: the policy names the principal that last ran
+    `pulumi up`, so a second deployer's `refresh` before its own `pulumi up` is refused."""
+    arn = document_arn(deployments[0], "config-object")
+
+    assert as_user(deployer, "deployer", bucket_policy)("s3:GetObject", arn) == "ExplicitlyDenied"

@@ -15,6 +15,7 @@ Effect, so it would read the Deny below as an Allow.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,119 @@ def test_dlm_cannot_touch_the_data_volume_the_instance_or_the_keys(dlm, action, 
     """The backup role can make and expire snapshots, never delete or detach the database, stop
     the host, read its keys or hand itself another role."""
     assert decide(dlm, action, resource) != "Allowed"
+
+
+# ------------------------------------------------------------------- the configuration bucket
+
+OTHER_HOST = "qdrant-billing"
+# A principal of the same account with S3 wide open in its own policy (`s3:*` on `*` is common).
+S3_EVERYTHING = {"name": "s3-everything", "policy": {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}}  # fmt: skip
+
+
+def bucket_policy(deployment: Deployment) -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads(
+        deployment.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    )
+    return policy
+
+
+def config_object(deployment: Deployment, host: str, what: str = "config") -> str:
+    bucket = deployment.one("aws:s3/bucket:Bucket").resource_id
+    return f"arn:aws:s3:::{bucket}/hosts/{host}/{what}.json"
+
+
+@pytest.fixture(scope="module")
+def host_in_bucket(deployment: Deployment, role: dict[str, Any]) -> dict[str, Any]:
+    """The instance role's requests as S3 judges them: its policies and the bucket's."""
+    return dict(role, resourcePolicy=bucket_policy(deployment))
+
+
+@pytest.fixture(scope="module")
+def stranger(deployment: Deployment) -> dict[str, Any]:
+    """Another role of the account, allowed everything in S3 by its own policy."""
+    return {
+        "policies": [S3_EVERYTHING],
+        "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/analytics/etl-job",
+        "accountId": ACCOUNT,
+        "resourcePolicy": bucket_policy(deployment),
+    }
+
+
+def in_bucket(who: dict[str, Any], action: str, resource: str, tls: bool = True) -> str:
+    """IAM's decision on a request to the bucket, with the keys AWS sets on every such request
+    (the evaluator does not derive them): the transport, and `aws:PrincipalArn`, which for a role
+    session is the role's ARN."""
+    role = re.fullmatch(r"arn:aws:sts::(\d+):assumed-role/([^/]+)/.+", who["principal"])
+    assert role, who["principal"]
+    context = {
+        "aws:SecureTransport": "true" if tls else "false",
+        "aws:PrincipalArn": f"arn:aws:iam::{role[1]}:role/{role[2]}",
+    }
+    return decide(who, action, resource, context)
+
+
+def test_the_host_reads_its_configuration(deployment, host_in_bucket):
+    """The converge timer's GetObject, every minute and at first boot."""
+    assert in_bucket(host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test")) == "Allowed"
+
+
+def test_the_host_reports_its_status(deployment, host_in_bucket):
+    assert in_bucket(host_in_bucket, "s3:PutObject", config_object(deployment, "qdrant-test", "status")) == "Allowed"
+
+
+@pytest.mark.parametrize(
+    ("action", "host", "what"),
+    [
+        ("s3:GetObject", OTHER_HOST, "config"),
+        ("s3:GetObject", "qdrant-test", "status"),
+        ("s3:GetObjectVersion", "qdrant-test", "config"),
+        ("s3:PutObject", OTHER_HOST, "status"),
+    ],
+    ids=["another-hosts-config", "status", "older-versions", "another-hosts-status"],
+)
+def test_the_host_touches_nothing_else_in_the_bucket(deployment, host_in_bucket, action, host, what):
+    """A compromised host learns no other host's configuration (their admin networks, names) and
+    cannot fake another host's report to the deploy gate."""
+    assert in_bucket(host_in_bucket, action, config_object(deployment, host, what)) != "Allowed"
+
+
+@pytest.mark.parametrize("action", ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"])
+def test_the_host_cannot_rewrite_its_configuration(deployment, host_in_bucket, action):
+    """The document carries the bootstrap and the systemd units the host runs as root: a host that
+    could rewrite it would make its compromise survive every `pulumi up`... until the next one, and
+    could make itself refuse every later version."""
+    assert in_bucket(host_in_bucket, action, config_object(deployment, "qdrant-test")) == "ExplicitlyDenied"
+
+
+def test_the_hosts_own_policies_name_only_its_keys(deployment, role):
+    """Without the bucket policy (deleted, or replaced by hand), the role's own grant must still
+    stop at its two keys."""
+    without_bucket = {key: value for key, value in role.items() if key != "resourcePolicy"}
+
+    assert decide(without_bucket, "s3:GetObject", config_object(deployment, OTHER_HOST)) == "ImplicitlyDenied"
+    assert decide(without_bucket, "s3:PutObject", config_object(deployment, "qdrant-test")) == "ImplicitlyDenied"
+
+
+def test_nothing_is_served_without_tls(deployment, host_in_bucket):
+    """A request in cleartext would show the document (and the role's signature) on the path."""
+    found = in_bucket(host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test"), tls=False)
+
+    assert found == "ExplicitlyDenied"
+
+
+@pytest.mark.parametrize(
+    ("action", "what"),
+    [
+        ("s3:GetObject", "config"),
+        ("s3:GetObjectVersion", "config"),
+        ("s3:PutObject", "config"),
+        ("s3:DeleteObject", "config"),
+        ("s3:GetObject", "status"),
+        ("s3:PutObject", "status"),
+    ],
+)
+def test_another_principal_of_the_account_can_neither_read_nor_write(deployment, stranger, action, what):
+    """Whatever S3 rights another principal's own policies give it, the bucket policy denies it
+    the host's configuration: reading it maps the host's defences, writing it is root on the host."""
+    assert in_bucket(stranger, action, config_object(deployment, "qdrant-test", what)) == "ExplicitlyDenied"

@@ -208,6 +208,7 @@ def test_without_scheduled_backups_the_backup_check_is_skipped_and_no_backup_ala
         ("instance-check", "StatusCheckFailed_Instance"),
         ("qdrant-down", f"SecureQdrant QdrantUp (Host={HOST})"),
         ("edge-down", f"SecureQdrant EdgeServes (Host={HOST})"),
+        ("config-rejected", f"SecureQdrant ConfigRejected (Host={HOST})"),
         ("backup-failed", f"SnapshotsCreateFailed (DLMPolicyId={POLICY_ID})"),
         ("backup-missing", f"SnapshotsCreateCompleted (DLMPolicyId={POLICY_ID})"),
     ],

@@ -1,6 +1,7 @@
-// Reads {policies, boundaries?, principal, accountId, requests: [{action, resource, context?}]} as
-// JSON on stdin (boundaries: the principal's permissions boundary, as [{name, policy}]; context: the
-// request's condition keys, a list for a multi-valued key) and prints
+// Reads {policies, boundaries?, resourcePolicy?, principal, accountId, requests: [{action, resource,
+// context?}]} as JSON on stdin (boundaries: the principal's permissions boundary, as [{name, policy}];
+// resourcePolicy: the policy of the resource asked about, e.g. a bucket's; context: the request's
+// condition keys, a list for a multi-valued key) and prints
 // one IAM decision per request ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied") as a JSON list.
 // A request the evaluator rejects (unknown action, resource of the wrong type for the action) exits
 // non-zero: a test asking about an impossible request must not pass as "denied".
@@ -8,7 +9,7 @@ import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 let input = ''
 for await (const chunk of process.stdin) input += chunk
-const { policies, boundaries, principal, accountId, requests } = JSON.parse(input)
+const { policies, boundaries, resourcePolicy, principal, accountId, requests } = JSON.parse(input)
 
 const decisions = []
 for (const { action, resource, context = {} } of requests) {
@@ -16,6 +17,7 @@ for (const { action, resource, context = {} } of requests) {
     {
       identityPolicies: policies,
       permissionBoundaryPolicies: boundaries,
+      resourcePolicy,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
       request: { principal, action, resource: { resource, accountId }, contextVariables: context },

@@ -190,13 +190,13 @@ class QdrantHost(pulumi.ComponentResource):
             vpc_security_group_ids=[args.security_group_id],
             iam_instance_profile=profile.name,
             key_name=args.key_name,
-            # Compressed: the cloud-config is larger than the 16 KB EC2 accepts.
-            # Rendered after the volume's size is applied: a replacement host must boot onto the
-            # grown volume for its bootstrap to grow the filesystem.
-            user_data_base64=pulumi.Output.all(data_volume.id, data_volume.size).apply(
-                lambda volume: ec2_user_data(args.host, volume[0])
+            # Only what fetches the configuration document: it names no setting the host converges
+            # to, so a changed setting leaves the instance as it is.
+            user_data_base64=pulumi.Output.all(data_volume.id, args.config_source).apply(
+                lambda values: ec2_user_data(args.host, values[0], values[1])
             ),
-            # cloud-init runs on first boot only: new user data must mean a new instance.
+            # cloud-init runs on first boot only: new user data (another machine image, another
+            # data volume) must mean a new instance.
             user_data_replace_on_change=True,
             metadata_options={
                 "http_endpoint": "enabled",

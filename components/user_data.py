@@ -376,6 +376,10 @@ def source_env(host: HostSettings, data_volume_id: str, source: ConfigSource) ->
         "CONFIG_KEY": source.config_key,
         "STATUS_KEY": source.status_key,
         "DATA_VOLUME_ID": data_volume_id,
+        # Nothing here reads it: it makes a new domain a new machine. The TLS site names the
+        # domain's certificate, which a converge run cannot validate (`nginx -t`) before certbot
+        # has issued it, while a first boot issues it before it installs that site.
+        "DOMAIN": host.domain,
         "HOST_NAME": host.name,
         "SETTINGS_FILE": settings_env_path(host),
         "BOOTSTRAP": paths.bootstrap,

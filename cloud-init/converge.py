@@ -434,16 +434,36 @@ def hand_over(source: Source, rewritten: bool) -> None:
     systemctl("restart" if restart else "start", "--no-block", source.bootstrap_unit)
 
 
-def run_steps(source: Source, actions: Plan) -> None:
-    steps = actions.bootstrap_steps()
+def run_steps(source: Source, steps: list[str], restart_qdrant: bool) -> None:
     env = {**os.environ, "BOOTSTRAP_STEPS": " ".join(steps)}
-    if actions.restart_qdrant:
+    if restart_qdrant:
         env["RESTART_QDRANT"] = "1"
-    restart = " (Qdrant restarts)" if actions.restart_qdrant else ""
+    restart = " (Qdrant restarts)" if restart_qdrant else ""
     log(f"running steps: {' '.join(steps)}{restart}")
     result = subprocess.run([source.bootstrap, source.settings_file], env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"steps {' '.join(steps)} failed (exit {result.returncode})")
+
+
+def restarted_for(source: Source) -> str:
+    """The file naming the version Qdrant last restarted for."""
+    return os.path.join(os.path.dirname(source.state_file), "qdrant-restarted")
+
+
+def run_plan(source: Source, actions: Plan, version: str | None) -> None:
+    """The plan's steps. A failed step leaves the change to be planned again next minute: Qdrant
+    restarts once per version (the steps up to its own run first, then it is recorded), not
+    every minute until every other step passes."""
+    steps = actions.bootstrap_steps()
+    if actions.restart_qdrant and version is not None:
+        marker = on_disk(restarted_for(source))
+        if marker is None or marker.content != version:
+            through_qdrant = steps[: steps.index("qdrant") + 1]
+            run_steps(source, through_qdrant, restart_qdrant=True)
+            write_atomically(File(restarted_for(source), "0600", version))
+            steps = steps[len(through_qdrant) :]
+    if steps:
+        run_steps(source, steps, restart_qdrant=False)
 
 
 def apply(document: Document, previous: Document | None, source: Source) -> Plan | None:
@@ -497,7 +517,7 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
         if actions is not None:
             if actions.daemon_reload:
                 systemctl("daemon-reload")
-            run_steps(source, actions)
+            run_plan(source, actions, applied[0].version if applied else None)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         state.error = str(error)
         log(state.error)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -216,3 +218,96 @@ def test_an_unknown_key_runs_every_step() -> None:
     plan = converge.plan(frozenset(), frozenset({"A_KEY_OF_A_NEWER_RELEASE"}), LOADER, settings)
 
     assert plan.bootstrap_steps() == list(converge.STEPS)
+
+
+# --- One run, in a directory standing in for the host -----------------------------------------
+
+STUB_BOOTSTRAP = """#!/bin/sh
+echo "steps=$BOOTSTRAP_STEPS restart=${RESTART_QDRANT:-0}" >> "$0.log"
+case " $BOOTSTRAP_STEPS " in *" $FAIL_STEP "*) exit 1 ;; esac
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeHost:
+    """A ready host in a directory: its managed files, converge state and a bootstrap stub that
+    logs each run's steps and fails any run that includes FAIL_STEP."""
+
+    root: str
+    source: object
+
+    def settings(self, **changes: str) -> dict[str, str]:
+        return {
+            "QDRANT_UNIT": "qdrant.service",
+            "METRICS_TIMER": "metrics.timer",
+            "NGINX_TLS_SITE": f"{self.root}/etc/tls.conf",
+            "NGINX_HTTP_SITE": f"{self.root}/etc/http.conf",
+            "NGINX_SITE": f"{self.root}/no-live-site",
+            "NGINX_ARGS": "",
+            "DATA_VOLUME_ID": VOLUME_ID,
+            "QDRANT_IMAGE": "qdrant/qdrant:v1.18.3",
+            "ADMIN_CIDRS": "203.0.113.0/24",
+            **changes,
+        }
+
+    def document(self, **changes: str) -> str:
+        """A sealed document of the TLS site and settings.env (`changes` to its keys)."""
+        env = "".join(f"{k}={shlex.quote(v)}\n" for k, v in self.settings(**changes).items())
+        files = [
+            converge.File(f"{self.root}/etc/settings.env", "0644", env),
+            converge.File(f"{self.root}/etc/tls.conf", "0644", "server {}\n"),
+        ]
+        entries = [dataclasses.asdict(f) for f in files]
+        return json.dumps({"schema": 1, "version": converge.digest(files), "files": entries})
+
+    def bootstrap_runs(self) -> list[str]:
+        log = Path(f"{self.root}/bootstrap.log")
+        return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHost:
+    root = str(tmp_path)
+    for directory in ("etc", "units", "fail2ban", "state"):
+        (tmp_path / directory).mkdir()
+    (tmp_path / "ready").touch()
+    (tmp_path / "bootstrap").write_text(STUB_BOOTSTRAP)
+    (tmp_path / "bootstrap").chmod(0o755)
+    source = dataclasses.replace(
+        LOADER,
+        settings_file=f"{root}/etc/settings.env",
+        bootstrap=f"{root}/bootstrap",
+        converge=f"{root}/etc/converge.py",
+        unit_dir=f"{root}/units",
+        fail2ban_dir=f"{root}/fail2ban",
+        ready_marker=f"{root}/ready",
+        state_file=f"{root}/state/converge.json",
+        last_good=f"{root}/state/config.json",
+        managed_roots=(f"{root}/etc", f"{root}/units", f"{root}/fail2ban"),
+        loader_files=(),
+    )
+    # No systemd here: the units the program would start are the test's to say.
+    monkeypatch.setattr(converge, "systemd_runs", lambda: False)
+    monkeypatch.setenv("FAIL_STEP", "none")
+    fake = FakeHost(root, source)
+    assert converge.converge(source, fake.document(), "").error is None
+    return fake
+
+
+def test_a_failing_step_restarts_qdrant_once_per_version_not_every_minute(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change whose later step keeps failing (here the firewall) is retried every minute, but
+    Qdrant restarts once for it: a restart every minute would take the database down for good."""
+    new = host.document(QDRANT_IMAGE="qdrant/qdrant:v1.18.4", ADMIN_CIDRS="198.51.100.7/32")
+    monkeypatch.setenv("FAIL_STEP", "firewall")
+    before = len(host.bootstrap_runs())
+
+    first = converge.converge(host.source, new, "")
+    second = converge.converge(host.source, new, "")
+
+    runs = host.bootstrap_runs()[before:]
+    assert first.error and second.error
+    assert sum("restart=1" in run for run in runs) == 1
+    assert all("firewall" in run for run in runs if "restart=1" not in run)
+    assert len([run for run in runs if "firewall" in run]) == 2

@@ -12,8 +12,8 @@ publisher turns into ConfigRejected). Every run also runs the bootstrap's `secre
 applies a key rotation.
 
 Before the host is ready (first boot), the bootstrap's own unit builds it: a run only writes the
-files and starts that unit (restarting it when the files changed under it; its steps are
-idempotent).
+files and starts that unit. While that unit runs, a run writes nothing (restarting it could
+interrupt dpkg); the next run after it ends applies the difference.
 """
 
 from __future__ import annotations
@@ -422,16 +422,15 @@ def unit_active(unit: str) -> bool:
     return subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
 
 
-def hand_over(source: Source, rewritten: bool) -> None:
-    """First boot: the bootstrap's unit builds the host from the files; a unit running on files
-    that just changed starts over (its steps are idempotent)."""
+def hand_over(source: Source) -> None:
+    """First boot: the bootstrap's unit, not running (a run never writes under it), builds the
+    host from the files."""
     if not systemd_runs():
         log("no systemd: the bootstrap is left to whoever runs it")
         return
     systemctl("daemon-reload")
     systemctl("enable", source.bootstrap_unit)
-    restart = rewritten and unit_active(source.bootstrap_unit)
-    systemctl("restart" if restart else "start", "--no-block", source.bootstrap_unit)
+    systemctl("start", "--no-block", source.bootstrap_unit)
 
 
 def run_steps(source: Source, steps: list[str], restart_qdrant: bool) -> None:
@@ -477,7 +476,7 @@ def apply(document: Document, previous: Document | None, source: Source) -> Plan
         write_atomically(document.files[path])
         log(f"wrote {path}")
     if not os.path.exists(source.ready_marker):
-        hand_over(source, bool(to_write))
+        hand_over(source)
         return None
     new_settings = document.settings(source)
     return plan(to_act_on, changed_keys(old_settings, new_settings), source, new_settings)
@@ -495,6 +494,9 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
     state = State(version=previous.version if previous else None)
     actions: Plan | None = Plan()
     applied: tuple[Document, str] | None = None
+    # A boot's bootstrap run holds the lock and may be inside apt/dpkg: nothing is written under
+    # it, nor is it restarted; the run after it ends applies the difference from the last good.
+    bootstrap_running = unit_active(source.bootstrap_unit)
     if text is None:
         # Unreachable S3, no object yet, credentials not there yet: the host keeps serving and
         # the next minute's run fetches again.
@@ -503,14 +505,15 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
     else:
         try:
             document = parse_document(text, source)
+            if bootstrap_running:
+                log(f"the bootstrap is running: config {document.version} waits for the next run")
+                return state
             actions = apply(document, previous, source)
             applied = (document, text)
         except Rejected as rejection:
             state.rejected, state.error = claimed_version(text) or "unknown", str(rejection)
             log(f"config {state.rejected} rejected: {rejection}")
-    if actions is not None and unit_active(source.bootstrap_unit):
-        # A boot's bootstrap run holds the lock; the change is acted on next minute (the last
-        # good document still names the old files).
+    if actions is not None and bootstrap_running:
         log("the bootstrap is running: steps wait for the next run")
         return state
     try:

@@ -311,3 +311,24 @@ def test_a_failing_step_restarts_qdrant_once_per_version_not_every_minute(
     assert sum("restart=1" in run for run in runs) == 1
     assert all("firewall" in run for run in runs if "restart=1" not in run)
     assert len([run for run in runs if "firewall" in run]) == 2
+
+
+def test_a_new_document_while_the_first_boot_bootstrap_runs_writes_nothing_and_restarts_nothing(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarting the bootstrap in the middle of apt/dpkg leaves dpkg interrupted: while its unit
+    runs a new document waits (nothing written, last good unchanged), applied by a later run."""
+    Path(host.source.ready_marker).unlink()
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(converge, "systemd_runs", lambda: True)
+    monkeypatch.setattr(converge, "unit_active", lambda unit: True)
+    monkeypatch.setattr(converge, "systemctl", lambda *arguments: calls.append(arguments))
+    settings = Path(host.source.settings_file).read_text()
+    last_good = Path(host.source.last_good).read_text()
+
+    converge.converge(host.source, host.document(QDRANT_IMAGE="qdrant/qdrant:v1.18.4"), "")
+
+    assert Path(host.source.settings_file).read_text() == settings
+    assert Path(host.source.last_good).read_text() == last_good
+    assert not [call for call in calls if "restart" in call or "start" in call]
+

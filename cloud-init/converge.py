@@ -76,6 +76,10 @@ class Rejected(Exception):
     """The document may not be applied; the message says why."""
 
 
+class Superseded(Exception):
+    """The document is another host's: its replacement's, on another data volume."""
+
+
 @dataclass(frozen=True)
 class Source:
     """The loader's settings (source.env, from the user data): where the document is and what
@@ -158,7 +162,7 @@ def _inside(path: str, roots: Iterable[str]) -> bool:
 
 def parse_document(text: str, source: Source) -> Document:
     """The document, checked: its schema, its version against its files, and every path a
-    file this program may write. Raises `Rejected`."""
+    file this program may write. Raises `Rejected`, or `Superseded` for another host's."""
     try:
         raw = json.loads(text)
     except ValueError as error:
@@ -187,10 +191,10 @@ def parse_document(text: str, source: Source) -> Document:
         raise Rejected(f"no {source.settings_file}")
     document = Document(raw["version"], files)
     # A restore publishes the replacement's document before the old host is gone: its volume is
-    # not this host's to look for.
+    # not this host's to look for, nor is the document wrong (not a rejection).
     volume = document.settings(source).get("DATA_VOLUME_ID")
     if volume != source.data_volume_id:
-        raise Rejected(f"for the host on {volume}; this one mounts {source.data_volume_id}")
+        raise Superseded(f"for the host on {volume}; this one mounts {source.data_volume_id}")
     return document
 
 
@@ -386,6 +390,8 @@ class State:
     version: str | None
     rejected: str | None = None
     error: str | None = None
+    superseded: bool = False
+    """The document was its replacement's: the status key is that host's to report on."""
 
     def status(self) -> dict[str, Any]:
         report: dict[str, Any] = {"version": self.version, "error": self.error}
@@ -405,7 +411,7 @@ def claimed_version(text: str) -> str | None:
 def last_good(source: Source) -> Document | None:
     try:
         return parse_document(Path(source.last_good).read_text(encoding="utf-8"), source)
-    except (FileNotFoundError, Rejected):
+    except (FileNotFoundError, Rejected, Superseded):
         return None
 
 
@@ -510,6 +516,9 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
                 return state
             actions = apply(document, previous, source)
             applied = (document, text)
+        except Superseded as reason:
+            state.superseded = True
+            log(f"config {claimed_version(text)} superseded: {reason}")
         except Rejected as rejection:
             state.rejected, state.error = claimed_version(text) or "unknown", str(rejection)
             log(f"config {state.rejected} rejected: {rejection}")
@@ -534,6 +543,8 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
 def publish_state(state: State, source: Source, s3: Any) -> bool:
     local = json.dumps({**state.status(), "at": time.time()})
     write_atomically(File(source.state_file, "0644", local))
+    if state.superseded:
+        return True
     try:
         s3.put_object(
             Bucket=source.bucket,

@@ -70,6 +70,11 @@ _ACTIONS = {
     "ready": "READY_MARKER",
 }
 KEY_ACTIONS = {key: tuple(a.split()) for a, keys in _ACTIONS.items() for key in keys.split()}
+# The settings.env keys this program itself reads; a document without one is rejected.
+REQUIRED_KEYS = (
+    "DATA_VOLUME_ID", "QDRANT_UNIT", "METRICS_TIMER", "NGINX_SITE", "NGINX_ARGS",
+    "NGINX_TLS_SITE", "NGINX_HTTP_SITE",
+)  # fmt: skip
 
 
 class Rejected(Exception):
@@ -190,9 +195,18 @@ def parse_document(text: str, source: Source) -> Document:
     if source.settings_file not in files:
         raise Rejected(f"no {source.settings_file}")
     document = Document(raw["version"], files)
+    try:
+        settings = document.settings(source)
+    except ValueError as error:
+        raise Rejected(f"{source.settings_file}: {error}") from None
+    missing = [key for key in REQUIRED_KEYS if key not in settings]
+    if missing:
+        raise Rejected(f"{source.settings_file} lacks {' '.join(missing)}")
+    if settings["NGINX_TLS_SITE"] not in files:
+        raise Rejected(f"no {settings['NGINX_TLS_SITE']}")
     # A restore publishes the replacement's document before the old host is gone: its volume is
     # not this host's to look for, nor is the document wrong (not a rejection).
-    volume = document.settings(source).get("DATA_VOLUME_ID")
+    volume = settings["DATA_VOLUME_ID"]
     if volume != source.data_volume_id:
         raise Superseded(f"for the host on {volume}; this one mounts {source.data_volume_id}")
     return document
@@ -262,7 +276,7 @@ def on_disk(path: str) -> File | None:
         with open(path, encoding="utf-8") as file:
             content = file.read()
         return File(path, f"0{os.stat(path).st_mode & 0o777:03o}", content)
-    except (FileNotFoundError, UnicodeDecodeError):
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
         return None
 
 
@@ -293,8 +307,8 @@ def systemctl(*arguments: str) -> None:
         subprocess.run(["systemctl", *arguments], check=True)
 
 
-def write_atomically(file: File) -> None:
-    """Readers see the old file or the new one, never a part: written beside, then renamed."""
+def stage(file: File) -> str:
+    """`file` written whole beside its path, under a temporary name: what to rename over it."""
     directory = os.path.dirname(file.path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     handle, staged = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(file.path)}.")
@@ -304,10 +318,25 @@ def write_atomically(file: File) -> None:
             out.flush()
             os.fchmod(out.fileno(), int(file.permissions, 8))
             os.fsync(out.fileno())
-        os.replace(staged, file.path)
     except BaseException:
         os.unlink(staged)
         raise
+    return staged
+
+
+def write_atomically(*files: File) -> None:
+    """Readers see the old file or the new one, never a part: every file is staged before any is
+    renamed, so a failure while staging (a full disk) leaves every live file as it was."""
+    staged: list[tuple[str, str]] = []
+    try:
+        for file in files:
+            staged.append((stage(file), file.path))
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in staged:
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
 
 
 def nginx_test(settings: Mapping[str, str], site: File) -> None:
@@ -418,7 +447,8 @@ def last_good(source: Source) -> Document | None:
 def disk_settings(source: Source) -> dict[str, str]:
     try:
         return read_env(Path(source.settings_file).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
+        # Missing or mangled by hand: every key counts as changed.
         return {}
 
 
@@ -473,13 +503,14 @@ def run_plan(source: Source, actions: Plan, version: str | None) -> None:
 
 def apply(document: Document, previous: Document | None, source: Source) -> Plan | None:
     """Writes what differs and returns what it needs, once validated; None before the host is
-    ready (the bootstrap's unit takes over). Raises `Rejected` having written nothing."""
+    ready (the bootstrap's unit takes over). Raises `Rejected` having written nothing, OSError
+    having written nothing when staging failed."""
     to_write, to_act_on = differing(document, previous)
     old_settings = previous.settings(source) if previous else disk_settings(source)
     if to_act_on:
         validate(document, source, to_act_on)
+    write_atomically(*(document.files[path] for path in sorted(to_write)))
     for path in sorted(to_write):
-        write_atomically(document.files[path])
         log(f"wrote {path}")
     if not os.path.exists(source.ready_marker):
         hand_over(source)
@@ -522,6 +553,10 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
         except Rejected as rejection:
             state.rejected, state.error = claimed_version(text) or "unknown", str(rejection)
             log(f"config {state.rejected} rejected: {rejection}")
+        except OSError as error:
+            # The host's fault (a full disk), not the document's: retried next minute.
+            state.error = f"config {claimed_version(text)} not written: {error}"
+            log(state.error)
     if actions is not None and bootstrap_running:
         log("the bootstrap is running: steps wait for the next run")
         return state

@@ -231,7 +231,7 @@ class FakeHost:
     root: str
     source: object
 
-    def settings(self, **changes: str) -> dict[str, str]:
+    def settings(self, **changes: str | None) -> dict[str, str | None]:
         return {
             "QDRANT_UNIT": "qdrant.service",
             "METRICS_TIMER": "metrics.timer",
@@ -245,12 +245,15 @@ class FakeHost:
             **changes,
         }
 
-    def document(self, **changes: str) -> str:
-        """A sealed document of the TLS site and settings.env (`changes` to its keys)."""
-        env = "".join(f"{k}={shlex.quote(v)}\n" for k, v in self.settings(**changes).items())
+    def document(self, *extra: object, env_line: str = "", **changes: str | None) -> str:
+        """A sealed document of the TLS site, settings.env (`changes` to its keys, None removes
+        one; `env_line` added) and `extra` files."""
+        settings = {k: v for k, v in self.settings(**changes).items() if v is not None}
+        env = "".join(f"{k}={shlex.quote(v)}\n" for k, v in settings.items()) + env_line
         files = [
             converge.File(f"{self.root}/etc/settings.env", "0644", env),
             converge.File(f"{self.root}/etc/tls.conf", "0644", "server {}\n"),
+            *extra,
         ]
         entries = [dataclasses.asdict(f) for f in files]
         return json.dumps({"schema": 1, "version": converge.digest(files), "files": entries})
@@ -352,3 +355,38 @@ def test_another_data_volumes_document_is_superseded_not_rejected(host: FakeHost
     assert (state.rejected, state.error) == (None, None)
     assert store.puts == []
     assert json.loads(Path(host.source.state_file).read_text()).get("rejected") is None
+
+
+BROKEN_SETTINGS = {
+    "a key the program reads is missing": {"QDRANT_UNIT": None},
+    "a line shell quoting cannot read": {"env_line": "BROKEN='unterminated\n"},
+}
+
+
+@pytest.mark.parametrize("change", BROKEN_SETTINGS.values(), ids=BROKEN_SETTINGS.keys())
+def test_a_settings_file_the_program_cannot_read_is_rejected_before_writing(
+    host: FakeHost, change: dict
+) -> None:
+    """A document whose settings.env lacks a key or does not parse would stop the run half-way,
+    files written and nothing reported: it is a rejection, found before anything is written."""
+    settings = Path(host.source.settings_file).read_text()
+    text = host.document(QDRANT_IMAGE="qdrant/qdrant:v1.18.4", **change)
+
+    state = converge.converge(host.source, text, "")
+
+    assert state.rejected == json.loads(text)["version"]
+    assert Path(host.source.settings_file).read_text() == settings
+
+
+def test_a_file_that_cannot_be_staged_leaves_every_live_file_as_it_was(host: FakeHost) -> None:
+    """A full disk or a path that cannot be created must not leave half a configuration live:
+    every file is staged before any is renamed over its live one, and the run reports the error."""
+    settings = Path(host.source.settings_file).read_text()
+    # The TLS site is a file: nothing can be created beneath it.
+    unwritable = converge.File(f"{host.root}/etc/tls.conf/below", "0644", "x\n")
+
+    state = converge.converge(host.source, host.document(unwritable, ADMIN_CIDRS="10.0.0.0/8"), "")
+
+    assert state.error and state.rejected is None
+    assert Path(host.source.settings_file).read_text() == settings
+    assert sorted(p.name for p in Path(f"{host.root}/etc").iterdir()) == ["settings.env", "tls.conf"]

@@ -109,7 +109,9 @@ host = QdrantHost(
         security_group_id=firewall.group_id,
         secret_parameter_arns=keys.parameter_arns,
         config_source=config_source,
-        publish_config=lambda document: config_store.publish(name, document),
+        publish_config=lambda document, role_arn: config_store.publish(
+            name, document, config_store.restrict({name: role_arn})
+        ),
         key_name=ssh_key.key_name if ssh_key else None,
         acme_dns_zone_id=(
             aws.route53.get_zone_output(name=settings.hosted_zone, private_zone=False).zone_id
@@ -122,7 +124,6 @@ host = QdrantHost(
         stack_tags=stack_tags(name),
     ),
 )
-config_store.restrict({name: host.role_arn})
 backups = (
     DataVolumeBackups(
         f"{name}-dlm",

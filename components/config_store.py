@@ -163,8 +163,8 @@ class ConfigStore(pulumi.ComponentResource):
     """A versioned (the latest hundred versions of each object kept), SSE-S3 encrypted bucket
     with every public access block on, ACLs disabled (BucketOwnerEnforced) and `force_destroy`
     (nothing in it is precious: `pulumi up` writes it again; its versions would otherwise block
-    `pulumi destroy`); then, per host, its document (`publish`, called by the host once its data
-    volume exists), and once the hosts' roles exist, the bucket policy (`restrict`)."""
+    `pulumi destroy`); then, per host, once its role and data volume exist, the bucket policy
+    (`restrict`) and after it the host's document (`publish`, called by the host)."""
 
     bucket_name: pulumi.Output[str]
 
@@ -239,10 +239,14 @@ class ConfigStore(pulumi.ComponentResource):
         region = self._args.region
         return self.bucket_name.apply(lambda bucket: config_source(region, bucket, host_name))
 
-    def publish(self, host_name: str, document: pulumi.Input[str]) -> aws.s3.BucketObjectv2:
+    def publish(
+        self, host_name: str, document: pulumi.Input[str], policy: aws.s3.BucketPolicy
+    ) -> aws.s3.BucketObjectv2:
         """The host's document at its `config_key`: a new document is a new version of the same
         object, updated in place (only `bucket` and `key` are ForceNew in the provider's
-        aws_s3_object), and the instance launches after it (`QdrantHostArgs.publish_config`)."""
+        aws_s3_object), and the instance launches after it (`QdrantHostArgs.publish_config`).
+        Written after `policy` (`restrict`): the provider reads the object back, which the policy
+        denies to a deployer it does not name yet."""
         return aws.s3.BucketObjectv2(
             f"{self._name}-{host_name}",
             bucket=self.bucket_name,
@@ -252,7 +256,7 @@ class ConfigStore(pulumi.ComponentResource):
             content=document,
             content_type="application/json",
             # Versioning and encryption first: the first version is kept and encrypted too.
-            opts=self._child.merge(pulumi.ResourceOptions(depends_on=self._settings)),
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[*self._settings, policy])),
         )
 
     def restrict(self, hosts: Mapping[str, pulumi.Input[str]]) -> aws.s3.BucketPolicy:

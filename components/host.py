@@ -91,9 +91,9 @@ class QdrantHostArgs:
     config_source: pulumi.Output[ConfigSource]
     """Where the host fetches its configuration document and reports the version it serves
     (`ConfigStore.source`): the one object it may read and the one it may write."""
-    publish_config: Callable[[pulumi.Output[str]], pulumi.Resource]
-    """Publishes the host's document (`ConfigStore.publish` for this host): the instance launches
-    only once it exists."""
+    publish_config: Callable[[pulumi.Output[str], pulumi.Output[str]], pulumi.Resource]
+    """Publishes the host's document, given the instance role's ARN (`ConfigStore.publish` for
+    this host, after the bucket policy): the instance launches only once it exists."""
     key_name: pulumi.Input[str] | None = None
     acme_dns_zone_id: pulumi.Input[str] | None = None
     """With DNS-01: the Route 53 zone whose challenge records for the certificate's names the
@@ -169,7 +169,7 @@ class QdrantHost(pulumi.ComponentResource):
         config = pulumi.Output.all(data_volume.id, data_volume.size).apply(
             lambda volume: render_host_config(args.host, volume[0])
         )
-        document = args.publish_config(config.apply(host_config_document))
+        document = args.publish_config(config.apply(host_config_document), role.arn)
         image = HOST_IMAGES[args.host_os]
         ami = aws.ec2.get_ami_output(
             owners=[image.owner],

@@ -156,6 +156,16 @@ def test_the_instance_launches_only_once_it_may_read_its_document(deployment):
     assert any(urn.endswith(f"::{HOST}-config-access") for urn in instance.options.dependencies)
 
 
+def test_the_document_is_written_only_once_the_bucket_policy_admits_the_deployer(deployment):
+    """The policy denies reading the documents to everyone but the roles and the deployer it
+    names, and the provider reads the object back after writing it: a new deployer's write raced
+    by the policy update that admits it would fail."""
+    published = deployment.one(OBJECT)
+    policy = deployment.one(BUCKET_POLICY)
+
+    assert any(urn.endswith(f"::{policy.name}") for urn in published.options.dependencies)
+
+
 def test_the_instance_role_gets_its_own_keys_only(deployment):
     [access] = [p for p in deployment.of_type(ROLE_POLICY) if p.name == f"{HOST}-config-access"]
     source = config_source(REGION, bucket_name(deployment), HOST)

@@ -565,13 +565,12 @@ def converge(source: Source, text: str | None, fetch_error: str) -> State:
             if actions.daemon_reload:
                 systemctl("daemon-reload")
             run_plan(source, actions, applied[0].version if applied else None)
-    except (RuntimeError, subprocess.CalledProcessError) as error:
+        if applied is not None:
+            record(*applied, source)
+            state.version = applied[0].version
+    except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
         state.error = str(error)
         log(state.error)
-        return state
-    if applied is not None:
-        record(*applied, source)
-        state.version = applied[0].version
     return state
 
 

@@ -390,3 +390,19 @@ def test_a_file_that_cannot_be_staged_leaves_every_live_file_as_it_was(host: Fak
     assert state.error and state.rejected is None
     assert Path(host.source.settings_file).read_text() == settings
     assert sorted(p.name for p in Path(f"{host.root}/etc").iterdir()) == ["settings.env", "tls.conf"]
+
+
+def test_a_last_good_document_that_cannot_be_recorded_is_the_runs_error(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk after the steps ran must still end in a status the gate can read, not an
+    exception that reports nothing: the next run records it."""
+
+    def disk_full(*arguments: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(converge, "record", disk_full)
+
+    state = converge.converge(host.source, host.document(ADMIN_CIDRS="10.0.0.0/8"), "")
+
+    assert state.error and state.rejected is None

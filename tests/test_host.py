@@ -8,6 +8,7 @@ from tests.program import DEFAULT_SUBNET_ZONES, MINIMAL_CONFIG, REGION, Failed, 
 INSTANCE = "aws:ec2/instance:Instance"
 GET_AMI = "aws:ec2/getAmi:getAmi"
 VOLUME = "aws:ebs/volume:Volume"
+DOCUMENT = "aws:s3/bucketObjectv2:BucketObjectv2"
 ATTACHMENT = "aws:ec2/volumeAttachment:VolumeAttachment"
 
 
@@ -219,14 +220,16 @@ def test_every_child_resource_belongs_to_a_component():
         assert resource.name.startswith("qdrant-test"), resource.name
 
 
-def test_growing_the_data_volume_replaces_the_host_after_the_volume_grew():
-    """The bootstrap grows the filesystem only when it runs, on a new host: the user data must
-    change with the size, and be rendered only once the volume has its new size."""
+def test_growing_the_data_volume_is_published_to_the_host_once_the_volume_grew():
+    """The host grows the filesystem online when its configuration says the new size: the
+    document must carry it, and be rendered only once the volume has its new size (before, the
+    filesystem would be found as large as the device and never grown). The user data stays: no
+    new host."""
     small = deploy(dict(MINIMAL_CONFIG, dataVolumeSizeGb=20))
     large = deploy(dict(MINIMAL_CONFIG, dataVolumeSizeGb=40))
 
-    assert small.user_data != large.user_data
-    assert "DATA_VOLUME_SIZE_GB=40" in large.user_data
+    assert small.user_data == large.user_data
+    assert "DATA_VOLUME_SIZE_GB=40" in large.one(DOCUMENT).inputs["content"]
     volume = large.one(VOLUME)
-    user_data_dependencies = large.one(INSTANCE).options.propertyDependencies["userDataBase64"].urns
-    assert any(urn.endswith(f"{VOLUME}::{volume.name}") for urn in user_data_dependencies)
+    document_dependencies = large.one(DOCUMENT).options.propertyDependencies["content"].urns
+    assert any(urn.endswith(f"{VOLUME}::{volume.name}") for urn in document_dependencies)

@@ -257,6 +257,12 @@ class Deployment:
         encoded = self.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
         return gzip.decompress(base64.b64decode(encoded)).decode()
 
+    @property
+    def host_document(self) -> str:
+        """The configuration document published for the host (components/host_config.py)."""
+        content: str = self.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["content"]
+        return content
+
 
 class Failed(Exception):
     """The program refused to run; `registered` is what it had registered by then."""

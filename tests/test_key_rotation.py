@@ -122,7 +122,7 @@ def test_a_stack_at_an_odd_version_keeps_its_master_key_across_this_change(versi
 
 
 def test_the_host_is_told_where_the_previous_key_is(versions):
-    assert f"PREVIOUS_API_KEY_PARAMETER={PREVIOUS}" in versions[1].user_data
+    assert f"PREVIOUS_API_KEY_PARAMETER={PREVIOUS}" in versions[1].host_document
 
 
 # --- the clock, whatever the deploy runs from ---------------------------------------------------

@@ -143,10 +143,10 @@ def test_user_data_is_cloud_config_yaml(deployment):
     assert isinstance(yaml.safe_load(user_data), dict)
 
 
-def test_user_data_carries_no_key_token_or_private_key(deployment):
-    """User data is readable through the EC2 API and by any process via IMDS: it may name secrets,
-    never contain them."""
-    user_data = deployment.user_data
+def test_user_data_and_host_document_carry_no_key_token_or_private_key(deployment):
+    """User data is readable through the EC2 API and by any process via IMDS, the host's document
+    by its role: they may name secrets, never contain them."""
+    user_data = deployment.user_data + deployment.host_document
     secrets = [
         deployment.outputs["apiKey"].value,
         deployment.outputs["readOnlyApiKey"].value,

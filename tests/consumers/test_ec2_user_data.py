@@ -169,7 +169,9 @@ IN_PLACE = {
     ),
     "admin CIDRs": dataclasses.replace(LARGEST_HOST, admin_cidrs=()),
     "Qdrant version": dataclasses.replace(LARGEST_HOST, qdrant_version="v1.18.3"),
-    "certificate names": LARGEST_DNS01_HOST,
+    "certificate names": dataclasses.replace(
+        LARGEST_HOST, acme_challenge="dns-01", certificate_names=LARGEST_DNS01_HOST.certificate_names
+    ),
     "ACME server": dataclasses.replace(LARGEST_HOST, acme_server="https://acme.example/dir"),
     "data volume size": dataclasses.replace(LARGEST_HOST, data_volume_size_gb=500),
     "key parameters": dataclasses.replace(LARGEST_HOST, api_key_parameter="/other/api-key"),
@@ -183,6 +185,14 @@ def test_a_setting_the_host_converges_to_leaves_the_user_data_as_it_was(
     """`user_data_replace_on_change` replaces the instance on any byte of change: a setting the
     host applies in place must not reach the user data, or tuning it takes the database down."""
     assert received_by_ec2(changed) == received_by_ec2(LARGEST_HOST)
+
+
+def test_a_new_domain_changes_the_user_data() -> None:
+    """A new domain's TLS site names a certificate that exists only once certbot has issued it, so
+    a running host's `nginx -t` would refuse it: the domain is the machine's, and a new one means a
+    new host, whose first boot issues the certificate before it installs that site."""
+    other = dataclasses.replace(LARGEST_HOST, domain="other.example.com")
+    assert received_by_ec2(other) != received_by_ec2(LARGEST_HOST)
 
 
 def test_a_restore_onto_another_volume_changes_the_user_data() -> None:

@@ -234,7 +234,7 @@ def test_stack_file_deploys_with_exactly_its_values(path):
     assert sorted(outputs["tokenScopes"]) == sorted(token_names)
     assert deployment.one("aws:ebs/volume:Volume").inputs["size"] == int(config["dataVolumeSizeGb"])
     assert deployment.one("aws:ec2/instance:Instance").inputs["instanceType"] == config["instanceType"]
-    assert config["acmeEmail"] in deployment.user_data
+    assert config["acmeEmail"] in deployment.host_document
     zones = [args["name"] for token, args in deployment.calls if token == "aws:route53/getZone:getZone"]
     assert zones == ([settings.hosted_zone] if settings.hosted_zone else [])
 

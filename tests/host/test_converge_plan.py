@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +127,22 @@ def test_a_document_that_fails_its_checks_is_refused(change: Callable[[dict], No
 
     with pytest.raises(converge.Rejected):
         converge.parse_document(text, LOADER)
+
+
+def test_the_steps_are_the_bootstraps_own() -> None:
+    """The step list is declared twice, once per program: a step converge names that the bootstrap
+    lacks fails every run of that change ("unknown step"), and one the bootstrap adds would never
+    run on a change. bash reads the bootstrap's declaration."""
+    script = (CLOUD_INIT_DIR / "bootstrap.sh").read_text()
+    declaration = re.search(r"^readonly STEPS=\([^)]*\)$", script, re.MULTILINE)
+    assert declaration is not None
+    printed = subprocess.run(
+        ["bash", "-c", declaration.group(0) + '\nprintf "%s\\n" "${STEPS[@]}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tuple(printed) == converge.STEPS
 
 
 def test_every_settings_key_has_its_actions() -> None:

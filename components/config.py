@@ -14,11 +14,26 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from components.acme_dns import CHALLENGE_LABEL
+from components.config_keys import (
+    BY_NAME,
+    KNOWN_KEYS,
+    MAX_ADMIN_CIDRS_PER_FAMILY,
+    MAX_CERTIFICATE_NAMES,
+    MAX_CERTIFICATE_NAMES_CHARACTERS,
+    MAX_EMAIL_ADDRESS,
+    MAX_EMAIL_LOCAL_PART,
+    SECURITY_GROUP_RULES_PER_FAMILY,
+)
+
+# Still imported from here by the host and user-data tests: each names what its consumer holds.
+from components.config_keys import MAX_PULUMI_INTEGER as MAX_PULUMI_INTEGER
+from components.config_keys import NGINX_MAX_BODY_SIZE_MB as NGINX_MAX_BODY_SIZE_MB
+from components.config_keys import NGINX_MAX_BURST as NGINX_MAX_BURST
+from components.config_keys import NGINX_MAX_RATE_PER_SECOND as NGINX_MAX_RATE_PER_SECOND
 from components.images import HOST_IMAGES
 from components.instance_types import architecture_of
 from components.settings import (
     DEFAULT_IMAGE_RELEASES,
-    PORTS,
     QDRANT_VERSION_FLOOR,
     TOKEN_ALLOWLIST_COLLECTION,
     AccessRule,
@@ -61,50 +76,11 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _COLLECTION_ACCESS = ("r", "rw", "prw")
 _GLOBAL_ACCESS = ("r", "m")
 _TOKEN_FIELDS = {"name", "access", "expiresAt", "valueExists", "revocable", "revoked"}
-GP3_MAX_SIZE_GB = 16384
-# "Inbound rules per security group: 60, enforced separately for IPv4 and IPv6" (Amazon VPC quotas);
-# each family also carries one rule per public port.
-SECURITY_GROUP_RULES_PER_FAMILY = 60
-MAX_ADMIN_CIDRS_PER_FAMILY = SECURITY_GROUP_RULES_PER_FAMILY - len(PORTS.public)
-# DLM's RetainRule.Count: 1 to 1000 (Data Lifecycle Manager API Reference, RetainRule).
-MAX_BACKUP_RETENTION = 1000
-# Let's Encrypt certificates last 90 days: a threshold at or above that alarms from the first day.
-CERTIFICATE_LIFETIME_DAYS = 90
-# CloudWatch: evaluation periods times the period may not exceed one day (PutMetricAlarm).
-MAX_ALARM_MINUTES = 24 * 60
-# Let's Encrypt's limit of names on one certificate.
-MAX_CERTIFICATE_NAMES = 100
-ACME_CHALLENGES = ("http-01", "dns-01")
-# The names travel in the user data, whose 16 KB (gzip'd) EC2 allows the largest configuration
-# with little room to spare, and in the role's Route 53 policy (IAM's 10,240 characters, shared with
-# the key-reading policy). A wildcard covers what many names would.
-MAX_CERTIFICATE_NAMES_CHARACTERS = 1024
 _MAX_DNS_NAME = 253
 # Resource names derive from the stack: `qdrant-<stack>-role` (and the backups' `qdrant-<stack>-dlm`)
 # plus the 8 characters Pulumi's auto-naming appends must fit IAM's 64-character role names (IAM
 # CreateRole, RoleName).
 MAX_STACK_NAME_LENGTH = 64 - len("qdrant-") - len("-role") - 8
-
-# Pulumi carries every number as a double (protobuf's Value), as CloudWatch does its thresholds:
-# past 2**53 - 1 an integer loses its exact value, and past a double's range Pulumi's serializer
-# raises OverflowError with resources already registered.
-MAX_PULUMI_INTEGER = 2**53 - 1
-# nginx's limit_req keeps a rate in thousandths of a request a second, in a 64-bit integer it
-# multiplies by the milliseconds since a client's last request (ngx_http_limit_req_module.c,
-# ngx_http_limit_req_lookup). Up to a million a second that product holds for over 100 days of a
-# client's silence; `nginx -t` takes any rate up to 2**63 - 1, and the arithmetic would then wrap.
-NGINX_MAX_RATE_PER_SECOND = 1_000_000
-# limit_req keeps the burst in thousandths too (`limit->burst = burst * 1000`, a 64-bit integer).
-NGINX_MAX_BURST = (2**63 - 1) // 1000
-# client_max_body_size is an off_t: ngx_parse_offset refuses more megabytes (`m`, 2**20 bytes) than
-# 2**63 - 1 bytes hold, and `nginx -t` fails.
-NGINX_MAX_BODY_SIZE_MB = (2**63 - 1) // 2**20
-# RFC 5321 4.5.3.1: at most 64 octets before the @, and a path of 256 with its angle brackets.
-MAX_EMAIL_LOCAL_PART = 64
-MAX_EMAIL_ADDRESS = 254
-
-# A replaced master key stays a valid credential this long at most: a leaked one must not linger.
-MAX_KEY_GRACE_HOURS = 30 * 24
 
 T = TypeVar("T")
 
@@ -208,13 +184,6 @@ def _parse_int(text: str) -> int:
         raise _Invalid(f"{_shown(text)} has {len(text)} digits, far out of range") from None
 
 
-def _parse_grace_hours(text: str) -> int:
-    value = _parse_int(text)
-    if not 0 <= value <= MAX_KEY_GRACE_HOURS:
-        raise _Invalid(f"must be 0 to {MAX_KEY_GRACE_HOURS} hours, got {value}")
-    return value
-
-
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered not in ("true", "false"):
@@ -234,10 +203,16 @@ def _parse_json(text: str) -> Any:
         raise _Invalid("holds a number too long to read") from None
 
 
-def _parse_acme_challenge(text: str) -> AcmeChallenge:
-    if text not in ACME_CHALLENGES:
-        raise _Invalid(f"{text!r} is not {' or '.join(ACME_CHALLENGES)}")
-    return cast(AcmeChallenge, text)
+def _choice(read: _Reader, key: str) -> str:
+    """A key of a fixed list of values, its declared default when unset."""
+    declared = BY_NAME[key]
+
+    def parse(text: str) -> str:
+        if text not in declared.allowed:
+            raise _Invalid(f"{text!r} is not {' or '.join(declared.allowed)}")
+        return text
+
+    return read.field(key, parse, str(declared.default))
 
 
 def _parse_certificate_name(value: Any) -> str:
@@ -339,8 +314,11 @@ def _parse_int_within(low: int, high: int, unit: str = "") -> Callable[[str], in
     return parse
 
 
-_nginx_rate = _parse_int_within(1, NGINX_MAX_RATE_PER_SECOND, "requests a second")
-_nginx_burst = _parse_int_within(1, NGINX_MAX_BURST, "requests")
+def _integer(read: _Reader, key: str) -> int:
+    """An integer key read within its declared bounds, its declared default when unset."""
+    declared = BY_NAME[key]
+    assert declared.bounds is not None and isinstance(declared.default, int), key
+    return read.field(key, _parse_int_within(*declared.bounds, declared.unit), declared.default)
 
 
 def _parse_qdrant_version(text: str) -> str:
@@ -354,22 +332,10 @@ def _parse_qdrant_version(text: str) -> str:
     return "v" + ".".join(map(str, version))
 
 
-def _parse_architecture(text: str) -> Architecture:
-    if text not in ("x86_64", "arm64"):
-        raise _Invalid(f"{text!r} is not x86_64 or arm64")
-    return cast(Architecture, text)
-
-
 def _parse_instance_type(text: str) -> str:
     if architecture_of(text) is None:
         raise _Invalid(f"{text!r} is not a known EC2 instance type (family.size, e.g. t3.medium)")
     return text
-
-
-def _parse_host_os(text: str) -> HostOs:
-    if text not in HOST_IMAGES:
-        raise _Invalid(f"{text!r} is not {' or '.join(HOST_IMAGES)}")
-    return cast(HostOs, text)
 
 
 def _parse_image_release(text: str, host_os: HostOs) -> str:
@@ -522,46 +488,6 @@ def _parse_tokens(text: str, now: dt.datetime) -> tuple[TokenSpec, ...]:
     return tokens
 
 
-KNOWN_KEYS = frozenset(
-    {
-        "domain",
-        "hostedZone",
-        "acmeEmail",
-        "acmeServer",
-        "acmeChallenge",
-        "certificateNames",
-        "adminCidrs",
-        "allowSshFromAnywhere",
-        "instanceType",
-        "architecture",
-        "hostOs",
-        "imageRelease",
-        "subnetId",
-        "dataVolumeSizeGb",
-        "qdrantVersion",
-        "rateLimitRps",
-        "restBurst",
-        "grpcBurst",
-        "maxBodySizeMb",
-        "credentialRateLimitRps",
-        "credentialBurst",
-        "tokens",
-        "apiKeyVersion",
-        "keyGraceHours",
-        "verifyOnDeploy",
-        "rolePermissionsBoundary",
-        "backupSchedule",
-        "backupRetentionDays",
-        "restoreFromSnapshotId",
-        "alertEmail",
-        "alarmCertificateDaysLeft",
-        "alarmQdrantDownMinutes",
-        "alarmUnauthorizedPerMinute",
-        "alarmDataVolumeUsedPercent",
-    }
-)
-
-
 def load_settings(
     raw: Mapping[str, str], now: dt.datetime | None = None, stack: str = ""
 ) -> StackSettings:
@@ -591,7 +517,7 @@ def load_settings(
             _inside_zone(domain, hosted_zone),
             f"{domain!r} is not inside the zone {hosted_zone!r}",
         )
-    acme_challenge = read.field("acmeChallenge", _parse_acme_challenge, defaults.acme_challenge)
+    acme_challenge = cast(AcmeChallenge, _choice(read, "acmeChallenge"))
     certificate_names: tuple[str, ...] = read.field(
         "certificateNames", _parse_certificate_names, ()
     )
@@ -633,9 +559,7 @@ def load_settings(
         )
 
     instance_type = read.field("instanceType", _parse_instance_type, defaults.instance_type)
-    architecture: Architecture = read.field(
-        "architecture", _parse_architecture, defaults.architecture
-    )
+    architecture = cast(Architecture, _choice(read, "architecture"))
     type_architecture = architecture_of(instance_type)
     read.check(
         "architecture",
@@ -643,7 +567,7 @@ def load_settings(
         f"{architecture} does not match instance type {instance_type} ({type_architecture})",
     )
 
-    host_os = read.field("hostOs", _parse_host_os, defaults.host_os)
+    host_os = cast(HostOs, _choice(read, "hostOs"))
     # Unset means the chosen OS's own pin. A release is judged only against a known OS: against
     # the default one it would earn a second, misleading message.
     image_release = DEFAULT_IMAGE_RELEASES[host_os]
@@ -663,18 +587,12 @@ def load_settings(
     )
 
     limits = Limits(
-        rate_limit_rps=read.field("rateLimitRps", _nginx_rate, Limits.rate_limit_rps),
-        rest_burst=read.field("restBurst", _nginx_burst, Limits.rest_burst),
-        grpc_burst=read.field("grpcBurst", _nginx_burst, Limits.grpc_burst),
-        max_body_size_mb=read.field(
-            "maxBodySizeMb",
-            _parse_int_within(1, NGINX_MAX_BODY_SIZE_MB, "MB"),
-            Limits.max_body_size_mb,
-        ),
-        credential_rate_limit_rps=read.field(
-            "credentialRateLimitRps", _nginx_rate, Limits.credential_rate_limit_rps
-        ),
-        credential_burst=read.field("credentialBurst", _nginx_burst, Limits.credential_burst),
+        rate_limit_rps=_integer(read, "rateLimitRps"),
+        rest_burst=_integer(read, "restBurst"),
+        grpc_burst=_integer(read, "grpcBurst"),
+        max_body_size_mb=_integer(read, "maxBodySizeMb"),
+        credential_rate_limit_rps=_integer(read, "credentialRateLimitRps"),
+        credential_burst=_integer(read, "credentialBurst"),
     )
     settings = StackSettings(
         durability=_durability(read),
@@ -691,18 +609,12 @@ def load_settings(
         host_os=host_os,
         image_release=image_release,
         subnet_id=read.field("subnetId", _parse_subnet_id, None),
-        data_volume_size_gb=read.field(
-            "dataVolumeSizeGb",
-            _parse_int_within(1, GP3_MAX_SIZE_GB, "GiB (a gp3 volume's largest)"),
-            defaults.data_volume_size_gb,
-        ),
+        data_volume_size_gb=_integer(read, "dataVolumeSizeGb"),
         qdrant_version=read.field("qdrantVersion", _parse_qdrant_version, defaults.qdrant_version),
         limits=limits,
         tokens=read.field("tokens", lambda text: _parse_tokens(text, now), ()),
-        api_key_version=read.field(
-            "apiKeyVersion", _parse_int_within(1, MAX_PULUMI_INTEGER), defaults.api_key_version
-        ),
-        key_grace_hours=read.field("keyGraceHours", _parse_grace_hours, defaults.key_grace_hours),
+        api_key_version=_integer(read, "apiKeyVersion"),
+        key_grace_hours=_integer(read, "keyGraceHours"),
         verify_on_deploy=verify_on_deploy,
         # A switch, not an ARN: the boundary is the stack's own (account and stack name), the one
         # `--part boundary` renders and the deployer policy's condition names; any other policy
@@ -717,36 +629,15 @@ def load_settings(
 
 
 def _durability(read: _Reader) -> Durability:
-    defaults, limits = Durability(), AlarmThresholds()
     return Durability(
-        backup_schedule=read.field("backupSchedule", _parse_bool, defaults.backup_schedule),
-        backup_retention_days=read.field(
-            "backupRetentionDays",
-            _parse_int_within(1, MAX_BACKUP_RETENTION, "daily snapshots"),
-            defaults.backup_retention_days,
-        ),
+        backup_schedule=read.field("backupSchedule", _parse_bool, Durability.backup_schedule),
+        backup_retention_days=_integer(read, "backupRetentionDays"),
         restore_from_snapshot_id=read.field("restoreFromSnapshotId", _parse_snapshot_id, None),
         alert_email=read.field("alertEmail", _parse_email, None),
         thresholds=AlarmThresholds(
-            certificate_days_left=read.field(
-                "alarmCertificateDaysLeft",
-                _parse_int_within(1, CERTIFICATE_LIFETIME_DAYS - 1, "days"),
-                limits.certificate_days_left,
-            ),
-            qdrant_down_minutes=read.field(
-                "alarmQdrantDownMinutes",
-                _parse_int_within(1, MAX_ALARM_MINUTES, "minutes"),
-                limits.qdrant_down_minutes,
-            ),
-            unauthorized_per_minute=read.field(
-                "alarmUnauthorizedPerMinute",
-                _parse_int_within(1, MAX_PULUMI_INTEGER, "requests"),
-                limits.unauthorized_per_minute,
-            ),
-            data_volume_used_percent=read.field(
-                "alarmDataVolumeUsedPercent",
-                _parse_int_within(1, 99, "percent"),
-                limits.data_volume_used_percent,
-            ),
+            certificate_days_left=_integer(read, "alarmCertificateDaysLeft"),
+            qdrant_down_minutes=_integer(read, "alarmQdrantDownMinutes"),
+            unauthorized_per_minute=_integer(read, "alarmUnauthorizedPerMinute"),
+            data_volume_used_percent=_integer(read, "alarmDataVolumeUsedPercent"),
         ),
     )

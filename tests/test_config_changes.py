@@ -1,23 +1,31 @@
-"""Which config changes replace the host: the declared table, held to preview-equivalent mock runs
-(tests/preview.py applies the AWS provider's ForceNew rules and the engine's) and to the README.
+"""Which config changes replace the host: the table's declaration (components/config_keys.py),
+held to preview-equivalent mock runs (tests/preview.py applies the AWS provider's ForceNew rules and
+the engine's) and to the README and docs/configuration.md generated from it.
 
 A key marked "in place" that in fact replaces the host takes the database down for a full first
-boot when an operator only meant to tune it; the table and the README must say so beforehand.
+boot when an operator only meant to tune it; the table and the docs must say so beforehand.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from components.config import KNOWN_KEYS
-from tests.config_changes import CHANGING_IT, REPLACES_THE_DATA_VOLUME
+from components.config_keys import (
+    BY_NAME,
+    IN_PLACE,
+    KNOWN_KEYS,
+    REPLACES_THE_HOST_AND_THE_DATA_VOLUME,
+    REPO,
+)
 from tests.preview import (
     INSTANCE,
     KEY_PAIR,
+    REPLACES_THE_HOST,
     VOLUME,
     NoRule,
     Preview,
@@ -81,13 +89,6 @@ def preview_of(key: str) -> Preview:
     return Preview(_base(), deploy({**BASE, **EXAMPLE_CHANGES[key]}))
 
 
-def test_every_key_the_config_reader_knows_is_in_the_table():
-    """A new key without an entry would reach the README's table without saying whether changing
-    it takes the database down."""
-    assert sorted(KNOWN_KEYS - set(CHANGING_IT)) == []
-    assert sorted(set(CHANGING_IT) - KNOWN_KEYS) == []
-
-
 def test_every_key_has_an_example_change():
     """Each entry is checked by a mock run, not taken on trust."""
     assert set(EXAMPLE_CHANGES) == KNOWN_KEYS
@@ -97,7 +98,8 @@ def test_every_key_has_an_example_change():
 def test_changing_the_key_does_what_the_table_declares(key):
     """The declared verdict is what the engine would plan: a key marked in place must not launch a
     new instance (a full first boot without the database)."""
-    assert preview_of(key).verdict() == CHANGING_IT[key]
+    declared = BY_NAME[key].changing
+    assert preview_of(key).verdict() == (IN_PLACE if declared == IN_PLACE else REPLACES_THE_HOST)
 
 
 @pytest.mark.parametrize("key", sorted(EXAMPLE_CHANGES))
@@ -105,7 +107,8 @@ def test_only_the_declared_keys_replace_the_data_volume_and_none_the_address(key
     """A new data volume is a restore (the protected volume stops `pulumi up` until the operator
     unprotects it); a new address would break every client's DNS. Neither may come unannounced."""
     beside_the_host = preview_of(key).replaced_stateful() - {"host"}
-    assert beside_the_host == ({"data volume"} if key in REPLACES_THE_DATA_VOLUME else set())
+    declared = BY_NAME[key].changing == REPLACES_THE_HOST_AND_THE_DATA_VOLUME
+    assert beside_the_host == ({"data volume"} if declared else set())
 
 
 def test_the_readme_says_what_changing_each_key_does():
@@ -113,7 +116,14 @@ def test_the_readme_says_what_changing_each_key_does():
     rows = section_table("Configuration")
     assert "changing it" in rows[0], "the configuration table has no column \"changing it\""
     column = {row["key"].strip("`"): row["changing it"] for row in rows}
-    assert column == CHANGING_IT
+    assert column == {key: declared.changing for key, declared in BY_NAME.items()}
+
+
+def test_the_configuration_docs_say_what_changing_each_key_does():
+    """docs/configuration.md is the fuller table an operator is sent to: the same column."""
+    text = (REPO / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \|.*\| ([a-z ]+) \| [^|]+ \|$", text, flags=re.M)
+    assert dict(rows) == {key: declared.changing for key, declared in BY_NAME.items()}
 
 
 def test_a_new_instance_type_resizes_the_same_instance():

@@ -15,20 +15,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from components.config import (
+from components.config import NAMESPACE, ConfigError, load_settings
+from components.config_keys import (
     CERTIFICATE_LIFETIME_DAYS,
     GP3_MAX_SIZE_GB,
+    KEYS,
     KNOWN_KEYS,
     MAX_ALARM_MINUTES,
     MAX_BACKUP_RETENTION,
     MAX_KEY_GRACE_HOURS,
     MAX_PULUMI_INTEGER,
-    NAMESPACE,
     NGINX_MAX_BODY_SIZE_MB,
     NGINX_MAX_BURST,
     NGINX_MAX_RATE_PER_SECOND,
-    ConfigError,
-    load_settings,
 )
 from components.settings import UNTRUSTED_ACME_HOSTS, StackSettings
 from components.user_data import render_settings_env
@@ -211,6 +210,11 @@ def test_any_value_of_any_key_is_taken_by_its_consumers_or_refused_naming_it(key
 
 
 # --------------------------------------------------------------------------- numbers
+
+
+def test_every_integer_key_of_the_table_has_its_consumers_range_here():
+    """A new integer key gets a bound from what consumes it, and is then tested against it."""
+    assert {key.name for key in KEYS if key.type == "integer"} == set(NUMBER_RANGES)
 
 
 @pytest.mark.parametrize("key", NUMBER_RANGES)

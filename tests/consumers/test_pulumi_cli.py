@@ -15,6 +15,7 @@ from tests.consumers.pulumi_cli import (
     language_host_environment,
     project_problems,
     stack_problems,
+    stack_value,
 )
 from tests.consumers.stack_files import (
     EXAMPLE_STACK_FILE,
@@ -82,9 +83,11 @@ def test_project_name_is_the_config_namespace_the_program_reads():
     assert load_project()["name"] == NAMESPACE
 
 
-def test_every_declared_key_is_read_by_the_program():
-    """A declared key the program ignores is a setting that silently does nothing."""
-    assert set(declared_config(load_project())) <= KNOWN_KEYS
+def test_the_project_declares_exactly_the_keys_the_program_reads():
+    """A declared key the program ignores is a setting that silently does nothing; a key read but
+    not declared (`adminCidrs` and `tokens` were) is missing from `pulumi config`'s list of what a
+    stack can set, and its default from every stack that leaves it unset."""
+    assert sorted(declared_config(load_project())) == sorted(KNOWN_KEYS)
 
 
 BASE = {"name": "p", "runtime": "python"}
@@ -147,6 +150,24 @@ def test_every_project_key_in_a_stack_is_declared_or_read(path):
     keys = {key.split(":", 1)[1] for key in config if key.startswith(f"{NAMESPACE}:")}
 
     assert keys - known == set()
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
+def test_a_stack_file_restates_no_project_default(path):
+    """A default copied into the example stack is copied on into every stack made from it, and
+    stays pinned there when the project moves its default on (past a security fix in
+    `qdrantVersion`, say)."""
+    declared = declared_config(load_project())
+    config = load_stack(path).get("config") or {}
+    restated = [
+        key
+        for key, raw in config.items()
+        if key.startswith(f"{NAMESPACE}:")
+        and "default" in declared.get(key.split(":", 1)[1], {})
+        and stack_value(raw).text == default_value(declared[key.split(":", 1)[1]]["default"])
+    ]
+
+    assert restated == []
 
 
 DECLARED = {

@@ -2,6 +2,8 @@
 
 Pure: no Pulumi import, so every rule is tested directly, and `__main__` can refuse bad input before a
 single resource is registered. All problems are collected and reported together, each naming its key.
+The keys, with their integer bounds, fixed values and defaults, are declared once in
+`components.config_keys`; the parsing of each kind of value lives here.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from components import config_keys
 from components.config import ConfigError, load_settings
 from components.config_keys import (
     KEYS,
@@ -85,3 +86,22 @@ def test_the_reader_requires_exactly_the_keys_the_table_declares_required() -> N
 
     required = {p.split(":")[1] for p in refused.value.problems if p.endswith(": is required")}
     assert required == {k.name for k in KEYS if k.required}
+
+
+def test_the_generator_command_names_a_stale_file_and_rewrites_it(tmp_path, monkeypatch, capsys):
+    """The command the staleness failure names must fix what it names: check mode fails and
+    writes nothing, `--write` makes every file current, after which the check passes."""
+    for path in GENERATED:
+        copy = tmp_path / path.relative_to(REPO)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("| `domain` |", "| `domain` | edited |", 1))
+    monkeypatch.setattr(config_keys, "REPO", tmp_path)
+
+    assert config_keys.main([]) == 1
+    assert "| `domain` | edited |" in readme.read_text()
+    assert config_keys.main(["--write"]) == 0
+    assert config_keys.main([]) == 0
+    assert readme.read_text() == GENERATED[REPO / "README.md"]
+    assert capsys.readouterr().out == "stale: README.md\nrewrote: README.md\n"

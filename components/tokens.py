@@ -20,13 +20,18 @@ from components.settings import (
 
 
 def token_claims(spec: TokenSpec) -> dict[str, Any]:
-    """The claims of one token; `access` is always present (its absence means full manage)."""
+    """The claims of one token; `access` is always present (its absence means full manage).
+
+    `subject` names the token's application: Qdrant writes a JWT's `subject` claim, a string
+    (`src/common/auth/claims.rs`), into each audit log line (`lib/storage/src/audit.rs`). `sub` is
+    not used: Qdrant reads it as an inference token, not as the audit's subject.
+    """
     access: Any = (
         spec.access
         if isinstance(spec.access, str)
         else [{"collection": rule.collection, "access": rule.access} for rule in spec.access]
     )
-    claims: dict[str, Any] = {"access": access}
+    claims: dict[str, Any] = {"access": access, "subject": spec.name}
     if spec.expires_at is not None:
         claims["exp"] = int(spec.expires_at.timestamp())
     value_exists = allowlist_claim(spec) if spec.revocable else spec.value_exists

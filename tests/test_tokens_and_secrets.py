@@ -36,19 +36,21 @@ def epoch(*date_and_time):
 
 
 EXPECTED_CLAIMS = {
-    "search": {"access": [{"collection": "products", "access": "r"}]},
+    "search": {"access": [{"collection": "products", "access": "r"}], "subject": "search"},
     "ingest": {
         "access": [
             {"collection": "products", "access": "rw"},
             {"collection": "events", "access": "prw"},
         ],
         "exp": epoch(2099, 1, 1),
+        "subject": "ingest",
     },
-    "auditor": {"access": "r", "exp": epoch(2098, 6, 30, 12)},
-    "admin-ci": {"access": "m"},
+    "auditor": {"access": "r", "exp": epoch(2098, 6, 30, 12), "subject": "auditor"},
+    "admin-ci": {"access": "m", "subject": "admin-ci"},
     "revocable": {
         "access": "r",
         "value_exists": {"collection": "tokens", "matches": [{"key": "id", "value": 7}]},
+        "subject": "revocable",
     },
 }
 CONFIG = dict(MINIMAL_CONFIG, tokens=TOKENS, adminCidrs=["203.0.113.0/24"])
@@ -84,6 +86,18 @@ def test_every_token_verifies_under_the_master_key_with_exactly_the_configured_c
         assert jwt.get_unverified_header(token)["alg"] == "HS256"
         claims = jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False})
         assert claims == EXPECTED_CLAIMS[name], name
+
+
+def test_every_minted_token_names_its_application_in_subject(deployment):
+    """Qdrant's audit log records a JWT's `subject` claim (a string, `src/common/auth/claims.rs`;
+    not `sub`) as the line's `subject`: without it an incident cannot say which application's
+    token did what."""
+    key = deployment.outputs["apiKey"].value
+    for name, token in deployment.outputs["tokens"].value.items():
+        claims = jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False})
+        assert claims["subject"] == name, name
+        assert "access" in claims, name
+        assert "sub" not in claims, f"{name}: `sub` is the inference token's, not the audit's"
 
 
 def test_tokens_do_not_verify_under_the_read_only_key(deployment):
@@ -174,4 +188,5 @@ def test_claims_of_a_collection_token_keep_rule_order():
     assert token_claims(spec) == {
         "access": [{"collection": "b", "access": "r"}, {"collection": "a", "access": "rw"}],
         "exp": epoch(2099, 1, 1),
+        "subject": "x",
     }

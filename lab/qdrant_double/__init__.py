@@ -117,6 +117,11 @@ deployed systemd unit. Authentication happens before a request body is read
 a handler's body before the handler's check; a rejected request with an unread
 body gets ``Connection: close``.
 
+With ``QDRANT__AUDIT__ENABLED`` it writes Qdrant's audit log (``audit.py``;
+lib/storage/src/audit.rs): one JSON line per access-checked request, REST and gRPC, in Qdrant's
+rotating files under ``QDRANT__AUDIT__DIR``, the remote address taken from ``Forwarded`` or
+``X-Forwarded-For`` only with ``QDRANT__AUDIT__TRUST_FORWARDED_HEADERS``.
+
 Simplifications: there is no request size limit (the proxy is the cap).
 qdrant-client 1.20 has no stubs for v1.18's ``qdrant.StorageRead`` service: the
 double reads only the collection its requests name (``grpc_storage_read.py``),

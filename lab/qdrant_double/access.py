@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import jwt
 
+from lab.qdrant_double.audit import AUTH_API_KEY, AUTH_JWT, AuditLog, Caller
 from lab.qdrant_double.config import DoubleConfig
 from lab.qdrant_double.errors import AccessDenied, Forbidden, NotFound, Unauthorized
 from lab.qdrant_double.store import Store
@@ -87,6 +88,29 @@ class Access:
             raise AccessDenied(f"Write access to collection {name} is required")
 
 
+_COLLECTION_CHECKS = frozenset(need for need, r in _REQUIREMENTS.items() if not r.global_scope)
+
+
+def require_audited(
+    access: Access,
+    need: Need,
+    collection: Optional[str],
+    audit: AuditLog,
+    caller: Caller,
+    method: str,
+) -> None:
+    """``access.require``, with the line Qdrant's ``Auth`` writes for the check (``emit_audit``,
+    lib/storage/src/rbac/auth.rs): a collection-scoped check names its collection, a global one
+    (and the listing calls, checked through ``Auth::access``) none."""
+    scope = collection if need in _COLLECTION_CHECKS else None
+    try:
+        access.require(need, collection)
+    except AccessDenied as error:
+        audit.checked(caller, method, scope, error)
+        raise
+    audit.checked(caller, method, scope, None)
+
+
 FULL_ACCESS = Access(global_mode="m")
 READ_ACCESS = Access(global_mode="r")
 
@@ -109,12 +133,19 @@ class Authenticator:
 
     def authenticate(self, header: Callable[[str], Optional[str]]) -> Access:
         """``header(name)`` returns the first value of a lower-case header name, or None."""
-        access = self._authenticate(header)
-        if self._read_only_writes and access.global_mode == "r":
-            return FULL_ACCESS
-        return access
+        return self.identify(header)[0]
 
-    def _authenticate(self, header: Callable[[str], Optional[str]]) -> Access:
+    def identify(self, header: Callable[[str], Optional[str]]) -> Tuple[Access, str, Optional[str]]:
+        """The access, the auth type and the JWT's `subject` claim, as `validate_request` returns
+        them (src/common/auth/mod.rs) for the audit log."""
+        access, auth_type, subject = self._authenticate(header)
+        if self._read_only_writes and access.global_mode == "r":
+            return FULL_ACCESS, auth_type, subject
+        return access, auth_type, subject
+
+    def _authenticate(
+        self, header: Callable[[str], Optional[str]]
+    ) -> Tuple[Access, str, Optional[str]]:
         credential = header("api-key")
         if credential is None:
             authorization = header("authorization")
@@ -125,16 +156,16 @@ class Authenticator:
         presented = credential.encode()
         # Every key compared, as Qdrant's `can_write` does, whichever matches.
         if any([hmac.compare_digest(presented, key) for key in self._master_keys]):
-            return FULL_ACCESS
+            return FULL_ACCESS, AUTH_API_KEY, None
         if self._read_only_key is not None and hmac.compare_digest(
             presented, self._read_only_key
         ):
-            return READ_ACCESS
+            return READ_ACCESS, AUTH_API_KEY, None
         if not self._jwt_rbac:
             raise Unauthorized("Invalid API key or JWT")
         return self._access_from_jwt(credential)
 
-    def _access_from_jwt(self, token: str) -> Access:
+    def _access_from_jwt(self, token: str) -> Tuple[Access, str, Optional[str]]:
         claims = _json_object(self._decode(token))
         _check_expiry(claims.get("exp"))
         for informational in ("sub", "subject"):
@@ -145,7 +176,7 @@ class Authenticator:
         access = _access_from_claim(claims)
         if claims.get("value_exists") is not None:
             self._check_value_exists(claims["value_exists"])
-        return access
+        return access, AUTH_JWT, claims.get("subject")
 
     def _decode(self, token: str) -> bytes:
         """The payload under the first key that verifies it, else the first key's error: Qdrant

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from components.settings import DEFAULT_QDRANT_VERSION, PORTS
+from lab.qdrant_double.audit import AuditConfig
 
 TITLE = "qdrant - vector search engine"
 QDRANT_STORAGE_PATH = "./storage"
@@ -43,6 +44,8 @@ class DoubleConfig:
     """Qdrant's `service.enable_snapshot_url_recovery` (on by default): off, recovering a snapshot
     from an http(s) URL is Qdrant's 403."""
     """Qdrant's `storage.snapshots_path`. None keeps snapshots in the storage's `snapshots/`."""
+    audit: AuditConfig = AuditConfig()
+    """Qdrant's `audit:` section (lib/storage/src/audit.rs): off by default, as in Qdrant."""
 
     def __post_init__(self) -> None:
         # Qdrant versions disagree on whether "" is a key or "no auth"; either way a
@@ -72,6 +75,7 @@ class DoubleConfig:
             ),
             storage_path=environ.get("QDRANT__STORAGE__STORAGE_PATH"),
             snapshots_path=environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH"),
+            audit=AuditConfig.from_env(environ, _env_bool),
             **overrides,
         )
 

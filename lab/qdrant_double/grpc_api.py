@@ -19,6 +19,7 @@ from qdrant_client.http import models
 
 from lab.qdrant_double import dataplane, grpc_convert, grpc_storage_read, snapshots, standalone
 from lab.qdrant_double.access import Access, Authenticator
+from lab.qdrant_double.audit import AuditLog
 from lab.qdrant_double.config import TITLE, DoubleConfig
 from lab.qdrant_double.errors import BadRequest
 from lab.qdrant_double.grpc_auth import _AuthInterceptor, _rpc
@@ -189,11 +190,15 @@ def _grpc_address(host: str, port: int) -> str:
 
 
 def _build_grpc_server(
-    config: DoubleConfig, store: Store, auth: Authenticator, executor: ThreadPoolExecutor
+    config: DoubleConfig,
+    store: Store,
+    auth: Authenticator,
+    audit: AuditLog,
+    executor: ThreadPoolExecutor,
 ) -> Tuple[Any, int]:
     server = grpc.server(
         executor,
-        interceptors=[_AuthInterceptor(auth)],
+        interceptors=[_AuthInterceptor(auth, audit)],
         options=[
             # gRPC's default SO_REUSEPORT would let two doubles share a port silently.
             ("grpc.so_reuseport", 0),

@@ -12,12 +12,20 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from lab.qdrant_double.access import Authenticator
+from lab.qdrant_double.access import Access, Authenticator, require_audited
+from lab.qdrant_double.audit import AuditLog, Caller
 from lab.qdrant_double.config import DoubleConfig
-from lab.qdrant_double.errors import BadRequest, DoubleError, NotFound, ServiceError
+from lab.qdrant_double.errors import (
+    BadRequest,
+    DoubleError,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+)
 from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
 from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
 from lab.qdrant_double.snapshots import Download, Stream
@@ -35,11 +43,14 @@ class _RestServer(ThreadingHTTPServer):
     # connections at once overflows it, and every dropped SYN costs its request a 1 s retry.
     request_queue_size = 128
 
-    def __init__(self, config: DoubleConfig, store: Store, auth: Authenticator) -> None:
+    def __init__(
+        self, config: DoubleConfig, store: Store, auth: Authenticator, audit: AuditLog
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in config.rest_host else socket.AF_INET
         self.config = config
         self.store = store
         self.auth = auth
+        self.audit = audit
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__((config.rest_host, config.rest_port), _RestHandler)
@@ -92,12 +103,19 @@ class _RestHandler(BaseHTTPRequestHandler):
             if is_public_path(path, self.server.config.enable_static_content):
                 self._serve_public(path)
                 return
-            access = self.server.auth.authenticate(self.headers.get)
+            access, caller = self._authenticate(path)
             route, params = _match_route(self.command, path)
             # actix extracts a JSON body (a handler argument) before the handler checks access:
             # a body Qdrant cannot read is its 400 even for a token the endpoint refuses.
             request = None if route.read is None else route.read(self._read_json())
-            access.require(route.need, params.get("collection_name"))
+            require_audited(
+                access,
+                route.need,
+                params.get("collection_name"),
+                self.server.audit,
+                caller,
+                route.operation,
+            )
             # Read in any case, to keep the stream usable; only an upload's handler looks at it.
             raw = self._read_body() if route.read is None else b""
             query = {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
@@ -130,6 +148,18 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._send_json(200, {"result": result, "status": "ok", "time": elapsed})
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+
+    def _authenticate(self, path: str) -> Tuple[Access, Caller]:
+        """The request's access, and its caller as the audit log records it (src/actix/auth.rs:
+        the api is the path without its query)."""
+        header = self.headers.get
+        caller = self.server.audit.caller(header, self.client_address[0], path)
+        try:
+            access, auth_type, subject = self.server.auth.identify(header)
+        except (Unauthorized, Forbidden) as error:
+            self.server.audit.denied_auth(caller, error)
+            raise
+        return access, caller.authenticated(auth_type, subject)
 
     def _serve_public(self, path: str) -> None:
         page = _public_page(path, self.server.config.version) if self.command == "GET" else None

@@ -370,6 +370,8 @@ def _not_served(operation: str) -> Action:
 class _Route:
     method: str
     pattern: "re.Pattern[str]"
+    operation: str
+    """The OpenAPI operation id: the audit line's `method`."""
     need: Need
     action: Action
     read: Optional[Reader]
@@ -380,7 +382,7 @@ def _route(method: str, path: str, operation: str, need: Need) -> _Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
     action = _ACTIONS.get(operation) or _not_served(operation)
     read = _READERS.get(operation, _unparsed) if operation in JSON_BODY_OPERATIONS else None
-    return _Route(method, re.compile(pattern), need, action, read)
+    return _Route(method, re.compile(pattern), operation, need, action, read)
 
 
 # Literal segments before parameters, as actix orders its resources: `POST /collections/aliases`

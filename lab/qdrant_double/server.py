@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from typing import Any, Optional
 
 from lab.qdrant_double.access import Authenticator
+from lab.qdrant_double.audit import AuditLog
 from lab.qdrant_double.config import DoubleConfig
 from lab.qdrant_double.grpc_api import _build_grpc_server, _grpc_address
 from lab.qdrant_double.rest import _RestServer
@@ -53,11 +54,12 @@ class QdrantDouble:
             store = Store(self.config.storage_path, snapshots_path=self.config.snapshots_path)
             undo.callback(store.close)
             auth = Authenticator(self.config, store)
+            audit = AuditLog(self.config.audit)
             executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qdrant-double-grpc")
             undo.callback(executor.shutdown)
-            rest = _RestServer(self.config, store, auth)
+            rest = _RestServer(self.config, store, auth, audit)
             undo.callback(rest.server_close)
-            server, grpc_port = _build_grpc_server(self.config, store, auth, executor)
+            server, grpc_port = _build_grpc_server(self.config, store, auth, audit, executor)
             undo.pop_all()
         server.start()
         # A short poll interval keeps stop() fast; shutdown() waits up to one interval.

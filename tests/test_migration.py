@@ -2,9 +2,9 @@
 carried every host file) to this one, previewed as the engine would plan it from what that release
 registered (tests/releases/).
 
-The README promises at most one replacement, keeping data, address and certificate (which lives on
-the data volume): a release that renamed a stateful resource, or forced its replacement, would
-delete the database or move its address instead.
+docs/upgrading.md promises at most one replacement, keeping data, address and certificate (which
+lives on the data volume): a release that renamed a stateful resource, or forced its replacement,
+would delete the database or move its address instead.
 """
 
 from __future__ import annotations

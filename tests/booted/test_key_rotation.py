@@ -98,9 +98,9 @@ def outages(entries: list[tuple[float, str]]) -> list[tuple[float, int]]:
 def test_the_timer_applies_a_rotation_and_ends_the_grace_window_without_replacing_the_host(
     booted: BootedHost,  # noqa: F811
 ) -> None:
-    """The README's promise: after `pulumi up` the running host takes the new keys within about a
-    minute, the old key and its tokens work until the window ends and are refused within a minute
-    after, and an application moving to its re-minted token never sees a 401 or 403."""
+    """docs/operations.md's promise: after `pulumi up` the running host takes the new keys within
+    about a minute, the old key and its tokens work until the window ends and are refused within a
+    minute after, and an application moving to its re-minted token never sees a 401 or 403."""
     target = booted.verify_target()
     old_key, old_token = booted.api_key, jwt.encode({"access": "r"}, booted.api_key)
     load = Hammering(target, old_token, clients=1, pause=PAUSE_SECONDS)

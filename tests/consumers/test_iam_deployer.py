@@ -49,7 +49,7 @@ from components.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import BOUNDARY_ON, SIMULATOR, decide, decide_all
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
-from tests.readme import README, code_block, stated
+from tests.readme import DEPLOYER_POLICY, OPERATIONS, README, code_block, stated
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REFERENCE = SIMULATOR / "node_modules" / "@cloud-copilot" / "iam-data" / "data"
@@ -682,13 +682,13 @@ def test_the_same_call_on_an_untagged_resource_is_refused(on_untagged_resources,
     assert on_untagged_resources[call_id(entry)] != "Allowed"
 
 
-def test_a_snapshot_the_readme_copies_into_the_region_is_one_the_deployer_restores_from(
+def test_a_snapshot_the_restore_copies_into_the_region_is_one_the_deployer_restores_from(
     deployer, this_stack
 ):
-    """The README's restore copies a snapshot of another region here: a copy carries no tag, and
-    the deployer makes a volume only from a snapshot tagged for its stack, so the copy command must
-    tag it, or the restore is refused at CreateVolume."""
-    [command] = re.findall(r"`(aws ec2 copy-snapshot[^`]*)`", README.read_text())
+    """The restore procedure (docs/operations.md) copies a snapshot of another region here: a copy
+    carries no tag, and the deployer makes a volume only from a snapshot tagged for its stack, so
+    the copy command must tag it, or the restore is refused at CreateVolume."""
+    [command] = re.findall(r"`(aws ec2 copy-snapshot[^`]*)`", OPERATIONS.read_text())
     words = shlex.split(command.replace("<stack>", "test"))
     specification = words[words.index("--tag-specifications") + 1]
     assert specification.startswith("ResourceType=snapshot,")
@@ -789,14 +789,14 @@ def test_the_limit_of_the_alarm_actions_is_stated_where_the_scope_is_claimed(
     deployer, this_stack, action
 ):
     """IAM sees an alarm's actions, not the instance its dimension names: the deployer may put a
-    reboot or recover alarm on any instance of the region. The README's "on this stack's resources
-    only" and the policy's documented limits must say so."""
+    reboot or recover alarm on any instance of the region. docs/deployer-policy.md's summary, "on
+    this stack's resources only", and the policy's documented limits must say so."""
     context = {"cloudwatch:AlarmActions": [f"arn:aws:automate:{REGION}:ec2:{action}"]}
     limits = (DOCS / "deployer-policy.md").read_text().split("## Limits", 1)[1]
 
     assert decide(deployer, "cloudwatch:PutMetricAlarm", this_stack.arns["alarm"], context) == "Allowed"
     assert f"`ec2:{action}`" in " ".join(limits.split())
-    [scope_claim] = stated(r"(on this stack's resources only .*?)`iam:PassRole`")
+    [scope_claim] = stated(r"(on this stack's resources only .*?)`iam:PassRole`", DEPLOYER_POLICY)
     assert f"`ec2:{action}`" in scope_claim and "any instance of the region" in scope_claim
 
 
@@ -974,7 +974,7 @@ def test_each_statement_id_is_unique_in_its_document(part):
 
 @pytest.mark.parametrize("part", [*PARTS, BOUNDARY])
 def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
-    """The README's example must be the policy the tests judged, not a copy that drifts."""
+    """The documented example must be the policy the tests judged, not a copy that drifts."""
     main(["--stack", "dev", "--region", "eu-central-1", "--account", "123456789012",
           "--domain", "qdrant.example.com", "--part", part])  # fmt: skip
 
@@ -982,20 +982,20 @@ def test_the_checked_in_example_is_what_the_renderer_prints(capsys, part):
     assert printed == json.loads((DOCS / f"deployer-policy-{part}.example.json").read_text())
 
 
-# The AWS CLI as the README's commands meet it: the account id, and every other call recorded.
+# The AWS CLI as the documented commands meet it: the account id, and every other call recorded.
 AWS_CLI = f"""aws() {{
   if [ "$1 $2" = "sts get-caller-identity" ]; then echo {ACCOUNT}; else echo "$*" >> aws-calls; fi
 }}
 """
 
 
-def test_the_readmes_commands_create_the_boundary_and_attach_every_part(tmp_path):
-    """The README's commands, run as written from a checkout: each part rendered for the stack, made
-    a managed policy from that very file, the deployer's parts attached to the deployer and the
-    boundary not."""
+def test_the_documented_commands_create_the_boundary_and_attach_every_part(tmp_path):
+    """docs/deployer-policy.md's commands, run as written from a checkout: each part rendered for
+    the stack, made a managed policy from that very file, the deployer's parts attached to the
+    deployer and the boundary not."""
     for path in ("venv", "components"):
         (tmp_path / path).symlink_to(REPOSITORY / path)
-    commands = code_block("sh", "components.deployer_policy")
+    commands = code_block("sh", "components.deployer_policy", DEPLOYER_POLICY)
 
     subprocess.run(["bash", "-euc", AWS_CLI + commands], cwd=tmp_path, check=True, timeout=120)
 

@@ -5,8 +5,8 @@ straight from the double behind it.
 
 This is what catches an edge rule that breaks a legitimate call (a body cap, the gRPC service
 allowlist, a path rule) or that lets through what it should answer itself. The only differences
-are the ones the README states by design, each asserted here as the edge's own answer, next to
-the README's sentence. Requests are built from the table: its path template with a real
+are the ones docs/security-model.md states by design, each asserted here as the edge's own answer,
+next to its sentence. Requests are built from the table: its path template with a real
 collection, a minimal body the release's spec accepts where the endpoint takes JSON, and for gRPC
 the method's request message naming the collection. Statuses are compared (gRPC: status codes),
 each request sent straight to the double first, then through the edge (REST over HTTP/1.1 and
@@ -40,7 +40,7 @@ from lab.probes import client_tls_context, grpc_channel
 from lab.processes import LOOPBACK, LabUnavailable
 from lab.qdrant_double.access_table import GRPC_METHODS, JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.grpc_storage_read import CollectionScopedRequest
-from tests.readme import stated
+from tests.readme import SECURITY_MODEL, TESTING, stated
 
 # The collection every request names; collection tokens are scoped to it (and to SCRATCH).
 MATRIX = "matrix"
@@ -49,8 +49,8 @@ MATRIX = "matrix"
 SCRATCH = "matrix-scratch"
 HTTP1, HTTP2 = "HTTP/1.1", "HTTP/2"
 HTTP_VERSIONS = (HTTP1, HTTP2)
-# The service the README says the edge refuses to every caller.
-[STORAGE_READ_SERVICE] = stated(r"A call to `([\w.]+)` \(raw shard files")
+# The service the security model says the edge refuses to every caller.
+[STORAGE_READ_SERVICE] = stated(r"A call to `([\w.]+)` \(raw shard files", SECURITY_MODEL)
 VECTOR = [0.1, 0.2, 0.3, 0.4]
 SIZE = len(VECTOR)
 CREATE_OPERATIONS = frozenset({"create_collection", "/qdrant.Collections/Create"})
@@ -298,7 +298,10 @@ def test_root_needs_a_credential_qdrant_accepts_at_the_edge(sides) -> None:
     """Qdrant shows its exact version at `/` to anyone; the edge asks Qdrant about the caller's
     own credential first, so only a caller Qdrant accepts sees it (qdrant-client's version check
     still works)."""
-    stated(r"The edge passes `/` only once Qdrant has accepted the caller's own credential")
+    stated(
+        r"The edge passes `/` only once Qdrant has accepted the caller's own credential",
+        SECURITY_MODEL,
+    )
     call = rest_call(*ROOT, "root")
 
     answers = {kind: sides.rest(call, kind) for kind in CREDENTIAL_KINDS}
@@ -312,7 +315,7 @@ def test_root_needs_a_credential_qdrant_accepts_at_the_edge(sides) -> None:
 def test_the_dashboard_is_not_found_at_the_edge_whoever_asks(sides) -> None:
     """Qdrant's web UI is refused by the edge too, so turning it on in Qdrant alone does not
     publish it."""
-    stated(r"`/dashboard` is a 404")
+    stated(r"`/dashboard` is a 404", SECURITY_MODEL)
     call = RestCall("dashboard", "GET", "/dashboard", None)
 
     client = sides.edge_rest[HTTP1]
@@ -328,7 +331,10 @@ STORAGE_READ = [m for m in GRPC_CALLS if m.startswith(f"/{STORAGE_READ_SERVICE}/
 def test_storage_read_is_permission_denied_at_the_edge_whoever_asks(sides, method) -> None:
     """Raw shard files, which Qdrant serves to any collection reader, are not part of the API the
     host offers: the edge refuses every call, the master key's too."""
-    stated(r"`qdrant\.StorageRead` .{0,80} gets PERMISSION_DENIED, whatever the credential")
+    stated(
+        r"`qdrant\.StorageRead` .{0,80} gets PERMISSION_DENIED, whatever the credential",
+        SECURITY_MODEL,
+    )
 
     edge = {kind: sides.grpc(method, kind)[1] for kind in CREDENTIAL_KINDS}
 
@@ -347,7 +353,10 @@ def test_storage_read_is_permission_denied_at_the_edge_whoever_asks(sides, metho
 def test_reflection_and_cluster_services_are_unimplemented_at_the_edge(sides, method) -> None:
     """Reflection and the cluster-internal services are no public service of the host: tools
     must bring Qdrant's protos, and no peer's call comes in from the internet."""
-    stated(r"not server reflection or the cluster-internal ones\) gets UNIMPLEMENTED")
+    stated(
+        r"not server reflection or the cluster-internal ones\) gets UNIMPLEMENTED",
+        SECURITY_MODEL,
+    )
 
     status = grpc_status(sides.edge_grpc, method, sides.lab.api_key, request=b"")
 
@@ -356,7 +365,10 @@ def test_reflection_and_cluster_services_are_unimplemented_at_the_edge(sides, me
 
 def test_a_compressed_call_is_unimplemented_at_the_edge(sides) -> None:
     """Qdrant inflates gzip'd messages with no size limit: only uncompressed calls pass."""
-    stated(r"and so does a compressed call \(`grpc-encoding` other than `identity`\)")
+    stated(
+        r"and so does a compressed call \(`grpc-encoding` other than `identity`\)",
+        SECURITY_MODEL,
+    )
     method, gzip = "/qdrant.Collections/List", grpc.Compression.Gzip
 
     plain = grpc_status(sides.edge_grpc, method, sides.lab.api_key)
@@ -395,9 +407,9 @@ def test_every_public_grpc_method_gets_the_doubles_answer_through_the_edge(sides
     assert _mismatches(sides.grpc, MATRIX_GRPC) == {}
 
 
-def test_the_readme_states_the_matrix_size() -> None:
-    """The README's figure is the number of (direct, edge) pairs these tests compare."""
-    [stated_size] = stated(r"all ([\d,]+) pairs get the same status")
+def test_the_testing_doc_states_the_matrix_size() -> None:
+    """docs/testing.md's figure is the number of (direct, edge) pairs these tests compare."""
+    [stated_size] = stated(r"all ([\d,]+) pairs get the same status", TESTING)
     compared = len(CREDENTIAL_KINDS) * (len(MATRIX_REST) * len(HTTP_VERSIONS) + len(MATRIX_GRPC))
 
     assert int(stated_size.replace(",", "")) == compared

@@ -31,7 +31,7 @@ from tests.host.test_user_data import (  # noqa: F401 (the fixture)
     limit_req_line,
     require_bundled_filter,
 )
-from tests.readme import stated
+from tests.readme import SECURITY_MODEL, stated
 
 AUTH_JAIL = "secure-qdrant-auth"
 RATE_LIMIT_JAIL = "secure-qdrant-rate-limit"
@@ -59,8 +59,8 @@ FAILURE_LINES: dict[str, Callable[[str, dt.datetime], str]] = {
     AUTH_JAIL: auth_failure,
     RATE_LIMIT_JAIL: rate_limit_refusal,
 }
-# What the README's security model says of each jail: its ban, failures and window.
-README_CLAIMS = {
+# What docs/security-model.md says of each jail: its ban, failures and window.
+DOCUMENTED_CLAIMS = {
     AUTH_JAIL: r"for ([\w ]+?) after (\d+) failed authentications \([^)]*\) within ([\w ]+?),",
     RATE_LIMIT_JAIL: (
         r"for ([\w ]+?) after (\d+) refusals by its address's rate limit within ([\w ]+?);"
@@ -99,8 +99,8 @@ def shipped_jail(config: Path, name: str) -> Jail:
     )
 
 
-def readme_seconds(duration: str) -> int:
-    """`an hour`, `10 minutes`, `30 minutes`: the README's way of writing a jail's time."""
+def documented_seconds(duration: str) -> int:
+    """`an hour`, `10 minutes`, `30 minutes`: the documentation's way of writing a jail's time."""
     count, unit = duration.split()
     per_unit = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600}[unit]
     return (1 if count in ("a", "an") else int(count)) * per_unit
@@ -214,11 +214,14 @@ def test_a_jail_counts_only_failures_within_its_window(
 
 
 @pytest.mark.parametrize("jail_name", FAILURE_LINES)
-def test_the_readme_states_each_jails_numbers(fail2ban_config: Path, jail_name: str) -> None:
-    """The README is where an operator learns how many failures cost an address the host, and for
-    how long; a jail shipped with other numbers (100000 failures: no ban at all) is caught here."""
+def test_the_security_model_states_each_jails_numbers(
+    fail2ban_config: Path, jail_name: str
+) -> None:
+    """The security model is where an operator learns how many failures cost an address the host,
+    and for how long; a jail shipped with other numbers (100000 failures: no ban at all) is caught
+    here."""
     jail = shipped_jail(fail2ban_config, jail_name)
-    bantime, maxretry, findtime = stated(README_CLAIMS[jail_name])
+    bantime, maxretry, findtime = stated(DOCUMENTED_CLAIMS[jail_name], SECURITY_MODEL)
     assert int(maxretry) == jail.maxretry
-    assert readme_seconds(findtime) == jail.findtime_s
-    assert readme_seconds(bantime) == jail.bantime_s
+    assert documented_seconds(findtime) == jail.findtime_s
+    assert documented_seconds(bantime) == jail.bantime_s

@@ -262,7 +262,7 @@ def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_afte
 
 
 def test_converge_timer_runs_the_loader_every_minute(lab: BootstrapLab) -> None:
-    """systemd loads the timer and its service as rendered: the bound the README gives for a
+    """systemd loads the timer and its service as rendered: the bound docs/operations.md gives for a
     rotation (a minute) is the timer's calendar; each run of the service runs the loader, whose
     converge program runs the secrets step every time (tests/host/test_converge.py)."""
     require_systemd_tools()

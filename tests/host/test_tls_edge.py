@@ -76,7 +76,7 @@ from lab.processes import (
     wait_until,
 )
 from tests.program import MINIMAL_CONFIG
-from tests.readme import stated
+from tests.readme import SECURITY_MODEL, stated
 
 REPOSITORY = Path(__file__).resolve().parent.parent.parent
 COLLECTION, OTHER_COLLECTION = "jwt_demo", "other"
@@ -648,13 +648,15 @@ def test_grpc_storage_read_is_refused_at_the_edge(lab: EdgeLab) -> None:
     ],
     ids=["storage-read", "reflection"],
 )
-def test_the_readme_says_what_a_refused_grpc_call_gets(lab: EdgeLab, path: str, claim: str) -> None:
-    """A user learns from the README what a refused call looks like, and what to do instead (a
-    reflection-based tool needs Qdrant's protos). It said UNIMPLEMENTED for StorageRead, which
-    gets PERMISSION_DENIED."""
+def test_the_security_model_says_what_a_refused_grpc_call_gets(
+    lab: EdgeLab, path: str, claim: str
+) -> None:
+    """A user learns from the security model what a refused call looks like, and what to do
+    instead (a reflection-based tool needs Qdrant's protos). It said UNIMPLEMENTED for
+    StorageRead, which gets PERMISSION_DENIED."""
     with grpc_channel(lab) as channel, pytest.raises(grpc.RpcError) as refused:
         channel.unary_unary(path)(b"", metadata=[("api-key", lab.api_key)])
-    [status] = stated(claim)
+    [status] = stated(claim, SECURITY_MODEL)
     assert refused.value.code().name == status
 
 

@@ -344,8 +344,8 @@ def test_bootstrap_unit_retries_a_failed_run_without_end() -> None:
 
 
 def test_bootstrap_unit_logs_under_the_projects_tag() -> None:
-    """Operators and the README find the bootstrap's log by `journalctl -t secure-qdrant`; under
-    the unit that includes what apt, certbot and docker print."""
+    """Operators and docs/security-model.md find the bootstrap's log by `journalctl -t
+    secure-qdrant`; under the unit that includes what apt, certbot and docker print."""
     assert bootstrap_unit_values("SyslogIdentifier") == ["secure-qdrant"]
 
 

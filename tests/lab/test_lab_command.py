@@ -1,4 +1,4 @@
-"""`python -m lab`, the README's "try it without AWS": one command runs the VM's real bootstrap on
+"""`python -m lab`, docs/lab.md's "try it without AWS": one command runs the VM's real bootstrap on
 loopback, checks everything, and leaves nothing behind."""
 
 import re

@@ -27,6 +27,7 @@ from lab.qdrant_double import Need, QdrantDouble, is_public_path
 from lab.qdrant_double.access_table import GRPC_METHODS, JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.rest_routes import _ACTIONS, _READERS
 from tests.double_client import KEY, READ_ONLY_KEY, api_key, bearer, rest, token
+from tests.readme import TESTING, prose
 
 REFERENCE = gen_qdrant_access.find_reference()
 needs_reference = pytest.mark.skipif(
@@ -212,9 +213,9 @@ def test_unserved_grpc_method_is_judged_before_it_is_refused(
         assert refused.value.details().startswith("Forbidden: ")
 
 
-def test_readme_counts_are_the_tables() -> None:
-    """The README's endpoint counts are the generated table's, not a figure written once."""
-    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+def test_the_documented_counts_are_the_tables() -> None:
+    """docs/testing.md's endpoint counts are the generated table's, not a figure written once."""
+    documented = prose(TESTING)
     rest_count = len(REST_ENDPOINTS)
     grpc_count = len(GRPC_METHODS)
-    assert f"REST spec ({rest_count}) and public gRPC port ({grpc_count})" in readme
+    assert f"REST spec ({rest_count}) and public gRPC port ({grpc_count})" in documented

@@ -15,8 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.instance_types import supports_recovery, system_check_action
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
+from model.instance_types import supports_recovery, system_check_action
+from model.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
 
 MINUTE = 60
 HOUR = 3600

@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.host_config import ConfigSource, config_source
+from model.host_config import ConfigSource, config_source
 
 # The provider's `bucket_prefix` allows 37 characters: it appends a 26-character unique id
 # (PrefixedUniqueId) within S3's 63.

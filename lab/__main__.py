@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from components.settings import AccessRule, TokenSpec
-from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT
 from lab.booted.demo import run_booted
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
 from lab.credentials import lab_credentials, write_owner_only
@@ -29,6 +27,8 @@ from lab.edge import lab_target
 from lab.processes import LabUnavailable
 from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
 from lab.serve_guide import Examples, render_guide
+from model.settings import AccessRule, TokenSpec
+from model.user_data import CLOUD_INIT_DIR, QDRANT_UNIT
 from verify.arguments import OneLineParser
 from verify.checks import endpoint_checks
 from verify.report import failed, table

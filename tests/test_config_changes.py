@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from components.config import KNOWN_KEYS
+from model.config import KNOWN_KEYS
 from tests.config_changes import CHANGING_IT, REPLACES_THE_DATA_VOLUME
 from tests.preview import (
     INSTANCE,

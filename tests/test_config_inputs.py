@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from components.config import (
+from model.config import (
     CERTIFICATE_LIFETIME_DAYS,
     GP3_MAX_SIZE_GB,
     KNOWN_KEYS,
@@ -30,8 +30,8 @@ from components.config import (
     ConfigError,
     load_settings,
 )
-from components.settings import UNTRUSTED_ACME_HOSTS, StackSettings
-from components.user_data import render_settings_env
+from model.settings import UNTRUSTED_ACME_HOSTS, StackSettings
+from model.user_data import render_settings_env
 from tests.host.test_metrics_publisher import metrics
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 from tests.readme import config_row

@@ -8,7 +8,7 @@ import pytest
 from botocore.validate import validate_parameters
 from pulumi.runtime import rpc
 
-from components.gate_credentials import (
+from model.gate_credentials import (
     DEFAULT_SESSION_NAME,
     gate_aws_environment,
     go_duration_seconds,

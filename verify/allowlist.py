@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from components.settings import TOKEN_ALLOWLIST_COLLECTION, TOKEN_ID_KEY
+from model.settings import TOKEN_ALLOWLIST_COLLECTION, TOKEN_ID_KEY
 from verify.__main__ import stack_outputs, wait_until_serving
 from verify.arguments import OneLineParser, add_stack_arguments, one_line
 from verify.client import https_request

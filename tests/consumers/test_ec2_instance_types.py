@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.instance_types import (
+from model.instance_types import (
     _ARM64_FAMILIES,
     _X86_64_FAMILIES,
     architecture_of,

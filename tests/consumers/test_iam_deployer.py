@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from components.backups import STACK_TAG
-from components.config import MAX_STACK_NAME_LENGTH
+from model.config import MAX_STACK_NAME_LENGTH
 from components.deployer_policy import (
     ALARM_ACTIONS_ROLE,
     BUCKET_READS,
@@ -45,7 +45,7 @@ from components.deployer_policy import (
     rendered,
 )
 from components.host import SSM_CORE_POLICY
-from components.images import HOST_IMAGES
+from model.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import BOUNDARY_ON, SIMULATOR, decide, decide_all
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy
@@ -993,7 +993,7 @@ def test_the_readmes_commands_create_the_boundary_and_attach_every_part(tmp_path
     """The README's commands, run as written from a checkout: each part rendered for the stack, made
     a managed policy from that very file, the deployer's parts attached to the deployer and the
     boundary not."""
-    for path in ("venv", "components"):
+    for path in ("venv", "components", "model"):
         (tmp_path / path).symlink_to(REPOSITORY / path)
     commands = code_block("sh", "components.deployer_policy")
 

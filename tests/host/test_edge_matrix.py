@@ -34,12 +34,12 @@ from qdrant_client.grpc import (  # noqa: F401  (registers Qdrant's services in 
     snapshots_service_pb2,
 )
 
-from components.tokens import mint_token
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import client_tls_context, grpc_channel
 from lab.processes import LOOPBACK, LabUnavailable
 from lab.qdrant_double.access_table import GRPC_METHODS, JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.grpc_storage_read import CollectionScopedRequest
+from model.tokens import mint_token
 from tests.readme import stated
 
 # The collection every request names; collection tokens are scoped to it (and to SCRATCH).

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from components.settings import AccessRule, TokenSpec
+from model.settings import AccessRule, TokenSpec
 from lab.edge import UNTHROTTLED, EdgeLab
 from lab.processes import clean_env
 from verify.allowlist import sync

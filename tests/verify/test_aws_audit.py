@@ -19,9 +19,9 @@ from moto import mock_aws
 from moto.sts.models import sts_backends
 
 import verify.__main__ as verify_cli
-from components.gate_credentials import gate_aws_environment
 from components.network import ingress_rules
-from components.settings import DATA_VOLUME_DEVICE, PORTS
+from model.gate_credentials import gate_aws_environment
+from model.settings import DATA_VOLUME_DEVICE, PORTS
 from verify.__main__ import aws_checks
 from verify.aws_audit import IMDS, INGRESS, VOLUMES, audit_instance, unverifiable
 from verify.result import CheckResult, Status

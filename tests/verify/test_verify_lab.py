@@ -17,7 +17,7 @@ from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 import pytest
 
-from components.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
+from model.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
 from lab.edge import EdgeLab, LabFaults, running_edge_lab
 from lab.processes import LabUnavailable, free_port
 from verify.checks import check_master_key, endpoint_checks, token_checks

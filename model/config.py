@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from components.acme_dns import CHALLENGE_LABEL
-from components.images import HOST_IMAGES
-from components.instance_types import architecture_of
-from components.settings import (
+from model.acme_dns import CHALLENGE_LABEL
+from model.images import HOST_IMAGES
+from model.instance_types import architecture_of
+from model.settings import (
     DEFAULT_IMAGE_RELEASES,
     PORTS,
     QDRANT_VERSION_FLOOR,

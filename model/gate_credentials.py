@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import ConfigError
+from model.config import ConfigError
 from verify.aws_session import ASSUME_ROLES_VARIABLE
 
 NAMESPACE = "aws"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from model.config import ConfigError
-from verify.aws_session import ASSUME_ROLES_VARIABLE
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 
 NAMESPACE = "aws"
 STATIC_KEYS = {

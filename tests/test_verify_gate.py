@@ -13,9 +13,9 @@ from model.gate_credentials import (
     gate_aws_environment,
     go_duration_seconds,
 )
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 from tests.readme import stated
-from verify.aws_session import ASSUME_ROLES_VARIABLE
 
 COMMAND = "command:local:Command"
 CONFIG = dict(

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
+from model.gate_environment import OUTPUTS_VARIABLE
 from verify.aws_audit import (
     AWS_ERRORS,
     NOT_CONFIGURED,
@@ -38,7 +39,6 @@ from verify.report import as_json, failed, table
 from verify.result import CheckResult, Status
 from verify.arguments import OneLineParser, add_stack_arguments, one_line, port
 from verify.target import (
-    OUTPUTS_VARIABLE,
     Target,
     TargetError,
     host_name,

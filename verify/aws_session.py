@@ -12,8 +12,7 @@ from collections.abc import Mapping
 
 import boto3
 
-# JSON list of AssumeRole request parameters, applied in order, each with the previous role's keys.
-ASSUME_ROLES_VARIABLE = "SECURE_QDRANT_AWS_ASSUME_ROLES"
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 
 
 def aws_session(region: str | None, environ: Mapping[str, str]) -> boto3.Session:

@@ -21,9 +21,6 @@ from urllib.parse import urlsplit
 from model.settings import PORTS, AcmeChallenge
 from verify.arguments import HIGHEST_PORT
 
-# The gate hands `verify` the stack outputs in this environment variable, never on a command line.
-OUTPUTS_VARIABLE = "SECURE_QDRANT_OUTPUTS"
-
 T = TypeVar("T")
 # What both an HTTP header and gRPC metadata carry: printable ASCII. http.client refuses CR, LF and
 # what Latin-1 cannot encode only when it builds the request, with an error naming no output.

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from model.gate_environment import OUTPUTS_VARIABLE
 import bench.bootstrap
 import bench.edge
 import lab.__main__ as lab_cli
@@ -35,7 +36,6 @@ from verify.checks import HSTS_MIN_AGE, check_security_headers
 from verify.client import Response
 from verify.result import Status
 from verify.report import REDACTED, redact
-from verify.target import OUTPUTS_VARIABLE
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),

@@ -40,7 +40,7 @@ from model.user_data import (
     staged_site_path,
     state_path,
 )
-from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import (
     DROPPED,

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.__main__ import start_qdrant
 from lab.bootstrap import (
     DISTRO_CERTBOT_INI,
     EDGE_STEPS,
@@ -42,6 +41,7 @@ from lab.bootstrap import (
     moto_ssm,
     require_root_lab,
 )
+from lab.demo import start_qdrant
 from lab.processes import CommandFailed, LabUnavailable, clean_env, run, wait_until
 from model.nginx_config import certificate_paths
 from model.settings import LEGACY_QDRANT_UID, BootstrapWaits

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.processes import LabUnavailable, clean_env, run
 from lab.vm_ports import VmPortsLab, vm_ports_lab
 from model.tokens import mint_token, mint_tokens, token_claims

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import verify.__main__ as verify_cli
+import verify.cli as verify_cli
 from model.gate_environment import OUTPUTS_VARIABLE
 from verify.expiry import EXPIRY_WARNING, grace_window_warnings, token_expiry_warnings
 from verify.result import CheckResult, Status

@@ -2,7 +2,7 @@
 backups, all reporting to one SNS topic (and an e-mail address, when configured).
 
 The alarms are data first (`alarm_specs`, pure), then resources; the metric names they watch are
-the ones the host's publisher sends (components/settings.py `HOST_METRICS`).
+the ones the host's publisher sends (model/settings.py `HOST_METRICS`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where `pulumi up` publishes each host's configuration document (components/host_config.py): one
+"""Where `pulumi up` publishes each host's configuration document (model/host_config.py): one
 S3 bucket per stack, readable only by the hosts' roles and the deployer, over TLS only.
 
 The policies are pure (`config_bucket_policy`, `config_access_policy`), so the IAM evaluator judges

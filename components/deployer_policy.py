@@ -511,7 +511,7 @@ def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
     """The most either role of the stack may ever do, whatever the deployer writes into them: the
     statements of the very documents the program gives the roles (components/host.py,
-    components/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
+    model/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
     whole stack (any of its parameters, any zone for its challenge records, any host's keys in its
     configuration bucket) and the actions of the one managed policy
     attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""

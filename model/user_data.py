@@ -1,6 +1,6 @@
 """The host's files, and the VM's user data: a small `#cloud-config` that installs the loader
 (cloud-init/loader.py), which fetches the rest (`host_files`, published as one document by
-components/host_config.py) and hands it to the converge program it carries, at first boot and every
+model/host_config.py) and hands it to the converge program it carries, at first boot and every
 minute after.
 
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs

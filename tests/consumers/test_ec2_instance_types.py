@@ -1,4 +1,4 @@
-"""The instance family table (components/instance_types.py) against EC2's own answers: every
+"""The instance family table (model/instance_types.py) against EC2's own answers: every
 instance type of a family the table knows, as DescribeInstanceTypes describes it (moto serves AWS's
 recorded answers).
 

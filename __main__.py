@@ -11,20 +11,20 @@ from components.alarms import HostAlarms, HostAlarmsArgs
 from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
-from components.config import NAMESPACE, ConfigError, load_settings
 from components.config_store import ConfigStore, ConfigStoreArgs
 from components.deployer_policy import permissions_boundary_arn
 from components.dns import DnsRecord, DnsRecordArgs
-from components.gate_credentials import gate_aws_environment
 from components.host import QdrantHost, QdrantHostArgs
 from components.network import QdrantSecurityGroup, QdrantSecurityGroupArgs
 from components.placement import resolve_placement
 from components.restore import resolve_restore
-from components.settings import PORTS, HostSettings
 from components.ssh import AdminSshKey
 from components.stack_config import raw_config
-from components.tokens import mint_tokens, token_claims
 from components.verify_gate import VerifyGate, VerifyGateArgs
+from model.config import NAMESPACE, ConfigError, load_settings
+from model.gate_credentials import gate_aws_environment
+from model.settings import PORTS, HostSettings
+from model.tokens import mint_tokens, token_claims
 
 try:
     settings = load_settings(raw_config(NAMESPACE), stack=pulumi.get_stack())

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import jwt
 
-from components.user_data import QDRANT_UNIT
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
 from lab.edge import UNTHROTTLED, lab_target
 from lab.processes import LabUnavailable
 from lab.rotation import RestartableQdrant, rotate, systemd_stand_in
+from model.user_data import QDRANT_UNIT
 from verify.arguments import OneLineParser
 from verify.client import keep_alive_connection
 from verify.target import Target

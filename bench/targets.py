@@ -16,12 +16,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.nginx_config import certificate_paths
-from components.settings import Ports
 from lab.edge import EdgeLab, lab_host_settings, running_edge_lab, unthrottled
 from lab.guide_nginx import certbot_tls_files, render_guide_site
 from lab.nginx import Nginx
 from lab.processes import LOOPBACK, free_port
+from model.nginx_config import certificate_paths
+from model.settings import Ports
 
 # No client of a run may reach the limit: 1M requests/s with a burst as big, for REST and gRPC.
 LIFTED_LIMITS = unthrottled(1_000_000)

@@ -714,7 +714,7 @@ main() {
   local lock
   exec {lock}<"$1"
   flock --nonblock "$lock" || die "another bootstrap run holds ${1}; not starting a second"
-  # shellcheck source=/dev/null # rendered by components/user_data.py
+  # shellcheck source=/dev/null # rendered by model/user_data.py
   . "$1"
   local steps step
   steps=$(selected_steps)

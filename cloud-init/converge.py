@@ -3,7 +3,7 @@
 The loader (cloud-init/loader.py, from the user data) fetches the document every minute
 (secure-qdrant-converge.timer) and at first boot, and runs this program, which the document itself
 carries: the version already installed judges the next one. The document
-(components/host_config.py) is every file the host runs from, bar the loader's. A run checks it,
+(model/host_config.py) is every file the host runs from, bar the loader's. A run checks it,
 compares it with the files on disk and with the last document it applied, validates what would change with the tools that will read it (nginx -t, fail2ban-client
 --test) before writing anything, writes the changed files atomically and runs only the bootstrap
 steps those changes need. A document that fails any check changes nothing: the host keeps serving
@@ -131,7 +131,7 @@ class Source:
 
 
 def read_env(text: str) -> dict[str, str]:
-    """A `KEY=shell-quoted value` file, as components/user_data.py renders it."""
+    """A `KEY=shell-quoted value` file, as model/user_data.py renders it."""
     return dict(shlex.split(line)[0].split("=", 1) for line in text.splitlines() if "=" in line)
 
 
@@ -152,7 +152,7 @@ class Document:
 
 
 def digest(files: Iterable[File]) -> str:
-    """The version of a set of files: components/host_config.py's `config_version`."""
+    """The version of a set of files: model/host_config.py's `config_version`."""
     canonical = json.dumps(
         [[f.path, f.permissions, f.content] for f in sorted(files, key=lambda f: f.path)],
         separators=(",", ":"),

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.request
 
-# $time_local, $status and the gRPC status of LOG_FORMAT (components/nginx_config.py).
+# $time_local, $status and the gRPC status of LOG_FORMAT (model/nginx_config.py).
 LINE = re.compile(r'\[([^]]+)\] "[^"]*" (\d{3}) .* grpc_status=(\S+)')
 
 

@@ -2,7 +2,7 @@
 backups, all reporting to one SNS topic (and an e-mail address, when configured).
 
 The alarms are data first (`alarm_specs`, pure), then resources; the metric names they watch are
-the ones the host's publisher sends (components/settings.py `HOST_METRICS`).
+the ones the host's publisher sends (model/settings.py `HOST_METRICS`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.instance_types import supports_recovery, system_check_action
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
+from model.instance_types import supports_recovery, system_check_action
+from model.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
 
 MINUTE = 60
 HOUR = 3600

@@ -165,7 +165,7 @@ class DataVolumeBackups(pulumi.ComponentResource):
         super().__init__("secure-qdrant:backups:DataVolumeBackups", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The component's own name: with the longest stack name IAM's 64 characters leave no room
-        # for a suffix (components/config.py, MAX_STACK_NAME_LENGTH).
+        # for a suffix (model/config.py, MAX_STACK_NAME_LENGTH).
         role = aws.iam.Role(
             name,
             assume_role_policy=dlm_trust_policy(),

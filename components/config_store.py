@@ -1,4 +1,4 @@
-"""Where `pulumi up` publishes each host's configuration document (components/host_config.py): one
+"""Where `pulumi up` publishes each host's configuration document (model/host_config.py): one
 S3 bucket per stack, readable only by the hosts' roles and the deployer, over TLS only.
 
 The policies are pure (`config_bucket_policy`, `config_access_policy`), so the IAM evaluator judges
@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.host_config import ConfigSource, config_source
+from model.host_config import ConfigSource, config_source
 
 # The provider's `bucket_prefix` allows 37 characters: it appends a 26-character unique id
 # (PrefixedUniqueId) within S3's 63.

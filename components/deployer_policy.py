@@ -29,19 +29,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.acme_dns import acme_dns_policy
+from model.acme_dns import acme_dns_policy
 from components.alarms import topic_name_prefix
 from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
 from components.config_store import config_access_policy, config_bucket_prefix
-from components.host_config import config_source
+from model.host_config import config_source
 from components.host import (
     SSM_CORE_ACTIONS,
     SSM_CORE_POLICY,
     put_metrics_policy,
     read_parameters_policy,
 )
-from components.images import HOST_IMAGES
-from components.settings import METRICS_NAMESPACE
+from model.images import HOST_IMAGES
+from model.settings import METRICS_NAMESPACE
 
 PROJECT = "secure-qdrant"
 # AWS's service-linked role for alarm EC2 actions (CloudWatch User Guide, "Using service-linked roles
@@ -511,7 +511,7 @@ def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
     """The most either role of the stack may ever do, whatever the deployer writes into them: the
     statements of the very documents the program gives the roles (components/host.py,
-    components/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
+    model/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
     whole stack (any of its parameters, any zone for its challenge records, any host's keys in its
     configuration bucket) and the actions of the one managed policy
     attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.acme_dns import acme_dns_policy
 from components.config_store import config_access_policy
-from components.host_config import ConfigSource, host_config_document, render_host_config
-from components.images import HOST_IMAGES
 from components.restore import RestoreSnapshot
-from components.settings import (
+from model.acme_dns import acme_dns_policy
+from model.host_config import ConfigSource, host_config_document, render_host_config
+from model.images import HOST_IMAGES
+from model.settings import (
     DATA_VOLUME_DEVICE,
     METRICS_NAMESPACE,
     Architecture,
     HostOs,
     HostSettings,
 )
-from components.user_data import ec2_user_data
+from model.user_data import ec2_user_data
 
 ROOT_VOLUME_SIZE_GB = 16
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"

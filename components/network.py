@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import PORTS, Ports
+from model.settings import PORTS, Ports
 
 WORLD = ("0.0.0.0/0", "::/0")
 

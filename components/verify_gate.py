@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from verify.target import OUTPUTS_VARIABLE
+from model.gate_environment import OUTPUTS_VARIABLE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # cloud-init installs packages, pulls the image and waits for DNS before asking for a certificate.

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 
-from components.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
-from components.user_data import ec2_user_data, qdrant_env_path
+from model.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
+from model.user_data import ec2_user_data, qdrant_env_path
 from lab.bootstrap_run import run_bootstrap, run_loader
 from lab.cloud_init import write_files
 from lab.config_store import ConfigStore, lab_source

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from components.settings import HostSettings
-from components.user_data import bootstrap_command, loader_command
 from lab.processes import clean_env
+from model.settings import HostSettings
+from model.user_data import bootstrap_command, loader_command
 
 
 def run_bootstrap(

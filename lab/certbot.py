@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.settings import HostSettings
 from lab.processes import clean_env, require_tools, run
+from model.settings import HostSettings
 
 
 @dataclass(frozen=True)

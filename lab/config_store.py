@@ -7,14 +7,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from components.host_config import (
+from lab.moto import LAB_REGION
+from model.host_config import (
     ConfigSource,
     config_source,
     host_config_document,
     render_host_config,
 )
-from components.settings import HostSettings
-from lab.moto import LAB_REGION
+from model.settings import HostSettings
 
 LAB_BUCKET = "secure-qdrant-lab-config"
 

@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from components.settings import PORTS, HostSettings
+from model.settings import PORTS, HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, edge_bootstrap_lab, moto_ssm
 from lab.certbot import Certbot
 from lab.processes import LOOPBACK, LabUnavailable, accepts_connections, require_tools, run

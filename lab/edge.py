@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components.settings import (
+from model.settings import (
     DEFAULT_QDRANT_VERSION,
     ClientLimits,
     LOOPBACK,
@@ -34,9 +34,9 @@ from components.settings import (
     Ports,
     TokenSpec,
 )
-from components.nginx_config import IN_PROGRESS_MAX
-from components.tokens import mint_tokens, token_claims
-from components.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
+from model.nginx_config import IN_PROGRESS_MAX
+from model.tokens import mint_tokens, token_claims
+from model.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from lab.certbot import Certbot
 from lab.bootstrap_run import run_bootstrap, run_loader
 from lab.cloud_init import write_files

@@ -11,8 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from components.settings import HostSettings
 from lab.processes import CommandFailed, LabUnavailable, require_tools, run
+from model.settings import HostSettings
 
 GUIDE_TLS_OPTIONS = "/etc/letsencrypt/options-ssl-nginx.conf"
 GUIDE_DHPARAM = "/etc/letsencrypt/ssl-dhparams.pem"

@@ -11,9 +11,9 @@ import shlex
 import signal
 from pathlib import Path
 
-from components.nginx_config import site_file
-from components.settings import HostSettings
 from lab.processes import Service, require_tools, run, wait_until
+from model.nginx_config import site_file
+from model.settings import HostSettings
 
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from components.api_keys import previous_key_document
-from lab.__main__ import start_qdrant
-from components.settings import HostSettings
+from lab.demo import start_qdrant
+from model.settings import HostSettings
 from lab.bootstrap import BootstrapLab, EdgeBootstrap
 from lab.qdrant_double import QdrantDouble
 

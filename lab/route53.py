@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.acme_dns import CHANGE_KEYS
-from components.acme_dns import CHALLENGE_LABEL
+from model.acme_dns import CHANGE_KEYS
+from model.acme_dns import CHALLENGE_LABEL
 from lab import pki
 
 ROUTE53_HOST = "route53.amazonaws.com"

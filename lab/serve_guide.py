@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import HostSettings
 from lab.credentials import Credential
+from model.settings import HostSettings
 
 READY_LINE = "serving; Ctrl-C (or SIGTERM) stops everything and removes these files"
 PYTHON_HEADING = "Python (qdrant-client), paste into python3:"

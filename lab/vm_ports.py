@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import PORTS
 from lab.credentials import (
     MASTER_KEY_FILE,
     READ_ONLY_KEY_FILE,
@@ -33,6 +32,7 @@ from lab.credentials import (
 )
 from lab.edge import LAB_DOMAIN, UNTHROTTLED, running_edge_lab
 from lab.processes import LabUnavailable, Service, clean_env, require_tools, run, wait_until
+from model.settings import PORTS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CA_FILE = "client-ca.pem"

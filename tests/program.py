@@ -259,7 +259,7 @@ class Deployment:
 
     @property
     def host_document(self) -> str:
-        """The configuration document published for the host (components/host_config.py)."""
+        """The configuration document published for the host (model/host_config.py)."""
         content: str = self.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["content"]
         return content
 

@@ -5,9 +5,9 @@ import json
 import pytest
 from pulumi.runtime import config as runtime_config
 
-from components.config import ConfigError, load_settings
-from components.settings import DEFAULT_IMAGE_RELEASES
 from components.stack_config import raw_config
+from model.config import ConfigError, load_settings
+from model.settings import DEFAULT_IMAGE_RELEASES
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 
 

@@ -1,4 +1,4 @@
-"""Which config changes replace the host: the table's declaration (components/config_keys.py),
+"""Which config changes replace the host: the table's declaration (model/config_keys.py),
 held to preview-equivalent mock runs (tests/preview.py applies the AWS provider's ForceNew rules and
 the engine's) and to the README and docs/configuration.md generated from it.
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.config_keys import (
+from model.config_keys import (
     BY_NAME,
     IN_PLACE,
     KNOWN_KEYS,

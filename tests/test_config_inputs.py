@@ -15,8 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from components.config import NAMESPACE, ConfigError, load_settings
-from components.config_keys import (
+from model.config import NAMESPACE, ConfigError, load_settings
+from model.config_keys import (
     CERTIFICATE_LIFETIME_DAYS,
     GP3_MAX_SIZE_GB,
     KEYS,
@@ -29,8 +29,8 @@ from components.config_keys import (
     NGINX_MAX_BURST,
     NGINX_MAX_RATE_PER_SECOND,
 )
-from components.settings import UNTRUSTED_ACME_HOSTS, StackSettings
-from components.user_data import render_settings_env
+from model.settings import UNTRUSTED_ACME_HOSTS, StackSettings
+from model.user_data import render_settings_env
 from tests.host.test_metrics_publisher import metrics
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 from tests.readme import config_row

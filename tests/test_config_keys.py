@@ -1,4 +1,4 @@
-"""The table of config keys (components/config_keys.py) is the one declaration of every setting:
+"""The table of config keys (model/config_keys.py) is the one declaration of every setting:
 the files rendered from it must be current, and what it declares must hold together, since the
 reader, `Pulumi.yaml` and the docs all take it on trust."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from components import config_keys
-from components.config import ConfigError, load_settings
-from components.config_keys import (
+from model.config import ConfigError, load_settings
+from model.config_keys import (
     KEYS,
     REPO,
     TABLE_BEGIN,
@@ -19,7 +19,7 @@ from components.config_keys import (
     generated_files,
     with_table,
 )
-from components.images import HOST_IMAGES
+from model.images import HOST_IMAGES
 
 REQUIRED = {"domain": "qdrant.example.com", "acmeEmail": "ops@example.com"}
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from components.config import MAX_STACK_NAME_LENGTH
 from components.config_store import (
     BUCKET_PREFIX_LENGTH,
     config_access_policy,
     config_bucket_prefix,
     principal_patterns,
 )
-from components.host_config import CONFIG_SCHEMA, config_source, config_version
-from components.user_data import HostFile
+from model.config import MAX_STACK_NAME_LENGTH
+from model.host_config import CONFIG_SCHEMA, config_source, config_version
+from model.user_data import HostFile
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
 from tests.readme import section_table

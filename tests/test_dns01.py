@@ -9,9 +9,9 @@ import dataclasses
 import json
 import re
 
-from components.acme_dns import challenge_record_names
-from components.nginx_config import render_http_site, render_tls_site
-from components.settings import PORTS
+from model.acme_dns import challenge_record_names
+from model.nginx_config import render_http_site, render_tls_site
+from model.settings import PORTS
 from tests.consumers.test_cloud_init import HOST
 from tests.program import MINIMAL_CONFIG, deploy
 

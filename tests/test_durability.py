@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from components.alarms import AlarmTargets, alarm_specs
 from components.backups import STACK_TAG, dlm_execution_policy
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
+from model.settings import HOST_METRICS, METRICS_NAMESPACE, AlarmThresholds
 from tests.program import (
     ACCOUNT,
     MINIMAL_CONFIG,

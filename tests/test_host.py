@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.settings import DATA_VOLUME_DEVICE
+from model.settings import DATA_VOLUME_DEVICE
 from tests.program import DEFAULT_SUBNET_ZONES, MINIMAL_CONFIG, REGION, Failed, deploy
 
 INSTANCE = "aws:ec2/instance:Instance"

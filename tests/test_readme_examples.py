@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import qdrant_client
 
-from components.settings import PORTS
+from model.settings import PORTS
 from tests.consumers.stack_files import EXAMPLE_STACK_FILE, deploy_stack_file
 from tests.program import Exported, run_consumer
 from tests.readme import python_block

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.settings import PORTS
+from model.settings import PORTS
 from tests.program import MINIMAL_CONFIG, deploy
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from components.settings import AccessRule, TokenSpec
-from components.tokens import mint_token, token_claims
+from model.settings import AccessRule, TokenSpec
+from model.tokens import mint_token, token_claims
 from tests.program import MINIMAL_CONFIG, deploy
 
 TOKENS = [

@@ -8,14 +8,14 @@ import pytest
 from botocore.validate import validate_parameters
 from pulumi.runtime import rpc
 
-from components.gate_credentials import (
+from model.gate_credentials import (
     DEFAULT_SESSION_NAME,
     gate_aws_environment,
     go_duration_seconds,
 )
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 from tests.readme import stated
-from verify.aws_session import ASSUME_ROLES_VARIABLE
 
 COMMAND = "command:local:Command"
 CONFIG = dict(

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from components.settings import TOKEN_ALLOWLIST_COLLECTION, TOKEN_ID_KEY
-from verify.__main__ import stack_outputs, wait_until_serving
+from model.settings import TOKEN_ALLOWLIST_COLLECTION, TOKEN_ID_KEY
 from verify.arguments import OneLineParser, add_stack_arguments, one_line
 from verify.client import https_request
+from verify.stack import stack_outputs, wait_until_serving
 from verify.target import Target, TargetError, target_from_outputs
 
 # Point ids are UUIDs Qdrant accepts, the same for a name on every run and every host.

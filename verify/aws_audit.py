@@ -18,8 +18,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from components.instance_types import system_check_action
-from components.settings import HOST_METRICS, METRICS_NAMESPACE, PORTS
+from model.instance_types import system_check_action
+from model.settings import HOST_METRICS, METRICS_NAMESPACE, PORTS
 from verify.result import CheckResult, Status
 from verify.target import Durability
 

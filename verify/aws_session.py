@@ -1,7 +1,7 @@
 """The boto3 session `verify` audits with: the environment's credentials, then the roles to assume.
 
 The deploy gate describes how the stack authenticated in environment variables (see
-`components/gate_credentials.py`): boto3's own variables for profiles, files and keys, and the list
+`model/gate_credentials.py`): boto3's own variables for profiles, files and keys, and the list
 of STS AssumeRole requests in ASSUME_ROLES_VARIABLE, which nothing in boto3 reads.
 """
 
@@ -12,8 +12,7 @@ from collections.abc import Mapping
 
 import boto3
 
-# JSON list of AssumeRole request parameters, applied in order, each with the previous role's keys.
-ASSUME_ROLES_VARIABLE = "SECURE_QDRANT_AWS_ASSUME_ROLES"
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 
 
 def aws_session(region: str | None, environ: Mapping[str, str]) -> boto3.Session:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import grpc
 import jwt
 
-from components.settings import PORTS
+from model.settings import PORTS
 from verify.client import (
     certificate_dns_names,
     Response,

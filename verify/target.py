@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from components.settings import PORTS, AcmeChallenge
+from model.settings import PORTS, AcmeChallenge
 from verify.arguments import HIGHEST_PORT
-
-# The gate hands `verify` the stack outputs in this environment variable, never on a command line.
-OUTPUTS_VARIABLE = "SECURE_QDRANT_OUTPUTS"
 
 T = TypeVar("T")
 # What both an HTTP header and gRPC metadata carry: printable ASCII. http.client refuses CR, LF and

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from components.settings import TokenSpec
 from lab.booted.host import BootedHost, booted_host
+from model.settings import TokenSpec
 from verify.checks import endpoint_checks
 from verify.client import https_request
 from verify.report import failed, table

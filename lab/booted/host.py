@@ -25,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components.settings import (
+from model.settings import (
     DEFAULT_QDRANT_VERSION,
     PORTS,
     BootstrapWaits,
@@ -33,7 +33,7 @@ from components.settings import (
     Limits,
     TokenSpec,
 )
-from components.user_data import BOOTSTRAP_UNIT, ec2_user_data
+from model.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from lab.booted.ebs import Volume, VolumeStore, nitro_device_link, volume_store
 from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
 from lab.booted.outside import ADMIN_CIDR

@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from components.settings import HostSettings
 from lab.booted.ebs import Snapshot
 from lab.booted.host import (
     BootedHost,
@@ -36,6 +35,7 @@ from lab.booted.host import (
 from lab.booted.nspawn import Guest
 from lab.booted.qdrant_image import LOADING_FILE_NAME
 from lab.processes import run
+from model.settings import HostSettings
 from verify.client import https_request, peer_certificate
 from verify.target import Target
 

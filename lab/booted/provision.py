@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.booted.qdrant_image import import_changes
-from components.settings import HostSettings
+from model.settings import HostSettings
 from lab.booted.slirp import GATEWAY
 from lab.booted.ssm import aws_hostnames
 from lab.processes import run

@@ -16,14 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.settings import QDRANT_IMAGE_PORTS, HostSettings
 from lab.booted.cache import cached
 from lab.booted.debian import apt_sources, mmdebstrap, sources_recipe
 from lab.processes import run
+from model.settings import QDRANT_IMAGE_PORTS, HostSettings
 
 PROJECT = Path(__file__).resolve().parents[2]
 # The double's code and the one project module it imports.
-SOURCES = ("components/__init__.py", "components/settings.py", "lab/__init__.py", "lab/qdrant_double")
+SOURCES = ("model/__init__.py", "model/settings.py", "lab/__init__.py", "lab/qdrant_double")
 # What the double imports; pip adds their dependencies at the versions this venv has.
 REQUIREMENTS = ("qdrant-client", "qdrant-edge-py", "grpcio", "protobuf", "pyjwt")
 INSTALL_DIR = "/opt/qdrant-double"

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from components.settings import DEFAULT_QDRANT_VERSION, PORTS
+from model.settings import DEFAULT_QDRANT_VERSION, PORTS
 from lab.qdrant_double.audit import AuditConfig
 
 TITLE = "qdrant - vector search engine"

@@ -28,10 +28,10 @@ import jwt
 import pytest
 
 from bench.rotation import Hammering
-from components.host_config import HostConfig, host_config_document, render_host_config
-from components.nginx_config import certificate_paths
-from components.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS, HostSettings
-from components.user_data import (
+from model.host_config import HostConfig, host_config_document, render_host_config
+from model.nginx_config import certificate_paths
+from model.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS, HostSettings
+from model.user_data import (
     CONVERGE_STATE,
     CONVERGE_TIMER,
     CONVERGE_UNIT,
@@ -40,7 +40,7 @@ from components.user_data import (
     staged_site_path,
     state_path,
 )
-from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import verify_booted
 from lab.booted.flood import (
     DROPPED,

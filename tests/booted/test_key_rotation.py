@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jwt
 
 from bench.rotation import Hammering
-from components.user_data import CONVERGE_UNIT, CONVERGE_TIMER, qdrant_env_path
+from model.user_data import CONVERGE_UNIT, CONVERGE_TIMER, qdrant_env_path
 from lab.booted.host import BootedHost
 from lab.processes import CommandFailed
 from lab.rotation import rotate

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from components.user_data import mount_unit
-from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import create_collection
 from lab.booted.host import VOLUME_SIZE_BYTES, BootedHost, this_boot_log
 from lab.booted.lifecycle import (
@@ -46,7 +44,9 @@ from lab.booted.lifecycle import (
     unit_events,
     write_points,
 )
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.qdrant_double.store import FLUSH_INTERVAL_SECONDS
+from model.user_data import mount_unit
 from tests.booted import require_booted_lab
 from tests.host.test_bootstrap import may_resize_online
 from verify.checks import endpoint_checks

@@ -23,7 +23,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from components.config import MAX_CERTIFICATE_NAMES_CHARACTERS, MAX_STACK_NAME_LENGTH
+from model.config import MAX_CERTIFICATE_NAMES_CHARACTERS, MAX_STACK_NAME_LENGTH
 from tests.program import MINIMAL_CONFIG, Deployment, Registered, deploy
 
 AUTONAME_SUFFIX = 8

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from components.host_config import config_source
-from components.settings import HostSettings, Limits
-from components.user_data import (
+from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
+from model.host_config import config_source
+from model.settings import HostSettings, Limits
+from model.user_data import (
     CONVERGE_TIMER,
     CONVERGE_UNIT,
     HostFile,
     ec2_user_data,
     loader_files,
 )
-from lab.cloud_init import CloudConfig, cloud_init_available, read_user_data, write_files
 
 VOLUME_ID = "vol-0123456789abcdef0"
 HOST = HostSettings(

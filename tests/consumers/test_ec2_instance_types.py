@@ -1,4 +1,4 @@
-"""The instance family table (components/instance_types.py) against EC2's own answers: every
+"""The instance family table (model/instance_types.py) against EC2's own answers: every
 instance type of a family the table knows, as DescribeInstanceTypes describes it (moto serves AWS's
 recorded answers).
 
@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.instance_types import (
+from model.instance_types import (
     _ARM64_FAMILIES,
     _X86_64_FAMILIES,
     architecture_of,

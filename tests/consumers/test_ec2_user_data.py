@@ -19,7 +19,7 @@ import random
 
 import pytest
 
-from components.config import (
+from model.config import (
     MAX_CERTIFICATE_NAMES_CHARACTERS,
     MAX_EMAIL_LOCAL_PART,
     MAX_PULUMI_INTEGER,
@@ -28,9 +28,9 @@ from components.config import (
     NGINX_MAX_RATE_PER_SECOND,
     load_settings,
 )
-from components.host_config import config_source
-from components.settings import HostSettings
-from components.user_data import ec2_user_data, render_user_data
+from model.host_config import config_source
+from model.settings import HostSettings
+from model.user_data import ec2_user_data, render_user_data
 
 EC2_USER_DATA_LIMIT = 16 * 1024
 # The project's own bound: what the loader may take of EC2's limit.

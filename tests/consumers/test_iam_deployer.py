@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from components.backups import STACK_TAG
-from components.config import MAX_STACK_NAME_LENGTH
+from model.config import MAX_STACK_NAME_LENGTH
 from components.deployer_policy import (
     ALARM_ACTIONS_ROLE,
     BUCKET_READS,
@@ -45,7 +45,7 @@ from components.deployer_policy import (
     rendered,
 )
 from components.host import SSM_CORE_POLICY
-from components.images import HOST_IMAGES
+from model.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import BOUNDARY_ON, SIMULATOR, decide, decide_all
 from tests.preview import IN_PLACE, Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, deploy

@@ -27,7 +27,7 @@ from components.backups import SNAPSHOT_TAG, STACK_TAG
 from components.deployer_policy import DeployerScope, permissions_boundary
 from components.host import SSM_CORE_ACTIONS
 from components.host import SSM_CORE_POLICY as SSM_CORE
-from components.settings import METRICS_NAMESPACE
+from model.settings import METRICS_NAMESPACE
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
 
 SIMULATOR = Path(__file__).resolve().parent / "iam_simulate"

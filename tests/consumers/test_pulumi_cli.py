@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from components.config import KNOWN_KEYS, NAMESPACE, load_settings
+from model.config import KNOWN_KEYS, NAMESPACE, load_settings
 from tests.consumers import go_yaml
 from tests.consumers.pulumi_cli import (
     declared_config,

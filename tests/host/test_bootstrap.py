@@ -27,10 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from components.nginx_config import certificate_paths
-from components.settings import LEGACY_QDRANT_UID, BootstrapWaits
-from components.user_data import BOOTSTRAP_UNIT, DATA_VOLUME_UNITS, QDRANT_UID, bootstrap_command
-from lab.__main__ import start_qdrant
 from lab.bootstrap import (
     DISTRO_CERTBOT_INI,
     EDGE_STEPS,
@@ -45,7 +41,11 @@ from lab.bootstrap import (
     moto_ssm,
     require_root_lab,
 )
+from lab.demo import start_qdrant
 from lab.processes import CommandFailed, LabUnavailable, clean_env, run, wait_until
+from model.nginx_config import certificate_paths
+from model.settings import LEGACY_QDRANT_UID, BootstrapWaits
+from model.user_data import BOOTSTRAP_UNIT, DATA_VOLUME_UNITS, QDRANT_UID, bootstrap_command
 
 Snapshot = dict[str, tuple[object, ...]]
 

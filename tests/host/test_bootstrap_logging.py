@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from components.user_data import CLOUD_INIT_DIR
+from model.user_data import CLOUD_INIT_DIR
 
 LOGGER = """#!/bin/sh
 printf '%s\\n' "$*" >>"{log}"

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from components.host_config import HostConfig, host_config_document, render_host_config
-from components.settings import HostSettings, Ports
-from components.user_data import HostFile, state_path, CONVERGE_STATE, staged_site_path
+from model.host_config import HostConfig, host_config_document, render_host_config
+from model.settings import HostSettings, Ports
+from model.user_data import HostFile, state_path, CONVERGE_STATE, staged_site_path
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, require_root_lab
 from lab.edge import LAB_VOLUME_ID, UNTHROTTLED, unthrottled
 from lab.moto import Ssm, moto_ssm

@@ -19,9 +19,9 @@ from types import ModuleType
 
 import pytest
 
-from components.host_config import config_source, host_config_document, render_host_config
-from components.settings import HostSettings, Limits
-from components.user_data import (
+from model.host_config import config_source, host_config_document, render_host_config
+from model.settings import HostSettings, Limits
+from model.user_data import (
     CLOUD_INIT_DIR,
     render_settings_env,
     settings_env,

@@ -34,7 +34,6 @@ from qdrant_client.grpc import (  # noqa: F401  (registers Qdrant's services in 
     snapshots_service_pb2,
 )
 
-from components.tokens import mint_token
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import client_tls_context, grpc_channel
 from lab.processes import LOOPBACK, LabUnavailable

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from components.nginx_config import ADDRESS_ZONE
-from components.user_data import JAIL
 from lab.processes import Service, clean_env, wait_until
+from model.nginx_config import ADDRESS_ZONE
+from model.user_data import JAIL
 from tests.host.test_user_data import (  # noqa: F401 (the fixture)
     access_log_line,
     fail2ban_config,

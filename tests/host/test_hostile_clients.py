@@ -39,14 +39,6 @@ import h2.events
 import pytest
 from qdrant_client import grpc as qdrant_grpc
 
-from components.nginx_config import (
-    ACCESS_LOG_FLUSH_SECONDS,
-    ACCESS_LOG_NAME,
-    CREDENTIAL,
-    ERROR_LOG_NAME,
-    NAME,
-)
-from components.settings import Limits
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import (
     EMPTY_GRPC_MESSAGE,
@@ -62,6 +54,14 @@ from lab.probes import (
 )
 from lab.processes import LOOPBACK, LabUnavailable, wait_until
 from lab.qdrant_double.access import Authenticator
+from model.nginx_config import (
+    ACCESS_LOG_FLUSH_SECONDS,
+    ACCESS_LOG_NAME,
+    CREDENTIAL,
+    ERROR_LOG_NAME,
+    NAME,
+)
+from model.settings import Limits
 
 COLLECTION = "vault"
 # Short enough to watch them cut in within a test; the deployed values are in ClientLimits.

@@ -27,9 +27,9 @@ import pytest
 from moto import mock_aws
 
 from components.alarms import AlarmTargets, alarm_specs
-from components.nginx_config import LOG_FORMAT, NAME
-from components.settings import METRICS_NAMESPACE, AlarmThresholds, HostSettings, Limits
-from components.user_data import (
+from model.nginx_config import LOG_FORMAT, NAME
+from model.settings import METRICS_NAMESPACE, AlarmThresholds, HostSettings, Limits
+from model.user_data import (
     CLOUD_INIT_DIR,
     METRICS_TIMER,
     METRICS_UNIT,

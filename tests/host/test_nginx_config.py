@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 import qdrant_client.grpc
 
-from components.nginx_config import (
+from model.nginx_config import (
     ACCESS_LOG_BUFFER,
     CREDENTIAL_PROBE_PATH,
     ACCESS_LOG_FLUSH_SECONDS,
@@ -31,7 +31,7 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import (
+from model.settings import (
     ALL_INTERFACES,
     LOOPBACK,
     ClientLimits,

@@ -19,9 +19,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from components.user_data import CONVERGE_TIMER, CONVERGE_UNIT, QDRANT_UNIT, loader_command
+from model.user_data import CONVERGE_TIMER, CONVERGE_UNIT, QDRANT_UNIT, loader_command
 from components.api_keys import previous_key_document
-from components.settings import HostSettings
+from model.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
 from lab.processes import wait_until
 from lab.rotation import (

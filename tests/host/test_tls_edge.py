@@ -31,13 +31,13 @@ from qdrant_client import QdrantClient
 from qdrant_client import grpc as qdrant_grpc
 from qdrant_client.common.version_check import get_server_version
 
-from components.config import (
+from model.config import (
     NGINX_MAX_BODY_SIZE_MB,
     NGINX_MAX_BURST,
     NGINX_MAX_RATE_PER_SECOND,
     load_settings,
 )
-from components.nginx_config import (
+from model.nginx_config import (
     ACCESS_LOG_FLUSH_SECONDS,
     ACCESS_LOG_NAME,
     ERROR_LOG_NAME,
@@ -48,8 +48,8 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import HostPaths, Limits, Ports
-from components.tokens import mint_token
+from model.settings import HostPaths, Limits, Ports
+from model.tokens import mint_token
 from lab import pki
 from lab.edge import UNTHROTTLED, EdgeLab, lab_host_settings, running_edge_lab
 from lab.guide_nginx import certbot_tls_files, render_guide_site

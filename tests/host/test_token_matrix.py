@@ -21,11 +21,11 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 from qdrant_client.http.models import Distance, PayloadSchemaType, PointStruct, VectorParams
 
-from components.tokens import mint_token
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import qdrant_client, qdrant_rest_client
 from lab.processes import LabUnavailable
 from lab.qdrant_double import JWT_LEEWAY_SECONDS
+from model.tokens import mint_token
 
 # Searched and counted, never written after the fixture fills it.
 CATALOGUE = "catalogue"

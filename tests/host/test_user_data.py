@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from components.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
-from components.settings import (
+from model.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
+from model.settings import (
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostPaths,
@@ -29,8 +29,8 @@ from components.settings import (
     Limits,
     Ports,
 )
-from components.host_config import config_source, host_config_document, render_host_config
-from components.user_data import (
+from model.host_config import config_source, host_config_document, render_host_config
+from model.user_data import (
     AUTH_FILTER,
     BOOTSTRAP_UNIT,
     CLOUD_INIT_DIR,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from components.acme_dns import acme_dns_policy, challenge_record_names
 from lab.dns01 import LAB_CERTIFICATE_NAMES, LAB_DNS01_DOMAIN
+from model.acme_dns import acme_dns_policy, challenge_record_names
 from tests.consumers.test_iam_evaluation import decide
 from tests.program import ACCOUNT
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from lab.__main__ import DEMO_TOKENS
+from lab.demo import DEMO_TOKENS
 from lab.processes import clean_env, wait_until
 from lab.serve_guide import PYTHON_HEADING, READY_LINE
 from tests.readme import python_block

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 
 from lab.booted.qdrant_image import REQUIREMENTS, source_files
 
-PROJECT_PACKAGES = {"lab", "components"}
+PROJECT_PACKAGES = {"lab", "model"}
 
 
 def _imported_top_levels() -> set[str]:

@@ -33,10 +33,10 @@ from typing import Any
 
 import pytest
 
-from components.tokens import mint_token, mint_tokens, token_claims
-from lab.__main__ import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.processes import LabUnavailable, clean_env, run
 from lab.vm_ports import VmPortsLab, vm_ports_lab
+from model.tokens import mint_token, mint_tokens, token_claims
 from tests.consumers.stack_files import EXAMPLE_STACK_FILE, deploy_stack_file
 from tests.readme import python_block
 

@@ -14,14 +14,15 @@ from contextlib import ExitStack
 
 import pytest
 
-from components.settings import AccessRule, TokenSpec
+from model.settings import AccessRule, TokenSpec
+from model.gate_environment import OUTPUTS_VARIABLE
 from lab.edge import UNTHROTTLED, EdgeLab
 from lab.processes import clean_env
 from verify.allowlist import sync
 from verify.checks import token_checks
 from verify.client import https_request
 from verify.result import Status
-from verify.target import OUTPUTS_VARIABLE, Target
+from verify.target import Target
 from tests.verify.test_verify_lab import USER_COLLECTION, start_lab
 
 SPECS = (

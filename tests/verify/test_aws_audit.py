@@ -18,14 +18,15 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sts.models import sts_backends
 
-import verify.__main__ as verify_cli
-from components.gate_credentials import gate_aws_environment
+import verify.cli as verify_cli
 from components.network import ingress_rules
-from components.settings import DATA_VOLUME_DEVICE, PORTS
-from verify.__main__ import aws_checks
+from model.gate_credentials import gate_aws_environment
+from model.gate_environment import OUTPUTS_VARIABLE
+from model.settings import DATA_VOLUME_DEVICE, PORTS
 from verify.aws_audit import IMDS, INGRESS, VOLUMES, audit_instance, unverifiable
+from verify.cli import aws_checks
 from verify.result import CheckResult, Status
-from verify.target import OUTPUTS_VARIABLE, Target
+from verify.target import Target
 
 REGION = "eu-west-1"
 ZONE = f"{REGION}a"

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from verify.__main__ import config_checks
+from verify.cli import config_checks
 from verify.config_status import CONFIG, wait_for_config
 from verify.result import Status
 from verify.target import ExpectedConfig, TargetError, target_from_outputs

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from components.alarms import AlarmTargets, alarm_specs
 from components.backups import stack_tags
-from components.settings import AlarmThresholds
+from model.settings import AlarmThresholds
 from verify.aws_audit import ALARMS, BACKUPS, _wanted_alarms, audit_durability
 from verify.result import CheckResult, Status
 from tests.program import MINIMAL_CONFIG, Deployment, deploy

@@ -27,15 +27,15 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from model.gate_environment import OUTPUTS_VARIABLE
 import bench.bootstrap
 import bench.edge
-import lab.__main__ as lab_cli
-import verify.__main__ as verify_cli
+import lab.cli as lab_cli
+import verify.cli as verify_cli
 from verify.checks import HSTS_MIN_AGE, check_security_headers
 from verify.client import Response
 from verify.result import Status
 from verify.report import REDACTED, redact
-from verify.target import OUTPUTS_VARIABLE
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),

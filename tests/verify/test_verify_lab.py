@@ -17,15 +17,15 @@ from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 import pytest
 
-from components.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
+from model.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
+from model.gate_environment import OUTPUTS_VARIABLE
 from lab.edge import EdgeLab, LabFaults, running_edge_lab
 from lab.processes import LabUnavailable, free_port
 from verify.checks import check_master_key, endpoint_checks, token_checks
 from verify.report import as_json, table
-from verify.__main__ import main as verify_main
-from verify.__main__ import wait_until_serving
+from verify.cli import main as verify_main
+from verify.stack import wait_until_serving
 from verify.result import CheckResult, Status
-from verify.target import OUTPUTS_VARIABLE
 
 USER_COLLECTION = "products"
 TOKENS = (

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import verify.__main__ as verify_cli
+import verify.cli as verify_cli
+from model.gate_environment import OUTPUTS_VARIABLE
 from verify.expiry import EXPIRY_WARNING, grace_window_warnings, token_expiry_warnings
 from verify.result import CheckResult, Status
-from verify.target import OUTPUTS_VARIABLE, TargetError, Token, target_from_outputs
+from verify.target import TargetError, Token, target_from_outputs
 
 NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
 MASTER = "m" * 48

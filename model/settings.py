@@ -32,7 +32,7 @@ UNTRUSTED_ACME_HOSTS = frozenset(
 )
 DEFAULT_HOST_OS: HostOs = "ubuntu-24.04"
 # The image release each host OS boots unless `imageRelease` says otherwise: the serial in the
-# distribution's AMI name (components/images.py). Pinned, so a newly published image never replaces
+# distribution's AMI name (model/images.py). Pinned, so a newly published image never replaces
 # the host on a routine `pulumi up`; bumping it is a planned replacement.
 DEFAULT_IMAGE_RELEASES: dict[HostOs, str] = {
     # Canonical's build date.

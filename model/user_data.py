@@ -1,6 +1,6 @@
 """The host's files, and the VM's user data: a small `#cloud-config` that installs the loader
 (cloud-init/loader.py), which fetches the rest (`host_files`, published as one document by
-components/host_config.py) and hands it to the converge program it carries, at first boot and every
+model/host_config.py) and hands it to the converge program it carries, at first boot and every
 minute after.
 
 Pure: `HostSettings` in, text out. The same `host_files` feed the loopback lab, so what the lab runs
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from components.nginx_config import (
+from model.nginx_config import (
     ACCESS_LOG_NAME,
     ADDRESS_ZONE,
     ERROR_LOG_NAME,
@@ -39,7 +39,7 @@ from components.nginx_config import (
     render_tls_site,
     site_file,
 )
-from components.settings import (
+from model.settings import (
     LEGACY_QDRANT_UID,
     METRICS_NAMESPACE,
     QDRANT_IMAGE_PORTS,
@@ -49,7 +49,7 @@ from components.settings import (
 
 if TYPE_CHECKING:
     # host_config builds on this module's `host_files`; only the type comes back.
-    from components.host_config import ConfigSource
+    from model.host_config import ConfigSource
 
 CLOUD_INIT_DIR = Path(__file__).resolve().parent.parent / "cloud-init"
 QDRANT_UNIT = "qdrant.service"

@@ -3,7 +3,7 @@ changing it does to the running host.
 
 The config reader takes its known keys, integer bounds and defaults from here; `Pulumi.yaml`'s
 `config:` block and the configuration tables of the README and docs/configuration.md are rendered
-from here (`python -m components.config_keys --write`), and tests fail when a file is stale. Pure:
+from here (`python -m model.config_keys --write`), and tests fail when a file is stale. Pure:
 data and text renderers, no Pulumi import.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from components.settings import (
+from model.settings import (
     DEFAULT_IMAGE_RELEASES,
     PORTS,
     QDRANT_VERSION_FLOOR,
@@ -84,7 +84,7 @@ MAX_KEY_GRACE_HOURS = 30 * 24
 REPO = Path(__file__).resolve().parent.parent
 TABLE_BEGIN = "<!-- config-table:begin -->"
 TABLE_END = "<!-- config-table:end -->"
-WRITE_COMMAND = "venv/bin/python -m components.config_keys --write"
+WRITE_COMMAND = "venv/bin/python -m model.config_keys --write"
 
 
 @dataclass(frozen=True)

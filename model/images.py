@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.settings import Architecture, HostOs
+from model.settings import Architecture, HostOs
 
 _DATE = r"20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"
 # Both distributions name architectures as Debian does.

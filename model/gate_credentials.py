@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import ConfigError
-from verify.aws_session import ASSUME_ROLES_VARIABLE
+from model.config import ConfigError
+from model.gate_environment import ASSUME_ROLES_VARIABLE
 
 NAMESPACE = "aws"
 STATIC_KEYS = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from components.settings import (
+from model.settings import (
     TOKEN_ALLOWLIST_COLLECTION,
     TOKEN_ID_KEY,
     TokenSpec,

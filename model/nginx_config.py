@@ -25,7 +25,7 @@ The same functions render the loopback lab's site: only `listen` addresses and `
 from __future__ import annotations
 
 
-from components.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
+from model.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"
 # The per-address rate-limit zone: the one whose refusals fail2ban's rate-limit jail counts.

@@ -15,8 +15,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from components.settings import HostSettings
-from components.user_data import HostFile, host_files
+from model.settings import HostSettings
+from model.user_data import HostFile, host_files
 
 # Bumped when the document's shape changes: a host refuses a schema it does not know rather than
 # guess, and keeps serving what it has.

@@ -3,7 +3,7 @@
 Pure: no Pulumi import, so every rule is tested directly, and `__main__` can refuse bad input before a
 single resource is registered. All problems are collected and reported together, each naming its key.
 The keys, with their integer bounds, fixed values and defaults, are declared once in
-`components.config_keys`; the parsing of each kind of value lives here.
+`model.config_keys`; the parsing of each kind of value lives here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from components.acme_dns import CHALLENGE_LABEL
-from components.config_keys import (
+from model.acme_dns import CHALLENGE_LABEL
+from model.config_keys import (
     BY_NAME,
     KNOWN_KEYS,
     MAX_ADMIN_CIDRS_PER_FAMILY,
@@ -28,13 +28,13 @@ from components.config_keys import (
 )
 
 # Still imported from here by the host and user-data tests: each names what its consumer holds.
-from components.config_keys import MAX_PULUMI_INTEGER as MAX_PULUMI_INTEGER
-from components.config_keys import NGINX_MAX_BODY_SIZE_MB as NGINX_MAX_BODY_SIZE_MB
-from components.config_keys import NGINX_MAX_BURST as NGINX_MAX_BURST
-from components.config_keys import NGINX_MAX_RATE_PER_SECOND as NGINX_MAX_RATE_PER_SECOND
-from components.images import HOST_IMAGES
-from components.instance_types import architecture_of
-from components.settings import (
+from model.config_keys import MAX_PULUMI_INTEGER as MAX_PULUMI_INTEGER
+from model.config_keys import NGINX_MAX_BODY_SIZE_MB as NGINX_MAX_BODY_SIZE_MB
+from model.config_keys import NGINX_MAX_BURST as NGINX_MAX_BURST
+from model.config_keys import NGINX_MAX_RATE_PER_SECOND as NGINX_MAX_RATE_PER_SECOND
+from model.images import HOST_IMAGES
+from model.instance_types import architecture_of
+from model.settings import (
     DEFAULT_IMAGE_RELEASES,
     QDRANT_VERSION_FLOOR,
     TOKEN_ALLOWLIST_COLLECTION,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from components.settings import Architecture
+from model.settings import Architecture
 
 _ARM64_FAMILIES = frozenset(
     "a1 t4g m6g m6gd m7g m7gd m8g m8gd c6g c6gd c6gn c7g c7gd c7gn c8g r6g r6gd r7g r7gd r8g "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import config_keys
+from model import config_keys
 from model.config import ConfigError, load_settings
 from model.config_keys import (
     KEYS,

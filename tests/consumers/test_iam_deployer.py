@@ -993,7 +993,7 @@ def test_the_documented_commands_create_the_boundary_and_attach_every_part(tmp_p
     """docs/deployer-policy.md's commands, run as written from a checkout: each part rendered for
     the stack, made a managed policy from that very file, the deployer's parts attached to the
     deployer and the boundary not."""
-    for path in ("venv", "components"):
+    for path in ("venv", "components", "model"):
         (tmp_path / path).symlink_to(REPOSITORY / path)
     commands = code_block("sh", "components.deployer_policy", DEPLOYER_POLICY)
 

@@ -16,12 +16,13 @@ import re
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from components.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
 from components.settings import (
+    QDRANT_AUDIT,
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostPaths,
@@ -203,6 +204,29 @@ def test_qdrant_runs_with_rbac_and_without_cors_telemetry_or_url_recovery() -> N
         "QDRANT__SERVICE__ENABLE_SNAPSHOT_URL_RECOVERY=false",
     ):
         assert setting in environment
+
+
+def test_qdrant_writes_its_audit_log_as_declared() -> None:
+    """Who did what from where: Qdrant logs every access-checked request with the token's subject
+    and the client's address, kept 30 days by default, trusting the X-Forwarded-For Nginx sets."""
+    environment = dict(setting.split("=", 1) for setting in option_values("-e", "--env"))
+    assert {name: environment.get(name) for name in QDRANT_AUDIT.environment()} == {
+        "QDRANT__AUDIT__ENABLED": "true",
+        "QDRANT__AUDIT__DIR": QDRANT_AUDIT.directory,
+        "QDRANT__AUDIT__ROTATION": "daily",
+        "QDRANT__AUDIT__MAX_LOG_FILES": "30",
+        "QDRANT__AUDIT__TRUST_FORWARDED_HEADERS": "true",
+    }
+
+
+def test_qdrant_audit_log_lives_on_the_data_volume() -> None:
+    """The audit log is evidence: on the encrypted data volume it survives the instance, and the
+    volume's snapshots and restores carry it. Anywhere else in the container it is lost with it."""
+    mounts = dict(reversed(value.split(":", 1)) for value in option_values("-v", "--volume"))
+    audit_dir = PurePosixPath(QDRANT_AUDIT.directory)
+    (storage,) = [inside for inside in mounts if audit_dir.is_relative_to(inside)]
+    assert mounts[storage] == HOST.paths.qdrant_storage
+    assert PurePosixPath(HOST.paths.qdrant_storage).is_relative_to(HOST.paths.data_mount)
 
 
 def test_qdrant_takes_its_keys_from_the_env_file_only() -> None:

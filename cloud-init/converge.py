@@ -52,7 +52,7 @@ _ACTIONS = {
     # DNS-01 needs certbot's Route 53 plugin, which the packages step installs.
     "packages certificate nginx_tls": "ACME_CHALLENGE",
     "qdrant qdrant_health " + RESTART: "QDRANT_IMAGE QDRANT_UNIT QDRANT_IMAGE_REST_PORT "
-    "QDRANT_IMAGE_GRPC_PORT",
+    "QDRANT_IMAGE_GRPC_PORT QDRANT_AUDIT_ENV",
     "data_volume": "QDRANT_LEGACY_UID DATA_VOLUME_SIZE_GB DATA_VOLUME_ID DATA_VOLUME_DEVICE FSTAB",
     "data_volume qdrant qdrant_health " + RESTART: "QDRANT_UID DATA_MOUNT QDRANT_STORAGE "
     "QDRANT_SNAPSHOTS",

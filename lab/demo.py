@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, moto_ssm
 from lab.credentials import lab_credentials, write_owner_only
-from lab.edge import lab_target
+from lab.edge import audit_environment, lab_target
 from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
 from lab.serve_guide import Examples, render_guide
 from model.settings import AccessRule, TokenSpec
@@ -44,7 +44,12 @@ def start_qdrant(edge: EdgeBootstrap, stack: ExitStack) -> QdrantDouble:
     ports = edge.lab.host.ports
     # The unit's own --env settings, and the keys from the env file the bootstrap wrote.
     unit = (CLOUD_INIT_DIR / QDRANT_UNIT).read_text()
-    environment = {**unit_environment(unit), **read_env_file(Path(edge.lab.secrets_file))}
+    environment = {
+        **unit_environment(unit),
+        **read_env_file(Path(edge.lab.secrets_file)),
+        # On the lab's data volume, as on the VM's.
+        **audit_environment(Path(edge.lab.host.paths.qdrant_storage) / "audit"),
+    }
     config = DoubleConfig.from_env(
         environment,
         rest_port=ports.qdrant_rest,

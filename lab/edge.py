@@ -32,6 +32,7 @@ from model.settings import (
     HostSettings,
     Limits,
     Ports,
+    QDRANT_AUDIT,
     TokenSpec,
 )
 from model.nginx_config import IN_PROGRESS_MAX
@@ -75,6 +76,12 @@ def unthrottled(allowance: int) -> Limits:
 
 # For clients that test what a credential may do, not the rate limit: none of their calls is a 429.
 UNTHROTTLED = unthrottled(10_000)
+
+
+def audit_environment(directory: Path) -> dict[str, str]:
+    """Qdrant's audit settings as the unit hands them over, writing into `directory`: never
+    `/qdrant` on the machine the lab runs on."""
+    return replace(QDRANT_AUDIT, directory=str(directory)).environment()
 
 
 def _unchanged(site: str) -> str:
@@ -221,6 +228,7 @@ def running_edge_lab(
                         **unit_environment((CLOUD_INIT_DIR / QDRANT_UNIT).read_text()),
                         "QDRANT__SERVICE__API_KEY": api_key,
                         "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only_api_key,
+                        **audit_environment(workdir / "qdrant-audit"),
                     },
                     rest_host=faults.qdrant_host,
                     rest_port=0,

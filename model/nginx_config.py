@@ -224,6 +224,12 @@ def _http_server(host: HostSettings, listen: ListenAddresses) -> str:
     )
 
 
+# Qdrant's audit log records the client's address from `Forwarded` (RFC 7239), else
+# `X-Forwarded-For`, taken raw (src/actix/forwarded.rs, src/tonic/forwarded.rs). The edge is the first
+# proxy: it replaces whatever a client sent in the one and removes the other (an empty value is not
+# sent), so every line names the address the connection really came from.
+_CLIENT_ADDRESS_HEADERS = ("X-Forwarded-For $remote_addr;", 'Forwarded "";')
+
 _REST_PROXY = (
     # HTTP/1.1 with an empty Connection header is what lets the upstream keep-alive work.
     "proxy_http_version 1.1;",
@@ -231,8 +237,7 @@ _REST_PROXY = (
     # Setting any proxy_set_header drops nginx's defaults, so Host is restated. api-key and
     # Authorization are not touched: nginx forwards request headers unchanged.
     "proxy_set_header Host $host;",
-    # The edge is the first proxy: a client-supplied X-Forwarded-For is not passed on.
-    "proxy_set_header X-Forwarded-For $remote_addr;",
+    *(f"proxy_set_header {header}" for header in _CLIENT_ADDRESS_HEADERS),
     "proxy_set_header X-Forwarded-Proto https;",
 )
 
@@ -294,7 +299,7 @@ def _grpc_server(host: HostSettings, listen: ListenAddresses, tls: tuple[str, ..
             ),
             # grpc_pass forwards all metadata (api-key, authorization) as received.
             f"grpc_pass grpc://{NAME}_grpc;",
-            "grpc_set_header X-Forwarded-For $remote_addr;",
+            *(f"grpc_set_header {header}" for header in _CLIENT_ADDRESS_HEADERS),
         ),
         _block("location /", f"return {GRPC_UNIMPLEMENTED};"),
     )

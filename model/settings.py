@@ -201,6 +201,39 @@ class Limits:
     clients: ClientLimits = field(default_factory=ClientLimits)
 
 
+AuditRotation = Literal["daily", "hourly"]
+
+
+@dataclass(frozen=True)
+class QdrantAudit:
+    """Qdrant's audit log as the host runs it (the `audit:` section of Qdrant's config,
+    lib/storage/src/audit.rs): one JSON line per access-checked request, naming the token's
+    `subject`, the client's address and the result, never a key or a token."""
+
+    directory: str = "/qdrant/storage/audit"
+    """Inside the container, under the storage directory the unit mounts from the data volume:
+    encrypted at rest, and carried by the volume's snapshots and restores."""
+    rotation: AuditRotation = "daily"
+    max_log_files: int = 30
+    """Files kept, the oldest deleted as a new one opens: 30 days at daily rotation (Qdrant's
+    default is 7)."""
+
+    def environment(self) -> dict[str, str]:
+        """The `QDRANT__AUDIT__*` variables Qdrant reads the section from."""
+        return {
+            "QDRANT__AUDIT__ENABLED": "true",
+            "QDRANT__AUDIT__DIR": self.directory,
+            "QDRANT__AUDIT__ROTATION": self.rotation,
+            "QDRANT__AUDIT__MAX_LOG_FILES": str(self.max_log_files),
+            # Qdrant's one client is the edge, which sets X-Forwarded-For to the connection's
+            # address and drops Forwarded: without this every line would say 127.0.0.1.
+            "QDRANT__AUDIT__TRUST_FORWARDED_HEADERS": "true",
+        }
+
+
+QDRANT_AUDIT = QdrantAudit()
+
+
 # The CloudWatch namespace of the host's own metrics: the only one its role may publish to.
 METRICS_NAMESPACE = "SecureQdrant"
 

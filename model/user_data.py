@@ -42,6 +42,7 @@ from model.nginx_config import (
 from model.settings import (
     LEGACY_QDRANT_UID,
     METRICS_NAMESPACE,
+    QDRANT_AUDIT,
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostSettings,
@@ -220,6 +221,14 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "QDRANT_GRPC_PORT": str(ports.qdrant_grpc),
         "QDRANT_IMAGE_REST_PORT": str(QDRANT_IMAGE_PORTS.rest),
         "QDRANT_IMAGE_GRPC_PORT": str(QDRANT_IMAGE_PORTS.grpc),
+        # `docker run` options, so the unit spells out no value of the audit log's own.
+        "QDRANT_AUDIT_ENV": _words(
+            tuple(
+                word
+                for setting in QDRANT_AUDIT.environment().items()
+                for word in ("--env", "=".join(setting))
+            )
+        ),
         "ADMIN_CIDRS": _words(host.admin_cidrs),
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
         "METRICS_HOST": host.name,

@@ -108,13 +108,14 @@ def reached(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every request that got as far as Qdrant's authentication (all but its open health paths),
     recorded by the in-process double as it is asked."""
     seen: list[str] = []
-    authenticate = Authenticator.authenticate
+    # Every caller, REST and gRPC, is identified before any access check (and its audit line).
+    identify = Authenticator.identify
 
     def recording(self: Authenticator, header: Any) -> Any:
         seen.append("call")
-        return authenticate(self, header)
+        return identify(self, header)
 
-    monkeypatch.setattr(Authenticator, "authenticate", recording)
+    monkeypatch.setattr(Authenticator, "identify", recording)
     return seen
 
 

@@ -509,6 +509,27 @@ def test_credentials_reach_qdrant_unchanged() -> None:
         assert not block.values("proxy_hide_header") and not block.values("ignore_invalid_headers")
 
 
+def test_qdrant_sees_only_the_connections_own_address() -> None:
+    """Qdrant's audit log takes the client's address from `Forwarded`, else `X-Forwarded-For`, as
+    sent: every route to Qdrant (REST, gRPC, the credential probe) must replace the one with the
+    connection's address and remove the other, or a client could log itself as anyone."""
+    routes = {
+        "proxy_pass": "proxy_set_header",
+        "grpc_pass": "grpc_set_header",
+    }
+    proxying = [
+        (block, setter)
+        for block in TLS_SITE.walk()
+        for passing, setter in routes.items()
+        if block.values(passing)
+    ]
+    assert len(proxying) == 4, "the banner, the probe, REST and gRPC"
+    for block, setter in proxying:
+        headers = {args[0].lower(): args[1:] for args in block.values(setter)}
+        assert headers["x-forwarded-for"] == ("$remote_addr",), block.head
+        assert headers["forwarded"] == ("",), block.head
+
+
 def test_grpc_storage_read_service_is_refused() -> None:
     """qdrant.StorageRead reads raw shard files for any collection reader: not a public API."""
     refusal = GRPC.location("/qdrant.StorageRead/", "^~")

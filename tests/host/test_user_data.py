@@ -16,12 +16,13 @@ import re
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from model.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
 from model.settings import (
+    QDRANT_AUDIT,
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostPaths,
@@ -192,6 +193,50 @@ def test_qdrant_is_published_on_loopback_only() -> None:
     ]
 
 
+# What the unit inserts before Qdrant starts: new connections into Docker's bridge from any other
+# interface are dropped.
+DOCKER_BRIDGE_DROP = "-I DOCKER-USER ! -i docker0 -o docker0 -m conntrack --ctstate NEW -j DROP"
+
+
+def firewall_rules(host: HostSettings, scratch: Path) -> list[str]:
+    """The ufw rules the bootstrap's firewall step adds for `host`: its own function, run by bash."""
+    require("bash")
+    settings = scratch / "settings.env"
+    settings.write_text(render_settings_env(settings_env(host, VOLUME_ID)))
+    bootstrap = (CLOUD_INIT_DIR / "bootstrap.sh").read_text()
+    function = re.search(r"^firewall_rules\(\) \{$.*?^\}$", bootstrap, re.S | re.M)
+    assert function, "the bootstrap has no firewall_rules function"
+    script = f'. "$1"\n{function.group(0)}\nfirewall_rules'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(settings)], capture_output=True, text=True, check=True
+    )
+    return result.stdout.splitlines()
+
+
+def test_only_processes_on_the_host_reach_qdrant_to_claim_an_address(tmp_path: Path) -> None:
+    """Qdrant records the client address `X-Forwarded-For` names: its one client is the edge, which
+    puts the connection's own address there (tests/host/test_audit_edge.py). A request sent
+    straight to Qdrant's port could name any address, and Qdrant would record it
+    (test_qdrant_itself_believes_any_address_it_is_told). Only the host itself can send one:
+    - Qdrant is published on 127.0.0.1 only (test_qdrant_is_published_on_loopback_only), and Linux
+      drops 127.0.0.0/8 arriving from the network;
+    - Docker would still forward a packet for its bridge, or for 127.0.0.1 arriving on another
+      interface (moby#45610): the unit's DOCKER-USER rule drops every new connection into the
+      bridge from outside it, before Qdrant starts (here);
+    - ufw opens the public ports and SSH, never Qdrant's (here); neither does the security group
+      (tests/test_security_group.py, test_no_rule_covers_qdrant_loopback_ports).
+    What remains is a process on the host. Without a credential it can only add `denied` lines
+    under an address of its choosing; an `ok` line needs a key or a token signed by one, which on
+    the host only root can read (the root-only env file), and root could as well write the log."""
+    assert any(DOCKER_BRIDGE_DROP in command for command in unit_values("ExecStartPre"))
+    host = dataclasses.replace(HOST, admin_cidrs=("198.51.100.0/24",))
+    rules = firewall_rules(host, tmp_path)
+    opened = {int(rule.split()[-1].removesuffix("/tcp")) for rule in rules}
+    assert all(rule.startswith("allow ") for rule in rules), rules
+    assert opened == {PORTS.ssh, *host.public_ports}
+    assert not opened & set(PORTS.loopback_only)
+
+
 def test_qdrant_runs_with_rbac_and_without_cors_telemetry_or_url_recovery() -> None:
     """JWT RBAC makes scoped tokens work; CORS (any origin by default), telemetry and snapshot
     recovery from a URL (an SSRF) are off."""
@@ -203,6 +248,32 @@ def test_qdrant_runs_with_rbac_and_without_cors_telemetry_or_url_recovery() -> N
         "QDRANT__SERVICE__ENABLE_SNAPSHOT_URL_RECOVERY=false",
     ):
         assert setting in environment
+
+
+def test_qdrant_writes_its_audit_log_as_declared() -> None:
+    """Who did what from where: Qdrant logs every access-checked request with the token's subject
+    and the client's address, kept 30 days by default, trusting the X-Forwarded-For Nginx sets."""
+    environment = dict(setting.split("=", 1) for setting in option_values("-e", "--env"))
+    assert {name: environment.get(name) for name in QDRANT_AUDIT.environment()} == {
+        "QDRANT__AUDIT__ENABLED": "true",
+        "QDRANT__AUDIT__DIR": QDRANT_AUDIT.directory,
+        "QDRANT__AUDIT__ROTATION": "daily",
+        "QDRANT__AUDIT__MAX_LOG_FILES": "30",
+        "QDRANT__AUDIT__TRUST_FORWARDED_HEADERS": "true",
+    }
+
+
+def test_qdrant_audit_log_lives_on_the_data_volume() -> None:
+    """The audit log is evidence: on the encrypted data volume it survives the instance, and the
+    volume's snapshots and restores carry it. Anywhere else in the container it is lost with it."""
+    mounts = {
+        inside: outside
+        for outside, inside in (value.split(":", 1) for value in option_values("-v", "--volume"))
+    }
+    audit_dir = PurePosixPath(QDRANT_AUDIT.directory)
+    (storage,) = [inside for inside in mounts if audit_dir.is_relative_to(inside)]
+    assert mounts[storage] == HOST.paths.qdrant_storage
+    assert PurePosixPath(HOST.paths.qdrant_storage).is_relative_to(HOST.paths.data_mount)
 
 
 def test_qdrant_takes_its_keys_from_the_env_file_only() -> None:

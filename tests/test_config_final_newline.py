@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import KNOWN_KEYS, NAMESPACE, ConfigError
+from model.config import KNOWN_KEYS, NAMESPACE, ConfigError
 from tests.test_config_inputs import NUMBER_RANGES, VALID_TEXT, load
 
 # certificateNames is read only with DNS-01, which needs the hosted zone its names sit in.

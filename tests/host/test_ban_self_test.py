@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components.user_data import CLOUD_INIT_DIR, render_settings_env
+from model.user_data import CLOUD_INIT_DIR, render_settings_env
 
 JAILS = ("sshd", "secure-qdrant-auth", "secure-qdrant-rate-limit")
 # The doubles. fail2ban-client: `-d` lists the jails as fail2ban's dump adds them; a ban is noted

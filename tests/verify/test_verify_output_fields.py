@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from tests.program import MINIMAL_CONFIG, deploy
 from tests.verify.test_verify_inputs import assert_ran_or_refused, json_values, run_verify
-from verify.target import OUTPUTS_VARIABLE, target_from_outputs
+from model.gate_environment import OUTPUTS_VARIABLE
+from verify.target import target_from_outputs
 
 # Stands for an output the stack does not export.
 ABSENT = object()

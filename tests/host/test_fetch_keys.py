@@ -70,8 +70,16 @@ def test_an_empty_or_malformed_key_stops_the_fetch_naming_the_parameter(value: o
         fetch_keys.key(value, "/p")
 
 
-@pytest.mark.parametrize("document", ["not json", "[]", '{"apiKey": "k"}', '{"validUntil": 1}',
-                                      '{"apiKey": "k", "validUntil": "soon"}'])
+@pytest.mark.parametrize(
+    "document",
+    [
+        "not json",
+        "[]",
+        '{"apiKey": "k"}',
+        '{"validUntil": 1}',
+        '{"apiKey": "k", "validUntil": "soon"}',
+    ],
+)
 def test_a_malformed_previous_key_document_stops_the_fetch(document: str) -> None:
     """A half-read window would keep a key alive for an unknown time, or not at all."""
     with pytest.raises(SystemExit, match="^secure-qdrant: SSM parameter /prev is malformed$"):

@@ -4,23 +4,11 @@ rotation's grace window, how long it waits for SSM, what it refuses as a key. Wh
 
 from __future__ import annotations
 
-import importlib.util
-from types import ModuleType
-
 import pytest
 
-from components.user_data import CLOUD_INIT_DIR
+from tests.host_programs import load_host_program
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fetch_keys", CLOUD_INIT_DIR / "fetch_keys.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fetch_keys = _load()
+fetch_keys = load_host_program("fetch_keys.py", "fetch_keys")
 MASTER, ALT = fetch_keys.MASTER, fetch_keys.ALT
 UNTIL = 2_000_000_000
 BEFORE, AFTER = UNTIL - 60, UNTIL + 1

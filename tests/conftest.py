@@ -45,6 +45,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def _needs(item: pytest.Item) -> set[str]:
+    if not item.path.is_relative_to(_TESTS):
+        return set()
     path = item.path.relative_to(_TESTS)
     return {need for place, needs in NEEDS.items() if path.is_relative_to(place) for need in needs}
 
@@ -89,6 +91,7 @@ def pytest_runtest_makereport(
     if call.excinfo is not None and getattr(call.excinfo.value, "_use_item_location", False):
         return report
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
     report.outcome = "failed"
     report.longrepr = (
         f"skipped in the unit tier ({reason}): mark what it needs ({', '.join(TIERS)}) "

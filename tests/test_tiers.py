@@ -33,10 +33,27 @@ def _run(tmp_path: Path, *options: str) -> tuple[set[str], str]:
     sample = tmp_path / "test_sample.py"
     sample.write_text(SAMPLE)
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", str(ROOT / "pytest.ini"), "-rA", *options, str(sample)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            str(ROOT / "pytest.ini"),
+            "-rA",
+            *options,
+            str(sample),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     outcomes = {
         f"{line.split()[0]} {line.split('::')[1].split()[0]}"
         for line in ran.stdout.splitlines()

@@ -72,8 +72,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for need in sorted(_needs(item)):
             item.add_marker(need)
     if config.getoption("unit"):
-        unit = [item for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
-        config.hook.pytest_deselected(items=[item for item in items if item not in unit])
+        unit, other = [], []
+        for item in items:
+            (other if any(item.get_closest_marker(tier) for tier in TIERS) else unit).append(item)
+        config.hook.pytest_deselected(items=other)
         items[:] = unit
 
 

@@ -258,108 +258,16 @@ step_data_volume() {
 
 # --- 3. secrets -----------------------------------------------------------------------------------
 
-# The keys travel from SSM straight into a 0600 file inside this Python process: never through a
-# shell variable, an argument list or a log line. Endpoint and credentials come from the standard
-# AWS environment (on the VM: the instance role through IMDS).
-#
-# The instance may boot before the parameters exist or before its role's policy has propagated (IAM
-# is eventually consistent): a missing parameter, a denied read or not-yet-available credentials are
-# retried with backoff for SECRETS_WAIT_SECONDS, then the bootstrap fails naming what it lacked.
-#
-# During a rotation's grace window the master key it replaced is Qdrant's alt_api_key: that key and
-# the tokens it signed keep working until the window ends (the previous-key parameter's validUntil).
-# The replaced key is the one Qdrant runs with (the env file's), not necessarily the parameter's: a
-# version jump of two or more regenerates both of the program's slots, so the parameter then names a
-# key no host ever ran with. Once switched, the env file's alt key is the replaced one, so re-runs
-# keep it while the parameter's deadline is the one it was taken under (kept beside the env file):
-# a new deadline is a next rotation under way, which ends the older alt key's window. A host
-# without an env file (first boot, replacement) knows no running key and keeps the parameter's. No
-# previous-key parameter: no alt key.
+# The keys travel from SSM straight into the staged 0600 file inside the fetch program
+# (cloud-init/fetch_keys.py, shipped beside this script): never through a shell variable, an argument
+# list or a log line. It waits for parameters and credentials not there yet, and keeps a rotation's
+# replaced key as Qdrant's alt key through the grace window.
+readonly FETCH_KEYS="${BASH_SOURCE[0]%/*}/secure-qdrant-fetch-keys"
+
 fetch_api_keys() {
-  python3 - "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
+  python3 "$FETCH_KEYS" "$AWS_REGION" "$API_KEY_PARAMETER" "$READ_ONLY_API_KEY_PARAMETER" \
     "$PREVIOUS_API_KEY_PARAMETER" "$QDRANT_ENV_FILE" "$1" "$SECRETS_WAIT_SECONDS" \
-    "$BACKOFF_CAP_SECONDS" <<'PYTHON'
-import json
-import sys
-import time
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError
-
-region, master, read_only, previous, running_file, target, wait_seconds, backoff_cap = sys.argv[1:]
-MASTER, ALT = "QDRANT__SERVICE__API_KEY", "QDRANT__SERVICE__ALT_API_KEY"
-wanted = {MASTER: master, "QDRANT__SERVICE__READ_ONLY_API_KEY": read_only}
-# botocore itself retries what is transient on the wire (network, throttling).
-retries = Config(retries={"mode": "standard", "max_attempts": 8})
-ssm = boto3.client("ssm", region_name=region, config=retries)
-
-
-def fetch():
-    """The parameters' values by name, and what keeps any of them from being read ("" for nothing)."""
-    try:
-        found = ssm.get_parameters(Names=[*wanted.values(), previous], WithDecryption=True)
-    except NoCredentialsError:
-        return {}, "no credentials from the instance role yet"
-    except ClientError as error:
-        code = error.response["Error"]["Code"]
-        if code != "AccessDeniedException":
-            raise
-        return {}, code
-    values = {parameter["Name"]: parameter["Value"] for parameter in found["Parameters"]}
-    missing = [name for name in wanted.values() if name not in values]
-    return values, f"ParameterNotFound: {', '.join(missing)}" if missing else ""
-
-
-deadline = time.monotonic() + int(wait_seconds)
-delay = 1
-values, problem = fetch()
-while problem:
-    if time.monotonic() + delay > deadline:
-        sys.exit(f"secure-qdrant: gave up after {wait_seconds}s reading SSM parameters ({problem})")
-    print(f"secure-qdrant: SSM parameters not readable yet ({problem}); retrying in {delay}s",
-          file=sys.stderr, flush=True)
-    time.sleep(delay)
-    delay = min(delay * 2, int(backoff_cap))
-    values, problem = fetch()
-
-
-def key(value, name):
-    # Qdrant 1.18 takes an empty string as a valid key; an env file cannot carry line breaks.
-    if not isinstance(value, str) or not value or value != value.strip() or "\n" in value:
-        sys.exit(f"secure-qdrant: SSM parameter {name} is empty or malformed")
-    return value
-
-
-keys = {variable: key(values.get(name), name) for variable, name in wanted.items()}
-if previous in values:
-    try:
-        document = json.loads(values[previous])
-        alt, until = key(document["apiKey"], previous), int(document["validUntil"])
-    except (ValueError, TypeError, KeyError):
-        sys.exit(f"secure-qdrant: SSM parameter {previous} is malformed")
-    try:
-        with open(running_file, encoding="utf-8") as env_file:
-            running = dict(line.rstrip("\n").split("=", 1) for line in env_file if "=" in line)
-    except FileNotFoundError:
-        running = {}
-    taken_until = running_file + ".alt-until"
-    if running and running.get(MASTER) != keys[MASTER]:
-        alt = running.get(MASTER)
-    elif running:
-        try:
-            with open(taken_until, encoding="utf-8") as deadline_file:
-                same_window = deadline_file.read().strip() == str(until)
-        except FileNotFoundError:
-            same_window = False
-        alt = running.get(ALT) if same_window else None
-    if alt and time.time() < until and alt != keys[MASTER]:
-        keys[ALT] = alt
-        with open(taken_until, "w", encoding="utf-8") as deadline_file:
-            deadline_file.write(f"{until}\n")
-with open(target, "w", encoding="utf-8") as env_file:
-    env_file.writelines(f"{variable}={value}\n" for variable, value in keys.items())
-PYTHON
+    "$BACKOFF_CAP_SECONDS"
 }
 
 step_secrets() {

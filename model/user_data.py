@@ -102,6 +102,12 @@ def converge_path(host: HostSettings) -> str:
     return f"{os.path.dirname(host.paths.bootstrap)}/secure-qdrant-converge"
 
 
+def fetch_keys_path(host: HostSettings) -> str:
+    """The secrets step's key fetcher (cloud-init/fetch_keys.py): beside the bootstrap, which runs
+    it from its own directory."""
+    return f"{os.path.dirname(host.paths.bootstrap)}/secure-qdrant-fetch-keys"
+
+
 def loader_path(host: HostSettings) -> str:
     """The user data's program (cloud-init/loader.py): fetches the document, runs the converge
     program."""
@@ -333,6 +339,7 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
         # Root-only: it names the key parameters and maps the host, which is nobody else's business.
         HostFile(settings_env_path(host), render_settings_env(env), "0600"),
         HostFile(paths.bootstrap, shipped_script(_cloud_init_file("bootstrap.sh")), "0755"),
+        HostFile(fetch_keys_path(host), shipped_python(_cloud_init_file("fetch_keys.py")), "0755"),
         HostFile(
             f"{paths.systemd_unit_dir}/{QDRANT_UNIT}",
             _cloud_init_file(QDRANT_UNIT).format_map(env),

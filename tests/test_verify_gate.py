@@ -253,6 +253,7 @@ def test_a_duration_go_refuses_is_refused_by_name(duration):
         go_duration_seconds(duration)
 
 
+@pytest.mark.debian  # shellcheck
 def test_the_readme_tells_the_deployer_the_posix_shell_every_local_command_needs():
     """pulumi-command runs a local command with `/bin/sh -c` on Linux and macOS and `cmd /C` on
     Windows (its provider/pkg/provider/local/base.go, `interpreter`). The gate's command line is

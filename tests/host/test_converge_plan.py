@@ -7,15 +7,12 @@ What it does on a host (nginx, fail2ban, the bootstrap's steps): tests/host/test
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -28,6 +25,7 @@ from model.user_data import (
     settings_env_path,
     source_env,
 )
+from tests.host_programs import load_host_program
 
 VOLUME_ID = "vol-0123456789abcdef0"
 HOST = HostSettings(
@@ -46,17 +44,7 @@ HOST = HostSettings(
 SOURCE = config_source(HOST.region, "secure-qdrant-dev-config", HOST.name)
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("converge", CLOUD_INIT_DIR / "converge.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up by name.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-converge = _load()
+converge = load_host_program("converge.py", "converge")
 LOADER = converge.Source.parse(render_settings_env(source_env(HOST, VOLUME_ID, SOURCE)))
 
 

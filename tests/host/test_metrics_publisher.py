@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import importlib.util
 import json
 import shutil
 import socket
@@ -19,7 +18,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -30,7 +28,6 @@ from components.alarms import AlarmTargets, alarm_specs
 from model.nginx_config import LOG_FORMAT, NAME
 from model.settings import METRICS_NAMESPACE, AlarmThresholds, HostSettings, Limits
 from model.user_data import (
-    CLOUD_INIT_DIR,
     METRICS_TIMER,
     METRICS_UNIT,
     host_files,
@@ -39,6 +36,7 @@ from model.user_data import (
     settings_env_path,
 )
 from tests.host.test_bootstrap import require_systemd_tools, systemd_dependencies, systemd_verify
+from tests.host_programs import load_host_program
 
 REGION = "eu-central-1"
 HOST = "qdrant-test"
@@ -49,15 +47,7 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 MINUTE = NOW.replace(second=0)
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("host_metrics", CLOUD_INIT_DIR / "metrics.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-metrics = _load()
+metrics = load_host_program("metrics.py", "host_metrics")
 
 
 def access_line(when: dt.datetime, status: int, grpc_status: str = "-") -> str:

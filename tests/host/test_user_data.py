@@ -333,6 +333,7 @@ SYSTEMD_FIXED_UIDS = (range(60001, 60578), range(65534, 65536))
 CONTAINER_UID_RANGE = 65536
 
 
+@pytest.mark.debian
 def test_qdrant_uid_is_nobody_elses_on_any_host() -> None:
     """The container's uid owns the data volume, which outlives every instance: no user the distro,
     an admin or systemd creates on any host may ever be handed it. uid 1000, used before, is the
@@ -433,6 +434,7 @@ def test_bootstrap_paths_systemd_would_not_read_literally_are_refused(path: str)
         host_files(dataclasses.replace(HOST, paths=HostPaths(bootstrap=path)), VOLUME_ID)
 
 
+@pytest.mark.debian
 @pytest.mark.parametrize("path", ["/var/lib/qdrant-data", "/data", "/srv/qdrant_data/v1.2-x"])
 def test_mount_unit_is_the_name_systemd_gives_the_mount(path: str) -> None:
     """A misspelt mount unit orders the bootstrap after nothing: systemd's own escaping decides."""
@@ -487,6 +489,7 @@ def debian_12_apt() -> None:
         pytest.skip("apt has no package lists (run apt-get update)")
 
 
+@pytest.mark.debian
 def test_every_package_the_bootstrap_installs_exists_in_debian_12() -> None:
     """One unknown name fails the whole `apt-get install`, and with it the host's first boot."""
     debian_12_apt()
@@ -521,6 +524,7 @@ def shellcheck(script: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
 
 
+@pytest.mark.debian
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: path.name)
 def test_shell_scripts_pass_shellcheck(script: Path) -> None:
     """shellcheck finds the quoting and error-handling bugs that turn a bootstrap into a half-built
@@ -529,6 +533,7 @@ def test_shell_scripts_pass_shellcheck(script: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.debian
 def test_bootstrap_as_rendered_passes_shellcheck(tmp_path: Path) -> None:
     """What cloud-init writes is what runs: check that copy, not only the source."""
     rendered = tmp_path / "bootstrap"
@@ -545,6 +550,7 @@ def pretty_printed(script: Path) -> str:
     ).stdout
 
 
+@pytest.mark.debian
 def test_shipped_bootstrap_is_the_source_program_to_bash(tmp_path: Path) -> None:
     """The host runs the bootstrap with its comments emptied (room in EC2's 16 KB of user data):
     bash must parse that copy into exactly the program the repository's copy is."""
@@ -700,6 +706,7 @@ AUTH_FILTER_SOURCE = CLOUD_INIT_DIR / "fail2ban" / AUTH_FILTER
     ids=["rest-401", "grpc-unauthenticated", "ok", "forbidden", "rate-limited", "grpc-denied",
          "fake-401-in-agent", "fake-grpc-status-in-agent"],  # fmt: skip
 )
+@pytest.mark.debian
 def test_auth_filter_counts_failed_authentication_only(line: str, banned: bool) -> None:
     """Key guessing floods are banned; a scoped token hitting 403 or a client hitting the rate
     limit is not an attack on the keys, and a forged log field must never frame anyone."""
@@ -723,6 +730,7 @@ def rate_limit_jail_filter() -> str:
     return jail["secure-qdrant-rate-limit"]["filter"]
 
 
+@pytest.mark.debian
 def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
     """Clients that keep hammering past their address's rate limit are banned by the bundled
     filter, as long as it reads the lines this nginx writes."""
@@ -730,6 +738,7 @@ def test_rate_limit_jail_reads_nginx_limit_req_lines() -> None:
     assert filter_matches(limit_req_line(ADDRESS_ZONE), rate_limit_jail_filter())
 
 
+@pytest.mark.debian
 def test_rate_limit_jail_ignores_the_credential_zone() -> None:
     """A credential's zone is its owner's quota: an application fleet that overruns it gets 429s
     but must not have every address it runs from banned from the host."""
@@ -771,6 +780,7 @@ def fail2ban_dump(config: Path) -> str:
     ).stdout
 
 
+@pytest.mark.debian
 def test_fail2ban_accepts_every_jail_on_a_host_without_auth_log(fail2ban_config: Path) -> None:
     """A jail fail2ban rejects stops fail2ban altogether: no bans at all, silently. The distro's
     own sshd jail is among them, and on Debian 12 it has no log file to read."""
@@ -783,6 +793,7 @@ def test_fail2ban_accepts_every_jail_on_a_host_without_auth_log(fail2ban_config:
     assert test.returncode == 0, test.stdout + test.stderr
 
 
+@pytest.mark.debian
 def test_qdrant_jails_watch_the_public_ports_and_never_loopback(fail2ban_config: Path) -> None:
     dump = fail2ban_dump(fail2ban_config)
     for jail in ("secure-qdrant-auth", "secure-qdrant-rate-limit"):
@@ -816,6 +827,7 @@ def jail_actions(dump: str) -> dict[str, list[str]]:
     return actions
 
 
+@pytest.mark.debian
 @pytest.mark.parametrize("distro_defaults", [None, NFTABLES_DEFAULTS], ids=["debian-12", "ubuntu-24.04"])
 def test_every_jail_bans_with_iptables_whatever_the_distro_defaults(
     fail2ban_config: Path, distro_defaults: str | None
@@ -835,6 +847,7 @@ def test_every_jail_bans_with_iptables_whatever_the_distro_defaults(
     }
 
 
+@pytest.mark.debian
 def test_sshd_jail_reads_the_journal(fail2ban_config: Path) -> None:
     """sshd logs to the journal on both Debian 12 and Ubuntu 24.04; /var/log/auth.log exists only
     where rsyslog runs. Reading the journal keeps SSH guessing banned on either image."""

@@ -12,7 +12,9 @@ credential guessing has its own alarm.
 
 The patterns are CloudWatch Logs' JSON filter syntax ("Filter pattern syntax for metric filters",
 CloudWatch Logs User Guide): `{ SELECTOR = "value" }`, `{ SELECTOR NOT EXISTS }`, and
-`= "*"` for a string field that is present, joined with `&&`.
+`= "*"` for a field that is present, each in parentheses and joined with `&&`: the form aws-cdk's
+`FilterPattern.all(stringValue(...), exists(...), notExists(...))` renders
+(aws-cdk-lib/aws-logs/lib/pattern.ts).
 """
 
 from __future__ import annotations

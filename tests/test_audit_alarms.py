@@ -88,6 +88,16 @@ def test_one_alarm_per_application_and_one_for_denials_naming_none() -> None:
         assert alarm["threshold"] == THRESHOLD
 
 
+def test_the_patterns_are_written_in_the_documented_json_syntax() -> None:
+    """The form aws-cdk renders for `FilterPattern.all(stringValue("$.result", "=", "denied"),
+    exists("$.subject"))` and its `notExists`: a pattern CloudWatch Logs refuses fails `pulumi up`,
+    one it reads differently counts the wrong lines."""
+    assert sorted(f["pattern"] for f in FILTERS) == [
+        '{ ($.result = "denied") && ($.subject = "*") }',
+        '{ ($.result = "denied") && ($.subject NOT EXISTS) }',
+    ]
+
+
 def test_the_patterns_are_parsed_as_written_and_other_syntax_is_refused() -> None:
     """The oracle judges only the syntax it models: anything else is an error, not a guess."""
     with pytest.raises(ValueError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import MINUTE, AlarmSpec
+from components.alarms import MINUTE, AlarmSpec, metric_alarm
 from model.audit_metrics import (
     AUDIT_METRIC_FILTERS,
     AUDIT_METRICS_NAMESPACE,
@@ -93,24 +93,12 @@ class AuditAlarms(pulumi.ComponentResource):
             )
             for spec in AUDIT_METRIC_FILTERS
         ]
+        # The metric exists once its filter does.
+        after_filters = pulumi.ResourceOptions(parent=self, depends_on=filters)
         alarms = [
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{spec.key}",
-                alarm_description=spec.description,
-                namespace=spec.namespace,
-                metric_name=spec.metric_name,
-                dimensions=spec.dimensions or None,
-                statistic=spec.statistic,
-                period=spec.period,
-                evaluation_periods=spec.evaluation_periods,
-                threshold=spec.threshold,
-                comparison_operator=spec.comparison,
-                treat_missing_data=spec.treat_missing_data,
-                alarm_actions=[args.topic_arn],
-                ok_actions=[args.topic_arn],
-                tags=args.tags,
-                # The metric exists once its filter does.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=filters),
+            metric_alarm(
+                f"{name}-{spec.key}", spec, [args.topic_arn], args.topic_arn, args.tags,
+                after_filters,
             )
             for spec in denied_alarm_specs(args.subjects, args.denied_per_minute)
         ]

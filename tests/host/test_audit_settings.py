@@ -11,22 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 from model.host_config import config_source, host_config_document, render_host_config
-from model.settings import QDRANT_AUDIT, HostSettings, Limits
+from model.settings import QDRANT_AUDIT
 from model.user_data import render_user_data, settings_env
+from tests.host.test_user_data import HOST, VOLUME_ID
 
-VOLUME_ID = "vol-0123456789abcdef0"
-HOST = HostSettings(
-    domain="qdrant.example.com",
-    acme_email="ops@example.com",
-    acme_server="https://acme.example.com/dir",
-    qdrant_version="v1.18.3",
-    limits=Limits(),
-    admin_cidrs=(),
-    region="eu-west-1",
-    api_key_parameter="/secure-qdrant/test/api-key",
-    read_only_api_key_parameter="/secure-qdrant/test/read-only-api-key",
-    previous_api_key_parameter="/secure-qdrant/test/previous-api-key",
-)
 HOURLY = dataclasses.replace(
     HOST, audit=dataclasses.replace(QDRANT_AUDIT, rotation="hourly", max_log_files=720)
 )

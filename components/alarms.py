@@ -147,6 +147,35 @@ def ec2_action_arn(region: str, action: str) -> str:
     return f"arn:aws:automate:{region}:ec2:{action}"
 
 
+def metric_alarm(
+    name: str,
+    spec: AlarmSpec,
+    alarm_actions: Sequence[pulumi.Input[str]],
+    topic_arn: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.MetricAlarm:
+    """The MetricAlarm an `AlarmSpec` describes, telling the topic when it clears too."""
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        alarm_description=spec.description,
+        namespace=spec.namespace,
+        metric_name=spec.metric_name,
+        # An empty map would be sent as one: a metric without dimensions has none.
+        dimensions=spec.dimensions or None,
+        statistic=spec.statistic,
+        period=spec.period,
+        evaluation_periods=spec.evaluation_periods,
+        threshold=spec.threshold,
+        comparison_operator=spec.comparison,
+        treat_missing_data=spec.treat_missing_data,
+        alarm_actions=alarm_actions,
+        ok_actions=[topic_arn],
+        tags=tags,
+        opts=opts,
+    )
+
+
 def topic_name_prefix(name: str) -> str:
     # SNS topic names allow letters, digits, '-' and '_' only; a stack name may carry '.'.
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"{name}-alerts-")
@@ -198,25 +227,16 @@ class HostAlarms(pulumi.ComponentResource):
             args.thresholds,
         )
         alarms = [
-            aws.cloudwatch.MetricAlarm(
+            metric_alarm(
                 f"{name}-{spec.key}",
-                alarm_description=spec.description,
-                namespace=spec.namespace,
-                metric_name=spec.metric_name,
-                dimensions=spec.dimensions,
-                statistic=spec.statistic,
-                period=spec.period,
-                evaluation_periods=spec.evaluation_periods,
-                threshold=spec.threshold,
-                comparison_operator=spec.comparison,
-                treat_missing_data=spec.treat_missing_data,
-                alarm_actions=[
+                spec,
+                [
                     topic.arn,
                     *([ec2_action_arn(args.region, spec.ec2_action)] if spec.ec2_action else []),
                 ],
-                ok_actions=[topic.arn],
-                tags=args.tags,
-                opts=child,
+                topic.arn,
+                args.tags,
+                child,
             )
             for spec in specs
         ]

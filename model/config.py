@@ -44,7 +44,9 @@ from model.settings import (
     Architecture,
     Durability,
     HostOs,
+    AuditRotation,
     Limits,
+    QdrantAudit,
     StackSettings,
     UNTRUSTED_ACME_HOSTS,
     TokenSpec,
@@ -321,6 +323,19 @@ def _integer(read: _Reader, key: str) -> int:
     declared = BY_NAME[key]
     assert declared.bounds is not None and isinstance(declared.default, int), key
     return read.field(key, _parse_int_within(*declared.bounds, declared.unit), declared.default)
+
+
+def _integer_choice(read: _Reader, key: str) -> int:
+    """An integer key of a fixed list of values, its declared default when unset."""
+    declared = BY_NAME[key]
+    assert declared.allowed and isinstance(declared.default, int), key
+
+    def parse(text: str) -> int:
+        if text.strip() not in declared.allowed:
+            raise _Invalid(f"{text!r} is not one of {', '.join(declared.allowed)}")
+        return int(text)
+
+    return read.field(key, parse, declared.default)
 
 
 def _parse_qdrant_version(text: str) -> str:
@@ -624,6 +639,11 @@ def load_settings(
         role_permissions_boundary=read.field(
             "rolePermissionsBoundary", _parse_bool, defaults.role_permissions_boundary
         ),
+        audit=QdrantAudit(
+            rotation=cast(AuditRotation, _choice(read, "auditRotation")),
+            max_log_files=_integer(read, "auditMaxLogFiles"),
+        ),
+        audit_log_retention_days=_integer_choice(read, "auditLogRetentionDays"),
     )
     if read.problems:
         raise ConfigError(read.problems)
@@ -641,5 +661,6 @@ def _durability(read: _Reader) -> Durability:
             qdrant_down_minutes=_integer(read, "alarmQdrantDownMinutes"),
             unauthorized_per_minute=_integer(read, "alarmUnauthorizedPerMinute"),
             data_volume_used_percent=_integer(read, "alarmDataVolumeUsedPercent"),
+            denied_per_minute=_integer(read, "alarmDeniedPerMinute"),
         ),
     )

@@ -24,6 +24,7 @@ from model.settings import (
     AcmeChallenge,
     AlarmThresholds,
     Architecture,
+    AuditRotation,
     Durability,
     HostOs,
     Limits,
@@ -78,6 +79,15 @@ MAX_CERTIFICATE_NAMES_CHARACTERS = 1024
 # RFC 5321 4.5.3.1: at most 64 octets before the @, and a path of 256 with its angle brackets.
 MAX_EMAIL_LOCAL_PART = 64
 MAX_EMAIL_ADDRESS = 254
+# What CloudWatch Logs' PutRetentionPolicy takes (CloudWatch Logs API Reference, retentionInDays);
+# never-expiring lines are left out, so the log group's cost stays bounded.
+CLOUDWATCH_LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+# A year of hourly files: each one is an open directory entry Qdrant's appender lists at every
+# rotation, and the history beyond the host lives in CloudWatch Logs.
+MAX_AUDIT_LOG_FILES = 366 * 24
 # A replaced master key stays a valid credential this long at most: a leaked one must not linger.
 MAX_KEY_GRACE_HOURS = 30 * 24
 
@@ -100,6 +110,7 @@ class Key:
     bounds: tuple[int, int] | None = None
     unit: str = ""
     allowed: tuple[str, ...] = ()
+    """The only values a string key takes, or an integer key's (written as text)."""
     unset: str = "unset"
     """What leaving an optional key without a default unset means, as the tables say it."""
 
@@ -373,6 +384,42 @@ KEYS: tuple[Key, ...] = (
         unit="percent",
     ),
     Key(
+        "alarmDeniedPerMinute",
+        "integer",
+        "Alarm, per application (each token's name, its `subject` in Qdrant's audit log), when "
+        "Qdrant denies it more requests a minute than this",
+        default=AlarmThresholds.denied_per_minute,
+        bounds=(1, MAX_PULUMI_INTEGER),
+        unit="requests",
+    ),
+    Key(
+        "auditRotation",
+        "string",
+        "How often Qdrant starts a new audit log file on the data volume; a change restarts "
+        "Qdrant once",
+        default=_DEFAULTS.audit.rotation,
+        allowed=get_args(AuditRotation),
+    ),
+    Key(
+        "auditMaxLogFiles",
+        "integer",
+        "Audit log files kept on the data volume, the oldest deleted as a new one opens: the "
+        "default keeps 30 days at `daily` rotation (30 hours at `hourly`); a change restarts "
+        "Qdrant once",
+        default=_DEFAULTS.audit.max_log_files,
+        bounds=(1, MAX_AUDIT_LOG_FILES),
+        unit="files",
+    ),
+    Key(
+        "auditLogRetentionDays",
+        "integer",
+        "Days CloudWatch Logs keeps the audit lines shipped off the host",
+        default=_DEFAULTS.audit_log_retention_days,
+        bounds=(min(CLOUDWATCH_LOG_RETENTION_DAYS), max(CLOUDWATCH_LOG_RETENTION_DAYS)),
+        allowed=tuple(map(str, CLOUDWATCH_LOG_RETENTION_DAYS)),
+        unit="days",
+    ),
+    Key(
         "tokens",
         "array",
         "Callers, one scoped JWT each: a list of `{name, access}` objects, with optional "
@@ -388,11 +435,12 @@ KNOWN_KEYS = frozenset(BY_NAME)
 
 def bounds_text(key: Key) -> str:
     """The values a key takes beyond its type, as the tables and `pulumi config` show them."""
+    # A key of fixed values says them, even an integer one whose bounds only frame them.
+    if key.allowed:
+        return (" or ".join(f"`{value}`" for value in key.allowed) + f" {key.unit}").rstrip()
     if key.bounds:
         low, high = key.bounds
         return f"{low:,} to {high:,} {key.unit}".rstrip()
-    if key.allowed:
-        return " or ".join(f"`{value}`" for value in key.allowed)
     return ""
 
 

@@ -267,6 +267,10 @@ class AlarmThresholds:
     unauthorized_per_minute: int = 60
     """401s a minute above which someone is guessing credentials (fail2ban bans single sources)."""
     data_volume_used_percent: int = 80
+    denied_per_minute: int = 10
+    """Requests of one application (its tokens' `subject`) a minute that Qdrant's audit log records
+    as denied, above which the application misbehaves or its token is misused: a legitimate client
+    is rarely refused at all."""
 
 
 @dataclass(frozen=True)
@@ -312,6 +316,11 @@ class StackSettings:
     deploying account, which an administrator creates once: what the least-privilege deployer
     policy needs (components/deployer_policy.py)."""
     durability: Durability = field(default_factory=Durability)
+    audit: QdrantAudit = QDRANT_AUDIT
+    """Qdrant's audit log on the host: its rotation and the files kept come from config."""
+    audit_log_retention_days: int = 30
+    """Days CloudWatch Logs keeps the audit lines shipped off the host (one of its retention
+    values)."""
 
     @property
     def ssh_enabled(self) -> bool:
@@ -398,6 +407,9 @@ class HostSettings:
     listen: ListenAddresses = ALL_INTERFACES
     data_volume_device: str = DATA_VOLUME_DEVICE
     waits: BootstrapWaits = field(default_factory=BootstrapWaits)
+    audit: QdrantAudit = QDRANT_AUDIT
+    """Qdrant's audit log settings (`StackSettings.audit`): in the configuration document, so a
+    change converges in place with one Qdrant restart."""
     nginx_args: tuple[str, ...] = ()
     """Arguments for every `nginx` call: none for the distro's, `-p PREFIX -c CONF` in the lab."""
 

@@ -42,7 +42,6 @@ from model.nginx_config import (
 from model.settings import (
     LEGACY_QDRANT_UID,
     METRICS_NAMESPACE,
-    QDRANT_AUDIT,
     QDRANT_IMAGE_PORTS,
     QDRANT_UID,
     HostSettings,
@@ -231,7 +230,7 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "QDRANT_AUDIT_ENV": _words(
             tuple(
                 word
-                for setting in QDRANT_AUDIT.environment().items()
+                for setting in host.audit.environment().items()
                 for word in ("--env", "=".join(setting))
             )
         ),

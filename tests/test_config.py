@@ -131,6 +131,12 @@ BAD_CONFIGS = {
     "qdrant-down-alarm-past-a-day": (with_(alarmQdrantDownMinutes=1441), "secure-qdrant:alarmQdrantDownMinutes: must be 1 to 1440 minutes"),
     "zero-unauthorized-alarm": (with_(alarmUnauthorizedPerMinute=0), "secure-qdrant:alarmUnauthorizedPerMinute: must be 1 to 9007199254740991 requests, got 0"),
     "full-disk-alarm": (with_(alarmDataVolumeUsedPercent=100), "secure-qdrant:alarmDataVolumeUsedPercent: must be 1 to 99 percent, got 100"),
+    "zero-denied-alarm": (with_(alarmDeniedPerMinute=0), "secure-qdrant:alarmDeniedPerMinute: must be 1 to 9007199254740991 requests, got 0"),
+    "weekly-audit-rotation": (with_(auditRotation="weekly"), "secure-qdrant:auditRotation: 'weekly' is not daily or hourly"),
+    "no-audit-log-file": (with_(auditMaxLogFiles=0), "secure-qdrant:auditMaxLogFiles: must be 1 to 8784 files, got 0"),
+    "audit-log-files-past-a-year-of-hours": (with_(auditMaxLogFiles=8785), "secure-qdrant:auditMaxLogFiles: must be 1 to 8784 files"),
+    "audit-retention-cloudwatch-refuses": (with_(auditLogRetentionDays=31), "secure-qdrant:auditLogRetentionDays: '31' is not one of 1, 3, 5, 7, 14, 30, 60"),
+    "audit-retention-never-expiring": (with_(auditLogRetentionDays=0), "secure-qdrant:auditLogRetentionDays: '0' is not one of"),
     "non-integer-disk-alarm": (with_(alarmDataVolumeUsedPercent="80%"), "secure-qdrant:alarmDataVolumeUsedPercent: '80%' is not an integer"),
     "unknown-challenge": (
         dns01(acmeChallenge="tls-alpn-01"),
@@ -258,6 +264,38 @@ def test_defaults_match_the_documented_contract():
     thresholds = durability.thresholds
     assert (thresholds.certificate_days_left, thresholds.qdrant_down_minutes) == (14, 5)
     assert (thresholds.unauthorized_per_minute, thresholds.data_volume_used_percent) == (60, 80)
+    assert thresholds.denied_per_minute == 10
+    assert (settings.audit.rotation, settings.audit.max_log_files) == ("daily", 30)
+    assert settings.audit_log_retention_days == 30
+
+
+def test_the_audit_log_keys_are_read_into_the_settings():
+    """The rotation, the files kept and the retention an operator sets are the ones the host and
+    the log group get, not the defaults."""
+    settings = load_settings(
+        {
+            **MINIMAL_CONFIG,
+            "auditRotation": "hourly",
+            "auditMaxLogFiles": "720",
+            "auditLogRetentionDays": "365",
+            "alarmDeniedPerMinute": "3",
+        }
+    )
+
+    assert (settings.audit.rotation, settings.audit.max_log_files) == ("hourly", 720)
+    assert settings.audit.directory == "/qdrant/storage/audit"
+    assert settings.audit_log_retention_days == 365
+    assert settings.durability.thresholds.denied_per_minute == 3
+
+
+def test_the_audit_keys_problems_are_reported_together():
+    """Every refusal names its key, all in one run."""
+    bad = with_(auditRotation="weekly", auditMaxLogFiles=0, auditLogRetentionDays=2)
+    with pytest.raises(Failed) as failure:
+        deploy(bad)
+
+    for key in ("auditRotation", "auditMaxLogFiles", "auditLogRetentionDays"):
+        assert f"secure-qdrant:{key}:" in str(failure.value)
 
 
 def test_the_per_credential_limit_is_read_from_its_own_keys():

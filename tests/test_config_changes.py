@@ -76,6 +76,10 @@ EXAMPLE_CHANGES: dict[str, dict[str, Any]] = {
     "alarmQdrantDownMinutes": {"alarmQdrantDownMinutes": 10},
     "alarmUnauthorizedPerMinute": {"alarmUnauthorizedPerMinute": 120},
     "alarmDataVolumeUsedPercent": {"alarmDataVolumeUsedPercent": 90},
+    "alarmDeniedPerMinute": {"alarmDeniedPerMinute": 20},
+    "auditRotation": {"auditRotation": "hourly"},
+    "auditMaxLogFiles": {"auditMaxLogFiles": 90},
+    "auditLogRetentionDays": {"auditLogRetentionDays": 90},
 }
 
 

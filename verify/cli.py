@@ -27,6 +27,7 @@ from verify.aws_audit import (
     audit_instance,
     unverifiable,
 )
+from verify.audit_log import check_audit_logged
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.config_status import CONFIG, wait_for_config
@@ -62,6 +63,12 @@ def aws_checks(
             target.durability,
         )
     return results
+
+
+def audit_log_check(target: Target, region: str | None, environ: Mapping[str, str]) -> CheckResult:
+    """Whether a request of verify's reaches the audit log group, read with the deployer's
+    credentials (and the gate's roles)."""
+    return check_audit_logged(target, lambda: aws_session(region, environ).client("logs"))
 
 
 def config_checks(
@@ -126,6 +133,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     results += endpoint_checks(target, rate_limit=args.rate_limit)
     if not args.no_aws:
         results += aws_checks(target, args.region, environ)
+        results.append(audit_log_check(target, args.region, environ))
     # Read from the outputs and the tokens: no server is asked.
     now = dt.datetime.now(dt.timezone.utc)
     results += token_expiry_warnings(target.tokens, now) + grace_window_warnings(

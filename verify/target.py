@@ -111,6 +111,9 @@ class Target:
     """Every name the certificate must carry; empty means the domain alone."""
     key_grace_ends_at: dt.datetime | None = None
     """Until when the master key a rotation replaced still works; None when no window is set."""
+    audit_log_group: str | None = None
+    """The CloudWatch Logs group Qdrant's audit lines are shipped to; None for a stack from before
+    it existed."""
     config: ExpectedConfig | None = None
     """The configuration version the host must serve, and where it reports; None for a stack from
     before the host converged to published configuration."""
@@ -222,6 +225,7 @@ def target_from_outputs(
         certificate_names=tuple(_list_of(outputs, "certificateNames", str)),
         key_grace_ends_at=_grace_end(outputs),
         config=_expected_config(outputs),
+        audit_log_group=_optional(outputs, "auditLogGroup", str),
     )
 
 

@@ -39,6 +39,7 @@ from lab.probes import client_tls_context, grpc_channel
 from lab.processes import LOOPBACK, LabUnavailable
 from lab.qdrant_double.access_table import GRPC_METHODS, JSON_BODY_OPERATIONS, REST_ENDPOINTS
 from lab.qdrant_double.grpc_storage_read import CollectionScopedRequest
+from model.tokens import mint_token
 from tests.readme import SECURITY_MODEL, TESTING, stated
 
 # The collection every request names; collection tokens are scoped to it (and to SCRATCH).

@@ -25,6 +25,7 @@ import pytest
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from lab.booted.ssm import log_messages
 from lab.processes import LOOPBACK, free_port
 from lab.qdrant_double.audit import AuditConfig, AuditLog, Caller
 from model.audit_log import audit_log_group_name, audit_log_stream_name
@@ -235,18 +236,7 @@ def client(port: int) -> Any:
 
 
 def received(logs: Any) -> list[str]:
-    """Every message of the host's stream, oldest first (a page holds at most 1 MB)."""
-    messages: list[str] = []
-    token = None
-    while True:
-        page = logs.get_log_events(
-            logGroupName=GROUP, logStreamName=STREAM, startFromHead=True,
-            **({"nextToken": token} if token else {}),
-        )  # fmt: skip
-        messages += [event["message"] for event in page["events"]]
-        if not page["events"] or page["nextForwardToken"] == token:
-            return messages
-        token = page["nextForwardToken"]
+    return log_messages(logs, GROUP, STREAM)
 
 
 def run_shipper(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:

@@ -345,6 +345,26 @@ def test_a_run_cut_off_between_batches_resumes_after_the_last_accepted_one(tmp_p
     assert received(logs) == lines
 
 
+@mock_aws
+def test_a_line_qdrant_is_still_writing_is_sent_whole_by_a_later_run(tmp_path):
+    """The newest file is Qdrant's open one: a run that meets half a line sends the lines before
+    it, and the next run the line whole, never its two halves as two events."""
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName=GROUP)
+    (tmp_path / "audit").mkdir()
+    current = tmp_path / "audit" / "audit.2026-12-07-23.log"
+    whole, half = line(1), line(2)
+    current.write_text(whole + "\n" + half[:20])
+
+    first = shipper.ship(logs, settings(tmp_path), NOW_MS)
+    with open(current, "a", encoding="utf-8") as audit:
+        audit.write(half[20:] + "\n")
+    second = shipper.ship(logs, settings(tmp_path), NOW_MS)
+
+    assert (first, second) == (1, 1)
+    assert received(logs) == [whole, half]
+
+
 # ------------------------------------------------------------------------------ on the host
 
 

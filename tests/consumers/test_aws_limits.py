@@ -23,7 +23,9 @@ from typing import Any
 import botocore.session
 import pytest
 
+from model.audit_log import RETENTION_DAYS
 from model.config import MAX_CERTIFICATE_NAMES_CHARACTERS, MAX_STACK_NAME_LENGTH
+from tests.host.test_audit_shipper import shipper
 from tests.program import MINIMAL_CONFIG, Deployment, Registered, deploy
 
 AUTONAME_SUFFIX = 8
@@ -787,7 +789,6 @@ def test_the_audit_shippers_batches_are_within_put_log_events_limits():
     """CloudWatch Logs API Reference, PutLogEvents, as botocore's model documents it: a batch over
     any of these is refused whole, and the shipper would retry it every minute forever. The event
     size the shipper keeps to is the 256 KB AWS documented before it raised it: within both."""
-    shipper = _audit_shipper()
     text = re.sub(r"<[^>]+>", "", _MODELS.get_service_model("logs").operation_model("PutLogEvents").documentation)
 
     batch = re.search(r"maximum batch size is ([\d,]+) bytes.*plus (\d+) bytes for each log event", text)
@@ -805,20 +806,7 @@ def test_the_audit_shippers_batches_are_within_put_log_events_limits():
 def test_the_programs_retention_values_are_cloudwatchs():
     """The retention a stack may choose (model/audit_log.py) is exactly what PutRetentionPolicy
     takes: a value outside it fails `pulumi up` half-way, a missing one refuses a valid choice."""
-    from model.audit_log import RETENTION_DAYS
-
     assert list(RETENTION_DAYS) == documented_values(
         "logs", "PutRetentionPolicyRequest", "retentionInDays"
     )
 
-
-def _audit_shipper() -> Any:
-    import importlib.util
-
-    from model.user_data import CLOUD_INIT_DIR
-
-    spec = importlib.util.spec_from_file_location("audit_shipper", CLOUD_INIT_DIR / "audit_shipper.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.alarms import HostAlarms, HostAlarmsArgs
 from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
+from components.audit_log import AuditLog, AuditLogArgs
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config_store import ConfigStore, ConfigStoreArgs
 from components.deployer_policy import permissions_boundary_arn
@@ -80,6 +81,7 @@ config_store = ConfigStore(
     ),
 )
 config_source = config_store.source(name)
+audit_log = AuditLog(f"{name}-audit", AuditLogArgs(host_name=name, tags=stack_tags(name)))
 ssh_key = AdminSshKey(f"{name}-admin", stack_tags(name)) if settings.ssh_enabled else None
 host = QdrantHost(
     name,
@@ -108,6 +110,7 @@ host = QdrantHost(
         availability_zone=placement.availability_zone,
         security_group_id=firewall.group_id,
         secret_parameter_arns=keys.parameter_arns,
+        audit_log_group_arn=audit_log.group_arn,
         config_source=config_source,
         publish_config=lambda document, role_arn: config_store.publish(
             name, document, config_store.restrict({name: role_arn})
@@ -173,6 +176,8 @@ outputs: dict[str, Any] = {
     "configBucket": config_source.apply(lambda source: source.bucket),
     "configStatusKey": config_source.apply(lambda source: source.status_key),
     "alertTopicArn": alarms.topic_arn,
+    # Where the host ships Qdrant's audit lines, one stream per host named for it.
+    "auditLogGroup": audit_log.group_name,
     "apiKeyParameter": keys.api_key_parameter,
     "adminCidrs": list(settings.admin_cidrs),
     "acmeChallenge": settings.acme_challenge,

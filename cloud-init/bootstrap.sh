@@ -578,8 +578,9 @@ step_fail2ban() {
 # --- 8. metrics -----------------------------------------------------------------------------------
 
 # Before Qdrant's health: a Qdrant that never comes up must still show in CloudWatch (QdrantUp 0).
+# The audit shipper's timer too: what CloudWatch receives from the host starts here.
 step_metrics() {
-  systemctl enable --now "$METRICS_TIMER"
+  systemctl enable --now "$METRICS_TIMER" "$AUDIT_SHIPPER_TIMER"
 }
 
 # --- 9. Qdrant's health and ready -----------------------------------------------------------------

@@ -46,7 +46,8 @@ STEPS = (
 # key not listed (a newer document) runs every step: unknown means "check it all".
 RESTART = "restart-qdrant"
 _ACTIONS = {
-    "": "QDRANT_WAIT_SECONDS SECRETS_WAIT_SECONDS METRICS_NAMESPACE METRICS_HOST CONFIG_STATE_FILE",
+    "": "QDRANT_WAIT_SECONDS SECRETS_WAIT_SECONDS METRICS_NAMESPACE METRICS_HOST CONFIG_STATE_FILE "
+    "AUDIT_DIR AUDIT_LOG_GROUP AUDIT_LOG_STREAM AUDIT_SHIPPER_STATE",
     "certificate": "ACME_EMAIL CERTBOT_WORK_DIR CERTBOT_LOGS_DIR",
     "certificate nginx_tls": "DOMAIN ACME_SERVER CERTIFICATE_NAMES CERTIFICATE CERTIFICATE_KEY",
     # DNS-01 needs certbot's Route 53 plugin, which the packages step installs.
@@ -66,7 +67,7 @@ _ACTIONS = {
     "nginx_http nginx_tls fail2ban firewall": "HTTP_PORT HTTPS_PORT GRPC_TLS_PORT",
     "nginx_http nginx_tls qdrant qdrant_health " + RESTART: "QDRANT_REST_PORT QDRANT_GRPC_PORT",
     "firewall": "SSH_PORT PUBLIC_PORTS ADMIN_CIDRS FIREWALL_RULES_FILE",
-    "metrics": "METRICS_TIMER",
+    "metrics": "METRICS_TIMER AUDIT_SHIPPER_TIMER",
     "ready": "READY_MARKER",
 }
 KEY_ACTIONS = {key: tuple(a.split()) for a, keys in _ACTIONS.items() for key in keys.split()}
@@ -256,7 +257,7 @@ def plan(
     for path in changed_paths:
         if path == qdrant_unit:
             actions.update(("qdrant", "qdrant_health", RESTART))
-        elif path == f"{source.unit_dir}/{settings['METRICS_TIMER']}":
+        elif path in _timers(source, settings):
             actions.add("metrics")
         elif path == settings["NGINX_TLS_SITE"]:
             actions.add("nginx_tls")
@@ -268,6 +269,15 @@ def plan(
         steps=frozenset(actions - {RESTART}),
         restart_qdrant=RESTART in actions,
         daemon_reload=any(_inside(path, (source.unit_dir,)) for path in changed_paths),
+    )
+
+
+def _timers(source: Source, settings: Mapping[str, str]) -> tuple[str, ...]:
+    """The timers the metrics step enables: the metrics publisher's and the audit shipper's."""
+    return tuple(
+        f"{source.unit_dir}/{settings[key]}"
+        for key in ("METRICS_TIMER", "AUDIT_SHIPPER_TIMER")
+        if key in settings
     )
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model.acme_dns import acme_dns_policy
+from model.audit_log import audit_log_group_name, log_group_arn, ship_audit_log_policy
 from components.alarms import topic_name_prefix
 from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
 from components.config_store import config_access_policy, config_bucket_prefix
@@ -90,6 +91,11 @@ class DeployerScope:
 
     def role(self, logical: str) -> str:
         return self.iam(f"role/{self.name}-{logical}{AUTO_NAME_SUFFIX}")
+
+    @property
+    def audit_log_group(self) -> str:
+        """The stack's audit log group (components/audit_log.py), by its exact name."""
+        return log_group_arn(self.region, self.account, audit_log_group_name(self.name))
 
     @property
     def boundary(self) -> str:
@@ -443,6 +449,24 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
         ),
         _statement("FollowRecordChanges", ["route53:GetChange"], "arn:aws:route53:::change/*"),
         _statement("FindTheZone", ["route53:ListHostedZones"], "*"),
+        _statement(
+            # No PutLogEvents or GetLogEvents: the deployer manages the group, it neither forges
+            # audit lines nor reads them.
+            "ManageTheStacksAuditLogGroup",
+            [
+                "logs:CreateLogGroup",
+                "logs:DeleteLogGroup",
+                "logs:DeleteRetentionPolicy",
+                "logs:ListTagsForResource",
+                "logs:PutRetentionPolicy",
+                "logs:TagResource",
+                "logs:UntagResource",
+            ],
+            scope.audit_log_group,
+        ),
+        # The provider reads a group back by listing the groups with its name as a prefix: names
+        # and settings, no events. No resource-level permission.
+        _statement("ReadLogGroups", ["logs:DescribeLogGroups"], "*"),
         *_config_bucket_statements(scope),
     ]
 
@@ -511,7 +535,7 @@ def _config_bucket_statements(scope: DeployerScope) -> list[dict[str, Any]]:
 def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
     """The most either role of the stack may ever do, whatever the deployer writes into them: the
     statements of the very documents the program gives the roles (components/host.py,
-    model/acme_dns.py, components/config_store.py, components/backups.py), rendered for the
+    model/acme_dns.py, model/audit_log.py, components/config_store.py, components/backups.py), rendered for the
     whole stack (any of its parameters, any zone for its challenge records, any host's keys in its
     configuration bucket) and the actions of the one managed policy
     attached. Its Deny keeps Session Manager's `ssm:GetParameter` off other parameters."""
@@ -522,6 +546,7 @@ def permissions_boundary(scope: DeployerScope) -> dict[str, Any]:
         acme_dns_policy("*", (scope.domain, *scope.certificate_names)),
         config_access_policy(config_source(scope.region, scope.config_bucket, "*")),
         dlm_execution_policy(scope.region, stack_tags(scope.name)),
+        ship_audit_log_policy(scope.audit_log_group),
     ]
     session_manager = _statement("SessionManager", SSM_CORE_ACTIONS, "*")
     statements = [s for document in documents for s in json.loads(document)["Statement"]]

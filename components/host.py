@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components.config_store import config_access_policy
 from components.restore import RestoreSnapshot
 from model.acme_dns import acme_dns_policy
+from model.audit_log import ship_audit_log_policy
 from model.host_config import ConfigSource, host_config_document, render_host_config
 from model.images import HOST_IMAGES
 from model.settings import (
@@ -88,6 +89,9 @@ class QdrantHostArgs:
     secret_parameter_arns: pulumi.Input[Sequence[str]]
     """The only SSM parameters the instance may read: the API keys it fetches at boot and on its
     rotation timer."""
+    audit_log_group_arn: pulumi.Input[str]
+    """The CloudWatch Logs group (components/audit_log.py) the instance ships Qdrant's audit lines
+    to: the only one whose streams it may write."""
     config_source: pulumi.Output[ConfigSource]
     """Where the host fetches its configuration document and reports the version it serves
     (`ConfigStore.source`): the one object it may read and the one it may write."""
@@ -135,6 +139,16 @@ class QdrantHost(pulumi.ComponentResource):
                 f"{name}-config-access",
                 role=role.id,
                 policy=args.config_source.apply(config_access_policy),
+                opts=child,
+            )
+        )
+        permissions.append(
+            aws.iam.RolePolicy(
+                f"{name}-ship-audit-log",
+                role=role.id,
+                policy=pulumi.Output.from_input(args.audit_log_group_arn).apply(
+                    ship_audit_log_policy
+                ),
                 opts=child,
             )
         )

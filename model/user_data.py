@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from model.audit_log import audit_log_group_name, audit_log_stream_name
 from model.nginx_config import (
     ACCESS_LOG_NAME,
     ADDRESS_ZONE,
@@ -73,6 +74,12 @@ LAST_GOOD = "config.json"
 # The host's metrics publisher (cloud-init/metrics.py), its unit and the timer that runs it.
 METRICS_UNIT = "secure-qdrant-metrics.service"
 METRICS_TIMER = "secure-qdrant-metrics.timer"
+# The audit log's shipper (cloud-init/audit_shipper.py), its unit and its timer: every minute too,
+# from a copy of the metrics timer (a timer starts the service of its own name).
+AUDIT_SHIPPER_UNIT = "secure-qdrant-audit-shipper.service"
+AUDIT_SHIPPER_TIMER = "secure-qdrant-audit-shipper.timer"
+# Where Qdrant's container sees the storage directory the unit mounts (cloud-init/qdrant.service).
+CONTAINER_STORAGE = "/qdrant/storage"
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,18 @@ def fetch_keys_path(host: HostSettings) -> str:
     """The secrets step's key fetcher (cloud-init/fetch_keys.py): beside the bootstrap, which runs
     it from its own directory."""
     return f"{os.path.dirname(host.paths.bootstrap)}/secure-qdrant-fetch-keys"
+
+
+def audit_shipper_path(host: HostSettings) -> str:
+    return f"{os.path.dirname(host.paths.metrics_publisher)}/secure-qdrant-audit-shipper"
+
+
+def audit_dir(host: HostSettings) -> str:
+    """Qdrant's audit directory as the host sees it: on the data volume, under the storage."""
+    inside = os.path.relpath(QDRANT_AUDIT.directory, CONTAINER_STORAGE)
+    if inside.startswith(".."):
+        raise ValueError(f"the audit log must be under {CONTAINER_STORAGE}: {QDRANT_AUDIT.directory}")
+    return f"{host.paths.qdrant_storage}/{inside}"
 
 
 def loader_path(host: HostSettings) -> str:
@@ -238,6 +257,13 @@ def settings_env(host: HostSettings, data_volume_id: str) -> dict[str, str]:
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
         "METRICS_HOST": host.name,
         "METRICS_TIMER": METRICS_TIMER,
+        "AUDIT_DIR": audit_dir(host),
+        "AUDIT_LOG_GROUP": audit_log_group_name(host.name),
+        "AUDIT_LOG_STREAM": audit_log_stream_name(host.name),
+        # On the data volume, beside the files: a replaced instance or a restored volume resumes
+        # from the position that belongs to those very files.
+        "AUDIT_SHIPPER_STATE": f"{paths.data_mount}/audit-shipper.json",
+        "AUDIT_SHIPPER_TIMER": AUDIT_SHIPPER_TIMER,
         # The admin CIDR and port rules the firewall step added last: what it removes once they are
         # no longer configured.
         "FIREWALL_RULES_FILE": state_path(host, "firewall-rules"),
@@ -360,6 +386,19 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             ),
         ),
         HostFile(f"{paths.systemd_unit_dir}/{METRICS_TIMER}", _cloud_init_file(METRICS_TIMER)),
+        HostFile(audit_shipper_path(host), shipped_python(_cloud_init_file("audit_shipper.py")), "0755"),
+        HostFile(
+            f"{paths.systemd_unit_dir}/{AUDIT_SHIPPER_UNIT}",
+            _cloud_init_file(AUDIT_SHIPPER_UNIT).format_map(
+                {
+                    **env,
+                    "AUDIT_SHIPPER_COMMAND": _literal_words(
+                        (audit_shipper_path(host), settings_env_path(host))
+                    ),
+                }
+            ),
+        ),
+        HostFile(f"{paths.systemd_unit_dir}/{AUDIT_SHIPPER_TIMER}", _cloud_init_file(METRICS_TIMER)),
         HostFile(f"{fail2ban}/{AUTH_FILTER}", _cloud_init_file(f"fail2ban/{AUTH_FILTER}")),
         HostFile(f"{fail2ban}/{JAIL}", _cloud_init_file(f"fail2ban/{JAIL}").format_map(env)),
         HostFile(env["NGINX_HTTP_SITE"], render_http_site(host)),

@@ -142,6 +142,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             state["stdout"] = f"{DEPLOY_TIME}\n"
         elif args.typ == "aws:sns/topic:Topic":
             state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            # The provider's ARN of a group, without the `:*` its API adds.
+            state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"
         elif args.typ == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
             resource_id = f"policy-{_digest(args.name)}"
         elif args.typ == "aws:route53/record:Record":

@@ -33,6 +33,7 @@ from model.settings import (
     Limits,
     TokenSpec,
 )
+from model.audit_log import audit_log_group_name
 from model.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from lab.booted.ebs import Volume, VolumeStore, nitro_device_link, volume_store
 from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
@@ -234,6 +235,8 @@ def host_lab(workdir: Path) -> Iterator[HostLab]:
         api_key, read_only_api_key = secrets.token_hex(24), secrets.token_hex(24)
         ssm.put(host.api_key_parameter, api_key)
         ssm.put(host.read_only_api_key_parameter, read_only_api_key)
+        # What `pulumi up` creates before the instance (components/audit_log.py).
+        ssm.client("logs").create_log_group(logGroupName=audit_log_group_name(host.name))
         volumes = stack.enter_context(volume_store(workdir / "ebs"))
         volume = volumes.create(VOLUME_SIZE_BYTES)
         store = ConfigStore(ssm, lab_source(host))

@@ -1,10 +1,10 @@
-"""SSM Parameter Store, CloudWatch and S3 for a booted guest: moto behind their real names, over
-TLS.
+"""SSM Parameter Store, CloudWatch, CloudWatch Logs and S3 for a booted guest: moto behind their
+real names, over TLS.
 
 Debian 12's boto3 (1.26) predates `AWS_ENDPOINT_URL`, so nothing in the host's environment can
 point it elsewhere: the guest resolves `ssm.<region>.amazonaws.com` (the bootstrap's keys),
-`monitoring.<region>.amazonaws.com` (the metrics publisher) and S3's names (the configuration
-document) to slirp's gateway, which is this
+`monitoring.<region>.amazonaws.com` (the metrics publisher), `logs.<region>.amazonaws.com` (the
+audit log's shipper) and S3's names (the configuration document) to slirp's gateway, which is this
 machine's 127.0.0.1, where moto listens on HTTPS's port and presents a certificate for those names
 from a CA the guest trusts. (A proxy on the guest's own port 443 would keep nginx from binding it.)
 """
@@ -28,11 +28,13 @@ HTTPS_PORT = 443
 
 
 def aws_hostnames(region: str) -> tuple[str, ...]:
-    """SSM's, CloudWatch's and S3's endpoints in `region`, as botocore names them: S3's by the
-    lab's bucket too (botocore addresses a bucket with a DNS-safe name by its virtual host)."""
+    """SSM's, CloudWatch's, CloudWatch Logs' and S3's endpoints in `region`, as botocore names
+    them: S3's by the lab's bucket too (botocore addresses a bucket with a DNS-safe name by its
+    virtual host)."""
     return (
         f"ssm.{region}.amazonaws.com",
         f"monitoring.{region}.amazonaws.com",
+        f"logs.{region}.amazonaws.com",
         f"s3.{region}.amazonaws.com",
         f"{LAB_BUCKET}.s3.{region}.amazonaws.com",
     )
@@ -96,6 +98,9 @@ class TlsSsm:
             sum(point["Sum"] for point in points),
         )
 
+    def log_messages(self, group: str, stream: str) -> list[str]:
+        return log_messages(self.client("logs"), group, stream)
+
     def client(self, service: str = "ssm") -> Any:
         import boto3  # only the lab needs it
 
@@ -107,6 +112,25 @@ class TlsSsm:
             aws_access_key_id="lab",
             aws_secret_access_key="lab",
         )
+
+
+def log_messages(logs: Any, group: str, stream: str) -> list[str]:
+    """Every message of `stream` in `group` (a CloudWatch Logs client's), oldest first, page after
+    page (one holds at most 1 MB); none before the stream exists."""
+    messages: list[str] = []
+    token = None
+    while True:
+        try:
+            page = logs.get_log_events(
+                logGroupName=group, logStreamName=stream, startFromHead=True,
+                **({"nextToken": token} if token else {}),
+            )  # fmt: skip
+        except logs.exceptions.ResourceNotFoundException:
+            return messages
+        messages += [event["message"] for event in page["events"]]
+        if not page["events"] or page["nextForwardToken"] == token:
+            return messages
+        token = page["nextForwardToken"]
 
 
 def _dimensions(dimension: tuple[str, str]) -> list[dict[str, str]]:

@@ -28,9 +28,18 @@ import jwt
 import pytest
 
 from bench.rotation import Hammering
+from model.audit_log import audit_log_group_name, audit_log_stream_name
 from model.host_config import HostConfig, host_config_document, render_host_config
 from model.nginx_config import certificate_paths
-from model.settings import METRICS_NAMESPACE, PORTS, QDRANT_IMAGE_PORTS, HostSettings
+from model.settings import (
+    METRICS_NAMESPACE,
+    PORTS,
+    QDRANT_IMAGE_PORTS,
+    AccessRule,
+    HostSettings,
+    TokenSpec,
+)
+from model.tokens import mint_token, token_claims
 from model.user_data import (
     CONVERGE_STATE,
     CONVERGE_TIMER,
@@ -41,7 +50,7 @@ from model.user_data import (
     state_path,
 )
 from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
-from lab.booted.demo import verify_booted
+from lab.booted.demo import create_collection, verify_booted
 from lab.booted.flood import (
     DROPPED,
     REFUSED,
@@ -64,7 +73,7 @@ from lab.booted.outside import (
 )
 from lab.processes import run, wait_until
 from tests.booted import require_booted_lab
-from verify.client import port_answers
+from verify.client import https_request, port_answers
 from verify.result import Status
 from verify.target import Target
 
@@ -491,6 +500,71 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     assert {"Unauthorized401", "RateLimited429"} <= metrics.keys()
     assert metrics["ConfigRejected"] == 0
 
+
+
+# --- Qdrant's audit log, off the host (its shipper's timer, moto as CloudWatch Logs) --------------
+
+# The shipper's timer fires each minute; a run after the requests, with room for one that failed.
+AUDIT_SHIPPED_WAIT_SECONDS = 150
+
+
+def test_who_did_what_from_where_reaches_cloudwatch_logs(booted: BootedHost, lab_network: Outside) -> None:
+    """The three questions after an incident, answered off the host: a token's read, a write that
+    token may not make, and a token forged with another key, each sent from a client's own address
+    on the lab network, reach CloudWatch Logs as Qdrant's audit lines, with the token's application
+    as the subject and the client's true address, by the host's own shipper (its timer, its boto3,
+    the instance's credentials). Each request carries a request id of its own, which Qdrant writes
+    as the line's tracing id."""
+    host, client = booted.host, lab_network.outsider
+    target = outside_target(booted, lab_network)
+    reads_only = TokenSpec("search-api", (AccessRule(DEMO_COLLECTION, "r"),))
+    token = mint_token(token_claims(reads_only), booted.api_key)
+    forged = mint_token(token_claims(reads_only), secrets.token_hex(24))
+    master = {"api-key": booted.api_key}
+    if https_request(booted.verify_target(), "GET", f"/collections/{DEMO_COLLECTION}", master).status != 200:
+        create_collection(booted, DEMO_COLLECTION, DEMO_VECTORS)
+    point = json.dumps({"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}]})
+    requests = {
+        "read": ("GET", f"/collections/{DEMO_COLLECTION}", token, None),
+        "refused-write": ("PUT", f"/collections/{DEMO_COLLECTION}/points", token, point),
+        "forged": ("GET", f"/collections/{DEMO_COLLECTION}", forged, None),
+    }
+    ids = {name: f"audit-{name}-{secrets.token_hex(6)}" for name in requests}
+
+    def send() -> dict[str, int]:
+        return {
+            name: https_request(
+                target, method, path,
+                {"Authorization": f"Bearer {bearer}", "X-Request-Id": ids[name],
+                 "Content-Type": "application/json"},
+                body,
+            ).status
+            for name, (method, path, bearer, body) in requests.items()
+        }  # fmt: skip
+
+    statuses = client.call(send)
+    sent = time.monotonic()
+    group, stream = audit_log_group_name(host.name), audit_log_stream_name(host.name)
+
+    def shipped() -> dict[str, dict[str, object]]:
+        lines = [json.loads(message) for message in booted.ssm.log_messages(group, stream)]
+        return {name: line for line in lines for name in ids if line.get("tracing_id") == ids[name]}
+
+    deadline = time.monotonic() + AUDIT_SHIPPED_WAIT_SECONDS
+    while len(found := shipped()) < len(ids):
+        assert time.monotonic() < deadline, f"shipped in {AUDIT_SHIPPED_WAIT_SECONDS} s: {found}"
+        time.sleep(2)
+    print(f"\naudit lines in CloudWatch Logs {time.monotonic() - sent:.1f} s after the requests: {found}")
+    # Qdrant refuses a token with a bad signature as Forbidden, 403 (src/common/auth/mod.rs).
+    assert statuses == {"read": 200, "refused-write": 403, "forged": 403}
+    assert {name: (line.get("subject"), line["remote"], line["result"]) for name, line in found.items()} == {
+        "read": ("search-api", client.address, "ok"),
+        "refused-write": ("search-api", client.address, "denied"),
+        "forged": (None, client.address, "denied"),
+    }
+    assert found["forged"]["auth_type"] == "none"
+    for secret in (booted.api_key, token, forged):
+        assert secret not in json.dumps(found)
 
 
 # --- The edge down, as the host reports it (its metrics timer, moto as CloudWatch) ----------------

@@ -23,7 +23,9 @@ from typing import Any
 import botocore.session
 import pytest
 
+from model.audit_log import RETENTION_DAYS
 from model.config import MAX_CERTIFICATE_NAMES_CHARACTERS, MAX_STACK_NAME_LENGTH
+from tests.host.test_audit_shipper import shipper
 from tests.program import MINIMAL_CONFIG, Deployment, Registered, deploy
 
 AUTONAME_SUFFIX = 8
@@ -105,6 +107,15 @@ def matches(pattern: str, what: str, value: Callable[[Registered], str]) -> Chec
     return check
 
 
+def documented_values(service: str, shape: str, member: str) -> list[int]:
+    """The values a member's documentation lists ("Possible values are: 1, 3, ..."), where the
+    model declares no enum (CloudWatch Logs' retention)."""
+    text = model_shape(service, shape, member).documentation
+    found = re.search(r"Possible values are: ([\d, and]+)\.", text)
+    assert found, f"{service} {shape}.{member}: no documented values"
+    return [int(value) for value in re.findall(r"\d+", found[1])]
+
+
 def no_whitespace_length(document: Any) -> int:
     # IAM does not count white space against its policy size quotas.
     return len(re.sub(r"\s", "", str(plain(document))))
@@ -159,6 +170,7 @@ BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 )
@@ -585,9 +597,29 @@ RULES = [
             lambda r: r.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"],
         ),
     ),
+    Rule(
+        "log-group-name",
+        LOG_GROUP,
+        matches(
+            # The model's character class (`[...]+`), as many times as its length allows.
+            model_shape("logs", "CreateLogGroupRequest", "logGroupName").metadata["pattern"][:-1]
+            + f"{{1,{max_length('logs', 'CreateLogGroupRequest', 'logGroupName')}}}",
+            "log group name",
+            lambda r: r.inputs["name"],
+        ),
+    ),
+    Rule(
+        "log-group-retention",
+        LOG_GROUP,
+        one_of(
+            documented_values("logs", "PutRetentionPolicyRequest", "retentionInDays"),
+            "retention in days",
+            lambda r: r.inputs["retentionInDays"],
+        ),
+    ),
     *[
         Rule(f"tags:{typ.rsplit(':', 1)[1]}", typ, tags_fit)
-        for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG, ALARM, TOPIC, DLM_POLICY)
+        for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG, ALARM, TOPIC, DLM_POLICY, LOG_GROUP)
     ],
 ]
 
@@ -735,6 +767,9 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
             {"noncurrentVersionExpiration": {"newerNoncurrentVersions": 101}}]})),
         ("sse-algorithm", _with(ENCRYPTION, {"rules": [
             {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "SSE-S3"}}]})),
+        ("log-group-name", _with(LOG_GROUP, {"name": "/secure-qdrant/qdrant prod/audit"})),
+        ("log-group-name", _with(LOG_GROUP, {"name": "/" + "g" * 512})),
+        ("log-group-retention", _with(LOG_GROUP, {"retentionInDays": 31})),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -748,3 +783,30 @@ def test_each_limit_refuses_a_value_past_it(rule_id, resource):
 def test_user_data_base64_must_decode():
     with pytest.raises(binascii.Error):
         user_data_bytes({"userDataBase64": "not base64!"})
+
+
+def test_the_audit_shippers_batches_are_within_put_log_events_limits():
+    """CloudWatch Logs API Reference, PutLogEvents, as botocore's model documents it: a batch over
+    any of these is refused whole, and the shipper would retry it every minute forever. The event
+    size the shipper keeps to is the 256 KB AWS documented before it raised it: within both."""
+    text = re.sub(r"<[^>]+>", "", _MODELS.get_service_model("logs").operation_model("PutLogEvents").documentation)
+
+    batch = re.search(r"maximum batch size is ([\d,]+) bytes.*plus (\d+) bytes for each log event", text)
+    events = re.search(r"maximum number of log events in a batch is ([\d,]+)", text)
+    span = re.search(r"time span in a single batch cannot exceed (\d+) hours", text)
+    event = re.search(r"Each log event can be no larger than (\d+) (MB|KB)", text)
+    assert batch and events and span and event, text
+    assert shipper.MAX_BATCH_BYTES <= int(batch[1].replace(",", ""))
+    assert shipper.EVENT_OVERHEAD == int(batch[2])
+    assert shipper.MAX_BATCH_EVENTS <= int(events[1].replace(",", ""))
+    assert shipper.MAX_BATCH_SPAN_MS <= int(span[1]) * 3600 * 1000
+    assert shipper.MAX_EVENT_BYTES <= int(event[1]) * {"KB": 1024, "MB": 1024 * 1024}[event[2]]
+
+
+def test_the_programs_retention_values_are_cloudwatchs():
+    """The retention a stack may choose (model/audit_log.py) is exactly what PutRetentionPolicy
+    takes: a value outside it fails `pulumi up` half-way, a missing one refuses a valid choice."""
+    assert list(RETENTION_DAYS) == documented_values(
+        "logs", "PutRetentionPolicyRequest", "retentionInDays"
+    )
+

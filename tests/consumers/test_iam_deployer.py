@@ -360,6 +360,16 @@ CALLS: dict[str, list[Call]] = {
         *on("alarm", "cloudwatch:DescribeAlarms"),
         *on("status-object", "s3:GetObject"),
     ],
+    # terraform-provider-aws internal/service/logs/group.go: CreateLogGroup (tags in it), then
+    # PutRetentionPolicy; read by DescribeLogGroups (the name as a prefix) and its tags; retention
+    # and tags updated in place; DeleteLogGroup.
+    "aws:cloudwatch/logGroup:LogGroup": [
+        *creating("log-group", "logs:CreateLogGroup"),
+        *on("log-group", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
+            "logs:ListTagsForResource", "logs:TagResource", "logs:UntagResource",
+            "logs:DeleteLogGroup"),
+        *reads("logs:DescribeLogGroups"),
+    ],  # fmt: skip
     # Made on the deployer's machine, no AWS call.
     "random:index/randomPassword:RandomPassword": [],
     "tls:index/privateKey:PrivateKey": [],
@@ -457,6 +467,8 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
             "config-bucket": f"arn:aws:s3:::{bucket}",
             "config-object": f"arn:aws:s3:::{bucket}/hosts/qdrant-{stack}/config.json",
             "status-object": f"arn:aws:s3:::{bucket}/hosts/qdrant-{stack}/status.json",
+            "log-group": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+            + deployment.one("aws:cloudwatch/logGroup:LogGroup").inputs["name"],
         },
         tags={STACK_TAG: f"qdrant-{stack}"},
     )  # fmt: skip

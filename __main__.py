@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.alarms import HostAlarms, HostAlarmsArgs
 from components.allowlist import TokenAllowlist, TokenAllowlistArgs
 from components.api_keys import ApiKeys, ApiKeysArgs, grace_end_text
+from components.audit_alarms import AuditAlarms, AuditAlarmsArgs
 from components.audit_log import AuditLog, AuditLogArgs
 from components.backups import DataVolumeBackups, DataVolumeBackupsArgs, stack_tags
 from components.config_store import ConfigStore, ConfigStoreArgs
@@ -81,7 +82,12 @@ config_store = ConfigStore(
     ),
 )
 config_source = config_store.source(name)
-audit_log = AuditLog(f"{name}-audit", AuditLogArgs(host_name=name, tags=stack_tags(name)))
+audit_log = AuditLog(
+    f"{name}-audit",
+    AuditLogArgs(
+        host_name=name, retention_days=settings.audit_log_retention_days, tags=stack_tags(name)
+    ),
+)
 ssh_key = AdminSshKey(f"{name}-admin", stack_tags(name)) if settings.ssh_enabled else None
 host = QdrantHost(
     name,
@@ -101,6 +107,7 @@ host = QdrantHost(
             name=name,
             acme_challenge=settings.acme_challenge,
             certificate_names=settings.certificate_names,
+            audit=settings.audit,
         ),
         instance_type=settings.instance_type,
         architecture=settings.architecture,
@@ -150,6 +157,17 @@ alarms = HostAlarms(
         thresholds=durability.thresholds,
         alert_email=durability.alert_email,
         backup_policy_id=backups.policy_id if backups else None,
+        tags=stack_tags(name),
+    ),
+)
+# Named under the host's alarms: the deployer may create alarms by that prefix only.
+audit_alarms = AuditAlarms(
+    f"{name}-alarms-audit",
+    AuditAlarmsArgs(
+        log_group_name=audit_log.group_name,
+        topic_arn=alarms.topic_arn,
+        subjects=tuple(token.name for token in settings.tokens),
+        denied_per_minute=durability.thresholds.denied_per_minute,
         tags=stack_tags(name),
     ),
 )

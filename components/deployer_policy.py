@@ -450,14 +450,18 @@ def _service_statements(scope: DeployerScope) -> list[dict[str, Any]]:
         _statement("FollowRecordChanges", ["route53:GetChange"], "arn:aws:route53:::change/*"),
         _statement("FindTheZone", ["route53:ListHostedZones"], "*"),
         _statement(
-            # No PutLogEvents or GetLogEvents: the deployer manages the group, it neither forges
-            # audit lines nor reads them.
+            # No PutLogEvents or GetLogEvents: the deployer manages the group and the metric filters
+            # that count its denials (components/audit_alarms.py), it neither forges audit lines
+            # nor reads them.
             "ManageTheStacksAuditLogGroup",
             [
                 "logs:CreateLogGroup",
                 "logs:DeleteLogGroup",
+                "logs:DeleteMetricFilter",
                 "logs:DeleteRetentionPolicy",
+                "logs:DescribeMetricFilters",
                 "logs:ListTagsForResource",
+                "logs:PutMetricFilter",
                 "logs:PutRetentionPolicy",
                 "logs:TagResource",
                 "logs:UntagResource",

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from model.audit_log import RETENTION_DAYS as CLOUDWATCH_LOG_RETENTION_DAYS
 from model.settings import (
     DEFAULT_IMAGE_RELEASES,
     PORTS,
@@ -79,12 +80,6 @@ MAX_CERTIFICATE_NAMES_CHARACTERS = 1024
 # RFC 5321 4.5.3.1: at most 64 octets before the @, and a path of 256 with its angle brackets.
 MAX_EMAIL_LOCAL_PART = 64
 MAX_EMAIL_ADDRESS = 254
-# What CloudWatch Logs' PutRetentionPolicy takes (CloudWatch Logs API Reference, retentionInDays);
-# never-expiring lines are left out, so the log group's cost stays bounded.
-CLOUDWATCH_LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
-    1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
 # A year of hourly files: each one is an open directory entry Qdrant's appender lists at every
 # rotation, and the history beyond the host lives in CloudWatch Logs.
 MAX_AUDIT_LOG_FILES = 366 * 24

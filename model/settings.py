@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
+from model.audit_log import AUDIT_LOG_RETENTION_DAYS
+
 CollectionAccess = Literal["r", "rw", "prw"]
 GlobalAccess = Literal["r", "m"]
 Architecture = Literal["x86_64", "arm64"]
@@ -318,7 +320,7 @@ class StackSettings:
     durability: Durability = field(default_factory=Durability)
     audit: QdrantAudit = QDRANT_AUDIT
     """Qdrant's audit log on the host: its rotation and the files kept come from config."""
-    audit_log_retention_days: int = 30
+    audit_log_retention_days: int = AUDIT_LOG_RETENTION_DAYS
     """Days CloudWatch Logs keeps the audit lines shipped off the host (one of its retention
     values)."""
 

@@ -120,9 +120,9 @@ def audit_shipper_path(host: HostSettings) -> str:
 
 def audit_dir(host: HostSettings) -> str:
     """Qdrant's audit directory as the host sees it: on the data volume, under the storage."""
-    inside = os.path.relpath(QDRANT_AUDIT.directory, CONTAINER_STORAGE)
+    inside = os.path.relpath(host.audit.directory, CONTAINER_STORAGE)
     if inside.startswith(".."):
-        raise ValueError(f"the audit log must be under {CONTAINER_STORAGE}: {QDRANT_AUDIT.directory}")
+        raise ValueError(f"the audit log must be under {CONTAINER_STORAGE}: {host.audit.directory}")
     return f"{host.paths.qdrant_storage}/{inside}"
 
 

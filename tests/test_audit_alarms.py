@@ -33,7 +33,8 @@ from tests.double_client import (
     start_double,
     token,
 )
-from tests.program import Deployment, _run
+from tests.program import MINIMAL_CONFIG, Deployment, _run, deploy
+from tests.readme import stated
 
 FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -177,3 +178,17 @@ def test_the_same_flood_under_a_higher_threshold_fires_nothing(audited) -> None:
 
     sums = published(FILTERS, _audit_lines(audited))
     assert not fires(alarm["qdrant-test-audit-denied-app-a"], sums)
+
+
+def test_the_readme_counts_the_alarms_the_program_makes() -> None:
+    """The resource list is what an operator budgets and audits by: its count of alarms must be
+    the program's, with and without backups, for any number of tokens."""
+    host_alarms, without_backups = (
+        {"ten": 10, "eight": 8}[word]
+        for word in stated(r"(\w+) CloudWatch alarms on the host \((\w+) without backups\)")
+    )
+    tokens = [{"name": f"app-{n}", "access": "r"} for n in range(3)]
+    for backups, expected in ((True, host_alarms), (False, without_backups)):
+        deployment = deploy({**MINIMAL_CONFIG, "tokens": tokens, "backupSchedule": backups})
+        alarms = deployment.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        assert len(alarms) == expected + len(tokens) + 1

@@ -370,6 +370,12 @@ CALLS: dict[str, list[Call]] = {
             "logs:DeleteLogGroup"),
         *reads("logs:DescribeLogGroups"),
     ],  # fmt: skip
+    # terraform-provider-aws internal/service/logs/metric_filter.go: PutMetricFilter creates and
+    # updates, DescribeMetricFilters (the group's name, the filter's as a prefix) reads,
+    # DeleteMetricFilter deletes; each names the log group.
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": on(
+        "log-group", "logs:PutMetricFilter", "logs:DescribeMetricFilters", "logs:DeleteMetricFilter"
+    ),
     # Made on the deployer's machine, no AWS call.
     "random:index/randomPassword:RandomPassword": [],
     "tls:index/privateKey:PrivateKey": [],

@@ -45,7 +45,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=non_negative_number, default=Shape.warmup_seconds)
     parser.add_argument("--concurrency", type=positive_integer, default=Shape.concurrency)
-    parser.add_argument("--workdir", type=directory, help="keep the lab's files here (default: temp)")
+    parser.add_argument(
+        "--workdir", type=directory, help="keep the lab's files here (default: temp)"
+    )
     parser.add_argument("--json", type=new_file, help="also write the figures here")
     return parser.parse_args(argv)
 

@@ -73,12 +73,19 @@ GOALS = (
     Goal("keep-alive HTTP/1.1 req/s ≥ 75% of direct", "keep-alive", _rate, DIRECT, 0.75),
     Goal("keep-alive HTTP/1.1 req/s ≥ 2.5× the guide", "keep-alive", _rate, GUIDE, 2.5),
     *(
-        Goal(f"proxy CPU per request ≤ ½ the guide's ({scenario})", scenario, _proxy_cpu, GUIDE,
-             0.5, at_most=True)
+        Goal(
+            f"proxy CPU per request ≤ ½ the guide's ({scenario})",
+            scenario,
+            _proxy_cpu,
+            GUIDE,
+            0.5,
+            at_most=True,
+        )
         for scenario in ("keep-alive", "http2", "new-connection", "resumed", "grpc")
-    ),  # fmt: skip
-    Goal("new TLS connections/s ≥ 2× the guide (full handshake)", "new-connection", _rate, GUIDE,
-         2.0),  # fmt: skip
+    ),
+    Goal(
+        "new TLS connections/s ≥ 2× the guide (full handshake)", "new-connection", _rate, GUIDE, 2.0
+    ),
     Goal("new TLS connections/s ≥ 2× the guide (resumed)", "resumed", _rate, GUIDE, 2.0),
     Goal("gRPC unary calls/s ≥ 75% of direct", "grpc", _rate, DIRECT, 0.75),
 )

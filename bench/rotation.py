@@ -175,9 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Run as root, nginx's workers are `nobody` and must be able to reach the webroot.
     workdir.chmod(0o755)
     try:
-        with moto_ssm(workdir / "moto") as ssm, edge_bootstrap_lab(
-            workdir, ssm, limits=UNTHROTTLED
-        ) as edge:
+        with (
+            moto_ssm(workdir / "moto") as ssm,
+            edge_bootstrap_lab(workdir, ssm, limits=UNTHROTTLED) as edge,
+        ):
             bootstrap = edge.lab.run(EDGE_STEPS)
             if bootstrap.returncode != 0:
                 print(bootstrap.stderr, file=sys.stderr)

@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 import sys
-from typing import Any, Optional, TypedDict
+from typing import Any, TypedDict
 
 # CloudWatch Logs API Reference, PutLogEvents: a batch is at most 1,048,576 bytes, counted as its
 # messages in UTF-8 plus 26 bytes each, at most 10,000 events, in chronological order, spanning at
@@ -57,9 +57,7 @@ def audit_files(names: list[str]) -> list[str]:
     return sorted((name for name in names if AUDIT_FILE.fullmatch(name)), key=order_key)
 
 
-def pending(
-    files: list[tuple[str, int]], position: Optional[Position]
-) -> list[tuple[str, int, int]]:
+def pending(files: list[tuple[str, int]], position: Position | None) -> list[tuple[str, int, int]]:
     """What is left to send: [(name, inode, start offset)], oldest first. `files`: [(name,
     inode)] of the directory; `position`: the state's {"file", "inode", "offset"}, or None before
     the first line was sent. A file under the recorded name with another inode is another file
@@ -144,7 +142,7 @@ def batches(lines: list[Line], now_ms: int) -> list[tuple[list[Event], int]]:
     return result
 
 
-def load_position(path: str) -> Optional[Position]:
+def load_position(path: str) -> Position | None:
     try:
         with open(path, encoding="utf-8") as state:
             position: Position = json.load(state)
@@ -214,5 +212,5 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as file:
         env = read_settings(file.read())
     logs = boto3.client("logs", region_name=env["AWS_REGION"])
-    count = ship(logs, env, int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000))
+    count = ship(logs, env, int(dt.datetime.now(dt.UTC).timestamp() * 1000))
     print(f"shipped {count} audit lines")

@@ -360,10 +360,18 @@ def nginx_test(settings: Mapping[str, str], site: File) -> None:
         os.chmod(candidate.name, 0o644)
         result = subprocess.run(
             [
-                "unshare", "--mount", "--propagation", "private", "--",
-                sys.executable, os.path.abspath(sys.argv[0]), "--nginx-test",
-                candidate.name, settings["NGINX_SITE"], *settings["NGINX_ARGS"].split(),
-            ],  # fmt: skip
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                sys.executable,
+                os.path.abspath(sys.argv[0]),
+                "--nginx-test",
+                candidate.name,
+                settings["NGINX_SITE"],
+                *settings["NGINX_ARGS"].split(),
+            ],
             capture_output=True,
             text=True,
             check=False,

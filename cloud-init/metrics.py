@@ -98,7 +98,9 @@ def measure(env, now):
     }
     enddate = subprocess.run(
         ["openssl", "x509", "-enddate", "-noout", "-in", env["CERTIFICATE"]],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     # None before the first certificate: no figure rather than a false one.
     if enddate.returncode == 0:
@@ -111,8 +113,13 @@ def publish(cloudwatch, env, now):
     cloudwatch.put_metric_data(
         Namespace=env["METRICS_NAMESPACE"],
         MetricData=[
-            {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": value,
-             "Unit": unit}
+            {
+                "MetricName": name,
+                "Dimensions": dimensions,
+                "Timestamp": now,
+                "Value": value,
+                "Unit": unit,
+            }
             for name, (value, unit) in measure(env, now).items()
         ],
     )
@@ -124,4 +131,4 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as file:
         env = read_settings(file.read())
     cloudwatch = boto3.client("cloudwatch", region_name=env["AWS_REGION"])
-    publish(cloudwatch, env, dt.datetime.now(dt.timezone.utc))
+    publish(cloudwatch, env, dt.datetime.now(dt.UTC))

@@ -68,7 +68,7 @@ def grace_end_text(valid_until: int) -> str:
     """The `keyGraceEndsAt` output: when the previous master key stops working ("" if none)."""
     if not valid_until:
         return ""
-    return dt.datetime.fromtimestamp(valid_until, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(valid_until, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def previous_key_document(previous_key: str, valid_until: int) -> str:
@@ -154,9 +154,7 @@ class ApiKeys(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _password(
-        name: str, version: int, child: pulumi.ResourceOptions
-    ) -> random.RandomPassword:
+    def _password(name: str, version: int, child: pulumi.ResourceOptions) -> random.RandomPassword:
         return random.RandomPassword(
             name,
             length=API_KEY_LENGTH,
@@ -181,7 +179,9 @@ class ApiKeys(pulumi.ComponentResource):
             triggers=[args.version],
             opts=child,
         )
-        return clock.stdout.apply(lambda started: int(started) + args.grace_hours * SECONDS_PER_HOUR)
+        return clock.stdout.apply(
+            lambda started: int(started) + args.grace_hours * SECONDS_PER_HOUR
+        )
 
     @staticmethod
     def _parameter(

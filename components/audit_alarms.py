@@ -97,7 +97,11 @@ class AuditAlarms(pulumi.ComponentResource):
         after_filters = pulumi.ResourceOptions(parent=self, depends_on=filters)
         alarms = [
             metric_alarm(
-                f"{name}-{spec.key}", spec, [args.topic_arn], args.topic_arn, args.tags,
+                f"{name}-{spec.key}",
+                spec,
+                [args.topic_arn],
+                args.topic_arn,
+                args.tags,
                 after_filters,
             )
             for spec in denied_alarm_specs(args.subjects, args.denied_per_minute)

@@ -29,18 +29,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from model.acme_dns import acme_dns_policy
-from model.audit_log import audit_log_group_name, log_group_arn, ship_audit_log_policy
 from components.alarms import topic_name_prefix
 from components.backups import STACK_TAG, dlm_execution_policy, stack_tags
 from components.config_store import config_access_policy, config_bucket_prefix
-from model.host_config import config_source
 from components.host import (
     SSM_CORE_ACTIONS,
     SSM_CORE_POLICY,
     put_metrics_policy,
     read_parameters_policy,
 )
+from model.acme_dns import acme_dns_policy
+from model.audit_log import audit_log_group_name, log_group_arn, ship_audit_log_policy
+from model.host_config import config_source
 from model.images import HOST_IMAGES
 from model.settings import METRICS_NAMESPACE
 
@@ -192,9 +192,7 @@ def _ec2_statements(scope: DeployerScope) -> list[dict[str, Any]]:
             [scope.ec2("security-group/*"), scope.ec2("key-pair/*")],
             StringEquals=tagged,
         ),
-        _statement(
-            "CreateTheGroupInTheChosenVpc", ["ec2:CreateSecurityGroup"], scope.ec2("vpc/*")
-        ),
+        _statement("CreateTheGroupInTheChosenVpc", ["ec2:CreateSecurityGroup"], scope.ec2("vpc/*")),
         _statement(
             # Authorized on the group as well, whose tag decides: the rules carry none.
             "ModifyTheGroupsRules",

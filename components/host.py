@@ -228,9 +228,7 @@ class QdrantHost(pulumi.ComponentResource):
             # The first boot reads the keys and the configuration document, and IAM is eventually
             # consistent: launch only once they and the permissions to read them exist.
             opts=child.merge(
-                pulumi.ResourceOptions(
-                    depends_on=[*permissions, document, *args.boot_dependencies]
-                )
+                pulumi.ResourceOptions(depends_on=[*permissions, document, *args.boot_dependencies])
             ),
         )
         aws.ec2.VolumeAttachment(
@@ -312,7 +310,9 @@ class QdrantHost(pulumi.ComponentResource):
         return role, profile, [session_manager, read_keys, put_metrics]
 
 
-def data_volume_options(volume_name: str, restore: RestoreSnapshot | None) -> pulumi.ResourceOptions:
+def data_volume_options(
+    volume_name: str, restore: RestoreSnapshot | None
+) -> pulumi.ResourceOptions:
     """The volume is the database: protected, so that neither `pulumi destroy` nor a replacement
     (a restore over it, another snapshot) can happen before the operator unprotects it, and retained
     on delete, so that the replaced volume only leaves the stack's state, never the account.

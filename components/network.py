@@ -106,4 +106,3 @@ class QdrantSecurityGroup(pulumi.ComponentResource):
                 )
         self.group_id = group.id
         self.register_outputs({"groupId": group.id})
-

@@ -34,15 +34,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-
-from model.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
-from model.user_data import ec2_user_data, qdrant_env_path
 from lab.bootstrap_run import run_bootstrap, run_loader
 from lab.cloud_init import write_files
 from lab.config_store import ConfigStore, lab_source
 from lab.edge import LAB_VOLUME_ID, lab_host_settings
-from lab.nginx import Nginx
 from lab.moto import LAB_REGION, Ssm, moto_ssm
+from lab.nginx import Nginx
 from lab.pebble import Pebble, running_pebble
 from lab.processes import (
     LOOPBACK,
@@ -54,6 +51,8 @@ from lab.processes import (
     run,
     wait_until,
 )
+from model.settings import PORTS, BootstrapWaits, HostSettings, Limits, Ports
+from model.user_data import ec2_user_data, qdrant_env_path
 
 LAB_STEPS = ("data_volume", "secrets", "ready")
 EDGE_STEPS = ("data_volume", "secrets", "nginx_http", "dns", "certificate", "nginx_tls", "ready")
@@ -177,8 +176,6 @@ def imds_double(public_ipv4: str) -> Iterator[Imds]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
 
 
 def lab_host(

@@ -52,7 +52,10 @@ def main(argv: Sequence[str]) -> int:
             return run_booted(workdir, DEMO_TOKENS, DEMO_COLLECTION, DEMO_VECTORS)
         return run_lab(workdir, args.serve)
     except LabUnavailable as missing:
-        print(f"lab unavailable: {missing} (scripts/test installs every tool it needs)", file=sys.stderr)
+        print(
+            f"lab unavailable: {missing} (scripts/test installs every tool it needs)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("lab stopped before it was up", file=sys.stderr)

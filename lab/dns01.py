@@ -29,12 +29,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from model.settings import PORTS, HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, edge_bootstrap_lab, moto_ssm
 from lab.certbot import Certbot
+from lab.edge import lab_target
 from lab.processes import LOOPBACK, LabUnavailable, accepts_connections, require_tools, run
 from lab.route53 import FRONT_ADDRESS, ROUTE53_HOST, route53_front
-from lab.edge import lab_target
+from model.settings import PORTS, HostSettings
 from verify.checks import check_certificate
 from verify.client import certificate_dns_names
 
@@ -65,7 +65,10 @@ def served_certificate(host: HostSettings, client_ca: Path) -> dict[str, Any]:
     with socket.create_connection((LOOPBACK, host.ports.https), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=host.domain) as tls:
             certificate: dict[str, Any] = tls.getpeercert() or {}
-    return {"names": certificate_dns_names(certificate), "serial": certificate.get("serialNumber", "")}
+    return {
+        "names": certificate_dns_names(certificate),
+        "serial": certificate.get("serialNumber", ""),
+    }
 
 
 def listening_tcp_ports() -> list[int]:
@@ -149,7 +152,9 @@ def scenario(workdir: Path) -> dict[str, Any]:
         started = time.monotonic()
         certbot.renew()
         report["seconds"]["renewal"] = round(time.monotonic() - started, 2)
-        report["renewed"] = _wait_for_new_serial(lab.host, edge.client_ca, report["issued"]["serial"])
+        report["renewed"] = _wait_for_new_serial(
+            lab.host, edge.client_ca, report["issued"]["serial"]
+        )
         report["records_after_renewal"] = route53.challenge_records()
         rerun = lab.run(("certificate",))
         report["rerun"] = {"returncode": rerun.returncode, "log": rerun.stderr}
@@ -159,7 +164,14 @@ def scenario(workdir: Path) -> dict[str, Any]:
 
 def _print(report: dict[str, Any]) -> None:
     print(report["bootstrap"]["log"], end="", file=sys.stderr)
-    for key in ("authenticator", "issued", "renewed", "listening", "records_after_renewal", "seconds"):
+    for key in (
+        "authenticator",
+        "issued",
+        "renewed",
+        "listening",
+        "records_after_renewal",
+        "seconds",
+    ):
         if key in report:
             print(f"{key}: {report[key]}")
 
@@ -167,7 +179,9 @@ def _print(report: dict[str, Any]) -> None:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.dns01", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--workdir", type=Path, help="keep every file and log here (default: removed)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep every file and log here (default: removed)"
+    )
     parser.add_argument(_IN_NAMESPACE, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.in_namespace:
@@ -187,7 +201,9 @@ def main(argv: Sequence[str]) -> int:
         try:
             report = scenario(workdir)
         except LabUnavailable as missing:
-            print(json.dumps({"unavailable": str(missing)}) if args.json else f"lab.dns01: {missing}")
+            print(
+                json.dumps({"unavailable": str(missing)}) if args.json else f"lab.dns01: {missing}"
+            )
             return 3
     if args.json:
         print(json.dumps(report))

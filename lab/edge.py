@@ -24,22 +24,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model.settings import (
-    DEFAULT_QDRANT_VERSION,
-    ClientLimits,
-    LOOPBACK,
-    HostPaths,
-    HostSettings,
-    Limits,
-    Ports,
-    QDRANT_AUDIT,
-    TokenSpec,
-)
-from model.nginx_config import IN_PROGRESS_MAX
-from model.tokens import mint_tokens, token_claims
-from model.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
-from lab.certbot import Certbot
 from lab.bootstrap_run import run_bootstrap, run_loader
+from lab.certbot import Certbot
 from lab.cloud_init import write_files
 from lab.config_store import ConfigStore, lab_source
 from lab.moto import moto_ssm
@@ -48,6 +34,20 @@ from lab.pebble import CERTIFICATE_VALIDITY_SECONDS, Pebble, running_pebble
 from lab.processes import LOOPBACK as LOOPBACK_ADDRESS
 from lab.processes import CommandFailed, LabUnavailable, free_port
 from lab.qdrant_double import DoubleConfig, QdrantDouble, unit_environment
+from model.nginx_config import IN_PROGRESS_MAX
+from model.settings import (
+    DEFAULT_QDRANT_VERSION,
+    LOOPBACK,
+    QDRANT_AUDIT,
+    ClientLimits,
+    HostPaths,
+    HostSettings,
+    Limits,
+    Ports,
+    TokenSpec,
+)
+from model.tokens import mint_tokens, token_claims
+from model.user_data import CLOUD_INIT_DIR, QDRANT_UNIT, ec2_user_data, staged_site_path
 from verify.target import Target, Token
 
 # The one name that reaches loopback on any machine (RFC 6761; every hosts file has it) without

@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Tuple
+from typing import Any
 
 from lab.qdrant_double.access_rules import FAMILIES, is_public_service
 
@@ -24,7 +25,7 @@ REFERENCE_NAME = "qdrant-v1.18.3"
 TABLE_PATH = Path(__file__).resolve().parent / "qdrant_double" / "access_table.py"
 _HTTP_METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 
-RestEndpoint = Tuple[str, str, str]
+RestEndpoint = tuple[str, str, str]
 """(HTTP method, path template, operationId)"""
 
 
@@ -32,7 +33,10 @@ class UncoveredSurface(Exception):
     """The rules and the release's API surface disagree."""
 
 
-def find_reference(start: Path = Path(__file__).resolve()) -> Optional[Path]:
+_HERE = Path(__file__).resolve()
+
+
+def find_reference(start: Path = _HERE) -> Path | None:
     """`shared/reference/qdrant-v1.18.3` beside the checkout or one of its parents (a worktree
     sits one level deeper than the main checkout), None when absent (a fresh clone)."""
     for parent in start.parents:
@@ -113,7 +117,12 @@ def render_table(reference: Path) -> str:
     for method, path, operation in endpoints:
         need = FAMILIES[rest_family[operation]].need
         lines.append(f'    ("{method}", "{path}", "{operation}", Need.{need.name}),')
-    lines += [")", "", "# operationIds whose request body is JSON", "JSON_BODY_OPERATIONS = frozenset({"]
+    lines += [
+        ")",
+        "",
+        "# operationIds whose request body is JSON",
+        "JSON_BODY_OPERATIONS = frozenset({",
+    ]
     lines += [f'    "{operation}",' for operation in json_body_operations(openapi)]
     lines += ["})", "", "# (gRPC method path, Need)", "GRPC_METHODS = ("]
     for name in methods:
@@ -122,7 +131,7 @@ def render_table(reference: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, help=f"the {REFERENCE_NAME} directory")
     parser.add_argument("--check", action="store_true", help="fail if the table is stale")

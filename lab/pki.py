@@ -73,7 +73,7 @@ def certificate_info(certificate: bytes) -> CertificateInfo:
     output = _openssl("x509", "-inform", form, "-noout", "-serial", "-enddate", stdin=certificate)
     fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     not_after = dt.datetime.strptime(fields["notAfter"], "%b %d %H:%M:%S %Y %Z")
-    return CertificateInfo(fields["serial"], not_after.replace(tzinfo=dt.timezone.utc))
+    return CertificateInfo(fields["serial"], not_after.replace(tzinfo=dt.UTC))
 
 
 def _openssl(*arguments: str, stdin: bytes = b"") -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -127,9 +127,7 @@ def run(
     output = result.stdout.decode(errors="replace")
     if result.returncode != 0:
         errors = result.stderr.decode(errors="replace")
-        raise CommandFailed(
-            f"{shlex.join(command)} exited {result.returncode}:\n{output}{errors}"
-        )
+        raise CommandFailed(f"{shlex.join(command)} exited {result.returncode}:\n{output}{errors}")
     return output
 
 

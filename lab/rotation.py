@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Protocol
 
 from components.api_keys import previous_key_document
-from lab.demo import start_qdrant
-from model.settings import HostSettings
 from lab.bootstrap import BootstrapLab, EdgeBootstrap
+from lab.demo import start_qdrant
 from lab.qdrant_double import QdrantDouble
+from model.settings import HostSettings
 
 # Logs each call, answers `is-active` with "active" (exit 0): the Qdrant unit is up.
 _SYSTEMCTL = """#!/bin/sh

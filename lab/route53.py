@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from model.acme_dns import CHANGE_KEYS
-from model.acme_dns import CHALLENGE_LABEL
 from lab import pki
+from model.acme_dns import CHALLENGE_LABEL, CHANGE_KEYS
 
 ROUTE53_HOST = "route53.amazonaws.com"
 # Not 127.0.0.1: the lab's nginx takes HTTPS's port there, as the VM's does.
@@ -72,7 +71,9 @@ def authorized_call(method: str, path: str, body: bytes) -> Call:
             elif tag == "Name":
                 values["names"].append(text.lower().rstrip("."))
         context = {key: sorted(set(values[field])) for key, field in CHANGE_KEYS.items()}
-        return Call("route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{parts[1]}", context)
+        return Call(
+            "route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{parts[1]}", context
+        )
     return Call(f"route53:{method} {path}", "*", {})
 
 
@@ -105,7 +106,9 @@ class Route53:
         client = self.client()
         records: dict[str, list[str]] = {}
         for zone in client.list_hosted_zones()["HostedZones"]:
-            pages = client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone["Id"])
+            pages = client.get_paginator("list_resource_record_sets").paginate(
+                HostedZoneId=zone["Id"]
+            )
             for page in pages:
                 for record in page["ResourceRecordSets"]:
                     name = record["Name"].rstrip(".")
@@ -156,7 +159,11 @@ class _FrontHandler(BaseHTTPRequestHandler):
         connection.request(self.command, self.path, body=body, headers=headers)
         reply = connection.getresponse()
         content = reply.read()
-        if self.command == "POST" and self.path.rstrip("/").endswith("/rrset") and reply.status == 200:
+        if (
+            self.command == "POST"
+            and self.path.rstrip("/").endswith("/rrset")
+            and reply.status == 200
+        ):
             self.server.publish_challenges()
         self.send_response(reply.status)
         for name, value in reply.getheaders():

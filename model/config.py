@@ -38,17 +38,17 @@ from model.settings import (
     DEFAULT_IMAGE_RELEASES,
     QDRANT_VERSION_FLOOR,
     TOKEN_ALLOWLIST_COLLECTION,
+    UNTRUSTED_ACME_HOSTS,
     AccessRule,
     AcmeChallenge,
     AlarmThresholds,
     Architecture,
+    AuditRotation,
     Durability,
     HostOs,
-    AuditRotation,
     Limits,
     QdrantAudit,
     StackSettings,
-    UNTRUSTED_ACME_HOSTS,
     TokenSpec,
     ValueExists,
     ValueMatch,
@@ -94,9 +94,7 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class _Invalid(Exception):
@@ -267,9 +265,7 @@ def _check_certificate_names(
         "certificate holds",
     )
     all_names = (domain, *names) if domain else names
-    too_long = [
-        n for n in all_names if len(CHALLENGE_LABEL + n.removeprefix("*.")) > _MAX_DNS_NAME
-    ]
+    too_long = [n for n in all_names if len(CHALLENGE_LABEL + n.removeprefix("*.")) > _MAX_DNS_NAME]
     read.check(
         "certificateNames" if set(too_long) - {domain} else "domain",
         not too_long,
@@ -385,7 +381,7 @@ def _parse_expiry(value: Any, now: dt.datetime) -> dt.datetime:
     try:
         if len(value) == 10:
             # A bare date means the start of that day in UTC: the token is dead once the day begins.
-            expiry = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+            expiry = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         else:
             expiry = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -478,7 +474,9 @@ def _parse_token(value: Any, now: dt.datetime) -> TokenSpec:
                 "(otherwise only rotating the keys stops it)"
             )
         if revocable and "valueExists" in value:
-            raise _Invalid("revocable and valueExists exclude each other (Qdrant reads one per token)")
+            raise _Invalid(
+                "revocable and valueExists exclude each other (Qdrant reads one per token)"
+            )
         return TokenSpec(
             name=name,
             access=cast(Any, _parse_access(value.get("access"))),
@@ -512,7 +510,7 @@ def load_settings(
 
     Raises ConfigError listing every problem; nothing is half-accepted.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     read = _Reader(raw)
     if len(stack) > MAX_STACK_NAME_LENGTH:
         read.problems.append(

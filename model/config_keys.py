@@ -364,8 +364,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "alarmUnauthorizedPerMinute",
         "integer",
-        "Alarm when more requests a minute than this are refused with 401 or gRPC "
-        "UNAUTHENTICATED",
+        "Alarm when more requests a minute than this are refused with 401 or gRPC UNAUTHENTICATED",
         default=AlarmThresholds.unauthorized_per_minute,
         bounds=(1, MAX_PULUMI_INTEGER),
         unit="requests",

@@ -32,7 +32,14 @@ SHARED_FILES = {
 DEFAULT_SESSION_NAME = "secure-qdrant-verify"
 # Go's time.ParseDuration units, which the provider uses for `duration`.
 DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
 }
 DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 # Go holds a duration in an int64 of nanoseconds and refuses a longer one.

@@ -24,7 +24,6 @@ The same functions render the loopback lab's site: only `listen` addresses and `
 
 from __future__ import annotations
 
-
 from model.settings import ClientLimits, HostPaths, HostSettings, ListenAddresses
 
 NAME = "secure_qdrant"

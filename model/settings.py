@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from model.audit_log import AUDIT_LOG_RETENTION_DAYS
 
@@ -123,7 +123,7 @@ class AccessRule:
 @dataclass(frozen=True)
 class ValueMatch:
     key: str
-    value: Union[str, int, bool]
+    value: str | int | bool
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class TokenSpec:
     """One configured caller. `access` is mandatory: Qdrant gives a token without it full manage."""
 
     name: str
-    access: Union[GlobalAccess, tuple[AccessRule, ...]]
+    access: GlobalAccess | tuple[AccessRule, ...]
     expires_at: dt.datetime | None = None
     value_exists: ValueExists | None = None
     revocable: bool = False

@@ -374,7 +374,9 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
             _cloud_init_file(BOOTSTRAP_UNIT).format_map(unit_values),
         ),
         *(
-            HostFile(drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env))
+            HostFile(
+                drop_in_path(host, unit), _cloud_init_file(DATA_VOLUME_DROP_IN).format_map(env)
+            )
             for unit in DATA_VOLUME_UNITS
         ),
         HostFile(paths.metrics_publisher, shipped_python(_cloud_init_file("metrics.py")), "0755"),
@@ -382,11 +384,17 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
         HostFile(
             f"{paths.systemd_unit_dir}/{METRICS_UNIT}",
             _cloud_init_file(METRICS_UNIT).format_map(
-                {"METRICS_COMMAND": _literal_words((paths.metrics_publisher, settings_env_path(host)))}
+                {
+                    "METRICS_COMMAND": _literal_words(
+                        (paths.metrics_publisher, settings_env_path(host))
+                    )
+                }
             ),
         ),
         HostFile(f"{paths.systemd_unit_dir}/{METRICS_TIMER}", _cloud_init_file(METRICS_TIMER)),
-        HostFile(audit_shipper_path(host), shipped_python(_cloud_init_file("audit_shipper.py")), "0755"),
+        HostFile(
+            audit_shipper_path(host), shipped_python(_cloud_init_file("audit_shipper.py")), "0755"
+        ),
         HostFile(
             f"{paths.systemd_unit_dir}/{AUDIT_SHIPPER_UNIT}",
             _cloud_init_file(AUDIT_SHIPPER_UNIT).format_map(
@@ -398,7 +406,9 @@ def host_files(host: HostSettings, data_volume_id: str) -> list[HostFile]:
                 }
             ),
         ),
-        HostFile(f"{paths.systemd_unit_dir}/{AUDIT_SHIPPER_TIMER}", _cloud_init_file(METRICS_TIMER)),
+        HostFile(
+            f"{paths.systemd_unit_dir}/{AUDIT_SHIPPER_TIMER}", _cloud_init_file(METRICS_TIMER)
+        ),
         HostFile(f"{fail2ban}/{AUTH_FILTER}", _cloud_init_file(f"fail2ban/{AUTH_FILTER}")),
         HostFile(f"{fail2ban}/{JAIL}", _cloud_init_file(f"fail2ban/{JAIL}").format_map(env)),
         HostFile(env["NGINX_HTTP_SITE"], render_http_site(host)),
@@ -480,7 +490,12 @@ def _without_comments(unit: str) -> str:
 def render_user_data(host: HostSettings, data_volume_id: str, source: ConfigSource) -> str:
     cloud_config = {
         "write_files": [
-            {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": "root:root"}
+            {
+                "path": f.path,
+                "content": f.content,
+                "permissions": f.permissions,
+                "owner": "root:root",
+            }
             for f in loader_files(host, data_volume_id, source)
         ],
         # Without waiting: a first run may install boto3 and hand over to the bootstrap, and

@@ -28,7 +28,6 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-
 PROJECT = "secure-qdrant"
 MAIN = str(Path(__file__).resolve().parent.parent / "__main__.py")
 REGION = "eu-central-1"
@@ -141,7 +140,9 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif args.typ == "command:local:Command" and args.name.endswith("-rotated-at"):
             state["stdout"] = f"{DEPLOY_TIME}\n"
         elif args.typ == "aws:sns/topic:Topic":
-            state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
+            state["arn"] = (
+                f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['namePrefix']}{_digest(args.name)}"
+            )
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             # The provider's ARN of a group, without the `:*` its API adds.
             state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"
@@ -188,7 +189,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             snapshot = SNAPSHOTS.get(snapshot_id)
             if snapshot is None or snapshot.region != REGION:
                 # What the provider answers when DescribeSnapshots finds nothing in its region.
-                raise EngineError("Your query returned no results. Please change your search criteria and try again.")
+                raise EngineError(
+                    "Your query returned no results. Please change your search criteria and try again."
+                )
             return {
                 "id": snapshot_id,
                 "snapshotId": snapshot_id,

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 
 from components.audit_alarms import AuditAlarms, AuditAlarmsArgs

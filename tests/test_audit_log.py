@@ -28,7 +28,9 @@ def test_the_group_keeps_the_lines_as_long_as_the_host_keeps_its_files(deploymen
     group = deployment.one(GROUP)
 
     assert group.inputs["retentionInDays"] == AUDIT_LOG_RETENTION_DAYS == 30
-    assert QDRANT_AUDIT.rotation == "daily" and QDRANT_AUDIT.max_log_files == AUDIT_LOG_RETENTION_DAYS
+    assert (
+        QDRANT_AUDIT.rotation == "daily" and QDRANT_AUDIT.max_log_files == AUDIT_LOG_RETENTION_DAYS
+    )
 
 
 def test_the_group_is_the_one_the_host_ships_to(deployment):
@@ -39,7 +41,9 @@ def test_the_group_is_the_one_the_host_ships_to(deployment):
     [settings] = [f["content"] for f in document["files"] if f["path"].endswith("/settings.env")]
     shipped_to = dict(shlex.split(line)[0].split("=", 1) for line in settings.splitlines())
 
-    assert group.inputs["name"] == audit_log_group_name("qdrant-test") == shipped_to["AUDIT_LOG_GROUP"]
+    assert (
+        group.inputs["name"] == audit_log_group_name("qdrant-test") == shipped_to["AUDIT_LOG_GROUP"]
+    )
     assert deployment.outputs["auditLogGroup"].value == group.inputs["name"]
     assert group.inputs["tags"][STACK_TAG] == "qdrant-test"
 

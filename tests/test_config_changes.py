@@ -118,7 +118,7 @@ def test_only_the_declared_keys_replace_the_data_volume_and_none_the_address(key
 def test_the_readme_says_what_changing_each_key_does():
     """The operator reads the README, not the tests: its column must be the declared table."""
     rows = section_table("Configuration")
-    assert "changing it" in rows[0], "the configuration table has no column \"changing it\""
+    assert "changing it" in rows[0], 'the configuration table has no column "changing it"'
     column = {row["key"].strip("`"): row["changing it"] for row in rows}
     assert column == {key: declared.changing for key, declared in BY_NAME.items()}
 
@@ -187,6 +187,7 @@ def _host(**inputs: Any) -> dict[str, Any]:
 def test_new_user_data_replaces_the_host_only_with_replace_on_change():
     """terraform-provider-aws forces a new instance for user data only under
     `user_data_replace_on_change`; otherwise it is an in-place update."""
+
     def host(text: str, replace_on_change: bool) -> Registered:
         inputs = _host(userData=text, userDataReplaceOnChange=replace_on_change)
         return _resource(INSTANCE, "vm", inputs)
@@ -197,6 +198,7 @@ def test_new_user_data_replaces_the_host_only_with_replace_on_change():
 
 def test_a_new_instance_type_is_in_place_and_a_new_image_is_not():
     """`instance_type` is updated by stop, modify and start; `ami` is ForceNew."""
+
     def host(**inputs: Any) -> list[Registered]:
         return [_resource(INSTANCE, "vm", _host(**inputs))]
 
@@ -207,6 +209,7 @@ def test_a_new_instance_type_is_in_place_and_a_new_image_is_not():
 def test_a_replaced_dependency_replaces_the_host_only_through_a_force_new_input():
     """A replaced key pair's name is unknown in a preview, and `key_name` is ForceNew; the same
     unknown in an updatable input (`vpcSecurityGroupIds`) is an update."""
+
     def world(public_key: str, prop: str) -> list[Registered]:
         pair = _resource(KEY_PAIR, "pair", {"publicKey": public_key})
         feeds = {prop: [_urn(KEY_PAIR, "pair")]}
@@ -219,6 +222,7 @@ def test_a_replaced_dependency_replaces_the_host_only_through_a_force_new_input(
 
 def test_ignore_changes_and_replace_on_changes_are_the_engines():
     """The engine drops `ignoreChanges` paths from the diff and replaces on `replaceOnChanges`."""
+
     def host(ami: str, tags: str, **options: Any) -> Registered:
         return _resource(INSTANCE, "vm", _host(ami=ami, tags={"Name": tags}), **options)
 
@@ -230,6 +234,7 @@ def test_ignore_changes_and_replace_on_changes_are_the_engines():
 def test_an_option_naming_elements_covers_the_whole_list():
     """pulumi-command registers `replace_on_changes=["triggers[*]"]`: any changed element of the
     list is a replacement, and an ignored `[*]` path ignores the whole list."""
+
     def host(groups: list[str], **options: Any) -> Registered:
         return _resource(INSTANCE, "vm", _host(vpcSecurityGroupIds=groups), **options)
 

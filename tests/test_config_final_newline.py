@@ -22,9 +22,7 @@ OTHER_KEYS = {
     "certificateNames": ('["other.example.com", "*.example.com"]', DNS_01),
 }
 # The same value with a final newline: after the value, or inside a name of the list.
-WITH_NEWLINE = [
-    (key, valid + "\n", context) for key, (valid, context) in OTHER_KEYS.items()
-] + [
+WITH_NEWLINE = [(key, valid + "\n", context) for key, (valid, context) in OTHER_KEYS.items()] + [
     ("certificateNames", '["other.example.com\\n", "*.example.com"]', DNS_01),
     ("certificateNames", '["other.example.com", "*.example.com\\n"]', DNS_01),
 ]

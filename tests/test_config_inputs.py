@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 from typing import Any
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ from tests.host.test_metrics_publisher import metrics
 from tests.program import MINIMAL_CONFIG, Failed, deploy
 from tests.readme import config_row
 
-NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 # ngx_atoi reads rate= and burst= into a 64-bit integer; client_max_body_size is an off_t in bytes.
 NGINX_INTEGER = 2**63 - 1
@@ -159,8 +160,10 @@ text_values = st.one_of(
     ),
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(st.text(max_size=8), children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        ),
         max_leaves=8,
     ).map(json.dumps),
 )
@@ -415,4 +418,3 @@ def test_an_acme_server_without_a_reachable_host_and_port_is_refused(url: str):
     """certbot could reach no server at port 0, past 65535 or at an unparsable host; the gate's
     comparison reads the host the same way, so it must parse."""
     assert f"{NAMESPACE}:acmeServer: " in refusal(acmeServer=url)
-

@@ -22,7 +22,7 @@ from components.config_store import (
 from model.config import MAX_STACK_NAME_LENGTH
 from model.host_config import CONFIG_SCHEMA, config_source, config_version
 from model.user_data import HostFile
-from tests.preview import IN_PLACE, Preview
+from tests.preview import Preview
 from tests.program import ACCOUNT, MINIMAL_CONFIG, REGION, Deployment, Registered, deploy
 from tests.readme import section_table
 
@@ -82,7 +82,10 @@ def test_old_versions_are_trimmed_to_the_latest_hundred(deployment):
     [rule] = lifecycle.inputs["rules"]
     assert rule["status"] == "Enabled"
     assert rule["filter"] == {}
-    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 1, "newerNoncurrentVersions": 100}
+    assert rule["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 1,
+        "newerNoncurrentVersions": 100,
+    }
     assert "expiration" not in rule, "the current document must never expire"
 
 
@@ -231,7 +234,12 @@ def test_a_setting_change_updates_the_document_in_place(deployment):
 
 @pytest.mark.parametrize(
     "stack",
-    ["dev", "Prod.EU_1", "x" * MAX_STACK_NAME_LENGTH, "production-eu-central-1-blue-green-canary-xy"],
+    [
+        "dev",
+        "Prod.EU_1",
+        "x" * MAX_STACK_NAME_LENGTH,
+        "production-eu-central-1-blue-green-canary-xy",
+    ],
 )
 def test_the_bucket_prefix_is_one_s3_accepts(stack):
     """S3: lowercase letters, digits and `-`, beginning and ending with a letter or digit once

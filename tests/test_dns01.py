@@ -70,7 +70,9 @@ def test_dns01_policy_names_the_zone_looked_up_and_every_challenge_record():
 
 def test_a_wildcard_is_proven_at_its_base_name():
     """RFC 8555 8.4: `*.example.com` is validated by `_acme-challenge.example.com`."""
-    assert challenge_record_names(["*.example.com", "example.com"]) == ("_acme-challenge.example.com",)
+    assert challenge_record_names(["*.example.com", "example.com"]) == (
+        "_acme-challenge.example.com",
+    )
 
 
 def test_outputs_name_the_challenge_and_every_certificate_name():

@@ -5,7 +5,7 @@ evaluator in tests/consumers/test_iam_evaluation.py; the inputs' AWS limits in t
 """
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -301,9 +301,10 @@ def test_a_metal_size_of_an_ebs_only_family_is_recovered():
     (DescribeInstanceTypes, tests/consumers/test_ec2_instance_types.py)."""
     deployment = deploy(dict(MINIMAL_CONFIG, instanceType="m7g.metal", architecture="arm64"))
 
-    assert f"arn:aws:automate:{REGION}:ec2:recover" in alarm(deployment, "system-check").inputs[
-        "alarmActions"
-    ]
+    assert (
+        f"arn:aws:automate:{REGION}:ec2:recover"
+        in alarm(deployment, "system-check").inputs["alarmActions"]
+    )
 
 
 def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(default):
@@ -442,7 +443,7 @@ def test_a_day_without_a_completed_snapshot_raises_an_alarm_and_daily_snapshots_
     found = alarm(default, "backup-missing")
     policy_id = default.one(POLICY).resource_id
     assert found.inputs["dimensions"] == {"DLMPolicyId": policy_id}
-    first_day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first_day -= timedelta(days=len(COMPLETIONS) + 3)
     completed = [
         first_day + timedelta(days=day, hours=hour, minutes=minute)
@@ -485,7 +486,7 @@ def test_a_policy_that_reports_nothing_at_all_raises_the_backup_alarm(default):
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
 
         assert backup_missing_fires(
-            found, default.one(POLICY).resource_id, cloudwatch, datetime.now(timezone.utc)
+            found, default.one(POLICY).resource_id, cloudwatch, datetime.now(UTC)
         )
 
 

@@ -72,10 +72,20 @@ def _ami_query(deployment) -> dict:
 @pytest.mark.parametrize(
     ("host_os", "instance_type", "architecture", "owner", "name"),
     [
-        ("ubuntu-24.04", "t3.medium", "x86_64", "099720109477",
-         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251212"),
-        ("ubuntu-24.04", "t4g.medium", "arm64", "099720109477",
-         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251212"),
+        (
+            "ubuntu-24.04",
+            "t3.medium",
+            "x86_64",
+            "099720109477",
+            "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251212",
+        ),
+        (
+            "ubuntu-24.04",
+            "t4g.medium",
+            "arm64",
+            "099720109477",
+            "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251212",
+        ),
         ("debian-12", "t3.medium", "x86_64", "136693071363", "debian-12-amd64-20231013-1532"),
         ("debian-12", "t4g.medium", "arm64", "136693071363", "debian-12-arm64-20231013-1532"),
     ],
@@ -109,7 +119,11 @@ def test_a_pinned_release_still_resolves_after_it_is_deprecated(host_os):
 @pytest.mark.parametrize(
     ("host_os", "release", "name"),
     [
-        ("ubuntu-24.04", "20250610", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
+        (
+            "ubuntu-24.04",
+            "20250610",
+            "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610",
+        ),
         ("debian-12", "20250316-2053", "debian-12-amd64-20250316-2053"),
     ],
 )
@@ -134,7 +148,9 @@ def test_instance_follows_the_chosen_image_instead_of_ignoring_it():
     """`ignore_changes` on `ami` makes the engine reuse the old AMI for every replacement: a key
     rotation or an architecture switch would relaunch the first image (x86_64 -> arm64 fails)."""
     x86 = deploy(MINIMAL_CONFIG).one(INSTANCE)
-    arm = deploy(dict(MINIMAL_CONFIG, instanceType="t4g.medium", architecture="arm64")).one(INSTANCE)
+    arm = deploy(dict(MINIMAL_CONFIG, instanceType="t4g.medium", architecture="arm64")).one(
+        INSTANCE
+    )
 
     assert list(x86.options.ignoreChanges) == []
     assert x86.inputs["ami"] != arm.inputs["ami"]
@@ -191,14 +207,18 @@ def test_default_subnet_is_in_a_zone_that_offers_the_instance_type():
 
 
 def test_instance_type_offered_in_no_zone_fails_before_any_resource():
-    with pytest.raises(Failed, match="c7gn.large is not offered in any availability zone") as failed:
+    with pytest.raises(
+        Failed, match="c7gn.large is not offered in any availability zone"
+    ) as failed:
         deploy(dict(MINIMAL_CONFIG, instanceType="c7gn.large", architecture="arm64"))
 
     assert failed.value.registered == []
 
 
 def test_configured_subnet_in_a_zone_without_the_instance_type_fails_before_any_resource():
-    with pytest.raises(Failed, match="subnet-0123456789abcdef0 is in eu-central-1b, where m8i.large") as failed:
+    with pytest.raises(
+        Failed, match="subnet-0123456789abcdef0 is in eu-central-1b, where m8i.large"
+    ) as failed:
         deploy(dict(MINIMAL_CONFIG, instanceType="m8i.large", subnetId="subnet-0123456789abcdef0"))
 
     assert failed.value.registered == []
@@ -212,7 +232,9 @@ def test_configured_subnet_is_used():
 
 def test_every_child_resource_belongs_to_a_component():
     """Components own their children, so several hosts can share one stack without name clashes."""
-    deployment = deploy(dict(MINIMAL_CONFIG, adminCidrs=["203.0.113.0/24"], hostedZone="example.com"))
+    deployment = deploy(
+        dict(MINIMAL_CONFIG, adminCidrs=["203.0.113.0/24"], hostedZone="example.com")
+    )
 
     for resource in deployment.resources:
         if not resource.typ.startswith("secure-qdrant:"):

@@ -107,8 +107,7 @@ def test_each_package_imports_only_the_layers_beneath_it():
     one above it: the graph has no cycle."""
     found = violations(
         lambda package, module: (
-            project_package(module) is not None
-            and project_package(module) not in ALLOWED[package]
+            project_package(module) is not None and project_package(module) not in ALLOWED[package]
         )
     )
     assert found == [], "imports against the layering:\n" + "\n".join(found)

@@ -103,7 +103,9 @@ def test_the_new_master_key_is_stored_after_the_previous_key(versions):
     """A host reading between the two writes must find the new key only beside the one it
     replaced, or old credentials would stop before their grace window."""
     [master] = [
-        p for p in versions[2].of_type(PARAMETER) if p.inputs["name"] == "/secure-qdrant/test/api-key"
+        p
+        for p in versions[2].of_type(PARAMETER)
+        if p.inputs["name"] == "/secure-qdrant/test/api-key"
     ]
     [previous] = [p for p in versions[2].of_type(PARAMETER) if p.inputs["name"] == PREVIOUS]
 
@@ -195,7 +197,9 @@ def command_the_provider_runs(clock: Registered, state: dict[str, Any]) -> str |
     return str(goal.get("update") or goal["create"])
 
 
-def run_as_the_provider(command: str, state: dict[str, Any], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_as_the_provider(
+    command: str, state: dict[str, Any], cwd: Path
+) -> subprocess.CompletedProcess[str]:
     previous = {"PULUMI_COMMAND_STDOUT": state["stdout"]} if state["stdout"] else {}
     done = subprocess.run(
         ["/bin/sh", "-c", command],
@@ -210,7 +214,9 @@ def run_as_the_provider(command: str, state: dict[str, Any], cwd: Path) -> subpr
     return done
 
 
-def test_the_clock_has_the_same_inputs_from_any_checkout_machine_or_environment(tmp_path, monkeypatch):
+def test_the_clock_has_the_same_inputs_from_any_checkout_machine_or_environment(
+    tmp_path, monkeypatch
+):
     """A deploy from another checkout (another machine, a CI runner, a worktree) must not change
     the clock's inputs: a changed input is an Update, which would stamp a new rotation time and
     move `keyGraceEndsAt` (a host inside the window would drop the old key at once; one replaced

@@ -62,7 +62,10 @@ def test_rules_belong_to_the_hosts_security_group():
     instance = deployment.one("aws:ec2/instance:Instance")
     assert group.inputs["vpcId"] == "vpc-0123"
     assert len(instance.inputs["vpcSecurityGroupIds"]) == 1
-    group_ids = {r.inputs["securityGroupId"] for r in deployment.of_type(INGRESS) + deployment.of_type(EGRESS)}
+    group_ids = {
+        r.inputs["securityGroupId"]
+        for r in deployment.of_type(INGRESS) + deployment.of_type(EGRESS)
+    }
     assert group_ids == set(instance.inputs["vpcSecurityGroupIds"])
 
 

@@ -36,7 +36,10 @@ def test_a_revocable_token_is_valid_only_while_the_allowlist_holds_its_name(depl
 
     assert claims == {
         "access": [{"collection": "products", "access": "r"}],
-        "value_exists": {"collection": ALLOWLIST, "matches": [{"key": "token_id", "value": "search"}]},
+        "value_exists": {
+            "collection": ALLOWLIST,
+            "matches": [{"key": "token_id", "value": "search"}],
+        },
         "subject": "search",
     }
     assert deployment.outputs["tokenScopes"].value["search"] == claims

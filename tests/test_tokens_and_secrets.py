@@ -32,7 +32,7 @@ TOKENS = [
 
 
 def epoch(*date_and_time):
-    return int(dt.datetime(*date_and_time, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(*date_and_time, tzinfo=dt.UTC).timestamp())
 
 
 EXPECTED_CLAIMS = {
@@ -146,7 +146,10 @@ def test_keys_are_stored_as_ssm_securestrings(deployment):
     }
     assert all(p.inputs["type"] == "SecureString" for p in parameters.values())
     stored = parameters["/secure-qdrant/test/api-key"].inputs["value"]
-    assert stored == {rpc._special_sig_key: rpc._special_secret_sig, "value": deployment.outputs["apiKey"].value}
+    assert stored == {
+        rpc._special_sig_key: rpc._special_secret_sig,
+        "value": deployment.outputs["apiKey"].value,
+    }
     assert deployment.outputs["apiKeyParameter"].value == "/secure-qdrant/test/api-key"
 
 
@@ -182,7 +185,7 @@ def test_claims_of_a_collection_token_keep_rule_order():
     spec = TokenSpec(
         name="x",
         access=(AccessRule("b", "r"), AccessRule("a", "rw")),
-        expires_at=dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc),
+        expires_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
     )
 
     assert token_claims(spec) == {

@@ -39,7 +39,12 @@ def test_gate_runs_after_the_host_and_the_dns_record_exist():
     deployment = deploy(CONFIG)
 
     dependencies = set(deployment.one(COMMAND).options.dependencies)
-    for resource in ("qdrant-test-vm", "qdrant-test-ip-association", "qdrant-test-data-attachment", "qdrant-test-dns-a"):
+    for resource in (
+        "qdrant-test-vm",
+        "qdrant-test-ip-association",
+        "qdrant-test-data-attachment",
+        "qdrant-test-dns-a",
+    ):
         assert any(urn.endswith(f"::{resource}") for urn in dependencies), resource
 
 
@@ -260,12 +265,18 @@ def test_the_readme_tells_the_deployer_the_posix_shell_every_local_command_needs
     quoted for sh and the rotation clock is `date +%s` and `${VAR:?}`: a deployer on Windows
     outside WSL would fail its first deploy, so the README must say so before it."""
     commands = deploy(dict(CONFIG, apiKeyVersion=2)).of_type(COMMAND)
-    scripts = [c.inputs[step] for c in commands for step in ("create", "update") if step in c.inputs]
+    scripts = [
+        c.inputs[step] for c in commands for step in ("create", "update") if step in c.inputs
+    ]
 
     assert len(commands) == 2 and not any("interpreter" in c.inputs for c in commands)
     for script in scripts:
         checked = subprocess.run(
-            ["shellcheck", "--shell=sh", "-"], input=script, capture_output=True, text=True, check=False
+            ["shellcheck", "--shell=sh", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert checked.returncode == 0, checked.stdout
     assert stated(r"deployer runs on (Linux or macOS) \(or WSL\)[^.]*? under (`/bin/sh`)") == (

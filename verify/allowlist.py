@@ -79,7 +79,8 @@ def sync(target: Target) -> Synced:
     allowed = allowed_names(target)
     if allowed:
         points = [
-            {"id": point_id(name), "vector": {}, "payload": {TOKEN_ID_KEY: name}} for name in allowed
+            {"id": point_id(name), "vector": {}, "payload": {TOKEN_ID_KEY: name}}
+            for name in allowed
         ]
         _call(target, "PUT", f"{collection}/points?wait=true", {"points": points})
     found = _call(
@@ -118,7 +119,10 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         synced = sync(target)
     except (AllowlistError, OSError, ValueError, KeyError, TypeError) as error:
-        print(f"allowlist: {TOKEN_ALLOWLIST_COLLECTION} not synced: {one_line(str(error))}", file=sys.stderr)
+        print(
+            f"allowlist: {TOKEN_ALLOWLIST_COLLECTION} not synced: {one_line(str(error))}",
+            file=sys.stderr,
+        )
         return 1
     print(
         f"allowlist {TOKEN_ALLOWLIST_COLLECTION}: {len(synced.allowed)} allowed "

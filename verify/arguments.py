@@ -90,5 +90,9 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """`--stack` and `--wait`, for the commands that act on a deployed stack."""
     parser.add_argument("--stack", help="Pulumi stack whose outputs describe the deployment")
     parser.add_argument(
-        "--wait", type=non_negative_number, default=0, metavar="SECONDS", help="wait for the endpoint first"
+        "--wait",
+        type=non_negative_number,
+        default=0,
+        metavar="SECONDS",
+        help="wait for the endpoint first",
     )

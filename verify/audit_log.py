@@ -191,4 +191,4 @@ def _timestamp(value: Any) -> dt.datetime | None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import (
@@ -38,7 +38,7 @@ AWS_ERRORS = (ClientError, BotoCoreError)
 # means credentials exist and something is wrong with them.
 NOT_CONFIGURED = (NoCredentialsError, ProfileNotFound, NoRegionError)
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resource = Mapping[str, Any]
 
 
@@ -82,7 +82,9 @@ def check_imds(instance: Resource) -> CheckResult:
     if tokens != "required":
         problems.append("IMDSv1 is on: one SSRF'd GET reads the instance role's credentials")
     if hops > MAX_HOP_LIMIT:
-        problems.append(f"hop limit above {MAX_HOP_LIMIT}: containers can reach the role's credentials")
+        problems.append(
+            f"hop limit above {MAX_HOP_LIMIT}: containers can reach the role's credentials"
+        )
     if problems:
         return CheckResult(IMDS, Status.FAIL, f"{seen}; " + "; ".join(problems))
     return CheckResult(IMDS, Status.PASS, seen)
@@ -99,7 +101,9 @@ def check_volumes(ec2_client: BaseClient, instance_id: str) -> CheckResult:
     if plain:
         return CheckResult(VOLUMES, Status.FAIL, "unencrypted: " + ", ".join(plain))
     return CheckResult(
-        VOLUMES, Status.PASS, "encrypted: " + ", ".join(_volume_label(v, instance_id) for v in volumes)
+        VOLUMES,
+        Status.PASS,
+        "encrypted: " + ", ".join(_volume_label(v, instance_id) for v in volumes),
     )
 
 

@@ -23,8 +23,8 @@ import jwt
 
 from model.settings import PORTS
 from verify.client import (
-    certificate_dns_names,
     Response,
+    certificate_dns_names,
     http_request,
     https_request,
     negotiate_tls,
@@ -93,7 +93,9 @@ def check_http_redirect(target: Target) -> CheckResult:
     location = reply.headers.get("Location", "")
     if reply.status == 301 and location == expected:
         return _pass("http-redirect", f"301 -> {location}")
-    return _fail("http-redirect", f"HTTP {reply.status}, Location {location!r}, expected 301 -> {expected}")
+    return _fail(
+        "http-redirect", f"HTTP {reply.status}, Location {location!r}, expected 301 -> {expected}"
+    )
 
 
 @_guarded("certificate")
@@ -101,19 +103,25 @@ def check_certificate(target: Target) -> CheckResult:
     try:
         certificate = peer_certificate(target)
     except ssl.SSLCertVerificationError as error:
-        return _fail("certificate", f"chain does not verify for {target.domain}: {error.verify_message}")
-    expires = dt.datetime.fromtimestamp(
-        ssl.cert_time_to_seconds(certificate["notAfter"]), dt.timezone.utc
-    )
-    days_left = (expires - dt.datetime.now(dt.timezone.utc)).days
+        return _fail(
+            "certificate", f"chain does not verify for {target.domain}: {error.verify_message}"
+        )
+    expires = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(certificate["notAfter"]), dt.UTC)
+    days_left = (expires - dt.datetime.now(dt.UTC)).days
     if days_left <= MIN_CERTIFICATE_DAYS:
-        return _fail("certificate", f"expires {expires:%Y-%m-%d}, in {days_left} days (renewal broken?)")
+        return _fail(
+            "certificate", f"expires {expires:%Y-%m-%d}, in {days_left} days (renewal broken?)"
+        )
     carried = certificate_dns_names(certificate)
     missing = [name for name in target.certificate_names if name.lower() not in carried]
     if missing:
-        return _fail("certificate", f"does not carry {', '.join(missing)} (it has {', '.join(carried)})")
+        return _fail(
+            "certificate", f"does not carry {', '.join(missing)} (it has {', '.join(carried)})"
+        )
     names = ", ".join(target.certificate_names or (target.domain,))
-    return _pass("certificate", f"verifies for {names}, expires {expires:%Y-%m-%d} ({days_left} days)")
+    return _pass(
+        "certificate", f"verifies for {names}, expires {expires:%Y-%m-%d} ({days_left} days)"
+    )
 
 
 @_guarded("tls-1.3")
@@ -172,7 +180,9 @@ def check_security_headers(target: Target) -> CheckResult:
     ]
     if evidence:
         return _fail("security-headers", "; ".join(evidence))
-    return _pass("security-headers", "HSTS, nosniff, X-Frame-Options, Referrer-Policy on 200 and 401")
+    return _pass(
+        "security-headers", "HSTS, nosniff, X-Frame-Options, Referrer-Policy on 200 and 401"
+    )
 
 
 @_guarded("server-version-hidden")
@@ -214,7 +224,9 @@ def check_master_key(target: Target) -> CheckResult:
         target.api_key,
         algorithm="HS256",
     )
-    as_signer = https_request(target, "GET", "/collections", {"Authorization": f"Bearer {signed}"}).status
+    as_signer = https_request(
+        target, "GET", "/collections", {"Authorization": f"Bearer {signed}"}
+    ).status
     evidence = f"api-key header -> {as_key}, token signed with the key (Bearer) -> {as_signer}"
     if as_key == 200 and as_signer == 200:
         return _pass("master-key", f"{evidence}: Qdrant's signing key")
@@ -252,7 +264,9 @@ def check_banner_hidden(target: Target) -> CheckResult:
     if problems:
         return _fail("banner-hidden", "; ".join(problems))
     statuses = ", ".join(f"{path} {reply.status}" for path, reply in anonymous.items())
-    return _pass("banner-hidden", f"without credentials {statuses}; with the key / shows Qdrant {version}")
+    return _pass(
+        "banner-hidden", f"without credentials {statuses}; with the key / shows Qdrant {version}"
+    )
 
 
 @contextmanager
@@ -261,7 +275,11 @@ def probe_collection(target: Target) -> Iterator[str]:
     name = f"secure-qdrant-verify-{secrets.token_hex(4)}"
     body = json.dumps({"vectors": {"size": len(PROBE_VECTOR), "distance": "Dot"}})
     created = https_request(
-        target, "PUT", f"/collections/{name}", {**_key(target.api_key), "Content-Type": "application/json"}, body
+        target,
+        "PUT",
+        f"/collections/{name}",
+        {**_key(target.api_key), "Content-Type": "application/json"},
+        body,
     )
     if created.status != 200:
         raise OSError(f"could not create probe collection {name}: HTTP {created.status}")
@@ -278,7 +296,9 @@ def _read(target: Target, token: Token, collection: str) -> int:
 def _write(target: Target, token: Token, collection: str) -> int:
     body = json.dumps({"points": [{"id": 1, "vector": PROBE_VECTOR, "payload": {}}]})
     headers = {**_key(token.jwt), "Content-Type": "application/json"}
-    return https_request(target, "PUT", f"/collections/{collection}/points?wait=true", headers, body).status
+    return https_request(
+        target, "PUT", f"/collections/{collection}/points?wait=true", headers, body
+    ).status
 
 
 Expectation = tuple[str, Callable[[], int], bool]
@@ -360,7 +380,7 @@ def check_token(target: Target, token: Token, probe: str) -> CheckResult:
     name = f"token:{token.name}"
     if token.revoked:
         return _revoked(target, token, name)
-    if token.expired(dt.datetime.now(dt.timezone.utc)):
+    if token.expired(dt.datetime.now(dt.UTC)):
         return CheckResult(name, Status.SKIP, "expired")
     if "access" not in token.claims:
         return _fail(name, "no access claim: Qdrant gives such a token full manage rights")
@@ -433,7 +453,9 @@ def check_qdrant_ports_closed(target: Target) -> CheckResult:
     open_ports = [port for port in target.closed_ports if port_answers(target.address, port)]
     if open_ports:
         return _fail("qdrant-ports-closed", f"{target.address} answers on {open_ports}")
-    return _pass("qdrant-ports-closed", f"{target.address} does not answer on {list(target.closed_ports)}")
+    return _pass(
+        "qdrant-ports-closed", f"{target.address} does not answer on {list(target.closed_ports)}"
+    )
 
 
 @_guarded("rate-limit")

@@ -20,6 +20,7 @@ from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
 from verify.arguments import OneLineParser, add_stack_arguments, one_line, port
+from verify.audit_log import check_audit_logged
 from verify.aws_audit import (
     AWS_ERRORS,
     NOT_CONFIGURED,
@@ -27,7 +28,6 @@ from verify.aws_audit import (
     audit_instance,
     unverifiable,
 )
-from verify.audit_log import check_audit_logged
 from verify.aws_session import aws_session
 from verify.checks import endpoint_checks
 from verify.config_status import CONFIG, wait_for_config
@@ -43,9 +43,7 @@ from verify.target import (
 )
 
 
-def aws_checks(
-    target: Target, region: str | None, environ: Mapping[str, str]
-) -> list[CheckResult]:
+def aws_checks(target: Target, region: str | None, environ: Mapping[str, str]) -> list[CheckResult]:
     if not target.instance_id:
         return [CheckResult("aws", Status.SKIP, "no instanceId output")]
     try:
@@ -135,7 +133,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         results += aws_checks(target, args.region, environ)
         results.append(audit_log_check(target, args.region, environ))
     # Read from the outputs and the tokens: no server is asked.
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     results += token_expiry_warnings(target.tokens, now) + grace_window_warnings(
         target.key_grace_ends_at, now
     )

@@ -12,9 +12,9 @@ import socket
 import ssl
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
-from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from verify.target import Target
@@ -96,7 +96,9 @@ def _https_request_once(
 ) -> Response:
     connection = _DialingHTTPSConnection(target, tls_context(target), timeout)
     try:
-        connection.request(method, path, body=body, headers={"Host": target.domain, **(headers or {})})
+        connection.request(
+            method, path, body=body, headers={"Host": target.domain, **(headers or {})}
+        )
         reply = connection.getresponse()
         return Response(reply.status, reply.headers, reply.read())
     finally:

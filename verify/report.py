@@ -45,9 +45,7 @@ def summary(results: Sequence[CheckResult]) -> str:
 
 def table(results: Sequence[CheckResult], secrets: Sequence[str]) -> str:
     width = max((len(r.name) for r in results), default=0)
-    lines = [
-        f"{r.status.value:4}  {r.name:{width}}  {redact(r.detail, secrets)}" for r in results
-    ]
+    lines = [f"{r.status.value:4}  {r.name:{width}}  {redact(r.detail, secrets)}" for r in results]
     return "\n".join([*lines, summary(results)])
 
 

@@ -77,7 +77,7 @@ class Token:
             exp = claims["exp"]
             if isinstance(exp, bool) or not isinstance(exp, (int, float)):
                 return None
-            return dt.datetime.fromtimestamp(exp, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(exp, dt.UTC)
         except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
             return None
         except RecursionError:
@@ -275,7 +275,9 @@ def _json_type(value: Any) -> str:
 
 def _checked(where: str, value: Any, kind: type[T]) -> T:
     if not isinstance(value, kind):
-        raise TargetError(f"the stack output {where} should be {_KINDS[kind]}, not {_json_type(value)}")
+        raise TargetError(
+            f"the stack output {where} should be {_KINDS[kind]}, not {_json_type(value)}"
+        )
     if value == "":
         raise TargetError(f"the stack output {where} is empty")
     return value
@@ -330,7 +332,9 @@ def _claims(name: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
             match = _checked(f"{where}.value_exists.matches[{index}]", match, dict)
             _checked(f"{where}.value_exists.matches[{index}].key", match.get("key"), str)
             if "value" not in match:
-                raise TargetError(f"the stack output {where}.value_exists.matches[{index}] has no value")
+                raise TargetError(
+                    f"the stack output {where}.value_exists.matches[{index}] has no value"
+                )
     return claims
 
 
@@ -340,7 +344,7 @@ def _grace_end(outputs: Mapping[str, Any]) -> dt.datetime | None:
         return None
     text = _required(outputs, "keyGraceEndsAt", str)
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         raise TargetError(
             f"the stack output keyGraceEndsAt {text!r} is not a UTC time like 2030-03-18T17:46:40Z"

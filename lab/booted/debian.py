@@ -27,7 +27,9 @@ def apt_sources(apt_dir: Path = APT_DIR) -> tuple[Path, ...]:
 
 
 def _has_entries(path: Path) -> bool:
-    return any(line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines())
+    return any(
+        line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines()
+    )
 
 
 def sources_recipe(sources: Sequence[Path]) -> list[str]:

@@ -62,8 +62,13 @@ def grpc_answer(target: Target, key: str, timeout: float) -> str:
     root = Path(target.ca_file).read_bytes() if target.ca_file else None
     credentials = grpc.ssl_channel_credentials(root_certificates=root)
     # Channels share connections through grpcio's global subchannel pool unless told not to.
-    options = [("grpc.ssl_target_name_override", target.domain), ("grpc.use_local_subchannel_pool", 1)]
-    with grpc.secure_channel(f"{target.address}:{target.grpc_port}", credentials, options) as channel:
+    options = [
+        ("grpc.ssl_target_name_override", target.domain),
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    with grpc.secure_channel(
+        f"{target.address}:{target.grpc_port}", credentials, options
+    ) as channel:
         call = channel.unary_unary(
             GRPC_METHOD, request_serializer=lambda _: b"", response_deserializer=lambda raw: raw
         )

@@ -25,16 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model.settings import (
-    DEFAULT_QDRANT_VERSION,
-    PORTS,
-    BootstrapWaits,
-    HostSettings,
-    Limits,
-    TokenSpec,
-)
-from model.audit_log import audit_log_group_name
-from model.user_data import BOOTSTRAP_UNIT, ec2_user_data
+from lab.booted.cache import CACHE_DIR
 from lab.booted.ebs import Volume, VolumeStore, nitro_device_link, volume_store
 from lab.booted.nspawn import Bind, Guest, booted, one_guest_at_a_time
 from lab.booted.outside import ADMIN_CIDR
@@ -49,12 +40,21 @@ from lab.booted.qdrant_image import image_tarball
 from lab.booted.rootfs import guest_rootfs
 from lab.booted.slirp import GATEWAY, Forward
 from lab.booted.ssm import TlsSsm, tls_moto_ssm
-from lab.booted.cache import CACHE_DIR
-from lab.config_store import ConfigStore, lab_source
 from lab.bootstrap import LAB_REGION, imds_double
+from lab.config_store import ConfigStore, lab_source
 from lab.edge import LAB_DOMAIN, LAB_EMAIL, lab_target
 from lab.pebble import running_pebble
 from lab.processes import LOOPBACK, CommandFailed, run
+from model.audit_log import audit_log_group_name
+from model.settings import (
+    DEFAULT_QDRANT_VERSION,
+    PORTS,
+    BootstrapWaits,
+    HostSettings,
+    Limits,
+    TokenSpec,
+)
+from model.user_data import BOOTSTRAP_UNIT, ec2_user_data
 from verify.target import Target
 
 VOLUME_SIZE_BYTES = 1024**3
@@ -170,7 +170,9 @@ def _bootstrap_failed(guest: Guest) -> bool:
 def _failure_report(guest: Guest) -> str:
     """The end of cloud-init's output, then what systemd saw fail (the bootstrap logs no secret)."""
     output = guest.path("/var/log/cloud-init-output.log")
-    log = output.read_text(errors="replace")[-6000:] if output.exists() else "(no cloud-init output)"
+    log = (
+        output.read_text(errors="replace")[-6000:] if output.exists() else "(no cloud-init output)"
+    )
     if not guest.running():
         return log
     listed = guest.run("systemctl", "--failed", "--plain", "--no-legend").splitlines()
@@ -178,11 +180,13 @@ def _failure_report(guest: Guest) -> str:
     journals = [
         guest.run("journalctl", "--no-pager", "--lines=15", f"--unit={unit}") for unit in failed
     ]
-    bootstrap = guest.run("journalctl", "--no-pager", "--output=cat", "--lines=40", "-t", BOOTSTRAP_TAG)
+    bootstrap = guest.run(
+        "journalctl", "--no-pager", "--output=cat", "--lines=40", "-t", BOOTSTRAP_TAG
+    )
     return "\n".join(
         [
             log,
-            *(f"--- failed: {unit}\n{text}" for unit, text in zip(failed, journals)),
+            *(f"--- failed: {unit}\n{text}" for unit, text in zip(failed, journals, strict=False)),
             f"--- the bootstrap's last lines\n{bootstrap}",
         ]
     )

@@ -149,7 +149,9 @@ def write_points(booted: BootedHost, collection: str, points: Sequence[Mapping[s
 
 def upsert_points(booted: BootedHost, collection: str, points: Sequence[Mapping[str, Any]]) -> None:
     """Through the edge; returns once Qdrant acknowledges them applied (`wait=true`)."""
-    _master_request(booted, "PUT", f"/collections/{collection}/points?wait=true", {"points": points})
+    _master_request(
+        booted, "PUT", f"/collections/{collection}/points?wait=true", {"points": points}
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,9 @@ class WriteStream:
         deadline = time.monotonic() + timeout
         while len(self.writes) < count:
             if self._error is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{len(self.writes)} of {count} writes acknowledged") from self._error
+                raise RuntimeError(
+                    f"{len(self.writes)} of {count} writes acknowledged"
+                ) from self._error
             time.sleep(0.05)
 
     def _write(self) -> None:
@@ -206,7 +210,10 @@ class WriteStream:
 def read_points(booted: BootedHost, collection: str, ids: Sequence[int]) -> dict[int, Any]:
     """Point id to payload, read through the edge."""
     found = _master_request(
-        booted, "POST", f"/collections/{collection}/points", {"ids": list(ids), "with_payload": True}
+        booted,
+        "POST",
+        f"/collections/{collection}/points",
+        {"ids": list(ids), "with_payload": True},
     )
     return {point["id"]: point["payload"] for point in found}
 

@@ -118,7 +118,9 @@ def one_guest_at_a_time() -> Iterator[None]:
 def _remove_cgroups(tops: set[Path]) -> None:
     """Empty cgroup folders go with rmdir only, children first."""
     for top in tops:
-        for folder in sorted((top, *top.rglob("*/")), key=lambda path: len(path.parts), reverse=True):
+        for folder in sorted(
+            (top, *top.rglob("*/")), key=lambda path: len(path.parts), reverse=True
+        ):
             # One still busy (a process outlived the guest) must not keep the others.
             with contextlib.suppress(FileNotFoundError, OSError):
                 folder.rmdir()
@@ -151,7 +153,9 @@ class Guest:
         if self._nspawn.running():
             self._nspawn.send_signal(signal.SIGTERM)
             try:
-                wait_until(lambda: not self._nspawn.running(), "the guest's shutdown", SHUTDOWN_SECONDS)
+                wait_until(
+                    lambda: not self._nspawn.running(), "the guest's shutdown", SHUTDOWN_SECONDS
+                )
             except TimeoutError:
                 pass
         self._nspawn.stop()
@@ -159,7 +163,11 @@ class Guest:
 
 @contextmanager
 def booted(
-    root: Path, name: str, workdir: Path, binds: Sequence[Bind] = (), forwards: Sequence[Forward] = ()
+    root: Path,
+    name: str,
+    workdir: Path,
+    binds: Sequence[Bind] = (),
+    forwards: Sequence[Forward] = (),
 ) -> Iterator[Guest]:
     """`root` booted as machine `name`, its `forwards` published; shut down and cleaned up on exit,
     however the block ends."""
@@ -169,16 +177,22 @@ def booted(
     with ExitStack() as stack:
         stack.enter_context(one_guest_at_a_time())
         docker_before = _docker_cgroups()
-        stack.callback(lambda: _remove_cgroups(_nspawn_cgroups() | (_docker_cgroups() - docker_before)))
+        stack.callback(
+            lambda: _remove_cgroups(_nspawn_cgroups() | (_docker_cgroups() - docker_before))
+        )
         for folder in _nspawn_cgroups():
             folder.mkdir(exist_ok=True)
-        nspawn = Service("systemd-nspawn", nspawn_command(root, name, binds), workdir / "console.log")
+        nspawn = Service(
+            "systemd-nspawn", nspawn_command(root, name, binds), workdir / "console.log"
+        )
         stack.callback(nspawn.stop)
         found: list[int] = []
 
         def started() -> bool:
             if not nspawn.running():
-                raise RuntimeError(f"systemd-nspawn exited:\n{nspawn.log.read_text(errors='replace')}")
+                raise RuntimeError(
+                    f"systemd-nspawn exited:\n{nspawn.log.read_text(errors='replace')}"
+                )
             pid = _init_of(nspawn.pid)
             found.extend([pid] if pid else [])
             return bool(found)

@@ -155,13 +155,33 @@ def outside(guest_pid: int) -> Iterator[Outside]:
         # A deleted namespace takes its links down only when the kernel gets round to it: the
         # guest's end would linger for a while. Deleting it deletes the pair at once.
         stack.callback(_delete_link, guest_pid, in_guest)
-        run([*in_guest, "address", "add", f"{GUEST_ADDRESS}/{NETWORK_PREFIX}", "dev", GUEST_INTERFACE])
+        run(
+            [
+                *in_guest,
+                "address",
+                "add",
+                f"{GUEST_ADDRESS}/{NETWORK_PREFIX}",
+                "dev",
+                GUEST_INTERFACE,
+            ]
+        )
         run([*in_guest, "link", "set", GUEST_INTERFACE, "up"])
 
         def client(name: str, address: str) -> Client:
             namespace = _namespace(stack, f"{prefix}-{name}")
             _attach(switch, name, namespace, "eth0")
-            run(["ip", "-n", namespace, "address", "add", f"{address}/{NETWORK_PREFIX}", "dev", "eth0"])
+            run(
+                [
+                    "ip",
+                    "-n",
+                    namespace,
+                    "address",
+                    "add",
+                    f"{address}/{NETWORK_PREFIX}",
+                    "dev",
+                    "eth0",
+                ]
+            )
             run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
             return Client(name, address, namespace)
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.booted.qdrant_image import import_changes
-from model.settings import HostSettings
 from lab.booted.slirp import GATEWAY
 from lab.booted.ssm import aws_hostnames
 from lab.processes import run
+from model.settings import HostSettings
 
 SEED_DIR = "/var/lib/cloud/seed/nocloud"
 IMAGE_TARBALL = "/var/lib/secure-qdrant-lab/qdrant-image.tar"

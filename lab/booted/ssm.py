@@ -56,7 +56,7 @@ class TlsSsm:
         value over the last ten minutes."""
         cloudwatch = self.client("cloudwatch")
         dimensions = _dimensions(dimension)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         listed = cloudwatch.list_metrics(Namespace=namespace, Dimensions=dimensions)["Metrics"]
         maxima = {}
         for metric in listed:
@@ -149,7 +149,9 @@ def tls_moto_ssm(workdir: Path, region: str) -> Iterator[TlsSsm]:
     listener = pki.issue(ca, workdir / "listener", [*aws_hostnames(region), LOOPBACK])
     port = HTTPS_PORT
     if accepts_connections(port):
-        raise LabUnavailable(f"{LOOPBACK}:{port} is taken: SSM's and CloudWatch's stand-in needs it")
+        raise LabUnavailable(
+            f"{LOOPBACK}:{port} is taken: SSM's and CloudWatch's stand-in needs it"
+        )
     command = [
         sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port),
         "-c", str(listener.certificate), "-k", str(listener.key),

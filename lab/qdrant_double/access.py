@@ -6,8 +6,9 @@ import enum
 import hmac
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any
 
 import jwt
 
@@ -60,13 +61,13 @@ _COLLECTION_MODES = frozenset({"r", "rw", "prw"})
 class Access:
     """Either a global mode ("r" or "m") or per-collection modes (r, rw, prw)."""
 
-    global_mode: Optional[str] = None
+    global_mode: str | None = None
     collections: Mapping[str, str] = field(default_factory=dict)
 
     def can_see(self, collection: str) -> bool:
         return self.global_mode is not None or collection in self.collections
 
-    def require(self, need: Need, collection: Optional[str] = None) -> None:
+    def require(self, need: Need, collection: str | None = None) -> None:
         """Raise AccessDenied, with Qdrant's words, unless this access allows ``need`` (on
         ``collection``)."""
         requirements = _REQUIREMENTS.get(need)
@@ -94,7 +95,7 @@ _COLLECTION_CHECKS = frozenset(need for need, r in _REQUIREMENTS.items() if not 
 def require_audited(
     access: Access,
     need: Need,
-    collection: Optional[str],
+    collection: str | None,
     audit: AuditLog,
     caller: Caller,
     method: str,
@@ -118,7 +119,7 @@ READ_ACCESS = Access(global_mode="r")
 class Authenticator:
     """Turns request headers (or gRPC metadata) into an Access, as Qdrant's AuthKeys does."""
 
-    def __init__(self, config: DoubleConfig, store: "Store") -> None:
+    def __init__(self, config: DoubleConfig, store: Store) -> None:
         # Each is a master key and a JWT signing key: the alt one carries a rotation's old key.
         self._master_keys = tuple(
             key.encode() for key in (config.api_key, config.alt_api_key) if key
@@ -131,11 +132,11 @@ class Authenticator:
         self._store = store
         self._jws = jwt.PyJWS(algorithms=["HS256"])
 
-    def authenticate(self, header: Callable[[str], Optional[str]]) -> Access:
+    def authenticate(self, header: Callable[[str], str | None]) -> Access:
         """``header(name)`` returns the first value of a lower-case header name, or None."""
         return self.identify(header)[0]
 
-    def identify(self, header: Callable[[str], Optional[str]]) -> Tuple[Access, str, Optional[str]]:
+    def identify(self, header: Callable[[str], str | None]) -> tuple[Access, str, str | None]:
         """The access, the auth type and the JWT's `subject` claim, as `validate_request` returns
         them (src/common/auth/mod.rs) for the audit log."""
         access, auth_type, subject = self._authenticate(header)
@@ -143,9 +144,7 @@ class Authenticator:
             return FULL_ACCESS, auth_type, subject
         return access, auth_type, subject
 
-    def _authenticate(
-        self, header: Callable[[str], Optional[str]]
-    ) -> Tuple[Access, str, Optional[str]]:
+    def _authenticate(self, header: Callable[[str], str | None]) -> tuple[Access, str, str | None]:
         credential = header("api-key")
         if credential is None:
             authorization = header("authorization")
@@ -157,21 +156,17 @@ class Authenticator:
         # Every key compared, as Qdrant's `can_write` does, whichever matches.
         if any([hmac.compare_digest(presented, key) for key in self._master_keys]):
             return FULL_ACCESS, AUTH_API_KEY, None
-        if self._read_only_key is not None and hmac.compare_digest(
-            presented, self._read_only_key
-        ):
+        if self._read_only_key is not None and hmac.compare_digest(presented, self._read_only_key):
             return READ_ACCESS, AUTH_API_KEY, None
         if not self._jwt_rbac:
             raise Unauthorized("Invalid API key or JWT")
         return self._access_from_jwt(credential)
 
-    def _access_from_jwt(self, token: str) -> Tuple[Access, str, Optional[str]]:
+    def _access_from_jwt(self, token: str) -> tuple[Access, str, str | None]:
         claims = _json_object(self._decode(token))
         _check_expiry(claims.get("exp"))
         for informational in ("sub", "subject"):
-            if claims.get(informational) is not None and not isinstance(
-                claims[informational], str
-            ):
+            if claims.get(informational) is not None and not isinstance(claims[informational], str):
                 raise Unauthorized("Invalid API key or JWT")
         access = _access_from_claim(claims)
         if claims.get("value_exists") is not None:
@@ -247,7 +242,7 @@ def _access_from_claim(claims: Mapping[str, Any]) -> Access:
     return Access(collections=grants)
 
 
-def _parse_value_exists(claim: Any) -> Tuple[str, Pairs]:
+def _parse_value_exists(claim: Any) -> tuple[str, Pairs]:
     if not (
         isinstance(claim, dict)
         and isinstance(claim.get("collection"), str)

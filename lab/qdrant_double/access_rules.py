@@ -12,7 +12,6 @@ READ, `write()` WRITE_POINTS, `extras()` READ_COLLECTION, `write().extras()` WRI
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 from lab.qdrant_double.access import Need
 
@@ -22,8 +21,8 @@ class Family:
     need: Need
     source: str
     """The file(s) in qdrant/qdrant whose check decides it."""
-    rest: Tuple[str, ...] = ()
-    grpc: Tuple[str, ...] = ()
+    rest: tuple[str, ...] = ()
+    grpc: tuple[str, ...] = ()
 
 
 _OPS_CHECKS = "lib/storage/src/rbac/ops_checks.rs"

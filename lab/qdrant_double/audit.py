@@ -29,13 +29,13 @@ import datetime as dt
 import json
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, Optional
 
 from lab.qdrant_double.errors import Unauthorized
 
-Header = Callable[[str], Optional[str]]
+Header = Callable[[str], str | None]
 
 AUTH_NONE, AUTH_API_KEY, AUTH_JWT = "none", "api_key", "jwt"
 """``AuthType`` (lib/storage/src/rbac): no credential checked, a key, a JWT."""
@@ -66,7 +66,7 @@ class AuditConfig:
             raise ValueError("audit max_log_files must not be negative")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], parse_bool: Callable[[str], bool]) -> "AuditConfig":
+    def from_env(cls, environ: Mapping[str, str], parse_bool: Callable[[str], bool]) -> AuditConfig:
         """The ``audit:`` keys as Qdrant reads them from ``QDRANT__AUDIT__<KEY>``."""
         default = cls()
 
@@ -91,17 +91,17 @@ class Caller:
     """What the auth middleware knows of a request (src/actix/auth.rs, src/tonic/auth.rs):
     ``Auth``'s remote, api path, tracing id, then its auth type and the JWT's subject."""
 
-    remote: Optional[str]
+    remote: str | None
     api: str
-    tracing_id: Optional[str]
+    tracing_id: str | None
     auth_type: str = AUTH_NONE
-    subject: Optional[str] = None
+    subject: str | None = None
 
-    def authenticated(self, auth_type: str, subject: Optional[str]) -> "Caller":
+    def authenticated(self, auth_type: str, subject: str | None) -> Caller:
         return replace(self, auth_type=auth_type, subject=subject)
 
 
-def remote_address(header: Header, peer_ip: Optional[str], trust_forwarded: bool) -> Optional[str]:
+def remote_address(header: Header, peer_ip: str | None, trust_forwarded: bool) -> str | None:
     """The client address a line records: the raw ``Forwarded`` value, else ``X-Forwarded-For``,
     when trusted (actix/tonic ``forwarded.rs``: no parsing), else the TCP peer's IP."""
     if trust_forwarded:
@@ -111,7 +111,7 @@ def remote_address(header: Header, peer_ip: Optional[str], trust_forwarded: bool
     return peer_ip
 
 
-def tracing_id(header: Header) -> Optional[str]:
+def tracing_id(header: Header) -> str | None:
     """audit.rs, ``extract_tracing_id``: the first header present, cut to 256 bytes on a
     character boundary."""
     value = next((v for v in map(header, TRACING_ID_HEADERS) if v is not None), None)
@@ -123,7 +123,7 @@ def tracing_id(header: Header) -> Optional[str]:
 def timestamp(moment: dt.datetime) -> str:
     """chrono's serde form of a ``DateTime<Utc>``: RFC 3339 with ``Z``, the fraction in as few of
     3, 6 or 9 digits as hold it exactly, none when whole."""
-    utc = moment.astimezone(dt.timezone.utc)
+    utc = moment.astimezone(dt.UTC)
     text = utc.strftime("%Y-%m-%dT%H:%M:%S")
     micro = utc.microsecond
     if micro:
@@ -135,10 +135,10 @@ def audit_line(
     moment: dt.datetime,
     caller: Caller,
     *,
-    method: Optional[str],
-    api: Optional[str],
-    collection: Optional[str],
-    error: Optional[str],
+    method: str | None,
+    api: str | None,
+    collection: str | None,
+    error: str | None,
 ) -> str:
     """One ``AuditEvent`` as serde_json writes it: fields in the struct's order, ``None`` left
     out (``skip_serializing_if``), ``result`` ``ok`` or ``denied`` (``AuditResult``, lowercase)."""
@@ -170,7 +170,7 @@ def auth_error_text(error: Exception) -> str:
 
 def log_file_name(moment: dt.datetime, rotation: str) -> str:
     """tracing-appender's rolling name with prefix ``audit`` and suffix ``log``."""
-    date = moment.astimezone(dt.timezone.utc).strftime(_ROTATION_FORMATS[rotation])
+    date = moment.astimezone(dt.UTC).strftime(_ROTATION_FORMATS[rotation])
     return f"audit.{date}.log"
 
 
@@ -181,16 +181,16 @@ class AuditLog:
     def __init__(
         self,
         config: AuditConfig,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._open_name: Optional[str] = None
+        self._open_name: str | None = None
         if config.enabled:
             Path(config.dir).mkdir(parents=True, exist_ok=True)
 
-    def caller(self, header: Header, peer_ip: Optional[str], api: str) -> Caller:
+    def caller(self, header: Header, peer_ip: str | None, api: str) -> Caller:
         return Caller(
             remote=remote_address(header, peer_ip, self.config.trust_forwarded_headers),
             api=api,
@@ -208,7 +208,7 @@ class AuditLog:
         )
 
     def checked(
-        self, caller: Caller, method: str, collection: Optional[str], error: Optional[Exception]
+        self, caller: Caller, method: str, collection: str | None, error: Exception | None
     ) -> None:
         """``emit_audit`` after an access check; ``error`` is its refusal, if any."""
         self._write(
@@ -224,9 +224,9 @@ class AuditLog:
         caller: Caller,
         *,
         method: str,
-        api: Optional[str],
-        collection: Optional[str],
-        error: Optional[str],
+        api: str | None,
+        collection: str | None,
+        error: str | None,
     ) -> None:
         if not self.config.enabled:
             return

@@ -7,8 +7,8 @@ entry, run against the double, so a change here without a test (or a test withou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
     "bad-signature-403": Behaviour(_JWT, "a JWT signed with another key: 403 (InvalidSignature)"),
     "expired-403": Behaviour(_JWT, "a JWT past `exp` (30 s leeway): 403 (ExpiredSignature)"),
     "auth-refusal-plain-text": Behaviour(
-        _REST_AUTH, "the auth middleware's 401 and 403 carry its message as a bare body, no content "
-        "type; a handler's RBAC 403 is the JSON error shape (`Forbidden: ...`)"
+        _REST_AUTH,
+        "the auth middleware's 401 and 403 carry its message as a bare body, no content "
+        "type; a handler's RBAC 403 is the JSON error shape (`Forbidden: ...`)",
     ),
     "out-of-scope-403": Behaviour(
         "lib/storage/src/rbac/mod.rs", "a valid credential asking beyond its access: 403"
@@ -58,8 +59,9 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
         _AUTH, "`alt_api_key` (rotation) is a second master key: global manage, like `api_key`"
     ),
     "jwt-signed-with-alt-key": Behaviour(
-        _AUTH, "JWTs are also decoded with `alt_api_key`: one the previous master key signed is "
-        "accepted while it is set, refused (403) once it is not"
+        _AUTH,
+        "JWTs are also decoded with `alt_api_key`: one the previous master key signed is "
+        "accepted while it is set, refused (403) once it is not",
     ),
     "read-only-key-signs-nothing": Behaviour(
         _AUTH, "the read-only key is not a JWT key: a token it signed gets 403"
@@ -74,8 +76,9 @@ QDRANT_BEHAVIOURS: Mapping[str, Behaviour] = {
         _AUTH, "`value_exists` with no matching point in an existing collection: 401"
     ),
     "public-paths": Behaviour(
-        _REST_APP, "without credentials: exact `/`, `/healthz`; prefixes `/readyz`, `/livez`, "
-        "`/dashboard` (the last only with static content on)"
+        _REST_APP,
+        "without credentials: exact `/`, `/healthz`; prefixes `/readyz`, `/livez`, "
+        "`/dashboard` (the last only with static content on)",
     ),
     "banner-shows-version": Behaviour(_REST_APP, "`GET /` answers `{title, version, commit}`"),
     "whitelist-on-normalized-path": Behaviour(

@@ -13,7 +13,8 @@ PointStruct (lib/api/src/rest/schema.rs), PointVectors and DeleteVectors
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator

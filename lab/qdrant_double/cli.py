@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from lab.qdrant_double.config import QDRANT_SNAPSHOTS_PATH, QDRANT_STORAGE_PATH, DoubleConfig
 from lab.qdrant_double.server import QdrantDouble
@@ -25,7 +25,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="bind address for REST and gRPC")
     parser.add_argument("--rest-port", type=int, default=DoubleConfig.rest_port)
     parser.add_argument("--grpc-port", type=int, default=DoubleConfig.grpc_port)
-    parser.add_argument("--version", default=DoubleConfig.version, help="version the banner reports")
+    parser.add_argument(
+        "--version", default=DoubleConfig.version, help="version the banner reports"
+    )
     parser.add_argument("--log-requests", action="store_true")
     parser.add_argument(
         "--loading-while",
@@ -35,7 +37,7 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; runs until SIGTERM or SIGINT."""
     args = argument_parser().parse_args(argv)
     try:
@@ -62,8 +64,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if stopping.wait(0.5):
             return 0
     with QdrantDouble(config) as double:
-        print(
-            f"qdrant-double ready rest={double.rest_url} grpc={double.grpc_target}", flush=True
-        )
+        print(f"qdrant-double ready rest={double.rest_url} grpc={double.grpc_target}", flush=True)
         stopping.wait()
     return 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
-from model.settings import DEFAULT_QDRANT_VERSION, PORTS
 from lab.qdrant_double.audit import AuditConfig
+from model.settings import DEFAULT_QDRANT_VERSION, PORTS
 
 TITLE = "qdrant - vector search engine"
 QDRANT_STORAGE_PATH = "./storage"
@@ -22,8 +23,8 @@ class DoubleConfig:
     """Keys and listeners of one double. Hosts default to loopback only."""
 
     api_key: str
-    read_only_api_key: Optional[str] = None
-    alt_api_key: Optional[str] = None
+    read_only_api_key: str | None = None
+    alt_api_key: str | None = None
     """Qdrant's `service.alt_api_key`, for rotation: a second master key and JWT signing key."""
     jwt_rbac: bool = False
     rest_host: str = "127.0.0.1"
@@ -36,10 +37,10 @@ class DoubleConfig:
     """A deliberate bug, for fault injection: global read access may also write."""
     enable_static_content: bool = True
     """Qdrant's `service.enable_static_content`: the web UI under `/dashboard`, public when on."""
-    storage_path: Optional[str] = None
+    storage_path: str | None = None
     """Qdrant's `storage.storage_path`: data kept there survives a restart. None keeps it in a
     temporary directory that goes with the double."""
-    snapshots_path: Optional[str] = None
+    snapshots_path: str | None = None
     enable_snapshot_url_recovery: bool = True
     """Qdrant's `service.enable_snapshot_url_recovery` (on by default): off, recovering a snapshot
     from an http(s) URL is Qdrant's 403."""
@@ -56,7 +57,7 @@ class DoubleConfig:
             raise ValueError("read_only_api_key must be non-empty when set")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "DoubleConfig":
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> DoubleConfig:
         """Read the keys from the variables real Qdrant uses; ``overrides`` set the rest."""
         api_key = environ.get("QDRANT__SERVICE__API_KEY")
         if api_key is None:
@@ -83,9 +84,7 @@ class DoubleConfig:
 def unit_environment(unit: str) -> dict[str, str]:
     """The `--env NAME=VALUE` settings a systemd unit's `docker run` hands Qdrant, so that a double
     is configured by the deployed unit itself rather than by a copy of its settings."""
-    return dict(
-        setting.split("=", 1) for setting in re.findall(r"--env\s+(QDRANT\w*=\S*)", unit)
-    )
+    return dict(setting.split("=", 1) for setting in re.findall(r"--env\s+(QDRANT\w*=\S*)", unit))
 
 
 def _env_bool(value: str) -> bool:

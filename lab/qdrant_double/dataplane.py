@@ -7,7 +7,8 @@ left out, Qdrant's default applies (a scroll returns payloads, a query does not)
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import qdrant_edge as edge
 from qdrant_client.http import models
@@ -18,6 +19,7 @@ from lab.qdrant_double.edge_filters import to_filter
 from lab.qdrant_double.edge_queries import order_by, query_request, record, scored, with_payload
 from lab.qdrant_double.errors import BadRequest, NotFound
 from lab.qdrant_double.store import Collection, Store
+
 
 def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
@@ -85,7 +87,9 @@ def scroll(store: Store, name: str, request: models.ScrollRequest) -> models.Scr
 
 
 def count(store: Store, name: str, request: models.CountRequest) -> models.CountResult:
-    counted = edge.CountRequest(exact=_default(request.exact, True), filter=to_filter(request.filter))
+    counted = edge.CountRequest(
+        exact=_default(request.exact, True), filter=to_filter(request.filter)
+    )
     return models.CountResult(
         count=store.run(name, lambda collection: collection.shard.count(counted))
     )
@@ -111,7 +115,7 @@ def query(
             access.require(Need.READ, other)
 
     def run(collection: Collection) -> list[models.QueryResponse]:
-        def lookup(location: Optional[models.LookupLocation], point_id: Any, using: str) -> Any:
+        def lookup(location: models.LookupLocation | None, point_id: Any, using: str) -> Any:
             source = collection if location is None else store.peer(location.collection)
             found = source.shard.retrieve([point_id], False, [using] if using else True)
             if not found:
@@ -167,7 +171,7 @@ def change_aliases(store: Store, request: models.ChangeAliasesOperation) -> bool
 
 
 def aliases(
-    store: Store, access: Access, collection: Optional[str] = None
+    store: Store, access: Access, collection: str | None = None
 ) -> models.CollectionsAliasesResponse:
     """All aliases, or one collection's; like collection lists, only those the caller may see."""
     if collection is not None and not store.exists(collection):
@@ -178,4 +182,3 @@ def aliases(
         if (collection is None or target == collection) and access.can_see(target)
     ]
     return models.CollectionsAliasesResponse(aliases=listed)
-

@@ -8,7 +8,7 @@ answers it, with its defaults where the request left them out (lib/collection/sr
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import qdrant_edge as edge
 from qdrant_client.http import models
@@ -29,7 +29,7 @@ _DATATYPES = {
 }
 
 
-def _datatype(rest: Any) -> Optional[edge.VectorStorageDatatype]:
+def _datatype(rest: Any) -> edge.VectorStorageDatatype | None:
     return None if rest is None else _DATATYPES[rest]
 
 

@@ -6,7 +6,8 @@ means on Qdrant; this module only changes their spelling.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import qdrant_edge as edge
 from qdrant_client.http import models
@@ -14,14 +15,14 @@ from qdrant_client.http import models
 from lab.qdrant_double.errors import BadRequest
 
 
-def _listed(clause: Any) -> Optional[list[Any]]:
+def _listed(clause: Any) -> list[Any] | None:
     """A filter clause is one condition or a list of them in Qdrant's REST model."""
     if clause is None:
         return None
     return [condition(item) for item in (clause if isinstance(clause, list) else [clause])]
 
 
-def to_filter(rest: Optional[models.Filter]) -> Optional[edge.Filter]:
+def to_filter(rest: models.Filter | None) -> edge.Filter | None:
     if rest is None:
         return None
     min_should = None
@@ -90,7 +91,7 @@ def _match(rest: Any) -> Any:
     return convert(rest)
 
 
-def _range(rest: Union[models.Range, models.DatetimeRange, None]) -> Any:
+def _range(rest: models.Range | models.DatetimeRange | None) -> Any:
     if rest is None:
         return None
     if isinstance(rest, models.Range):
@@ -112,17 +113,17 @@ def _points(rest: Sequence[models.GeoPoint]) -> list[edge.GeoPoint]:
     return [_point(point) for point in rest]
 
 
-def _bounding_box(rest: Optional[models.GeoBoundingBox]) -> Optional[edge.GeoBoundingBox]:
+def _bounding_box(rest: models.GeoBoundingBox | None) -> edge.GeoBoundingBox | None:
     if rest is None:
         return None
     return edge.GeoBoundingBox(_point(rest.top_left), _point(rest.bottom_right))
 
 
-def _radius(rest: Optional[models.GeoRadius]) -> Optional[edge.GeoRadius]:
+def _radius(rest: models.GeoRadius | None) -> edge.GeoRadius | None:
     return None if rest is None else edge.GeoRadius(_point(rest.center), rest.radius)
 
 
-def _polygon(rest: Optional[models.GeoPolygon]) -> Optional[edge.GeoPolygon]:
+def _polygon(rest: models.GeoPolygon | None) -> edge.GeoPolygon | None:
     if rest is None:
         return None
     interiors = None
@@ -131,7 +132,7 @@ def _polygon(rest: Optional[models.GeoPolygon]) -> Optional[edge.GeoPolygon]:
     return edge.GeoPolygon(_points(rest.exterior.points), interiors)
 
 
-def _values_count(rest: Optional[models.ValuesCount]) -> Optional[edge.ValuesCount]:
+def _values_count(rest: models.ValuesCount | None) -> edge.ValuesCount | None:
     if rest is None:
         return None
     return edge.ValuesCount(lt=rest.lt, gt=rest.gt, lte=rest.lte, gte=rest.gte)

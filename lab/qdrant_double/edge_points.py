@@ -7,7 +7,8 @@ lib/shard), so payload merges, vector checks and missing points behave as on Qdr
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import qdrant_edge as edge
 from qdrant_client.http import models
@@ -25,8 +26,10 @@ def vector(rest: Any) -> Any:
         return edge.SparseVector(list(rest.indices), list(rest.values))
     if isinstance(rest, list):
         return rest
-    raise BadRequest(f"Bad request: vector input {type(rest).__name__} needs inference, "
-                     "which the double has none of")
+    raise BadRequest(
+        f"Bad request: vector input {type(rest).__name__} needs inference, "
+        "which the double has none of"
+    )
 
 
 def rest_vector(found: Any) -> Any:
@@ -56,10 +59,10 @@ def _batch_points(batch: models.Batch) -> list[edge.Point]:
     else:
         vectors = batch.vectors
     return [edge.Point(pid, vector(vec), payload)
-            for pid, vec, payload in zip(batch.ids, vectors, payloads)]  # fmt: skip
+            for pid, vec, payload in zip(batch.ids, vectors, payloads, strict=False)]  # fmt: skip
 
 
-def _update_mode(rest: Optional[models.UpdateMode]) -> Optional[edge.UpdateMode]:
+def _update_mode(rest: models.UpdateMode | None) -> edge.UpdateMode | None:
     modes = {
         models.UpdateMode.UPSERT: edge.UpdateMode.Upsert,
         models.UpdateMode.INSERT_ONLY: edge.UpdateMode.InsertOnly,
@@ -159,5 +162,7 @@ def update(rest: Any) -> edge.UpdateOperation:
     """One REST `UpdateOperation` (as the batch endpoint and each point route carry it)."""
     convert = _UPDATES.get(type(rest))
     if convert is None:
-        raise BadRequest(f"Bad request: operation {type(rest).__name__} is not served by the double")
+        raise BadRequest(
+            f"Bad request: operation {type(rest).__name__} is not served by the double"
+        )
     return convert(rest)

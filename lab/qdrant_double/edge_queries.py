@@ -16,8 +16,9 @@ the shard, the double does here, as lib/collection does it:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import qdrant_edge as edge
 from qdrant_client.http import models
@@ -26,7 +27,7 @@ from lab.qdrant_double.edge_filters import to_filter
 from lab.qdrant_double.edge_points import rest_id, rest_vector, vector
 from lab.qdrant_double.errors import BadRequest
 
-Lookup = Callable[[Optional[models.LookupLocation], models.ExtendedPointId, str], Any]
+Lookup = Callable[[models.LookupLocation | None, models.ExtendedPointId, str], Any]
 """The stored vector (by name) of a point of the queried collection, or of `lookup_from`'s."""
 
 DEFAULT_LIMIT = 10
@@ -39,7 +40,7 @@ class _Stage:
     """One query or prefetch's context: where its ids are looked up, and which it names."""
 
     lookup: Lookup
-    lookup_from: Optional[models.LookupLocation]
+    lookup_from: models.LookupLocation | None
     using: str
     mentioned: list[models.ExtendedPointId] = field(default_factory=list)
 
@@ -53,7 +54,7 @@ class _Stage:
             return self.lookup(self.lookup_from, rest, name)
         return vector(rest)
 
-    def vectors(self, rest: Optional[Sequence[Any]]) -> list[Any]:
+    def vectors(self, rest: Sequence[Any] | None) -> list[Any]:
         return [self.vector(item) for item in rest or []]
 
 
@@ -62,7 +63,7 @@ def _average(vectors: list[Any]) -> list[float]:
                for item in vectors):  # fmt: skip
         raise BadRequest("Bad request: `average_vector` over sparse or multi vectors "
                          "is not served by the double")  # fmt: skip
-    return [sum(values) / len(vectors) for values in zip(*vectors)]
+    return [sum(values) / len(vectors) for values in zip(*vectors, strict=False)]
 
 
 def _recommend(stage: _Stage, rest: models.RecommendInput) -> Any:
@@ -74,7 +75,7 @@ def _recommend(stage: _Stage, rest: models.RecommendInput) -> Any:
         positive = _average(positives)
         if negatives:
             negative = _average(negatives)
-            positive = [2 * pos - neg for pos, neg in zip(positive, negative)]
+            positive = [2 * pos - neg for pos, neg in zip(positive, negative, strict=False)]
         return edge.Query.Nearest(positive, stage.using)
     query = edge.RecommendQuery(positives, negatives)
     if strategy == models.RecommendStrategy.BEST_SCORE:
@@ -95,7 +96,9 @@ def order_by(rest: Any) -> edge.OrderBy:
         return edge.OrderBy(rest)
     direction = None
     if rest.direction is not None:
-        direction = edge.Direction.Desc if rest.direction == models.Direction.DESC else edge.Direction.Asc
+        direction = (
+            edge.Direction.Desc if rest.direction == models.Direction.DESC else edge.Direction.Asc
+        )
     start_from = rest.start_from
     if start_from is not None and not isinstance(start_from, (int, float)):
         start_from = start_from if isinstance(start_from, str) else start_from.isoformat()
@@ -137,7 +140,7 @@ def _scoring(stage: _Stage, rest: Any, limit: int) -> Any:
     raise BadRequest(f"Bad request: query {type(rest).__name__} is not served by the double")
 
 
-def _params(rest: Optional[models.SearchParams]) -> Optional[edge.SearchParams]:
+def _params(rest: models.SearchParams | None) -> edge.SearchParams | None:
     if rest is None:
         return None
     quantization = None
@@ -152,7 +155,7 @@ def _params(rest: Optional[models.SearchParams]) -> Optional[edge.SearchParams]:
     )
 
 
-def _excluding(found: Optional[edge.Filter], mentioned: list[Any]) -> Optional[edge.Filter]:
+def _excluding(found: edge.Filter | None, mentioned: list[Any]) -> edge.Filter | None:
     if not mentioned:
         return found
     return edge.Filter(must=[found] if found is not None else None,
@@ -173,7 +176,7 @@ def _prefetch(rest: models.Prefetch, lookup: Lookup) -> edge.Prefetch:
     )
 
 
-def _prefetches(rest: Any, lookup: Lookup) -> Optional[list[edge.Prefetch]]:
+def _prefetches(rest: Any, lookup: Lookup) -> list[edge.Prefetch] | None:
     if rest is None:
         return None
     return [_prefetch(item, lookup) for item in (rest if isinstance(rest, list) else [rest])]
@@ -223,4 +226,3 @@ def record(found: Any) -> models.Record:
         vector=rest_vector(found.vector),
         order_value=found.order_value,
     )
-

@@ -4,7 +4,7 @@ and the server that hosts them."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Tuple
+from typing import Any
 
 import grpc
 from qdrant_client import grpc as qgrpc
@@ -195,7 +195,7 @@ def _build_grpc_server(
     auth: Authenticator,
     audit: AuditLog,
     executor: ThreadPoolExecutor,
-) -> Tuple[Any, int]:
+) -> tuple[Any, int]:
     server = grpc.server(
         executor,
         interceptors=[_AuthInterceptor(auth, audit)],

@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
-from typing import Any, Callable, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import unquote
 
 import grpc
 
 from lab.qdrant_double.access import Access, Authenticator, Need, require_audited
-from lab.qdrant_double.audit import AuditLog, Caller
 from lab.qdrant_double.access_table import GRPC_METHODS
+from lab.qdrant_double.audit import AuditLog, Caller
 from lab.qdrant_double.errors import DoubleError, ServiceError
 
 _GRPC_NEEDS = dict(GRPC_METHODS)
@@ -21,14 +22,14 @@ _GRPC_PUBLIC_METHODS = frozenset(name for name, need in GRPC_METHODS if need is 
 _CURRENT_ACCESS: contextvars.ContextVar[Access] = contextvars.ContextVar("qdrant_double_access")
 
 
-def _metadata_value(metadata: Sequence[Tuple[str, Any]], key: str) -> Optional[str]:
+def _metadata_value(metadata: Sequence[tuple[str, Any]], key: str) -> str | None:
     for name, value in metadata:
         if name == key and isinstance(value, str):
             return value
     return None
 
 
-def _peer_ip(context: Any) -> Optional[str]:
+def _peer_ip(context: Any) -> str | None:
     """The TCP peer's IP from gRPC's ``ipv4:1.2.3.4:5`` / ``ipv6:[::1]:5`` (tonic's
     ``TcpConnectInfo::remote_addr().ip()``)."""
     found = re.fullmatch(r"ipv4:(.+):\d+|ipv6:\[(.+)\]:\d+", unquote(context.peer() or ""))
@@ -50,7 +51,7 @@ def _rejecting_handler(error: DoubleError, caller_of: _CallerOf, audit: AuditLog
 def _bind_access(
     behavior: Callable[[Any, Any], Any],
     access: Access,
-    need: Optional[Need],
+    need: Need | None,
     caller_of: _CallerOf,
     audit: AuditLog,
     method: str,
@@ -107,7 +108,12 @@ class _AuthInterceptor(grpc.ServerInterceptor):
 
         need = _GRPC_NEEDS.get(details.method)
         bound = _bind_access(
-            handler.unary_unary, access, need, authenticated, self._audit, _method_name(details.method)
+            handler.unary_unary,
+            access,
+            need,
+            authenticated,
+            self._audit,
+            _method_name(details.method),
         )
         return handler._replace(unary_unary=bound)
 

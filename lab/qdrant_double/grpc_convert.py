@@ -4,7 +4,8 @@ converter for a whole request (it only ever sends them)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from google.protobuf import json_format
 from qdrant_client import grpc as qgrpc
@@ -68,7 +69,7 @@ def create_collection(request: Any) -> models.CreateCollection:
 
 def create_field_index(request: Any) -> models.CreateFieldIndex:
     """Index parameters if given, else the bare field type."""
-    schema: Optional[models.PayloadFieldSchema] = _present(
+    schema: models.PayloadFieldSchema | None = _present(
         request, "field_index_params", GrpcToRest.convert_payload_schema_params
     ) or _present(
         request,
@@ -111,9 +112,7 @@ def _shared_search_fields(request: Any) -> dict[str, Any]:
     fields = {
         "filter": _present(request, "filter", GrpcToRest.convert_filter),
         "params": _present(request, "params", GrpcToRest.convert_search_params),
-        "with_payload": _present(
-            request, "with_payload", GrpcToRest.convert_with_payload_selector
-        ),
+        "with_payload": _present(request, "with_payload", GrpcToRest.convert_with_payload_selector),
         "with_vector": _present(request, "with_vectors", GrpcToRest.convert_with_vectors_selector),
         "score_threshold": _present(request, "score_threshold"),
         "offset": _present(request, "offset"),

@@ -3,7 +3,8 @@ the data plane, and converts the result back with qdrant-client's `RestToGrpc`."
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qdrant_client import grpc as qgrpc
 from qdrant_client.conversions.conversion import GrpcToRest, RestToGrpc
@@ -53,7 +54,7 @@ def _write(kind: str) -> Callable[..., Any]:
     """A single point, vector or payload write, named by its arm of PointsUpdateOperation."""
 
     @_rpc
-    def write(self: "_PointsService", request: Any, access: Access) -> Any:
+    def write(self: _PointsService, request: Any, access: Access) -> Any:
         _require_selector(kind, request)
         operation = grpc_convert.update_operation(kind, request)
         [result] = dataplane.update_points(self._store, request.collection_name, [operation])
@@ -66,7 +67,7 @@ def _legacy_query(
     to_query: Callable[[Any], models.QueryRequest], response: Callable[..., Any]
 ) -> Callable[..., Any]:
     @_rpc
-    def legacy(self: "_PointsService", request: Any, access: Access) -> Any:
+    def legacy(self: _PointsService, request: Any, access: Access) -> Any:
         name = request.collection_name
         [found] = dataplane.query(self._store, access, name, [to_query(request)])
         return response(result=_scored(found))
@@ -109,9 +110,7 @@ class _PointsService(points_service_pb2_grpc.PointsServicer):
         page = dataplane.scroll(
             self._store, request.collection_name, grpc_convert.scroll_request(request)
         )
-        response = qgrpc.ScrollResponse(
-            result=[_retrieved(record) for record in page.points]
-        )
+        response = qgrpc.ScrollResponse(result=[_retrieved(record) for record in page.points])
         if page.next_page_offset is not None:
             response.next_page_offset.CopyFrom(
                 RestToGrpc.convert_extended_point_id(page.next_page_offset)

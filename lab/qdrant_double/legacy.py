@@ -7,7 +7,8 @@ first); everything but the search vector or the examples is already a QueryReque
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from qdrant_client.http import models
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from typing import Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from lab.qdrant_double.config import TITLE
@@ -32,7 +31,7 @@ def is_public_path(path: str, static_content: bool = True) -> bool:
     return path in ("/", "/healthz") or path.startswith(("/readyz", "/livez"))
 
 
-def _public_page(path: str, version: str) -> Optional[Tuple[str, bytes]]:
+def _public_page(path: str, version: str) -> tuple[str, bytes] | None:
     if path == "/":
         return "application/json", json.dumps({"title": TITLE, "version": version}).encode()
     texts = {

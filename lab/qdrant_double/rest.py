@@ -12,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from lab.qdrant_double.access import Access, Authenticator, require_audited
@@ -30,7 +30,6 @@ from lab.qdrant_double.paths import _public_page, canonical_path, is_public_path
 from lab.qdrant_double.rest_routes import _jsonable, _match_route, _RestCall
 from lab.qdrant_double.snapshots import Download, Stream
 from lab.qdrant_double.store import Store
-
 
 _STREAM_CHUNK = 1 << 20
 
@@ -118,7 +117,9 @@ class _RestHandler(BaseHTTPRequestHandler):
             )
             # Read in any case, to keep the stream usable; only an upload's handler looks at it.
             raw = self._read_body() if route.read is None else b""
-            query = {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
+            query = {
+                name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()
+            }
             call = _RestCall(
                 self.server.store,
                 access,
@@ -149,7 +150,7 @@ class _RestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
-    def _authenticate(self, path: str) -> Tuple[Access, Caller]:
+    def _authenticate(self, path: str) -> tuple[Access, Caller]:
         """The request's access, and its caller as the audit log records it (src/actix/auth.rs:
         the api is the path without its query)."""
         header = self.headers.get
@@ -238,12 +239,12 @@ class _RestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
 
-    def _send(self, status: int, content_type: Optional[str], body: bytes) -> None:
+    def _send(self, status: int, content_type: str | None, body: bytes) -> None:
         self._send_headers(status, content_type, len(body))
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_headers(self, status: int, content_type: Optional[str], length: Optional[int]) -> None:
+    def _send_headers(self, status: int, content_type: str | None, length: int | None) -> None:
         """``length`` None: the body follows chunked."""
         self.send_response(status)
         if content_type is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any
 
 from pydantic_core import to_jsonable_python
 from qdrant_client.http import models
@@ -369,12 +370,12 @@ def _not_served(operation: str) -> Action:
 @dataclass(frozen=True)
 class _Route:
     method: str
-    pattern: "re.Pattern[str]"
+    pattern: re.Pattern[str]
     operation: str
     """The OpenAPI operation id: the audit line's `method`."""
     need: Need
     action: Action
-    read: Optional[Reader]
+    read: Reader | None
     """None for an endpoint whose body Qdrant does not read."""
 
 
@@ -393,7 +394,7 @@ _ROUTES = tuple(
 )
 
 
-def _match_route(method: str, path: str) -> Tuple[_Route, dict[str, str]]:
+def _match_route(method: str, path: str) -> tuple[_Route, dict[str, str]]:
     for route in _ROUTES:
         found = route.pattern.fullmatch(path)
         if route.method == method and found:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any, Optional
+from typing import Any
 
 from lab.qdrant_double.access import Authenticator
 from lab.qdrant_double.audit import AuditLog
@@ -25,11 +25,11 @@ class QdrantDouble:
 
     def __init__(self, config: DoubleConfig) -> None:
         self.config = config
-        self._store: Optional[Store] = None
-        self._rest: Optional[_RestServer] = None
-        self._rest_thread: Optional[threading.Thread] = None
+        self._store: Store | None = None
+        self._rest: _RestServer | None = None
+        self._rest_thread: threading.Thread | None = None
         self._grpc: Any = None
-        self._grpc_executor: Optional[ThreadPoolExecutor] = None
+        self._grpc_executor: ThreadPoolExecutor | None = None
         self.rest_port = 0
         self.grpc_port = 0
 
@@ -47,7 +47,7 @@ class QdrantDouble:
     def grpc_target(self) -> str:
         return _grpc_address(self.config.grpc_host, self.grpc_port)
 
-    def start(self) -> "QdrantDouble":
+    def start(self) -> QdrantDouble:
         if self._rest is not None:
             raise RuntimeError("already started")
         with ExitStack() as undo:  # unwound only if a step fails
@@ -87,7 +87,7 @@ class QdrantDouble:
         self.store.close()  # after every request has ended: it releases the storage directory
         self._rest = self._rest_thread = self._grpc = self._grpc_executor = self._store = None
 
-    def __enter__(self) -> "QdrantDouble":
+    def __enter__(self) -> QdrantDouble:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SEGMENTS_DIR = "segments"
 WAL_DIR = "wal"

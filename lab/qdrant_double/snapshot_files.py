@@ -13,8 +13,8 @@ import hashlib
 import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from qdrant_client.http import models
 
@@ -49,7 +49,7 @@ def _checksum_path(path: Path) -> Path:
 def describe(path: Path) -> models.SnapshotDescription:
     """Name, size, modification time (UTC, as `creation_time`) and the stored checksum."""
     stat = path.stat()
-    modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc)
+    modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
     checksum = _checksum_path(path)
     return models.SnapshotDescription(
         name=path.name,

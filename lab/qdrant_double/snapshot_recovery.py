@@ -25,7 +25,7 @@ import email.parser
 import email.policy
 import tarfile
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
 from qdrant_client.http import models
@@ -38,7 +38,7 @@ REMOTE_SCHEMES = ("http", "https")
 UPLOAD_FIELD = "snapshot"
 
 
-def _scheme(location: str) -> Optional[str]:
+def _scheme(location: str) -> str | None:
     """A location's URL scheme, None for a bare snapshot name (not a URL to `url::Url`)."""
     scheme = urlsplit(location).scheme
     return scheme.lower() if scheme and ":" in location else None
@@ -50,7 +50,7 @@ def _refuse_remote(url_recovery: bool) -> NoReturn:
     raise Unsupported("Not served by the Qdrant test double: downloading snapshots from a URL")
 
 
-def _check(path: Path, checksum: Optional[str]) -> None:
+def _check(path: Path, checksum: str | None) -> None:
     if checksum is None:
         return
     actual = snapshot_files.sha256(path)
@@ -70,7 +70,11 @@ def _apply(store: Store, collection: str, shard_snapshot: Path) -> bool:
 
 
 def shard_from_location(
-    store: Store, collection: str, shard: str, request: models.ShardSnapshotRecover, url_recovery: bool
+    store: Store,
+    collection: str,
+    shard: str,
+    request: models.ShardSnapshotRecover,
+    url_recovery: bool,
 ) -> bool:
     directory = snapshots.shard_directory(store, collection, shard)
     scheme = _scheme(request.location)
@@ -99,7 +103,7 @@ def uploaded(content_type: str, body: bytes, into: Path) -> Path:
 
 
 def shard_from_upload(
-    store: Store, collection: str, shard: str, file: Path, checksum: Optional[str]
+    store: Store, collection: str, shard: str, file: Path, checksum: str | None
 ) -> bool:
     snapshots.shard_directory(store, collection, shard)
     _check(file, checksum)
@@ -113,7 +117,7 @@ def _shard_of(collection_snapshot: Path, into: Path) -> Path:
         for member in source:
             if member.name.startswith(prefix) and member.isfile():
                 content = source.extractfile(member)
-                member.name = member.name[len(prefix):]
+                member.name = member.name[len(prefix) :]
                 shard.addfile(member, content)
     return into
 
@@ -131,7 +135,7 @@ def _config_of(collection_snapshot: Path) -> models.CreateCollection:
 
 
 def collection_from_file(
-    store: Store, collection: str, file: Path, checksum: Optional[str], scratch: Path
+    store: Store, collection: str, file: Path, checksum: str | None, scratch: Path
 ) -> bool:
     _check(file, checksum)
     if not store.exists(collection):
@@ -148,7 +152,9 @@ def local_file(location: str, url_recovery: bool) -> Path:
         raise BadRequest(f"Wrong input: URL {location} with scheme {scheme} is not supported")
     parts = urlsplit(location)
     if parts.netloc not in ("", "localhost"):
-        raise BadRequest("Wrong input: Invalid snapshot URI, file path must be absolute or on localhost")
+        raise BadRequest(
+            "Wrong input: Invalid snapshot URI, file path must be absolute or on localhost"
+        )
     path = Path(unquote(parts.path))
     if not path.exists():
         raise BadRequest(f'Wrong input: Snapshot file "{path}" does not exist')

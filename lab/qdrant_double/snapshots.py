@@ -36,9 +36,9 @@ import datetime
 import json
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from qdrant_client.http import models
 
@@ -132,7 +132,7 @@ def scratch(store: Store) -> Iterator[Path]:
 
 
 def _stamp() -> str:
-    return snapshot_files.timestamp(datetime.datetime.now(datetime.timezone.utc))
+    return snapshot_files.timestamp(datetime.datetime.now(datetime.UTC))
 
 
 def _saved(directory: Path, name: str, write: snapshot_files.Writer) -> models.SnapshotDescription:

@@ -24,9 +24,10 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import qdrant_edge as edge
 from pydantic import ValidationError
@@ -115,11 +116,11 @@ class Store:
 
     def __init__(
         self,
-        storage_path: Optional[str] = None,
+        storage_path: str | None = None,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
-        snapshots_path: Optional[str] = None,
+        snapshots_path: str | None = None,
     ) -> None:
-        self._temporary: Optional[tempfile.TemporaryDirectory[str]] = None
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
         if storage_path is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="qdrant-double-")
             storage_path = self._temporary.name
@@ -135,7 +136,10 @@ class Store:
         self.flushes = 0
         self._stopping = threading.Event()
         self._flusher = threading.Thread(
-            target=self._flush_every, args=(flush_interval,), name="qdrant-double-flush", daemon=True
+            target=self._flush_every,
+            args=(flush_interval,),
+            name="qdrant-double-flush",
+            daemon=True,
         )
         self._root.mkdir(parents=True, exist_ok=True)
         self._held = open(self._root / LOCK_FILE, "a")
@@ -177,9 +181,7 @@ class Store:
         return Collection(name, config, shard, path, self._count_flush)
 
     def _open(self, directory: Path) -> None:
-        config = models.CreateCollection.model_validate_json(
-            (directory / CONFIG_FILE).read_text()
-        )
+        config = models.CreateCollection.model_validate_json((directory / CONFIG_FILE).read_text())
         shard = edge.EdgeShard.load(str(directory / SHARD_DIR))
         self._collections[directory.name] = self._collection_of(directory.name, config, shard)
 
@@ -299,9 +301,7 @@ def _apply_alias_action(aliases: dict[str, str], collections: Any, action: Any) 
         if create.collection_name not in collections:
             raise NotFound(f"Not found: Collection `{create.collection_name}` doesn't exist!")
         if create.alias_name in collections:
-            raise BadRequest(
-                f"Wrong input: Collection `{create.alias_name}` already exists!"
-            )
+            raise BadRequest(f"Wrong input: Collection `{create.alias_name}` already exists!")
         aliases[create.alias_name] = create.collection_name
     elif isinstance(action, models.DeleteAliasOperation):
         if aliases.pop(action.delete_alias.alias_name, None) is None:

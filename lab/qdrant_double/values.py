@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
-PointId = Union[int, str]
-Scalar = Union[str, int, bool]
-Pairs = Sequence[Tuple[str, Scalar]]
-Record = Tuple[PointId, dict[str, Any]]
+PointId = int | str
+Scalar = str | int | bool
+Pairs = Sequence[tuple[str, Scalar]]
+Record = tuple[PointId, dict[str, Any]]
 
 
 def _is_int(value: Any) -> bool:

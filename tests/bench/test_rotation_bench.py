@@ -31,13 +31,18 @@ def test_a_round_under_load_refuses_no_credential_only_fails_while_qdrant_restar
     workdir = Path(tempfile.mkdtemp(prefix="secure-qdrant-test-rotation-bench-"))
     workdir.chmod(0o755)
     try:
-        with moto_ssm(workdir / "moto") as ssm, edge_bootstrap_lab(workdir, ssm, limits=UNTHROTTLED) as edge:
+        with (
+            moto_ssm(workdir / "moto") as ssm,
+            edge_bootstrap_lab(workdir, ssm, limits=UNTHROTTLED) as edge,
+        ):
             assert edge.lab.run(EDGE_STEPS).returncode == 0
             [result] = measure(edge, rounds=1, clients=1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nrequests {result.requests}, failures {dict(result.failures)}, "
-          f"interruption {result.interruption_s:.2f}s")
+    print(
+        f"\nrequests {result.requests}, failures {dict(result.failures)}, "
+        f"interruption {result.interruption_s:.2f}s"
+    )
     assert result.requests > 0
     assert not {"401", "403"} & set(result.failures)

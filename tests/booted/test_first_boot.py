@@ -11,15 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import ssl
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -28,28 +28,6 @@ import jwt
 import pytest
 
 from bench.rotation import Hammering
-from model.audit_log import audit_log_group_name, audit_log_stream_name
-from model.host_config import HostConfig, host_config_document, render_host_config
-from model.nginx_config import certificate_paths
-from model.settings import (
-    METRICS_NAMESPACE,
-    PORTS,
-    QDRANT_IMAGE_PORTS,
-    AccessRule,
-    HostSettings,
-    TokenSpec,
-)
-from model.tokens import mint_token, token_claims
-from model.user_data import (
-    CONVERGE_STATE,
-    CONVERGE_TIMER,
-    CONVERGE_UNIT,
-    METRICS_UNIT,
-    settings_env_path,
-    staged_site_path,
-    state_path,
-)
-from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.booted.demo import create_collection, verify_booted
 from lab.booted.flood import (
     DROPPED,
@@ -71,7 +49,29 @@ from lab.booted.outside import (
     Outside,
     outside,
 )
+from lab.demo import DEMO_COLLECTION, DEMO_TOKENS, DEMO_VECTORS
 from lab.processes import run, wait_until
+from model.audit_log import audit_log_group_name, audit_log_stream_name
+from model.host_config import HostConfig, host_config_document, render_host_config
+from model.nginx_config import certificate_paths
+from model.settings import (
+    METRICS_NAMESPACE,
+    PORTS,
+    QDRANT_IMAGE_PORTS,
+    AccessRule,
+    HostSettings,
+    TokenSpec,
+)
+from model.tokens import mint_token, token_claims
+from model.user_data import (
+    CONVERGE_STATE,
+    CONVERGE_TIMER,
+    CONVERGE_UNIT,
+    METRICS_UNIT,
+    settings_env_path,
+    staged_site_path,
+    state_path,
+)
 from tests.booted import require_booted_lab
 from verify.client import https_request, port_answers
 from verify.result import Status
@@ -133,7 +133,7 @@ class PublisherRun:
 
 def _systemd_time(shown: str) -> dt.datetime:
     """`systemctl show --timestamp=us+utc`: Mon 2026-11-30 04:01:00.123456 UTC."""
-    return dt.datetime.strptime(shown, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(shown, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=dt.UTC)
 
 
 def last_publisher_run(booted: BootedHost) -> PublisherRun | None:
@@ -156,8 +156,12 @@ def last_publisher_run(booted: BootedHost) -> PublisherRun | None:
 def next_publisher_run(booted: BootedHost, after: PublisherRun | None) -> PublisherRun:
     """The first run that finished after `after`: the timer fires each minute."""
     deadline = time.monotonic() + PUBLISHER_RUN_WAIT_SECONDS
-    while (latest := last_publisher_run(booted)) is None or (after and latest.started <= after.exited):
-        assert time.monotonic() < deadline, f"no run of {METRICS_UNIT} in {PUBLISHER_RUN_WAIT_SECONDS} s"
+    while (latest := last_publisher_run(booted)) is None or (
+        after and latest.started <= after.exited
+    ):
+        assert time.monotonic() < deadline, (
+            f"no run of {METRICS_UNIT} in {PUBLISHER_RUN_WAIT_SECONDS} s"
+        )
         # Each look is a command in the guest: a few a second, not wait_until's fifty.
         time.sleep(0.3)
     return latest
@@ -200,7 +204,7 @@ def test_the_published_401_count_is_the_number_of_requests_refused_in_its_minute
         partial(grpc_answer, target, wrong_key)
     ] * REFUSED_OVER_GRPC
     answers = lab_network.mistaken.call_in_process(each_once, asks)
-    sent = dt.datetime.now(dt.timezone.utc)
+    sent = dt.datetime.now(dt.UTC)
     counted = next_publisher_run(booted, quiet)
     after = next_publisher_run(booted, counted)
     runs = (quiet, counted, after)
@@ -248,7 +252,9 @@ def answering(client: Client, address: str, ports: Sequence[int]) -> dict[int, b
     return client.call(lambda: {port: port_answers(address, port) for port in ports})
 
 
-def test_from_outside_only_the_public_ports_answer(booted: BootedHost, lab_network: Outside) -> None:
+def test_from_outside_only_the_public_ports_answer(
+    booted: BootedHost, lab_network: Outside
+) -> None:
     """Qdrant's own ports speak cleartext and know nothing of the edge's limits: from another
     address they must not answer, while the edge's ports do (so the probe can tell)."""
     ports = (*PORTS.loopback_only, PORTS.https, PORTS.grpc_tls)
@@ -364,7 +370,10 @@ def key_flood(
         )
         try:
             flood = flooder.call_in_process(
-                flood_until_refused, partial(kind.answer, target, wrong_key), epoch, FLOOD_LIMIT_SECONDS
+                flood_until_refused,
+                partial(kind.answer, target, wrong_key),
+                epoch,
+                FLOOD_LIMIT_SECONDS,
             )
             # The rate-limit jail may be the one that refused first: the flood floods it too.
             wait_until(
@@ -482,12 +491,14 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
 
     deadline = time.monotonic() + METRICS_WAIT_SECONDS
     while "CertificateDaysLeft" not in (metrics := published()):
-        assert time.monotonic() < deadline, f"nothing published in {METRICS_WAIT_SECONDS} s: {metrics}"
+        assert time.monotonic() < deadline, (
+            f"nothing published in {METRICS_WAIT_SECONDS} s: {metrics}"
+        )
         time.sleep(5)
     certificate, _ = certificate_paths(host)
     enddate = booted.guest.run("openssl", "x509", "-enddate", "-noout", "-in", certificate)
     not_after = ssl.cert_time_to_seconds(enddate.strip().removeprefix("notAfter="))
-    days_left = (not_after - dt.datetime.now(dt.timezone.utc).timestamp()) / 86400
+    days_left = (not_after - dt.datetime.now(dt.UTC).timestamp()) / 86400
     print(f"\npublished: {metrics}; certificate: {days_left:.2f} days left")
     assert days_left - 1 <= metrics["CertificateDaysLeft"] <= days_left
     assert metrics["QdrantUp"] == 1
@@ -501,14 +512,15 @@ def test_the_host_publishes_its_metrics_to_cloudwatch(booted: BootedHost) -> Non
     assert metrics["ConfigRejected"] == 0
 
 
-
 # --- Qdrant's audit log, off the host (its shipper's timer, moto as CloudWatch Logs) --------------
 
 # The shipper's timer fires each minute; a run after the requests, with room for one that failed.
 AUDIT_SHIPPED_WAIT_SECONDS = 150
 
 
-def test_who_did_what_from_where_reaches_cloudwatch_logs(booted: BootedHost, lab_network: Outside) -> None:
+def test_who_did_what_from_where_reaches_cloudwatch_logs(
+    booted: BootedHost, lab_network: Outside
+) -> None:
     """The three questions after an incident, answered off the host: a token's read, a write that
     token may not make, and a token forged with another key, each sent from a client's own address
     on the lab network, reach CloudWatch Logs as Qdrant's audit lines, with the token's application
@@ -521,7 +533,12 @@ def test_who_did_what_from_where_reaches_cloudwatch_logs(booted: BootedHost, lab
     token = mint_token(token_claims(reads_only), booted.api_key)
     forged = mint_token(token_claims(reads_only), secrets.token_hex(24))
     master = {"api-key": booted.api_key}
-    if https_request(booted.verify_target(), "GET", f"/collections/{DEMO_COLLECTION}", master).status != 200:
+    if (
+        https_request(
+            booted.verify_target(), "GET", f"/collections/{DEMO_COLLECTION}", master
+        ).status
+        != 200
+    ):
         create_collection(booted, DEMO_COLLECTION, DEMO_VECTORS)
     point = json.dumps({"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}]})
     requests = {
@@ -554,10 +571,14 @@ def test_who_did_what_from_where_reaches_cloudwatch_logs(booted: BootedHost, lab
     while len(found := shipped()) < len(ids):
         assert time.monotonic() < deadline, f"shipped in {AUDIT_SHIPPED_WAIT_SECONDS} s: {found}"
         time.sleep(2)
-    print(f"\naudit lines in CloudWatch Logs {time.monotonic() - sent:.1f} s after the requests: {found}")
+    print(
+        f"\naudit lines in CloudWatch Logs {time.monotonic() - sent:.1f} s after the requests: {found}"
+    )
     # Qdrant refuses a token with a bad signature as Forbidden, 403 (src/common/auth/mod.rs).
     assert statuses == {"read": 200, "refused-write": 403, "forged": 403}
-    assert {name: (line.get("subject"), line["remote"], line["result"]) for name, line in found.items()} == {
+    assert {
+        name: (line.get("subject"), line["remote"], line["result"]) for name, line in found.items()
+    } == {
         "read": ("search-api", client.address, "ok"),
         "refused-write": ("search-api", client.address, "denied"),
         "forged": (None, client.address, "denied"),
@@ -577,14 +598,14 @@ def test_an_edge_that_stops_serving_is_published_as_not_serving(booted: BootedHo
     serving = run_publishing(booted, last_publisher_run(booted), "EdgeServes", 1)
     booted.guest.run("systemctl", "stop", "nginx.service")
     try:
-        stopped_at = dt.datetime.now(dt.timezone.utc)
+        stopped_at = dt.datetime.now(dt.UTC)
         down = next_publisher_run(booted, serving)
         while down.started <= stopped_at:
             down = next_publisher_run(booted, down)
         edge, qdrant = (published(booted, name, down) for name in ("EdgeServes", "QdrantUp"))
     finally:
         booted.guest.run("systemctl", "start", "nginx.service")
-        started_at = dt.datetime.now(dt.timezone.utc)
+        started_at = dt.datetime.now(dt.UTC)
     back = run_publishing(booted, down, "EdgeServes", 1)
     print(
         f"\nnginx stopped: EdgeServes {edge} (values, sum) from the run that ended "
@@ -622,9 +643,12 @@ def converge_timer_stopped(booted: BootedHost) -> Iterator[None]:
     booted.guest.run("systemctl", "stop", CONVERGE_TIMER)
     try:
         wait_until(
-            lambda: booted.guest.run(
-                "systemctl", "show", "--property=ActiveState", "--value", CONVERGE_UNIT
-            ).strip() != "activating",
+            lambda: (
+                booted.guest.run(
+                    "systemctl", "show", "--property=ActiveState", "--value", CONVERGE_UNIT
+                ).strip()
+                != "activating"
+            ),
             "the converge service's run to end",
         )
         yield
@@ -651,8 +675,10 @@ def test_the_ban_self_test_fails_when_the_ban_actions_tool_is_missing(booted: Bo
     with booted.guest.path(FAIL2BAN_LOG).open(errors="replace") as log:
         log.seek(log_before)
         fail2ban_said = log.read()
-    print(f"\nwithout {BAN_TOOL}: exit {failed.returncode} after {failed_after:.1f} s: "
-          f"{failed.stderr.strip().splitlines()[-2:]}")
+    print(
+        f"\nwithout {BAN_TOOL}: exit {failed.returncode} after {failed_after:.1f} s: "
+        f"{failed.stderr.strip().splitlines()[-2:]}"
+    )
     assert failed.returncode == 1
     assert "waiting for a ban in sshd to reach netfilter" in failed.stderr
     assert "iptables: not found" in fail2ban_said

@@ -18,10 +18,10 @@ from collections.abc import Callable
 import jwt
 
 from bench.rotation import Hammering
-from model.user_data import CONVERGE_UNIT, CONVERGE_TIMER, qdrant_env_path
 from lab.booted.host import BootedHost
 from lab.processes import CommandFailed
 from lab.rotation import rotate
+from model.user_data import CONVERGE_TIMER, CONVERGE_UNIT, qdrant_env_path
 from tests.booted.test_first_boot import booted  # noqa: F401 (the module's guest)
 from verify.client import https_request
 from verify.target import Target

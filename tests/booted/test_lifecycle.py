@@ -102,7 +102,9 @@ def observe(life: HostLife, booted: BootedHost, verify: bool = True) -> Boot:
         certificates_issued=certificates_issued(life.lab),
         points=read_points(booted, COLLECTION, POINT_IDS),
         filesystem_bytes=filesystem_bytes(guest, host.paths.data_mount),
-        verify=endpoint_checks(booted.verify_target(DEMO_TOKENS), rate_limit=True) if verify else [],
+        verify=endpoint_checks(booted.verify_target(DEMO_TOKENS), rate_limit=True)
+        if verify
+        else [],
     )
 
 
@@ -165,7 +167,11 @@ def renewal(life: HostLife, replacement: Replacement) -> Renewal:
     guest = booted.guest
     shown = guest.run("systemctl", "show", "--property=UnitFileState,ActiveState", "certbot.timer")
     timer = dict(line.split("=", 1) for line in shown.splitlines())
-    serial, issued, pid = served_serial(booted), certificates_issued(life.lab), nginx_main_pid(guest)
+    serial, issued, pid = (
+        served_serial(booted),
+        certificates_issued(life.lab),
+        nginx_main_pid(guest),
+    )
     make_certificate_due(booted)
     # What the timer starts, as it starts it: certbot.service's own command and environment.
     guest.run("systemctl", "start", "certbot.service", timeout=300)
@@ -214,7 +220,9 @@ def test_reboot_runs_the_bootstrap_again_to_ready(first_boot: Boot, reboot: Boot
 
 
 def test_reboot_brings_back_the_points_written_before_it(first_boot: Boot, reboot: Boot) -> None:
-    assert reboot.points == first_boot.points == {index: {"written": "before"} for index in POINT_IDS}
+    assert (
+        reboot.points == first_boot.points == {index: {"written": "before"} for index in POINT_IDS}
+    )
 
 
 def test_reboot_keeps_the_certificate_without_asking_the_ca(first_boot: Boot, reboot: Boot) -> None:
@@ -296,8 +304,10 @@ def test_a_disk_grown_while_stopped_is_grown_into_at_the_next_boot(
     blocks = re.fullmatch(r"growing the filesystem on \S+ from (\d+) to (\d+) blocks", growth[0])
     assert blocks is not None and int(blocks[2]) == 2 * int(blocks[1]), growth
     if not may_resize_online():
-        pytest.skip("the kernel resizes a mounted ext4 only for CAP_SYS_RESOURCE, which this "
-                    "machine (and so its guest) lacks: the growth was found and attempted, not done")
+        pytest.skip(
+            "the kernel resizes a mounted ext4 only for CAP_SYS_RESOURCE, which this "
+            "machine (and so its guest) lacks: the growth was found and attempted, not done"
+        )
     grown = GROWN_SIZE_BYTES - VOLUME_SIZE_BYTES
     assert replacement.boot.filesystem_bytes > reboot.filesystem_bytes + 0.9 * grown
 

@@ -71,7 +71,9 @@ def _items_problems(where: str, items: Any) -> list[str]:
     elif isinstance(item_type, dict):
         problems += _items_problems(f"{where}.type", item_type)
     elif item_type not in SIMPLE_TYPES:
-        problems.append(f"{where}: items type {item_type!r} is not one of {', '.join(SIMPLE_TYPES)}")
+        problems.append(
+            f"{where}: items type {item_type!r} is not one of {', '.join(SIMPLE_TYPES)}"
+        )
     if item_type == "array" and "items" not in items:
         problems.append(f"{where}: an array of arrays needs nested `items`")
     if "items" in items:
@@ -79,12 +81,16 @@ def _items_problems(where: str, items: Any) -> list[str]:
     return problems
 
 
-def _declaration(project_name: str, key: str, entry: Any) -> tuple[dict[str, Any] | None, list[str]]:
+def _declaration(
+    project_name: str, key: str, entry: Any
+) -> tuple[dict[str, Any] | None, list[str]]:
     """The entry after `RewriteShorthandConfigValues` (project.go), or the schema's complaint."""
     where = f"config.{key}"
     if isinstance(entry, (str, bool, list)) or _is_int(entry):
         # Shorthand: a project key's bare value is its default, another namespace's is its value.
-        return ({"default": entry} if namespaced_by_project(project_name, key) else {"value": entry}), []
+        return (
+            {"default": entry} if namespaced_by_project(project_name, key) else {"value": entry}
+        ), []
     if not isinstance(entry, dict):
         return None, [f"{where}: must be a string, integer, boolean, list or a type declaration"]
     problems = [
@@ -111,7 +117,9 @@ def _typing_problems(project_name: str, key: str, declaration: Mapping[str, Any]
     if not namespaced_by_project(project_name, key):
         if type_name is not None or "default" in declaration:
             return [f"{where}: another namespace's key takes a 'value', not a type or default"]
-        return [] if "value" in declaration else [f"{where}: another namespace's key needs a 'value'"]
+        return (
+            [] if "value" in declaration else [f"{where}: another namespace's key needs a 'value'"]
+        )
     if type_name == "array" and "items" not in declaration:
         return [f"{where}: declares an array but not its 'items'"]
     default = declaration.get("default")
@@ -201,7 +209,11 @@ def _go_numbers(value: Any) -> Any:
 def go_json(value: Any) -> str:
     """Go's json.Marshal: sorted keys, no spaces, UTF-8 kept, <, >, & escaped; NaN/Inf refused."""
     text = json.dumps(
-        _go_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        _go_numbers(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
     )
     for char in "<>&\u2028\u2029":
         text = text.replace(char, f"\\u{ord(char):04x}")
@@ -252,7 +264,9 @@ def stack_problems(project: Mapping[str, Any], stack: Any, stack_name: str) -> l
         return [f"stack {stack_name!r}: the file is not a mapping"]
     config = stack.get("config") or {}
     problems = [
-        f"{key}: not of the form <namespace>:<name>" for key in config if parse_key(str(key)) is None
+        f"{key}: not of the form <namespace>:<name>"
+        for key in config
+        if parse_key(str(key)) is None
     ]
     values = {parse_key(str(key)): raw for key, raw in config.items()}
     for name, declaration in declared_config(project).items():
@@ -273,7 +287,9 @@ def stack_problems(project: Mapping[str, Any], stack: Any, stack_name: str) -> l
     return problems
 
 
-def language_host_environment(project: Mapping[str, Any], stack: Mapping[str, Any]) -> dict[str, str]:
+def language_host_environment(
+    project: Mapping[str, Any], stack: Mapping[str, Any]
+) -> dict[str, str]:
     """The config part of the environment the Python language host gives the program.
 
     The engine merges the stack's values with the project's defaults for keys the stack does not set
@@ -294,4 +310,3 @@ def language_host_environment(project: Mapping[str, Any], stack: Mapping[str, An
                 config[key] = default_value(declaration[source])
     # Ciphertext is refused above, so no key is secret.
     return {"PULUMI_CONFIG": go_json(config), "PULUMI_CONFIG_SECRET_KEYS": "[]"}
-

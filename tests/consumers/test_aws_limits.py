@@ -432,7 +432,9 @@ RULES = [
         "dlm-retain-count",
         DLM_POLICY,
         within(
-            1, 1000, "retain count",
+            1,
+            1000,
+            "retain count",
             lambda r: r.inputs["policyDetails"]["schedules"][0]["retainRule"]["count"],
         ),
     ),
@@ -585,7 +587,9 @@ RULES = [
             1,
             100,
             "noncurrent versions kept",
-            lambda r: r.inputs["rules"][0]["noncurrentVersionExpiration"]["newerNoncurrentVersions"],
+            lambda r: r.inputs["rules"][0]["noncurrentVersionExpiration"][
+                "newerNoncurrentVersions"
+            ],
         ),
     ),
     Rule(
@@ -763,10 +767,20 @@ def _with(typ: str, inputs: dict[str, Any], name: str = "qdrant-x") -> Registere
         ("bucket-policy-size", _with(BUCKET_POLICY, {"policy": "p" * 20481})),
         ("object-ownership", _with(OWNERSHIP, {"rule": {"objectOwnership": "Enforced"}})),
         ("versioning-status", _with(VERSIONING, {"versioningConfiguration": {"status": "On"}})),
-        ("newer-noncurrent-versions", _with(LIFECYCLE, {"rules": [
-            {"noncurrentVersionExpiration": {"newerNoncurrentVersions": 101}}]})),
-        ("sse-algorithm", _with(ENCRYPTION, {"rules": [
-            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "SSE-S3"}}]})),
+        (
+            "newer-noncurrent-versions",
+            _with(
+                LIFECYCLE,
+                {"rules": [{"noncurrentVersionExpiration": {"newerNoncurrentVersions": 101}}]},
+            ),
+        ),
+        (
+            "sse-algorithm",
+            _with(
+                ENCRYPTION,
+                {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "SSE-S3"}}]},
+            ),
+        ),
         ("log-group-name", _with(LOG_GROUP, {"name": "/secure-qdrant/qdrant prod/audit"})),
         ("log-group-name", _with(LOG_GROUP, {"name": "/" + "g" * 512})),
         ("log-group-retention", _with(LOG_GROUP, {"retentionInDays": 31})),
@@ -789,9 +803,15 @@ def test_the_audit_shippers_batches_are_within_put_log_events_limits():
     """CloudWatch Logs API Reference, PutLogEvents, as botocore's model documents it: a batch over
     any of these is refused whole, and the shipper would retry it every minute forever. The event
     size the shipper keeps to is the 256 KB AWS documented before it raised it: within both."""
-    text = re.sub(r"<[^>]+>", "", _MODELS.get_service_model("logs").operation_model("PutLogEvents").documentation)
+    text = re.sub(
+        r"<[^>]+>",
+        "",
+        _MODELS.get_service_model("logs").operation_model("PutLogEvents").documentation,
+    )
 
-    batch = re.search(r"maximum batch size is ([\d,]+) bytes.*plus (\d+) bytes for each log event", text)
+    batch = re.search(
+        r"maximum batch size is ([\d,]+) bytes.*plus (\d+) bytes for each log event", text
+    )
     events = re.search(r"maximum number of log events in a batch is ([\d,]+)", text)
     span = re.search(r"time span in a single batch cannot exceed (\d+) hours", text)
     event = re.search(r"Each log event can be no larger than (\d+) (MB|KB)", text)
@@ -809,4 +829,3 @@ def test_the_programs_retention_values_are_cloudwatchs():
     assert list(RETENTION_DAYS) == documented_values(
         "logs", "PutRetentionPolicyRequest", "retentionInDays"
     )
-

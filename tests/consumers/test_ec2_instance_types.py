@@ -70,7 +70,8 @@ def test_every_type_ec2_recovers_with_ebs_only_keeps_the_recover_action(describe
     lost = [
         t
         for t, d in described.items()
-        if d["AutoRecoverySupported"] and not d["InstanceStorageSupported"]
+        if d["AutoRecoverySupported"]
+        and not d["InstanceStorageSupported"]
         and not supports_recovery(t)
     ]
     assert not lost

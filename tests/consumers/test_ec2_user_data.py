@@ -52,7 +52,9 @@ def admin_cidrs(count: int) -> list[str]:
 # a 254-character e-mail address, every limit at its bound) and 60 admin CIDRs (a security group
 # holds 60 inbound rules by default; the public ports take 6).
 LONGEST_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 53, "example"])
-LONGEST_EMAIL = f"{'p' * MAX_EMAIL_LOCAL_PART}@" + ".".join(["a" * 63, "b" * 63, "c" * 53, "example"])
+LONGEST_EMAIL = f"{'p' * MAX_EMAIL_LOCAL_PART}@" + ".".join(
+    ["a" * 63, "b" * 63, "c" * 53, "example"]
+)
 STACK = "s" * 100
 SETTINGS = load_settings(
     {
@@ -170,7 +172,9 @@ IN_PLACE = {
     "admin CIDRs": dataclasses.replace(LARGEST_HOST, admin_cidrs=()),
     "Qdrant version": dataclasses.replace(LARGEST_HOST, qdrant_version="v1.18.3"),
     "certificate names": dataclasses.replace(
-        LARGEST_HOST, acme_challenge="dns-01", certificate_names=LARGEST_DNS01_HOST.certificate_names
+        LARGEST_HOST,
+        acme_challenge="dns-01",
+        certificate_names=LARGEST_DNS01_HOST.certificate_names,
     ),
     "ACME server": dataclasses.replace(LARGEST_HOST, acme_server="https://acme.example/dir"),
     "data volume size": dataclasses.replace(LARGEST_HOST, data_volume_size_gb=500),

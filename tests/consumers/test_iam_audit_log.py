@@ -90,7 +90,9 @@ def test_the_deployer_manages_the_group_but_cannot_forge_its_lines(action):
     lines in the host's name."""
     scope = DeployerScope("test", REGION, ACCOUNT, MINIMAL_CONFIG["domain"])
     deployer = {
-        "policies": [{"name": part, "policy": doc} for part, doc in deployer_policies(scope).items()],
+        "policies": [
+            {"name": part, "policy": doc} for part, doc in deployer_policies(scope).items()
+        ],
         "principal": f"arn:aws:iam::{ACCOUNT}:user/deployer",
         "accountId": ACCOUNT,
     }

@@ -30,12 +30,11 @@ from typing import Any
 import pytest
 
 from components.backups import STACK_TAG
-from model.config import MAX_STACK_NAME_LENGTH
 from components.deployer_policy import (
     ALARM_ACTIONS_ROLE,
-    BUCKET_READS,
     ALARM_ACTIONS_SERVICE,
     BOUNDARY,
+    BUCKET_READS,
     PARTS,
     DeployerScope,
     deployer_policies,
@@ -45,6 +44,7 @@ from components.deployer_policy import (
     rendered,
 )
 from components.host import SSM_CORE_POLICY
+from model.config import MAX_STACK_NAME_LENGTH
 from model.images import HOST_IMAGES
 from tests.consumers.test_iam_evaluation import BOUNDARY_ON, SIMULATOR, decide, decide_all
 from tests.preview import IN_PLACE, Preview
@@ -280,16 +280,31 @@ CALLS: dict[str, list[Call]] = {
         *reads("ssm:DescribeParameters"),
     ],
     "aws:cloudwatch/metricAlarm:MetricAlarm": [
-        *on("alarm", "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource",
-            "cloudwatch:TagResource", "cloudwatch:UntagResource", "cloudwatch:DeleteAlarms"),
-        Call("cloudwatch:PutMetricAlarm", "alarm", creates=True, context={"cloudwatch:AlarmActions":
-             ["{topic}", f"arn:aws:automate:{REGION}:ec2:recover"]}),
+        *on(
+            "alarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:TagResource",
+            "cloudwatch:UntagResource",
+            "cloudwatch:DeleteAlarms",
+        ),
+        Call(
+            "cloudwatch:PutMetricAlarm",
+            "alarm",
+            creates=True,
+            context={
+                "cloudwatch:AlarmActions": ["{topic}", f"arn:aws:automate:{REGION}:ec2:recover"]
+            },
+        ),
         # The first alarm with an EC2 action in the account creates CloudWatch's service-linked
         # role (CloudWatch API Reference, PutMetricAlarm).
-        Call("iam:CreateServiceLinkedRole", "alarm-actions-role",
-             context={"iam:AWSServiceName": ALARM_ACTIONS_SERVICE}),
+        Call(
+            "iam:CreateServiceLinkedRole",
+            "alarm-actions-role",
+            context={"iam:AWSServiceName": ALARM_ACTIONS_SERVICE},
+        ),
         *reads("ec2:DescribeInstanceStatus"),
-    ],  # fmt: skip
+    ],
     "aws:sns/topic:Topic": on(
         "topic",
         "sns:CreateTopic",
@@ -310,10 +325,16 @@ CALLS: dict[str, list[Call]] = {
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": [
         Call("dlm:CreateLifecyclePolicy", "*", creates=True),
         Call("iam:PassRole", "dlm-role", context={"iam:PassedToService": "dlm.amazonaws.com"}),
-        *on("dlm-policy", "dlm:GetLifecyclePolicy", "dlm:UpdateLifecyclePolicy",
-            "dlm:ListTagsForResource", "dlm:TagResource", "dlm:UntagResource",
-            "dlm:DeleteLifecyclePolicy"),
-    ],  # fmt: skip
+        *on(
+            "dlm-policy",
+            "dlm:GetLifecyclePolicy",
+            "dlm:UpdateLifecyclePolicy",
+            "dlm:ListTagsForResource",
+            "dlm:TagResource",
+            "dlm:UntagResource",
+            "dlm:DeleteLifecyclePolicy",
+        ),
+    ],
     "aws:route53/record:Record": [
         Call("route53:ChangeResourceRecordSets", "hostedzone", context=ENDPOINT_RECORD),
         *on("hostedzone", "route53:GetHostedZone", "route53:ListResourceRecordSets"),
@@ -347,10 +368,16 @@ CALLS: dict[str, list[Call]] = {
         "config-bucket", "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"
     ),
     "aws:s3/bucketObjectv2:BucketObjectv2": [
-        *on("config-object", "s3:PutObject", "s3:GetObject", "s3:GetObjectTagging",
-            "s3:DeleteObject", "s3:DeleteObjectVersion"),
+        *on(
+            "config-object",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObjectTagging",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+        ),
         *on("config-bucket", "s3:ListBucketVersions"),
-    ],  # fmt: skip
+    ],
     # Local commands: the deploy gate reads the stack's resources as the deployer
     # (verify/aws_audit.py) and the host's status report (verify/config_status.py); the allowlist
     # sync talks to Qdrant only.
@@ -365,11 +392,17 @@ CALLS: dict[str, list[Call]] = {
     # and tags updated in place; DeleteLogGroup.
     "aws:cloudwatch/logGroup:LogGroup": [
         *creating("log-group", "logs:CreateLogGroup"),
-        *on("log-group", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
-            "logs:ListTagsForResource", "logs:TagResource", "logs:UntagResource",
-            "logs:DeleteLogGroup"),
+        *on(
+            "log-group",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteRetentionPolicy",
+            "logs:ListTagsForResource",
+            "logs:TagResource",
+            "logs:UntagResource",
+            "logs:DeleteLogGroup",
+        ),
         *reads("logs:DescribeLogGroups"),
-    ],  # fmt: skip
+    ],
     # terraform-provider-aws internal/service/logs/metric_filter.go: PutMetricFilter creates and
     # updates, DescribeMetricFilters (the group's name, the filter's as a prefix) reads,
     # DeleteMetricFilter deletes; each names the log group.
@@ -436,7 +469,9 @@ def stack_of(deployment: Deployment, stack: str) -> Stack:
     [topic] = deployment.of_type("aws:sns/topic:Topic")
     alarm = deployment.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0].name + SUFFIX
     # The provider's bucket_prefix appends a 26-character unique id, as name_prefix does.
-    bucket = deployment.one("aws:s3/bucket:Bucket").inputs["bucketPrefix"] + "20261207161201000000000002"
+    bucket = (
+        deployment.one("aws:s3/bucket:Bucket").inputs["bucketPrefix"] + "20261207161201000000000002"
+    )
     ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
     iam = f"arn:aws:iam::{ACCOUNT}"
     return Stack(
@@ -604,7 +639,7 @@ def decisions(
 ) -> dict[str, str]:
     """IAM's decision on each call for `stack`'s resources, by `call_id`, in one evaluator run."""
     requests = [(call.action, *request(stack, call, tags)) for _, call in entries]
-    return dict(zip(map(call_id, entries), decide_all(deployer, requests)))
+    return dict(zip(map(call_id, entries), decide_all(deployer, requests), strict=False))
 
 
 @pytest.fixture(scope="module")
@@ -789,9 +824,7 @@ def test_only_session_manager_is_attached_to_the_instance_role(deployer, this_st
     assert decide(deployer, "iam:AttachRolePolicy", role, context) != "Allowed"
 
 
-@pytest.mark.parametrize(
-    "action", ["terminate", "stop"], ids=["terminate", "stop"]
-)
+@pytest.mark.parametrize("action", ["terminate", "stop"], ids=["terminate", "stop"])
 def test_an_alarm_cannot_terminate_or_stop_an_instance(deployer, this_stack, action):
     """An alarm's EC2 action acts on the instance its dimension names, any instance of the account:
     only recover and reboot, which the program uses, may be attached."""
@@ -812,7 +845,10 @@ def test_the_limit_of_the_alarm_actions_is_stated_where_the_scope_is_claimed(
     context = {"cloudwatch:AlarmActions": [f"arn:aws:automate:{REGION}:ec2:{action}"]}
     limits = (DOCS / "deployer-policy.md").read_text().split("## Limits", 1)[1]
 
-    assert decide(deployer, "cloudwatch:PutMetricAlarm", this_stack.arns["alarm"], context) == "Allowed"
+    assert (
+        decide(deployer, "cloudwatch:PutMetricAlarm", this_stack.arns["alarm"], context)
+        == "Allowed"
+    )
     assert f"`ec2:{action}`" in " ".join(limits.split())
     [scope_claim] = stated(r"(on this stack's resources only .*?)`iam:PassRole`", DEPLOYER_POLICY)
     assert f"`ec2:{action}`" in scope_claim and "any instance of the region" in scope_claim
@@ -822,7 +858,9 @@ def test_only_the_endpoints_record_is_written(deployer, this_stack):
     names = {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["www.example.com"]}
     zone = this_stack.arns["hostedzone"]
 
-    decision = decide(deployer, "route53:ChangeResourceRecordSets", zone, {**ENDPOINT_RECORD, **names})
+    decision = decide(
+        deployer, "route53:ChangeResourceRecordSets", zone, {**ENDPOINT_RECORD, **names}
+    )
     assert decision != "Allowed"
 
 
@@ -851,6 +889,7 @@ def test_with_the_key_on_every_role_of_the_stack_carries_the_boundary(deployment
 def test_the_roles_trust_policies_never_change(deployments):
     """No UpdateAssumeRolePolicy is granted: the trust policies are constants of the program, the
     same whatever the configuration."""
+
     def trusts(deployment: Deployment) -> dict[str, str]:
         return {name: role["assumeRolePolicy"] for name, role in roles_inputs(deployment).items()}
 
@@ -957,7 +996,9 @@ def test_the_deployer_cannot_edit_the_boundary(deployer, action):
     ],
     ids=["the-backup-role", "to-another-service", "to-another-accounts-instances"],
 )  # fmt: skip
-def test_passing_a_role_into_a_profile_is_the_instance_roles_only(deployer, this_stack, role, context):
+def test_passing_a_role_into_a_profile_is_the_instance_roles_only(
+    deployer, this_stack, role, context
+):
     """What AddRoleToInstanceProfile needs grants no more: the DLM role into a profile (an
     instance with DLM's snapshot rights), or the instance role to another service."""
     arn = this_stack.arns[role]

@@ -84,7 +84,10 @@ def test_a_txt_record_for_another_name_is_denied(role, context):
 def test_another_record_type_is_denied(role, types):
     """An A, CNAME or NS record at the challenge name would redirect or delegate it, and with a TXT
     change in the same batch it must not slip through either."""
-    assert decide(role, CHANGE_RECORDS, ZONE, batch([CHALLENGE], types, ["UPSERT"])) == "ImplicitlyDenied"
+    assert (
+        decide(role, CHANGE_RECORDS, ZONE, batch([CHALLENGE], types, ["UPSERT"]))
+        == "ImplicitlyDenied"
+    )
 
 
 def test_the_domains_own_address_record_is_denied(role):
@@ -96,7 +99,10 @@ def test_the_domains_own_address_record_is_denied(role):
 
 def test_create_is_denied(role):
     """The plugin never sends CREATE; nothing needs it."""
-    assert decide(role, CHANGE_RECORDS, ZONE, batch([CHALLENGE], ["TXT"], ["CREATE"])) == "ImplicitlyDenied"
+    assert (
+        decide(role, CHANGE_RECORDS, ZONE, batch([CHALLENGE], ["TXT"], ["CREATE"]))
+        == "ImplicitlyDenied"
+    )
 
 
 def test_another_zone_is_denied(role):

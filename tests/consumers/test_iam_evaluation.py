@@ -111,7 +111,9 @@ def role(deployment: Deployment) -> dict[str, Any]:
     # What the instance's credentials are: a session of the role, named for the instance.
     instance = session(deployment, "qdrant-test-role", "i-0123456789abcdef0")
     names = [p["name"] for p in instance["policies"]]
-    assert SSM_CORE in names and len(names) > 1, "the role should carry its inline and managed policies"
+    assert SSM_CORE in names and len(names) > 1, (
+        "the role should carry its inline and managed policies"
+    )
     return instance
 
 
@@ -178,8 +180,11 @@ ANOTHER_STACKS_KEY = f"{PARAMETER}/secure-qdrant/prod/api-key"
 def own_allows(role: dict[str, Any]) -> dict[str, Any]:
     """The role's own inline policies with their Allow statements only: what they grant without the
     Deny that covers them, nor the boundary's."""
+
     def allows(document: dict[str, Any]) -> dict[str, Any]:
-        return dict(document, Statement=[s for s in document["Statement"] if s["Effect"] == "Allow"])
+        return dict(
+            document, Statement=[s for s in document["Statement"] if s["Effect"] == "Allow"]
+        )
 
     own = [p for p in role["policies"] if not p["name"].startswith("arn:")]
     unbounded = {key: value for key, value in role.items() if key != "boundaries"}
@@ -231,10 +236,19 @@ def test_instance_cannot_list_parameter_names(role):
         ("ssmmessages:CreateDataChannel", "*"),
         ("ssmmessages:OpenControlChannel", "*"),
         ("ssmmessages:OpenDataChannel", "*"),
-        *(("ec2messages:" + action, "*") for action in ("GetMessages", "AcknowledgeMessage",
-                                                        "SendReply", "GetEndpoint")),
-        *(("ssm:" + action, "*") for action in ("ListInstanceAssociations", "PutInventory",
-                                                "UpdateInstanceAssociationStatus", "GetDocument")),
+        *(
+            ("ec2messages:" + action, "*")
+            for action in ("GetMessages", "AcknowledgeMessage", "SendReply", "GetEndpoint")
+        ),
+        *(
+            ("ssm:" + action, "*")
+            for action in (
+                "ListInstanceAssociations",
+                "PutInventory",
+                "UpdateInstanceAssociationStatus",
+                "GetDocument",
+            )
+        ),
     ],
 )
 def test_session_manager_still_reaches_the_instance(role, action, resource):
@@ -283,7 +297,9 @@ def test_a_role_given_everything_still_gets_no_more_than_its_boundary(
 
 def test_instance_publishes_metrics_to_its_own_namespace(role):
     """The publisher's PutMetricData, with the namespace it sends (cloud-init/metrics.py)."""
-    decision = decide(role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": METRICS_NAMESPACE})
+    decision = decide(
+        role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": METRICS_NAMESPACE}
+    )
 
     assert decision == "Allowed"
 
@@ -292,10 +308,16 @@ def test_instance_publishes_metrics_to_its_own_namespace(role):
 def test_instance_cannot_publish_into_another_namespace(role, namespace):
     """A compromised host must not write into metrics it does not own: zeros into DLM's
     SnapshotsCreateFailed (AWS/EBS) would hide failed backups from their alarm."""
-    assert decide(role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": namespace}) != "Allowed"
+    assert (
+        decide(role, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": namespace})
+        != "Allowed"
+    )
 
 
-@pytest.mark.parametrize("action", ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm"])
+@pytest.mark.parametrize(
+    "action",
+    ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm"],
+)
 def test_instance_cannot_silence_its_alarms(role, action):
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:qdrant-test-alarms-qdrant-down-0123456"
 
@@ -319,8 +341,7 @@ ANOTHER_STACKS_BACKUP = tagged({STACK_TAG: "qdrant-billing", **SNAPSHOT_TAG})
 
 
 def test_dlm_snapshots_the_stacks_volume(dlm):
-    """EC2 authorizes CreateSnapshot on the volume and on the snapshot it creates: both must pass.
-    """
+    """EC2 authorizes CreateSnapshot on the volume and on the snapshot it creates: both must pass."""
     assert decide(dlm, "ec2:CreateSnapshot", VOLUME, THE_STACKS) == "Allowed"
     assert decide(dlm, "ec2:CreateSnapshot", SNAPSHOT) == "Allowed"
 
@@ -452,11 +473,19 @@ def in_bucket(who: dict[str, Any], action: str, resource: str, tls: bool = True)
 
 def test_the_host_reads_its_configuration(deployment, host_in_bucket):
     """The converge timer's GetObject, every minute and at first boot."""
-    assert in_bucket(host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test")) == "Allowed"
+    assert (
+        in_bucket(host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test"))
+        == "Allowed"
+    )
 
 
 def test_the_host_reports_its_status(deployment, host_in_bucket):
-    assert in_bucket(host_in_bucket, "s3:PutObject", config_object(deployment, "qdrant-test", "status")) == "Allowed"
+    assert (
+        in_bucket(
+            host_in_bucket, "s3:PutObject", config_object(deployment, "qdrant-test", "status")
+        )
+        == "Allowed"
+    )
 
 
 @pytest.mark.parametrize(
@@ -469,7 +498,9 @@ def test_the_host_reports_its_status(deployment, host_in_bucket):
     ],
     ids=["another-hosts-config", "status", "older-versions", "another-hosts-status"],
 )
-def test_the_host_touches_nothing_else_in_the_bucket(deployment, host_in_bucket, action, host, what):
+def test_the_host_touches_nothing_else_in_the_bucket(
+    deployment, host_in_bucket, action, host, what
+):
     """A compromised host learns no other host's configuration (their admin networks, names) and
     cannot fake another host's report to the deploy gate."""
     assert in_bucket(host_in_bucket, action, config_object(deployment, host, what)) != "Allowed"
@@ -480,7 +511,10 @@ def test_the_host_cannot_rewrite_its_configuration(deployment, host_in_bucket, a
     """The document carries the bootstrap and the systemd units the host runs as root: a host that
     could rewrite it would make its compromise survive every `pulumi up`... until the next one, and
     could make itself refuse every later version."""
-    assert in_bucket(host_in_bucket, action, config_object(deployment, "qdrant-test")) == "ExplicitlyDenied"
+    assert (
+        in_bucket(host_in_bucket, action, config_object(deployment, "qdrant-test"))
+        == "ExplicitlyDenied"
+    )
 
 
 def test_the_hosts_own_policies_name_only_its_keys(deployment, role):
@@ -488,13 +522,21 @@ def test_the_hosts_own_policies_name_only_its_keys(deployment, role):
     stop at its two keys."""
     without_bucket = {key: value for key, value in role.items() if key != "resourcePolicy"}
 
-    assert decide(without_bucket, "s3:GetObject", config_object(deployment, OTHER_HOST)) == "ImplicitlyDenied"
-    assert decide(without_bucket, "s3:PutObject", config_object(deployment, "qdrant-test")) == "ImplicitlyDenied"
+    assert (
+        decide(without_bucket, "s3:GetObject", config_object(deployment, OTHER_HOST))
+        == "ImplicitlyDenied"
+    )
+    assert (
+        decide(without_bucket, "s3:PutObject", config_object(deployment, "qdrant-test"))
+        == "ImplicitlyDenied"
+    )
 
 
 def test_nothing_is_served_without_tls(deployment, host_in_bucket):
     """A request in cleartext would show the document (and the role's signature) on the path."""
-    found = in_bucket(host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test"), tls=False)
+    found = in_bucket(
+        host_in_bucket, "s3:GetObject", config_object(deployment, "qdrant-test"), tls=False
+    )
 
     assert found == "ExplicitlyDenied"
 
@@ -510,7 +552,12 @@ def test_nothing_is_served_without_tls(deployment, host_in_bucket):
         ("s3:PutObject", "status"),
     ],
 )
-def test_another_principal_of_the_account_can_neither_read_nor_write(deployment, stranger, action, what):
+def test_another_principal_of_the_account_can_neither_read_nor_write(
+    deployment, stranger, action, what
+):
     """Whatever S3 rights another principal's own policies give it, the bucket policy denies it
     the host's configuration: reading it maps the host's defences, writing it is root on the host."""
-    assert in_bucket(stranger, action, config_object(deployment, "qdrant-test", what)) == "ExplicitlyDenied"
+    assert (
+        in_bucket(stranger, action, config_object(deployment, "qdrant-test", what))
+        == "ExplicitlyDenied"
+    )

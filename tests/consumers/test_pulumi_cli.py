@@ -68,7 +68,15 @@ def test_scalars_resolve_as_yaml_v3_resolves_them():
     program True and a datetime.date."""
     loaded = go_yaml.load("a: yes\nb: 2027-06-30\nc: 0o17\nd: True\ne: 1_000\nf: '20'\ng:\n")
 
-    assert loaded == {"a": "yes", "b": "2027-06-30", "c": 15, "d": True, "e": 1000, "f": "20", "g": None}
+    assert loaded == {
+        "a": "yes",
+        "b": "2027-06-30",
+        "c": 15,
+        "d": True,
+        "e": 1000,
+        "f": "20",
+        "g": None,
+    }
 
 
 # --- Pulumi.yaml against the project schema -------------------------------------------------------
@@ -94,10 +102,16 @@ BASE = {"name": "p", "runtime": "python"}
 BAD_PROJECTS = {
     "no-runtime": ({"name": "p"}, "runtime:"),
     "no-name": ({"runtime": "python"}, "name:"),
-    "runtime-unknown-field": ({"name": "p", "runtime": {"name": "python", "option": {}}}, "'option'"),
+    "runtime-unknown-field": (
+        {"name": "p", "runtime": {"name": "python", "option": {}}},
+        "'option'",
+    ),
     "description-not-string": ({**BASE, "description": ["x"]}, "description: must be a string"),
     "unknown-type": ({**BASE, "config": {"k": {"type": "number"}}}, "config.k: type 'number'"),
-    "array-without-items": ({**BASE, "config": {"k": {"type": "array"}}}, "config.k: declares an array"),
+    "array-without-items": (
+        {**BASE, "config": {"k": {"type": "array"}}},
+        "config.k: declares an array",
+    ),
     "misspelt-property": (
         {**BASE, "config": {"k": {"type": "string", "defualt": "x"}}},
         "unknown property 'defualt'",
@@ -254,9 +268,13 @@ def test_stack_file_deploys_with_exactly_its_values(path):
     assert sorted(outputs["tokens"]) == sorted(token_names)
     assert sorted(outputs["tokenScopes"]) == sorted(token_names)
     assert deployment.one("aws:ebs/volume:Volume").inputs["size"] == int(config["dataVolumeSizeGb"])
-    assert deployment.one("aws:ec2/instance:Instance").inputs["instanceType"] == config["instanceType"]
+    assert (
+        deployment.one("aws:ec2/instance:Instance").inputs["instanceType"] == config["instanceType"]
+    )
     assert config["acmeEmail"] in deployment.host_document
-    zones = [args["name"] for token, args in deployment.calls if token == "aws:route53/getZone:getZone"]
+    zones = [
+        args["name"] for token, args in deployment.calls if token == "aws:route53/getZone:getZone"
+    ]
     assert zones == ([settings.hosted_zone] if settings.hosted_zone else [])
 
 

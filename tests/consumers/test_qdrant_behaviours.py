@@ -89,7 +89,9 @@ def test_token_signed_with_another_key_is_403(double: QdrantDouble) -> None:
 
 @mirrors("expired-403")
 @pytest.mark.parametrize(("age", "expected"), [(60, 403), (10, 200)], ids=["expired", "in-leeway"])
-def test_expired_token_is_403_after_the_leeway(double: QdrantDouble, age: int, expected: int) -> None:
+def test_expired_token_is_403_after_the_leeway(
+    double: QdrantDouble, age: int, expected: int
+) -> None:
     headers = bearer(token({"access": "r", "exp": int(time.time()) - age}))
     assert status(double, "GET", "/collections", headers=headers) == expected
 
@@ -110,7 +112,9 @@ def test_auth_refusals_are_bare_text_and_rbac_refusals_json(double: QdrantDouble
     """A client (or `verify`) reading a refusal sees what Qdrant sends: the middleware's own
     words for a credential it refuses, the handler's JSON only once the credential is accepted."""
     assert _raw(double, {}) == (
-        401, None, b"Must provide an API key or an Authorization bearer token"
+        401,
+        None,
+        b"Must provide an API key or an Authorization bearer token",
     )
     forged = bearer(token({"access": "m"}, key=WRONG_KEY))
     assert _raw(double, forged) == (403, None, b"Invalid JWT: InvalidSignature")
@@ -238,7 +242,9 @@ def test_value_exists_without_a_matching_point_is_401(double: QdrantDouble) -> N
 
 
 @mirrors("public-paths")
-@pytest.mark.parametrize("path", ["/", "/healthz", "/livez", "/readyz", "/dashboard", "/dashboard/x.js"])
+@pytest.mark.parametrize(
+    "path", ["/", "/healthz", "/livez", "/readyz", "/dashboard", "/dashboard/x.js"]
+)
 def test_whitelisted_paths_need_no_credentials(double: QdrantDouble, path: str) -> None:
     """What the edge has to hide or keep: load balancers need the health paths."""
     assert status(double, "GET", path) == 200
@@ -350,6 +356,8 @@ def test_grpc_storage_read_answers_a_collection_reader(channel: grpc.Channel) ->
 
 
 def test_every_behaviour_has_exactly_one_test() -> None:
-    tests = [value for name, value in vars(sys.modules[__name__]).items() if name.startswith("test_")]
+    tests = [
+        value for name, value in vars(sys.modules[__name__]).items() if name.startswith("test_")
+    ]
     covered = sorted(test.behaviour for test in tests if hasattr(test, "behaviour"))
     assert covered == sorted(QDRANT_BEHAVIOURS)

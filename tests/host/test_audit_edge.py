@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from qdrant_client import grpc as qdrant_grpc
 
-from model.settings import AccessRule, TokenSpec
-from model.tokens import mint_tokens
 from lab.edge import UNTHROTTLED, EdgeLab, running_edge_lab
 from lab.probes import GRPC_HEADERS, Request, curl, fresh_source_address
 from lab.processes import LabUnavailable
+from model.settings import AccessRule, TokenSpec
+from model.tokens import mint_tokens
 from tests.lab.test_qdrant_double_audit import lines
 
 COLLECTION = "audited"

@@ -45,12 +45,14 @@ from tests.host.test_bootstrap import require_systemd_tools, systemd_dependencie
 REGION = "eu-central-1"
 HOST = "qdrant-test"
 GROUP, STREAM = audit_log_group_name(HOST), audit_log_stream_name(HOST)
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 NOW_MS = int(NOW.timestamp() * 1000)
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("audit_shipper", CLOUD_INIT_DIR / "audit_shipper.py")
+    spec = importlib.util.spec_from_file_location(
+        "audit_shipper", CLOUD_INIT_DIR / "audit_shipper.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -62,7 +64,9 @@ shipper = _load()
 
 
 def line(n: int, moment: dt.datetime = NOW, pad: int = 0) -> str:
-    return json.dumps({"timestamp": moment.isoformat().replace("+00:00", "Z"), "n": n, "pad": "x" * pad})
+    return json.dumps(
+        {"timestamp": moment.isoformat().replace("+00:00", "Z"), "n": n, "pad": "x" * pad}
+    )
 
 
 def batch_bytes(events: list[dict[str, Any]]) -> int:
@@ -135,7 +139,11 @@ def test_a_finished_files_last_line_is_sent_even_without_its_newline():
 
 # ------------------------------------------------------------------------------ position (pure)
 
-FILES = [("audit.2026-12-07-10.log", 11), ("audit.2026-12-07-11.log", 12), ("audit.2026-12-07-12.log", 13)]
+FILES = [
+    ("audit.2026-12-07-10.log", 11),
+    ("audit.2026-12-07-11.log", 12),
+    ("audit.2026-12-07-12.log", 13),
+]
 
 
 def test_files_are_sent_oldest_first_from_the_recorded_offset():
@@ -192,12 +200,17 @@ class Clock:
 
 def writer(tmp_path: Path, clock: Clock) -> Callable[[int], list[str]]:
     """Qdrant's audit log as the double writes it, hourly: `write(n)` appends n requests' lines."""
-    audit = AuditLog(AuditConfig(enabled=True, dir=str(tmp_path / "audit"), rotation="hourly", max_log_files=24), clock)
+    audit = AuditLog(
+        AuditConfig(enabled=True, dir=str(tmp_path / "audit"), rotation="hourly", max_log_files=24),
+        clock,
+    )
     written: list[str] = []
 
     def write(count: int) -> list[str]:
         for _ in range(count):
-            caller = Caller(remote="203.0.113.7", api=f"/collections/c{len(written)}", tracing_id=None)
+            caller = Caller(
+                remote="203.0.113.7", api=f"/collections/c{len(written)}", tracing_id=None
+            )
             audit.checked(caller.authenticated("jwt", "search-app"), "search_points", "c", None)
             written.append(audit_lines(tmp_path)[-1])
         return written

@@ -103,7 +103,9 @@ def succeed(lab: BootstrapLab, steps: Sequence[str] = LAB_STEPS, trace: bool = F
     return result.stdout + result.stderr
 
 
-def in_background(lab: BootstrapLab, steps: Sequence[str]) -> Future[subprocess.CompletedProcess[str]]:
+def in_background(
+    lab: BootstrapLab, steps: Sequence[str]
+) -> Future[subprocess.CompletedProcess[str]]:
     """The bootstrap started as cloud-init starts it, while the test goes on."""
     pool = ThreadPoolExecutor(max_workers=1)
     running = pool.submit(lab.run, steps)
@@ -336,8 +338,10 @@ def test_grown_volume_gets_its_filesystem_grown_online_with_the_data_intact(
     assert f"from {blocks} to {2 * blocks} blocks" in output
     assert data.read_text() == "points that must survive\n"
     if not may_resize_online():
-        pytest.skip("the kernel resizes a mounted ext4 only for CAP_SYS_RESOURCE, which this "
-                    "machine's root lacks: the growth was found and attempted, not done")
+        pytest.skip(
+            "the kernel resizes a mounted ext4 only for CAP_SYS_RESOURCE, which this "
+            "machine's root lacks: the growth was found and attempted, not done"
+        )
     assert superblock(lab, "Block count") == 2 * blocks
     usable = os.statvfs(lab.view(lab.host.paths.data_mount))
     assert usable.f_blocks * usable.f_frsize > VOLUME_SIZE_BYTES
@@ -620,7 +624,8 @@ def test_a_second_run_while_one_is_running_is_refused_and_changes_nothing(
     running = in_background(lab, LAB_STEPS)
     secrets_dir = Path(lab.secrets_file).parent
     wait_until(
-        lambda: any(secrets_dir.glob(".qdrant.env.*")), "the first run to wait for the key parameter"
+        lambda: any(secrets_dir.glob(".qdrant.env.*")),
+        "the first run to wait for the key parameter",
     )
     before = snapshot(lab)
 
@@ -748,7 +753,8 @@ CRASHED_FILES = {
 
 @pytest.mark.parametrize("emptied", CRASHED_FILES.values(), ids=CRASHED_FILES.keys())
 def test_a_lineage_left_unreadable_by_a_crash_after_a_renewal_is_kept_aside_and_replaced(
-    ssm: Ssm, emptied: tuple[str, ...]  # noqa: F811
+    ssm: Ssm,
+    emptied: tuple[str, ...],  # noqa: F811
 ) -> None:
     """certbot does not fsync: a power cut, or a restored snapshot taken in the seconds after a
     renewal, leaves renewed files empty (ext4's delayed allocation) behind links or names already

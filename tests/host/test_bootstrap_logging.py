@@ -28,7 +28,10 @@ def run_without_settings(tmp_path: Path, journal_stream: bool) -> list[str]:
             info = os.fstat(stderr.fileno())
             environment["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
         done = subprocess.run(
-            ["bash", str(CLOUD_INIT_DIR / "bootstrap.sh")], env=environment, stderr=stderr, check=False
+            ["bash", str(CLOUD_INIT_DIR / "bootstrap.sh")],
+            env=environment,
+            stderr=stderr,
+            check=False,
         )
     assert done.returncode == 1
     assert "usage" in (tmp_path / "stderr").read_text()

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from model.host_config import HostConfig, host_config_document, render_host_config
-from model.settings import HostSettings, Ports
-from model.user_data import HostFile, state_path, CONVERGE_STATE, staged_site_path
 from lab.bootstrap import EDGE_STEPS, EdgeBootstrap, edge_bootstrap_lab, require_root_lab
 from lab.edge import LAB_VOLUME_ID, UNTHROTTLED, unthrottled
 from lab.moto import Ssm, moto_ssm
 from lab.processes import LOOPBACK, LabUnavailable, free_port
+from model.host_config import HostConfig, host_config_document, render_host_config
+from model.settings import HostSettings, Ports
+from model.user_data import CONVERGE_STATE, staged_site_path, state_path
 from tests.host.test_bootstrap import succeed
 from tests.host.test_metrics_publisher import metrics
 
@@ -149,8 +149,10 @@ def test_an_edge_limit_change_applies_by_a_graceful_reload_without_a_failed_requ
         applied = time.monotonic() - started
 
     failed = [status for status in statuses if status != 200]
-    print(f"\n  edge limit change: applied in {applied:.2f} s; {len(failed)} of {len(statuses)} "
-          "requests failed meanwhile")
+    print(
+        f"\n  edge limit change: applied in {applied:.2f} s; {len(failed)} of {len(statuses)} "
+        "requests failed meanwhile"
+    )
     assert failed == []
     assert "9000r/s" in Path(staged_site_path(edge.lab.host, "tls")).read_text()
     assert "Qdrant restarts" not in log

@@ -162,7 +162,10 @@ CHANGES = {
     "the rate limit": (_limits(rate_limit_rps=50), ["nginx_http", "nginx_tls"], False, False),
     "the body size limit": (_limits(max_body_size_mb=512), ["nginx_tls"], False, False),
     "the admin CIDRs": (
-        dataclasses.replace(HOST, admin_cidrs=("198.51.100.7/32",)), ["firewall"], False, False
+        dataclasses.replace(HOST, admin_cidrs=("198.51.100.7/32",)),
+        ["firewall"],
+        False,
+        False,
     ),
     "the Qdrant version": (
         dataclasses.replace(HOST, qdrant_version="v1.18.4"),
@@ -183,7 +186,10 @@ CHANGES = {
         False,
     ),
     "the data volume's size": (
-        dataclasses.replace(HOST, data_volume_size_gb=200), ["data_volume"], False, False
+        dataclasses.replace(HOST, data_volume_size_gb=200),
+        ["data_volume"],
+        False,
+        False,
     ),
 }
 
@@ -337,7 +343,6 @@ def test_a_new_document_while_the_first_boot_bootstrap_runs_writes_nothing_and_r
     assert not [call for call in calls if "restart" in call or "start" in call]
 
 
-
 class _StatusStore:
     def __init__(self) -> None:
         self.puts: list[dict] = []
@@ -395,7 +400,10 @@ def test_a_file_that_cannot_be_staged_leaves_every_live_file_as_it_was(host: Fak
 
     assert state.error and state.rejected is None
     assert Path(host.source.settings_file).read_text() == settings
-    assert sorted(p.name for p in Path(f"{host.root}/etc").iterdir()) == ["settings.env", "tls.conf"]
+    assert sorted(p.name for p in Path(f"{host.root}/etc").iterdir()) == [
+        "settings.env",
+        "tls.conf",
+    ]
 
 
 def test_a_last_good_document_that_cannot_be_recorded_is_the_runs_error(

@@ -183,7 +183,7 @@ def grpc_request(method: str) -> bytes:
         method_type = descriptor_pool.Default().FindServiceByName(service).FindMethodByName(name)
         message = GetMessageClass(method_type.input_type)()
     if "collection_name" in message.DESCRIPTOR.fields_by_name:
-        setattr(message, "collection_name", collection)
+        message.collection_name = collection
     return message.SerializeToString()
 
 
@@ -307,8 +307,7 @@ def test_root_needs_a_credential_qdrant_accepts_at_the_edge(sides) -> None:
     answers = {kind: sides.rest(call, kind) for kind in CREDENTIAL_KINDS}
 
     assert answers == {
-        kind: (200, 401) if kind in UNKNOWN_CALLERS else (200, 200)
-        for kind in CREDENTIAL_KINDS
+        kind: (200, 401) if kind in UNKNOWN_CALLERS else (200, 200) for kind in CREDENTIAL_KINDS
     }
 
 

@@ -46,7 +46,7 @@ BAN_WAIT_SECONDS = 120
 
 def auth_failure(address: str, when: dt.datetime) -> str:
     """A REST 401 in nginx's access log; its time as nginx writes `$time_local` (UTC here)."""
-    time_local = when.astimezone(dt.timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    time_local = when.astimezone(dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
     return access_log_line(remote_addr=address, time_local=time_local, status="401")
 
 
@@ -177,7 +177,7 @@ def test_a_jail_bans_at_exactly_its_configured_failures(
     the line between a misconfigured application (which must keep the host) and a flood."""
     require_jail_filters(jail_name)
     jail = shipped_jail(fail2ban_config, jail_name)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     write_failures(
         jail, {BELOW_THRESHOLD: [now] * (jail.maxretry - 1), AT_THRESHOLD: [now] * jail.maxretry}
     )
@@ -195,7 +195,7 @@ def test_a_jail_counts_only_failures_within_its_window(
     reached slowly is a client's trickle of mistakes, reached within the window a flood."""
     require_jail_filters(jail_name)
     jail = shipped_jail(fail2ban_config, jail_name)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     # A tenth of the window either side of its edge: far more than fail2ban's start-up takes.
     margin = dt.timedelta(seconds=jail.findtime_s / 10)
     window = dt.timedelta(seconds=jail.findtime_s)

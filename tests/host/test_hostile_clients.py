@@ -124,7 +124,9 @@ def send(lab: EdgeLab, path: str, **request: Any) -> Reply:
 
 
 @contextmanager
-def h2_connection(lab: EdgeLab, port: int) -> Iterator[tuple[h2.connection.H2Connection, ssl.SSLSocket]]:
+def h2_connection(
+    lab: EdgeLab, port: int
+) -> Iterator[tuple[h2.connection.H2Connection, ssl.SSLSocket]]:
     """An HTTP/2 connection driven by hand (h2), so that frames curl would never send can be, and
     the edge's stream resets and GOAWAYs are seen as such (curl says only "connection died")."""
     context = client_tls_context(lab)
@@ -456,7 +458,9 @@ ATTACKS = [
 @pytest.mark.parametrize("presented_as", ["bearer", "api-key"])
 def test_a_hostile_token_shape_is_refused_and_reads_nothing(lab, shape, presented_as) -> None:
     token = attack_tokens(lab)[shape]
-    header = {"Authorization": f"Bearer {token}"} if presented_as == "bearer" else {"api-key": token}
+    header = (
+        {"Authorization": f"Bearer {token}"} if presented_as == "bearer" else {"api-key": token}
+    )
 
     reply = send(lab, f"/collections/{COLLECTION}", headers=header)
 
@@ -834,7 +838,9 @@ def spread(
     return [
         status
         for source in addresses
-        for status in curl_statuses(lab, Request(path, headers=credential, source=source), PER_ADDRESS)
+        for status in curl_statuses(
+            lab, Request(path, headers=credential, source=source), PER_ADDRESS
+        )
     ]
 
 
@@ -1005,5 +1011,7 @@ def test_bodies_trickling_in_are_bounded_per_address_not_in_time(crowded) -> Non
         outcomes = running.result(timeout=TRICKLE_SECONDS + 30)
 
     print(f"\ntrickling bodies from one address: {sorted(outcomes)}")
-    assert sorted(outcomes) == ["HTTP/1.1 429"] * 5 + ["open"] * CROWDED.clients.requests_per_address
+    assert (
+        sorted(outcomes) == ["HTTP/1.1 429"] * 5 + ["open"] * CROWDED.clients.requests_per_address
+    )
     assert other.status == 200

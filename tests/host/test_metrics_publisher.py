@@ -42,7 +42,7 @@ REGION = "eu-central-1"
 HOST = "qdrant-test"
 DOMAIN = "qdrant.example.com"
 # The real time: the certificates made below are valid from it on.
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 # Where NOW's clock minute began: each run counts the minute before its own.
 MINUTE = NOW.replace(second=0)
 
@@ -190,7 +190,7 @@ def test_certificate_days_left_come_from_the_certificate_file(tmp_path):
         text=True,
     ).stdout
 
-    assert metrics.days_left(enddate, dt.datetime.now(dt.timezone.utc)) == 19
+    assert metrics.days_left(enddate, dt.datetime.now(dt.UTC)) == 19
 
 
 def test_refused_requests_of_the_last_minute_are_counted_from_the_access_log(tmp_path):
@@ -209,7 +209,7 @@ def test_a_refusal_is_counted_by_one_run_however_late_the_runs_start(first_late,
     two before it reads the clock. A refusal logged at second 1, between a run and the next, is
     counted once: a window of the 60 s before each run counted it twice when the first run came
     late enough to read it and the next early (59.4 s before it), and never in the other case."""
-    minute = dt.datetime(2026, 11, 30, 4, 1, tzinfo=dt.timezone.utc)
+    minute = dt.datetime(2026, 11, 30, 4, 1, tzinfo=dt.UTC)
     refused_at = minute + dt.timedelta(seconds=1)
     first = minute + dt.timedelta(seconds=first_late)
     after_it = minute + dt.timedelta(minutes=1, seconds=next_late)

@@ -5,11 +5,11 @@ Settings use unusual ports and limits, so every number found in the output prova
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
 import shlex
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,13 +18,13 @@ import qdrant_client.grpc
 
 from model.nginx_config import (
     ACCESS_LOG_BUFFER,
-    CREDENTIAL_PROBE_PATH,
     ACCESS_LOG_FLUSH_SECONDS,
+    CREDENTIAL_PROBE_PATH,
     GRPC_CONTENT_TYPE,
     GRPC_IDENTITY_ENCODING,
     GRPC_SERVICES,
-    REFUSED_GRPC_SERVICES,
     MOZILLA_INTERMEDIATE_CIPHERS,
+    REFUSED_GRPC_SERVICES,
     SECURITY_HEADERS,
     certificate_paths,
     render_http_site,

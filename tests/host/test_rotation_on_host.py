@@ -19,9 +19,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from model.user_data import CONVERGE_TIMER, CONVERGE_UNIT, QDRANT_UNIT, loader_command
 from components.api_keys import previous_key_document
-from model.settings import HostSettings
 from lab.bootstrap import EDGE_STEPS, BootstrapLab, EdgeBootstrap, Ssm, bootstrap_lab
 from lab.processes import wait_until
 from lab.rotation import (
@@ -32,6 +30,8 @@ from lab.rotation import (
     rotate,
     systemd_stand_in,
 )
+from model.settings import HostSettings
+from model.user_data import CONVERGE_TIMER, CONVERGE_UNIT, QDRANT_UNIT, loader_command
 from tests.host.test_bootstrap import (  # noqa: F401 (the module's moto server fixture)
     fresh_edge,
     require_systemd_tools,
@@ -81,7 +81,10 @@ def env_file(lab: BootstrapLab) -> dict[str, str]:
 
 @pytest.mark.parametrize("rotation", ROTATIONS.values(), ids=ROTATIONS.keys())
 def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_qdrant_once(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn, rotation: Rotation  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,
+    rotation: Rotation,  # noqa: F811
 ) -> None:
     """The grace window: Qdrant takes the master key it ran with (and tokens it signed) as its
     alt_api_key, by any version bump; the keys apply only with a restart, and a run that finds
@@ -101,7 +104,9 @@ def test_a_rotation_writes_the_new_keys_with_the_old_master_as_alt_and_restarts_
 
 
 def test_a_host_that_missed_a_rotation_keeps_the_key_it_runs_with_at_the_next(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """A host whose timer did not apply the last rotation never accepted that rotation's key: the
     applications that work at the next rotation are those on the key it still runs with."""
@@ -114,7 +119,9 @@ def test_a_host_that_missed_a_rotation_keeps_the_key_it_runs_with_at_the_next(
 
 
 def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_the_window(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """A host replaced during a grace window (its first boot writes the env file) knows no running
     key: the previous-key parameter's is the one applications used after a bump by one."""
@@ -129,7 +136,10 @@ def test_a_host_without_an_env_file_keeps_the_previous_key_of_the_parameter_in_t
 
 @pytest.mark.parametrize("next_rotation", ROTATIONS.keys())
 def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_replaced(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn, next_rotation: str  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,
+    next_rotation: str,  # noqa: F811
 ) -> None:
     """`pulumi up` writes the previous key before the master key: a run in between (or a deploy
     that failed there) must not keep the key two rotations back alive under the new deadline,
@@ -138,7 +148,9 @@ def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_repla
     succeed(systemd.lab, SECRETS)
     next_previous = keys.api_key if next_rotation == "bump by one" else secrets.token_hex(24)
     next_deadline = int(time.time()) + 7200
-    ssm.put(lab.host.previous_api_key_parameter, previous_key_document(next_previous, next_deadline))
+    ssm.put(
+        lab.host.previous_api_key_parameter, previous_key_document(next_previous, next_deadline)
+    )
 
     succeed(systemd.lab, SECRETS)
 
@@ -146,7 +158,9 @@ def test_a_next_rotation_under_way_ends_the_window_of_the_key_the_last_one_repla
 
 
 def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """After keyGraceHours nothing signed with the old key may work: the timer's first run past
     the deadline rewrites the env file without it and restarts Qdrant."""
@@ -163,7 +177,9 @@ def test_the_old_master_key_is_dropped_with_a_restart_once_the_grace_window_ends
 
 
 def test_a_previous_key_whose_window_is_over_is_never_set(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """A first deploy stores validUntil 0; a host replaced after the window must not revive it."""
     rotate(ssm, lab.host, lab.api_key, grace_seconds=-1)
@@ -174,7 +190,9 @@ def test_a_previous_key_whose_window_is_over_is_never_set(
 
 
 def test_a_malformed_previous_key_stops_the_step_and_keeps_the_running_keys(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """A hand-edited parameter must not take Qdrant's keys away: the step fails naming it, the env
     file and Qdrant stay as they are."""
@@ -190,7 +208,9 @@ def test_a_malformed_previous_key_stops_the_step_and_keeps_the_running_keys(
 
 
 def test_rotated_keys_never_reach_the_output_even_under_xtrace(
-    lab: BootstrapLab, ssm: Ssm, systemd: SystemdStandIn  # noqa: F811
+    lab: BootstrapLab,
+    ssm: Ssm,
+    systemd: SystemdStandIn,  # noqa: F811
 ) -> None:
     """The timer's runs log to the journal: neither the new keys nor the old one may show."""
     keys = rotate(ssm, lab.host, lab.api_key, grace_seconds=3600)
@@ -217,7 +237,8 @@ def status(edge: EdgeBootstrap, headers: dict[str, str]) -> int:
 
 @pytest.mark.parametrize("rotation", ROTATIONS.values(), ids=ROTATIONS.keys())
 def test_old_credentials_work_through_the_edge_during_grace_and_are_refused_after(
-    ssm: Ssm, rotation: Rotation  # noqa: F811
+    ssm: Ssm,
+    rotation: Rotation,  # noqa: F811
 ) -> None:
     """The promise to applications: after `pulumi up` rotates the keys, by any version bump, the
     old master key and tokens signed with it keep working until keyGraceHours have passed, then

@@ -31,25 +31,6 @@ from qdrant_client import QdrantClient
 from qdrant_client import grpc as qdrant_grpc
 from qdrant_client.common.version_check import get_server_version
 
-from model.config import (
-    NGINX_MAX_BODY_SIZE_MB,
-    NGINX_MAX_BURST,
-    NGINX_MAX_RATE_PER_SECOND,
-    load_settings,
-)
-from model.nginx_config import (
-    ACCESS_LOG_FLUSH_SECONDS,
-    ACCESS_LOG_NAME,
-    ERROR_LOG_NAME,
-    ACME_CHALLENGE_PATH,
-    SECURITY_HEADERS,
-    certificate_paths,
-    render_http_site,
-    render_tls_site,
-    site_file,
-)
-from model.settings import HostPaths, Limits, Ports
-from model.tokens import mint_token
 from lab import pki
 from lab.edge import UNTHROTTLED, EdgeLab, lab_host_settings, running_edge_lab
 from lab.guide_nginx import certbot_tls_files, render_guide_site
@@ -75,6 +56,25 @@ from lab.processes import (
     run,
     wait_until,
 )
+from model.config import (
+    NGINX_MAX_BODY_SIZE_MB,
+    NGINX_MAX_BURST,
+    NGINX_MAX_RATE_PER_SECOND,
+    load_settings,
+)
+from model.nginx_config import (
+    ACCESS_LOG_FLUSH_SECONDS,
+    ACCESS_LOG_NAME,
+    ACME_CHALLENGE_PATH,
+    ERROR_LOG_NAME,
+    SECURITY_HEADERS,
+    certificate_paths,
+    render_http_site,
+    render_tls_site,
+    site_file,
+)
+from model.settings import HostPaths, Limits, Ports
+from model.tokens import mint_token
 from tests.program import MINIMAL_CONFIG
 from tests.readme import SECURITY_MODEL, stated
 
@@ -378,7 +378,9 @@ def test_oversized_body_is_refused_before_it_is_read(lab: EdgeLab) -> None:
 # --------------------------------------------------------------------------- what Qdrant shows anyone
 
 
-@pytest.mark.parametrize(("path", "status"), [("/", 401), ("/dashboard", 404), ("/dashboard/", 404)])
+@pytest.mark.parametrize(
+    ("path", "status"), [("/", 401), ("/dashboard", 404), ("/dashboard/", 404)]
+)
 def test_banner_and_web_ui_reveal_nothing_without_credentials(
     lab: EdgeLab, path: str, status: int
 ) -> None:
@@ -400,7 +402,9 @@ def test_a_forged_token_gets_no_banner(lab: EdgeLab) -> None:
 
 
 @pytest.mark.parametrize("credential", ["master-key", "bearer", "collection-token"])
-def test_banner_shows_the_version_to_a_caller_with_a_credential(lab: EdgeLab, credential: str) -> None:
+def test_banner_shows_the_version_to_a_caller_with_a_credential(
+    lab: EdgeLab, credential: str
+) -> None:
     """qdrant-client's compatibility check reads `/` with the caller's own credential, whatever
     its scope and header."""
     headers = {
@@ -747,8 +751,12 @@ def test_fail2ban_counts_the_labs_own_401_and_429_lines(lab: EdgeLab) -> None:
     logs = Path(lab.host.paths.nginx_log_dir)
     guesser, flooder = fresh_source_address(), fresh_source_address()
     for _ in range(3):
-        assert curl(lab, Request("/collections", headers=key("guess"), source=guesser)).status == 401
-    statuses = curl_statuses(lab, Request("/collections", headers=key(lab.api_key), source=flooder), 30)
+        assert (
+            curl(lab, Request("/collections", headers=key("guess"), source=guesser)).status == 401
+        )
+    statuses = curl_statuses(
+        lab, Request("/collections", headers=key(lab.api_key), source=flooder), 30
+    )
     assert 429 in statuses
 
     flushed_access_log(lab, lambda log: len(re.findall(rf"^{re.escape(guesser)} ", log, re.M)) >= 3)

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from model.host_config import config_source, host_config_document, render_host_config
 from model.nginx_config import ADDRESS_ZONE, CREDENTIAL, LOG_FORMAT, site_file
 from model.settings import (
     QDRANT_AUDIT,
@@ -30,7 +31,6 @@ from model.settings import (
     Limits,
     Ports,
 )
-from model.host_config import config_source, host_config_document, render_host_config
 from model.user_data import (
     AUTH_FILTER,
     BOOTSTRAP_UNIT,
@@ -49,8 +49,8 @@ from model.user_data import (
     settings_env,
     settings_env_path,
     shipped_python,
-    source_env,
     shipped_script,
+    source_env,
 )
 
 PORTS = Ports(ssh=2222, http=8080, https=8443, grpc_tls=9443, qdrant_rest=7333, qdrant_grpc=17334)
@@ -136,7 +136,7 @@ def test_settings_env_reads_back_exactly_in_bash(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert dict(zip(env, result.stdout.split("\0"))) == env
+    assert dict(zip(env, result.stdout.split("\0"), strict=False)) == env
 
 
 def test_list_settings_refuse_elements_bash_would_split() -> None:
@@ -467,12 +467,17 @@ def bootstrap_packages() -> list[str]:
     """What the rendered bootstrap can hand apt-get, as bash reads its PACKAGES array and the
     DNS-01 hosts' DNS01_PACKAGES."""
     declarations = [
-        line for line in written(HOST.paths.bootstrap).splitlines()
+        line
+        for line in written(HOST.paths.bootstrap).splitlines()
         if line.startswith(("readonly PACKAGES=(", "readonly DNS01_PACKAGES=("))
     ]
     assert len(declarations) == 2, declarations
     listed = subprocess.run(
-        ["bash", "-c", "\n".join(declarations) + '\nprintf "%s\\n" "${PACKAGES[@]}" "${DNS01_PACKAGES[@]}"'],
+        [
+            "bash",
+            "-c",
+            "\n".join(declarations) + '\nprintf "%s\\n" "${PACKAGES[@]}" "${DNS01_PACKAGES[@]}"',
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -566,7 +571,7 @@ def test_shipped_bootstrap_keeps_its_line_numbers() -> None:
     source = (CLOUD_INIT_DIR / "bootstrap.sh").read_text().splitlines()
     shipped = written(HOST.paths.bootstrap).splitlines()
     assert len(shipped) == len(source)
-    assert all(line in ("", kept) for line, kept in zip(shipped, source))
+    assert all(line in ("", kept) for line, kept in zip(shipped, source, strict=False))
 
 
 def test_shipped_script_keeps_here_documents_shebang_and_shellcheck_directives() -> None:
@@ -577,7 +582,7 @@ def test_shipped_script_keeps_here_documents_shebang_and_shellcheck_directives()
         "#!/usr/bin/env bash\n"
         "# why\n"
         "  # shellcheck disable=SC2016 # a format\n"
-        "read -ra words <<<\"$x\"\n"
+        'read -ra words <<<"$x"\n'
         "# gone\n"
         "python3 - <<'PYTHON'\n"
         "# kept: data\n"
@@ -626,7 +631,9 @@ def test_shipped_publisher_is_the_source_program_to_python() -> None:
     assert python_tree(shipped) == python_tree(source)
 
 
-def test_shipped_python_empties_only_whole_comment_lines_and_docstrings_code_does_not_need() -> None:
+def test_shipped_python_empties_only_whole_comment_lines_and_docstrings_code_does_not_need() -> (
+    None
+):
     """A `#` inside a string is data; a docstring alone in its body holds the body up; one sharing
     a line with code goes with the code."""
     lines = [  # each line, and whether the shipped copy keeps it
@@ -703,8 +710,16 @@ AUTH_FILTER_SOURCE = CLOUD_INIT_DIR / "fail2ban" / AUTH_FILTER
         (access_log_line(http_user_agent=FORGED_401), False),
         (access_log_line(http_user_agent="port=1 grpc_status=16"), False),
     ],
-    ids=["rest-401", "grpc-unauthenticated", "ok", "forbidden", "rate-limited", "grpc-denied",
-         "fake-401-in-agent", "fake-grpc-status-in-agent"],  # fmt: skip
+    ids=[
+        "rest-401",
+        "grpc-unauthenticated",
+        "ok",
+        "forbidden",
+        "rate-limited",
+        "grpc-denied",
+        "fake-401-in-agent",
+        "fake-grpc-status-in-agent",
+    ],
 )
 @pytest.mark.debian
 def test_auth_filter_counts_failed_authentication_only(line: str, banned: bool) -> None:
@@ -828,7 +843,9 @@ def jail_actions(dump: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.debian
-@pytest.mark.parametrize("distro_defaults", [None, NFTABLES_DEFAULTS], ids=["debian-12", "ubuntu-24.04"])
+@pytest.mark.parametrize(
+    "distro_defaults", [None, NFTABLES_DEFAULTS], ids=["debian-12", "ubuntu-24.04"]
+)
 def test_every_jail_bans_with_iptables_whatever_the_distro_defaults(
     fail2ban_config: Path, distro_defaults: str | None
 ) -> None:

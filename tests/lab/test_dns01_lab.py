@@ -56,12 +56,18 @@ def test_the_bootstrap_gets_the_certificate_for_every_name_through_route53(repor
 
 def test_the_bootstrap_does_not_wait_for_the_name_to_point_at_the_host(report):
     """In the lab the domain resolves elsewhere, as behind NAT: HTTP-01's DNS wait would never end."""
-    assert "secure-qdrant: dns-01: the certificate needs no record pointing here" in report["bootstrap"]["log"]
+    assert (
+        "secure-qdrant: dns-01: the certificate needs no record pointing here"
+        in report["bootstrap"]["log"]
+    )
 
 
 def test_verifys_certificate_check_passes_with_every_name(report):
     assert report["certificate_check"]["status"] == "PASS", report["certificate_check"]
-    assert f"verifies for {LAB_DNS01_DOMAIN}, {LAB_CERTIFICATE_NAMES[0]}," in report["certificate_check"]["detail"]
+    assert (
+        f"verifies for {LAB_DNS01_DOMAIN}, {LAB_CERTIFICATE_NAMES[0]},"
+        in report["certificate_check"]["detail"]
+    )
 
 
 def test_nginx_serves_the_dns01_certificate_and_nothing_on_port_80(report):

@@ -35,10 +35,27 @@ def test_lab_command_bootstraps_the_edge_and_prints_every_check_passing():
         pytest.skip(run.stderr.strip())
 
     assert run.returncode == 0, run.stdout + run.stderr
-    for step in ("data_volume", "secrets", "nginx_http", "dns", "certificate", "nginx_tls", "ready"):
+    for step in (
+        "data_volume",
+        "secrets",
+        "nginx_http",
+        "dns",
+        "certificate",
+        "nginx_tls",
+        "ready",
+    ):
         assert f"secure-qdrant: step {step}\n" in run.stdout
     assert run.stdout.rstrip().endswith("verify: passed (16 PASS, 0 FAIL, 0 SKIP)")
-    for check in ("http-redirect", "certificate", "tls-1.3", "grpc", "token:search-api", "rate-limit"):
+    for check in (
+        "http-redirect",
+        "certificate",
+        "tls-1.3",
+        "grpc",
+        "token:search-api",
+        "rate-limit",
+    ):
         assert f"PASS  {check} " in run.stdout
     [workdir] = set(re.findall(rf"\S*/{LAB_PREFIX}[A-Za-z0-9_]+", run.stdout))
-    assert leftovers(workdir) == "", "every lab process, mount and loop device goes with the command"
+    assert leftovers(workdir) == "", (
+        "every lab process, mount and loop device goes with the command"
+    )

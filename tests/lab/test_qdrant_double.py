@@ -15,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 import jwt
@@ -110,12 +111,14 @@ ON_POINT_1 = {"payload": {"k": 1}, "points": [1]}
 ALIAS = {"actions": [{"create_alias": {"collection_name": "alpha", "alias_name": "a1"}}]}
 P = "/collections/alpha/points"
 
+
 # Each route with the weakest access Qdrant's RBAC lets through and the strongest it refuses
 # (lib/storage/src/rbac/ops_checks.rs and the access checks beside each operation): reads need any
 # access to the collection, point writes rw or prw, collection extras (snapshot lists) r or rw but
 # not prw, payload indexes and snapshots rw, collections and aliases global manage.
-def route(name: str, method: str, path: str, body: Any, allowed: str, refused: str,
-          answer: int = 200) -> Any:
+def route(
+    name: str, method: str, path: str, body: Any, allowed: str, refused: str, answer: int = 200
+) -> Any:
     return pytest.param(method, path, body, allowed, refused, answer, id=name)
 
 
@@ -128,36 +131,87 @@ ROUTE_NEEDS = [
     route("scroll", "POST", f"{P}/scroll", {}, "alpha:r", "beta:rw"),
     route("count", "POST", f"{P}/count", {}, "alpha:r", "beta:rw"),
     route("query", "POST", f"{P}/query", {"query": VECTOR}, "alpha:r", "beta:rw"),
-    route("query-batch", "POST", f"{P}/query/batch", {"searches": [{"query": VECTOR}]},
-          "alpha:r", "beta:rw"),
+    route(
+        "query-batch",
+        "POST",
+        f"{P}/query/batch",
+        {"searches": [{"query": VECTOR}]},
+        "alpha:r",
+        "beta:rw",
+    ),
     route("search", "POST", f"{P}/search", {"vector": VECTOR, "limit": 1}, "alpha:r", "beta:rw"),
-    route("recommend", "POST", f"{P}/recommend", {"positive": [VECTOR], "limit": 1},
-          "alpha:r", "beta:rw"),
+    route(
+        "recommend",
+        "POST",
+        f"{P}/recommend",
+        {"positive": [VECTOR], "limit": 1},
+        "alpha:r",
+        "beta:rw",
+    ),
     route("upsert", "PUT", P, UPSERT, "alpha:prw", "alpha:r"),
     route("delete", "POST", f"{P}/delete", {"points": [7]}, "alpha:prw", "alpha:r"),
-    route("update-vectors", "PUT", f"{P}/vectors", {"points": [{"id": 1, "vector": VECTOR}]},
-          "alpha:prw", "alpha:r"),
-    route("delete-vectors", "POST", f"{P}/vectors/delete", {"points": [1], "vector": [""]},
-          "alpha:prw", "alpha:r"),
+    route(
+        "update-vectors",
+        "PUT",
+        f"{P}/vectors",
+        {"points": [{"id": 1, "vector": VECTOR}]},
+        "alpha:prw",
+        "alpha:r",
+    ),
+    route(
+        "delete-vectors",
+        "POST",
+        f"{P}/vectors/delete",
+        {"points": [1], "vector": [""]},
+        "alpha:prw",
+        "alpha:r",
+    ),
     route("set-payload", "POST", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
     route("overwrite-payload", "PUT", f"{P}/payload", ON_POINT_1, "alpha:prw", "alpha:r"),
-    route("delete-payload", "POST", f"{P}/payload/delete", {"keys": ["k"], "points": [1]},
-          "alpha:prw", "alpha:r"),
+    route(
+        "delete-payload",
+        "POST",
+        f"{P}/payload/delete",
+        {"keys": ["k"], "points": [1]},
+        "alpha:prw",
+        "alpha:r",
+    ),
     route("clear-payload", "POST", f"{P}/payload/clear", {"points": [1]}, "alpha:prw", "alpha:r"),
-    route("batch", "POST", f"{P}/batch", {"operations": [{"upsert": UPSERT}]},
-          "alpha:prw", "alpha:r"),
+    route(
+        "batch", "POST", f"{P}/batch", {"operations": [{"upsert": UPSERT}]}, "alpha:prw", "alpha:r"
+    ),
     route("list-snapshots", "GET", "/collections/alpha/snapshots", None, "alpha:r", "alpha:prw"),
     route("index", "PUT", "/collections/alpha/index", INDEX, "alpha:rw", "alpha:prw"),
     route("drop-index", "DELETE", "/collections/alpha/index/n", None, "alpha:rw", "alpha:prw"),
     route("snapshot", "POST", "/collections/alpha/snapshots", None, "alpha:rw", "alpha:prw"),
-    route("shard-snapshot", "POST", "/collections/alpha/shards/0/snapshots", None,
-          "alpha:rw", "alpha:prw"),
+    route(
+        "shard-snapshot",
+        "POST",
+        "/collections/alpha/shards/0/snapshots",
+        None,
+        "alpha:rw",
+        "alpha:prw",
+    ),
     route("full-snapshot", "POST", "/snapshots", None, "m", "r"),
     # Recovery needs global manage; the allowed call then finds no such snapshot.
-    route("recover", "PUT", "/collections/alpha/snapshots/recover",
-          {"location": "file:///nonexistent.snapshot"}, "m", "alpha:rw", 400),
-    route("recover-shard", "PUT", "/collections/alpha/shards/0/snapshots/recover",
-          {"location": "nonexistent.snapshot"}, "m", "alpha:rw", 404),
+    route(
+        "recover",
+        "PUT",
+        "/collections/alpha/snapshots/recover",
+        {"location": "file:///nonexistent.snapshot"},
+        "m",
+        "alpha:rw",
+        400,
+    ),
+    route(
+        "recover-shard",
+        "PUT",
+        "/collections/alpha/shards/0/snapshots/recover",
+        {"location": "nonexistent.snapshot"},
+        "m",
+        "alpha:rw",
+        404,
+    ),
     # Not even a token made for the name may create the collection.
     route("create-collection", "PUT", "/collections/gamma", {"vectors": VECTORS}, "m", "gamma:rw"),
     route("change-aliases", "POST", "/collections/aliases", ALIAS, "m", "alpha:rw"),
@@ -167,7 +221,12 @@ ROUTE_NEEDS = [
 
 @pytest.mark.parametrize(("method", "path", "body", "allowed", "refused", "answer"), ROUTE_NEEDS)
 def test_each_route_needs_the_access_qdrant_assigns_it(
-    double: QdrantDouble, method: str, path: str, body: Any, allowed: str, refused: str,
+    double: QdrantDouble,
+    method: str,
+    path: str,
+    body: Any,
+    allowed: str,
+    refused: str,
     answer: int,
 ) -> None:
     """A token one step short of what an operation needs gets 403; the weakest one that suffices
@@ -216,8 +275,13 @@ def test_unknown_access_mode_is_401(double: QdrantDouble) -> None:
 
 
 def test_value_exists_with_matching_point_is_accepted(double: QdrantDouble) -> None:
-    claims = {"access": "r", "value_exists": {"collection": "alpha", "matches": [
-        {"key": "token_id", "value": "t-1"}, {"key": "tenant", "value": "acme"}]}}
+    claims = {
+        "access": "r",
+        "value_exists": {
+            "collection": "alpha",
+            "matches": [{"key": "token_id", "value": "t-1"}, {"key": "tenant", "value": "acme"}],
+        },
+    }
     assert status(double, "GET", "/collections", headers=bearer(token(claims))) == 200
 
 
@@ -256,7 +320,10 @@ def test_chunked_request_body_is_read(double: QdrantDouble) -> None:
     try:
         chunks = iter([json.dumps(UPSERT).encode()])
         connection.request(
-            "PUT", "/collections/alpha/points", body=chunks, headers=api_key(KEY),
+            "PUT",
+            "/collections/alpha/points",
+            body=chunks,
+            headers=api_key(KEY),
             encode_chunked=True,
         )
         assert connection.getresponse().status == 200
@@ -315,8 +382,16 @@ def test_grpc_unknown_method_without_credentials_is_unauthenticated(channel: grp
     assert unimplemented == grpc.StatusCode.UNIMPLEMENTED
 
 
-STORAGE_READ_METHODS = ("ListFiles", "FileExists", "FileLength", "ReadBytes", "ReadBytesStream",
-                        "ReadWhole", "ReadBatch", "ReadMulti")
+STORAGE_READ_METHODS = (
+    "ListFiles",
+    "FileExists",
+    "FileLength",
+    "ReadBytes",
+    "ReadBytesStream",
+    "ReadWhole",
+    "ReadBatch",
+    "ReadMulti",
+)
 # `collection_name = 1` ("alpha"), then `shard_id = 2` and `path = 3` as the protos number them.
 READ_ALPHA_SEGMENTS = b"\n\x05alpha\x10\x00\x1a\x08segments"
 
@@ -344,77 +419,220 @@ def ids(*numbers: int) -> Any:
 
 
 GRPC_VECTOR = qgrpc.Vectors(vector=qgrpc.Vector(data=VECTOR))
-ON_ALPHA_1 = {"collection_name": "alpha", "points_selector": qgrpc.PointsSelector(
-    points=qgrpc.PointsIdsList(ids=ids(1)))}
+ON_ALPHA_1 = {
+    "collection_name": "alpha",
+    "points_selector": qgrpc.PointsSelector(points=qgrpc.PointsIdsList(ids=ids(1))),
+}
 
 
-def rpc(service: str, method: str, request: Any, allowed: str, refused: str,
-        answer: grpc.StatusCode = grpc.StatusCode.OK) -> Any:
+def rpc(
+    service: str,
+    method: str,
+    request: Any,
+    allowed: str,
+    refused: str,
+    answer: grpc.StatusCode = grpc.StatusCode.OK,
+) -> Any:
     name = f"{service}.{method}"
     return pytest.param(service, method, request, allowed, refused, answer, id=name)
 
 
 # The gRPC methods with the same needs as their REST routes in ROUTE_NEEDS.
 RPC_NEEDS = [
-    rpc("Collections", "Get", qgrpc.GetCollectionInfoRequest(collection_name="alpha"),
-        "alpha:r", "beta:rw"),
-    rpc("Collections", "CollectionExists",
-        qgrpc.CollectionExistsRequest(collection_name="alpha"), "alpha:r", "beta:rw"),
-    rpc("Collections", "ListCollectionAliases",
-        qgrpc.ListCollectionAliasesRequest(collection_name="alpha"), "alpha:r", "beta:rw"),
-    rpc("Points", "Get", qgrpc.GetPoints(collection_name="alpha", ids=ids(1)),
-        "alpha:r", "beta:rw"),
+    rpc(
+        "Collections",
+        "Get",
+        qgrpc.GetCollectionInfoRequest(collection_name="alpha"),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Collections",
+        "CollectionExists",
+        qgrpc.CollectionExistsRequest(collection_name="alpha"),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Collections",
+        "ListCollectionAliases",
+        qgrpc.ListCollectionAliasesRequest(collection_name="alpha"),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Points", "Get", qgrpc.GetPoints(collection_name="alpha", ids=ids(1)), "alpha:r", "beta:rw"
+    ),
     rpc("Points", "Scroll", qgrpc.ScrollPoints(collection_name="alpha"), "alpha:r", "beta:rw"),
     rpc("Points", "Count", qgrpc.CountPoints(collection_name="alpha"), "alpha:r", "beta:rw"),
-    rpc("Points", "Query", qgrpc.QueryPoints(collection_name="alpha", query=qgrpc.Query(
-        nearest=qgrpc.VectorInput(dense=qgrpc.DenseVector(data=VECTOR)))), "alpha:r", "beta:rw"),
-    rpc("Points", "QueryBatch", qgrpc.QueryBatchPoints(collection_name="alpha", query_points=[
-        qgrpc.QueryPoints(collection_name="alpha")]), "alpha:r", "beta:rw"),
-    rpc("Points", "Search", qgrpc.SearchPoints(collection_name="alpha", vector=VECTOR, limit=1),
-        "alpha:r", "beta:rw"),
-    rpc("Points", "Recommend", qgrpc.RecommendPoints(
-        collection_name="alpha", positive_vectors=[qgrpc.Vector(data=VECTOR)], limit=1),
-        "alpha:r", "beta:rw"),
-    rpc("Points", "Upsert", qgrpc.UpsertPoints(collection_name="alpha", points=[
-        qgrpc.PointStruct(id=qgrpc.PointId(num=7), vectors=GRPC_VECTOR)]), "alpha:prw", "alpha:r"),
-    rpc("Points", "Delete", qgrpc.DeletePoints(collection_name="alpha", points=qgrpc.PointsSelector(
-        points=qgrpc.PointsIdsList(ids=ids(7)))), "alpha:prw", "alpha:r"),
-    rpc("Points", "UpdateVectors", qgrpc.UpdatePointVectors(collection_name="alpha", points=[
-        qgrpc.PointVectors(id=qgrpc.PointId(num=1), vectors=GRPC_VECTOR)]), "alpha:prw", "alpha:r"),
-    rpc("Points", "DeleteVectors", qgrpc.DeletePointVectors(
-        **ON_ALPHA_1, vectors=qgrpc.VectorsSelector(names=[""])), "alpha:prw", "alpha:r"),
-    rpc("Points", "SetPayload", qgrpc.SetPayloadPoints(
-        **ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}), "alpha:prw", "alpha:r"),
-    rpc("Points", "OverwritePayload", qgrpc.SetPayloadPoints(
-        **ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}), "alpha:prw", "alpha:r"),
-    rpc("Points", "DeletePayload", qgrpc.DeletePayloadPoints(**ON_ALPHA_1, keys=["k"]),
-        "alpha:prw", "alpha:r"),
-    rpc("Points", "ClearPayload", qgrpc.ClearPayloadPoints(
-        collection_name="alpha", points=ON_ALPHA_1["points_selector"]), "alpha:prw", "alpha:r"),
-    rpc("Points", "UpdateBatch", qgrpc.UpdateBatchPoints(collection_name="alpha", operations=[
-        qgrpc.PointsUpdateOperation(clear_payload=qgrpc.PointsUpdateOperation.ClearPayload(
-            points=ON_ALPHA_1["points_selector"]))]), "alpha:prw", "alpha:r"),
-    rpc("Snapshots", "List", qgrpc.ListSnapshotsRequest(collection_name="alpha"),
-        "alpha:r", "alpha:prw"),
-    rpc("Points", "CreateFieldIndex", qgrpc.CreateFieldIndexCollection(
-        collection_name="alpha", field_name="n", field_type=qgrpc.FieldType.FieldTypeInteger),
-        "alpha:rw", "alpha:prw"),
-    rpc("Points", "DeleteFieldIndex", qgrpc.DeleteFieldIndexCollection(
-        collection_name="alpha", field_name="n"), "alpha:rw", "alpha:prw"),
-    rpc("Snapshots", "Create", qgrpc.CreateSnapshotRequest(collection_name="alpha"),
-        "alpha:rw", "alpha:prw"),
+    rpc(
+        "Points",
+        "Query",
+        qgrpc.QueryPoints(
+            collection_name="alpha",
+            query=qgrpc.Query(nearest=qgrpc.VectorInput(dense=qgrpc.DenseVector(data=VECTOR))),
+        ),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Points",
+        "QueryBatch",
+        qgrpc.QueryBatchPoints(
+            collection_name="alpha", query_points=[qgrpc.QueryPoints(collection_name="alpha")]
+        ),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Points",
+        "Search",
+        qgrpc.SearchPoints(collection_name="alpha", vector=VECTOR, limit=1),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Points",
+        "Recommend",
+        qgrpc.RecommendPoints(
+            collection_name="alpha", positive_vectors=[qgrpc.Vector(data=VECTOR)], limit=1
+        ),
+        "alpha:r",
+        "beta:rw",
+    ),
+    rpc(
+        "Points",
+        "Upsert",
+        qgrpc.UpsertPoints(
+            collection_name="alpha",
+            points=[qgrpc.PointStruct(id=qgrpc.PointId(num=7), vectors=GRPC_VECTOR)],
+        ),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "Delete",
+        qgrpc.DeletePoints(
+            collection_name="alpha",
+            points=qgrpc.PointsSelector(points=qgrpc.PointsIdsList(ids=ids(7))),
+        ),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "UpdateVectors",
+        qgrpc.UpdatePointVectors(
+            collection_name="alpha",
+            points=[qgrpc.PointVectors(id=qgrpc.PointId(num=1), vectors=GRPC_VECTOR)],
+        ),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "DeleteVectors",
+        qgrpc.DeletePointVectors(**ON_ALPHA_1, vectors=qgrpc.VectorsSelector(names=[""])),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "SetPayload",
+        qgrpc.SetPayloadPoints(**ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "OverwritePayload",
+        qgrpc.SetPayloadPoints(**ON_ALPHA_1, payload={"k": qgrpc.Value(integer_value=1)}),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "DeletePayload",
+        qgrpc.DeletePayloadPoints(**ON_ALPHA_1, keys=["k"]),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "ClearPayload",
+        qgrpc.ClearPayloadPoints(collection_name="alpha", points=ON_ALPHA_1["points_selector"]),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Points",
+        "UpdateBatch",
+        qgrpc.UpdateBatchPoints(
+            collection_name="alpha",
+            operations=[
+                qgrpc.PointsUpdateOperation(
+                    clear_payload=qgrpc.PointsUpdateOperation.ClearPayload(
+                        points=ON_ALPHA_1["points_selector"]
+                    )
+                )
+            ],
+        ),
+        "alpha:prw",
+        "alpha:r",
+    ),
+    rpc(
+        "Snapshots",
+        "List",
+        qgrpc.ListSnapshotsRequest(collection_name="alpha"),
+        "alpha:r",
+        "alpha:prw",
+    ),
+    rpc(
+        "Points",
+        "CreateFieldIndex",
+        qgrpc.CreateFieldIndexCollection(
+            collection_name="alpha", field_name="n", field_type=qgrpc.FieldType.FieldTypeInteger
+        ),
+        "alpha:rw",
+        "alpha:prw",
+    ),
+    rpc(
+        "Points",
+        "DeleteFieldIndex",
+        qgrpc.DeleteFieldIndexCollection(collection_name="alpha", field_name="n"),
+        "alpha:rw",
+        "alpha:prw",
+    ),
+    rpc(
+        "Snapshots",
+        "Create",
+        qgrpc.CreateSnapshotRequest(collection_name="alpha"),
+        "alpha:rw",
+        "alpha:prw",
+    ),
     rpc("Snapshots", "CreateFull", qgrpc.CreateFullSnapshotRequest(), "m", "r"),
     rpc("Collections", "Create", qgrpc.CreateCollection(collection_name="gamma"), "m", "gamma:rw"),
-    rpc("Collections", "UpdateAliases", qgrpc.ChangeAliases(actions=[qgrpc.AliasOperations(
-        create_alias=qgrpc.CreateAlias(collection_name="alpha", alias_name="a1"))]),
-        "m", "alpha:rw"),
-    rpc("Collections", "Delete", qgrpc.DeleteCollection(collection_name="alpha"),
-        "m", "alpha:rw"),
+    rpc(
+        "Collections",
+        "UpdateAliases",
+        qgrpc.ChangeAliases(
+            actions=[
+                qgrpc.AliasOperations(
+                    create_alias=qgrpc.CreateAlias(collection_name="alpha", alias_name="a1")
+                )
+            ]
+        ),
+        "m",
+        "alpha:rw",
+    ),
+    rpc("Collections", "Delete", qgrpc.DeleteCollection(collection_name="alpha"), "m", "alpha:rw"),
 ]
 
 
-def grpc_status(channel: grpc.Channel, service: str, method: str, request: Any,
-                access: str) -> grpc.StatusCode:
+def grpc_status(
+    channel: grpc.Channel, service: str, method: str, request: Any, access: str
+) -> grpc.StatusCode:
     stub = getattr(qgrpc, f"{service}Stub")(channel)
     credential = scoped(access)["Authorization"]
     try:
@@ -424,10 +642,16 @@ def grpc_status(channel: grpc.Channel, service: str, method: str, request: Any,
     return grpc.StatusCode.OK
 
 
-@pytest.mark.parametrize(("service", "method", "request_", "allowed", "refused", "answer"),
-                         RPC_NEEDS)
+@pytest.mark.parametrize(
+    ("service", "method", "request_", "allowed", "refused", "answer"), RPC_NEEDS
+)
 def test_each_grpc_method_needs_the_access_qdrant_assigns_it(
-    channel: grpc.Channel, service: str, method: str, request_: Any, allowed: str, refused: str,
+    channel: grpc.Channel,
+    service: str,
+    method: str,
+    request_: Any,
+    allowed: str,
+    refused: str,
     answer: grpc.StatusCode,
 ) -> None:
     """gRPC authorizes each method on its own: the same edges as the REST routes."""
@@ -620,7 +844,8 @@ def test_client_scroll_with_a_filter_returns_only_matching_points(
 ) -> None:
     points, next_offset = connect(api_key=KEY).scroll(shop, scroll_filter=IS_RED)
     assert [(point.id, point.payload) for point in points] == [
-        (1, {"colour": "red", "n": 1}), (2, {"colour": "red", "n": 2})
+        (1, {"colour": "red", "n": 1}),
+        (2, {"colour": "red", "n": 2}),
     ]
     assert next_offset is None
 
@@ -642,7 +867,8 @@ def test_client_recommend_answers_points_like_the_example_and_not_the_example(
             id="set",
         ),
         pytest.param(
-            lambda c: c.overwrite_payload("shop", {"stock": 5}, points=[1]), {"stock": 5},
+            lambda c: c.overwrite_payload("shop", {"stock": 5}, points=[1]),
+            {"stock": 5},
             id="overwrite",
         ),
         pytest.param(
@@ -693,7 +919,10 @@ def search_ids(double: QdrantDouble, transport: str, legacy: str, example: Any) 
     if transport == "rest":
         body = {"vector": example} if legacy == "search" else {"positive": [example]}
         code, answer = rest(
-            double, "POST", f"/collections/shop/points/{legacy}", {**body, "limit": 2},
+            double,
+            "POST",
+            f"/collections/shop/points/{legacy}",
+            {**body, "limit": 2},
             headers=api_key(KEY),
         )
         assert code == 200, answer
@@ -703,14 +932,16 @@ def search_ids(double: QdrantDouble, transport: str, legacy: str, example: Any) 
         if legacy == "search":
             reply = stub.Search(
                 qgrpc.SearchPoints(collection_name="shop", vector=example, limit=2),
-                metadata=[("api-key", KEY)], timeout=5,
+                metadata=[("api-key", KEY)],
+                timeout=5,
             )
         else:
             reply = stub.Recommend(
                 qgrpc.RecommendPoints(
                     collection_name="shop", positive=[qgrpc.PointId(num=example)], limit=2
                 ),
-                metadata=[("api-key", KEY)], timeout=5,
+                metadata=[("api-key", KEY)],
+                timeout=5,
             )
     return [point.id.num for point in reply.result]
 
@@ -806,7 +1037,11 @@ def running_cli(workdir: Path) -> Iterator[str]:
     environ.pop("QDRANT__STORAGE__STORAGE_PATH", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "lab.qdrant_double", "--rest-port", "0", "--grpc-port", "0"],
-        env=environ, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environ,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     try:

@@ -109,7 +109,14 @@ def test_a_tokens_read_is_an_ok_line_naming_its_application(audited: QdrantDoubl
         "result": "ok",
     }
     assert list(json.loads(next(Path(audited.config.audit.dir).glob("*.log")).read_text())) == [
-        "timestamp", "method", "api", "auth_type", "subject", "remote", "collection", "result",
+        "timestamp",
+        "method",
+        "api",
+        "auth_type",
+        "subject",
+        "remote",
+        "collection",
+        "result",
     ], "fields in AuditEvent's order"
 
 
@@ -155,7 +162,11 @@ def test_a_key_is_audited_as_an_api_key_without_subject(audited: QdrantDouble) -
     assert rest(audited, "GET", "/collections", headers=api_key(READ_ONLY_KEY))[0] == 200
 
     line = only_line(audited)
-    assert (line["auth_type"], line["result"], line["method"]) == ("api_key", "ok", "get_collections")
+    assert (line["auth_type"], line["result"], line["method"]) == (
+        "api_key",
+        "ok",
+        "get_collections",
+    )
     assert "subject" not in line and "collection" not in line
 
 
@@ -177,12 +188,17 @@ def test_grpc_calls_write_the_same_lines(audited: QdrantDouble) -> None:
 
     read, write, forgery = lines(audited)
     assert (read["method"], read["api"], read["subject"], read["result"]) == (
-        "scroll", "/qdrant.Points/Scroll", "search-app", "ok",
+        "scroll",
+        "/qdrant.Points/Scroll",
+        "search-app",
+        "ok",
     )
     assert (read["remote"], read["collection"]) == ("127.0.0.1", "alpha")
     assert (write["subject"], write["result"]) == ("search-app", "denied")
     assert (forgery["auth_type"], forgery["result"], forgery["api"]) == (
-        "none", "denied", "/qdrant.Points/Scroll",
+        "none",
+        "denied",
+        "/qdrant.Points/Scroll",
     )
     assert "subject" not in forgery
 
@@ -272,7 +288,9 @@ def test_the_audit_settings_are_read_from_qdrants_variables() -> None:
         }
     )
 
-    assert config.audit == AuditConfig(True, "/var/lib/qdrant/storage/audit", "hourly", 720, True, False)
+    assert config.audit == AuditConfig(
+        True, "/var/lib/qdrant/storage/audit", "hourly", 720, True, False
+    )
     assert DoubleConfig.from_env({"QDRANT__SERVICE__API_KEY": KEY}).audit == AuditConfig(
         False, "./storage/audit", "daily", 7, False, True
     )
@@ -290,7 +308,7 @@ def test_without_log_api_a_line_has_no_api(tmp_path: Path) -> None:
 
 def test_files_rotate_and_only_max_log_files_are_kept(tmp_path: Path) -> None:
     """Rotation bounds the disk the log takes; `max_log_files` is how far back it reaches."""
-    hours = iter(dt.datetime(2026, 12, 7, hour, 30, tzinfo=dt.timezone.utc) for hour in (1, 2, 3))
+    hours = iter(dt.datetime(2026, 12, 7, hour, 30, tzinfo=dt.UTC) for hour in (1, 2, 3))
     log = AuditLog(_audit(tmp_path, rotation="hourly", max_log_files=2), clock=lambda: next(hours))
     caller = Caller(remote="127.0.0.1", api="/collections", tracing_id=None)
     for _ in range(3):
@@ -303,7 +321,7 @@ def test_files_rotate_and_only_max_log_files_are_kept(tmp_path: Path) -> None:
 
 
 def test_timestamps_are_written_as_chrono_writes_them() -> None:
-    moment = dt.datetime(2026, 12, 7, 22, 5, 1, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2026, 12, 7, 22, 5, 1, tzinfo=dt.UTC)
     assert timestamp(moment) == "2026-12-07T22:05:01Z"
     assert timestamp(moment.replace(microsecond=120000)) == "2026-12-07T22:05:01.120Z"
     assert timestamp(moment.replace(microsecond=123456)) == "2026-12-07T22:05:01.123456Z"

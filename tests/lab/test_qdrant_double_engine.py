@@ -7,10 +7,9 @@ Run from the repo root with PYTHONPATH=.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import qdrant_edge
@@ -20,10 +19,10 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from lab.booted.host import booted_host_settings
 from lab.booted.qdrant_image import import_changes
 from lab.processes import wait_until
-from lab.qdrant_double.cli import argument_parser
 from lab.qdrant_double import QdrantDouble
+from lab.qdrant_double.cli import argument_parser
 from lab.qdrant_double.store import Store
-from tests.double_client import KEY, double_config, rest, api_key
+from tests.double_client import KEY, api_key, double_config, rest
 
 pytestmark = pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
 

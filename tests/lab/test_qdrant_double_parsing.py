@@ -247,11 +247,15 @@ MISSING_SELECTOR = {
     "Delete": (qgrpc.DeletePoints(collection_name="alpha"), "PointSelector is missing"),
     "ClearPayload": (qgrpc.ClearPayloadPoints(collection_name="alpha"), "PointSelector is missing"),
     "SetPayload": (
-        qgrpc.SetPayloadPoints(collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}),
+        qgrpc.SetPayloadPoints(
+            collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}
+        ),
         "points_selector is expected",
     ),
     "OverwritePayload": (
-        qgrpc.SetPayloadPoints(collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}),
+        qgrpc.SetPayloadPoints(
+            collection_name="alpha", payload={"k": qgrpc.Value(integer_value=1)}
+        ),
         "points_selector is expected",
     ),
     "DeletePayload": (
@@ -272,5 +276,6 @@ def test_grpc_write_without_a_points_selector_is_invalid_argument(
     with pytest.raises(grpc.RpcError) as refused:
         getattr(_points(channel), method)(request, metadata=GRPC_KEY, timeout=10)
     assert (refused.value.code(), refused.value.details()) == (
-        grpc.StatusCode.INVALID_ARGUMENT, message
+        grpc.StatusCode.INVALID_ARGUMENT,
+        message,
     )

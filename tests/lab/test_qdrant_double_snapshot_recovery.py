@@ -25,7 +25,9 @@ DELETE = {"points": [2, 3, 4]}
 
 
 def _count(double: QdrantDouble, collection: str = "alpha") -> int:
-    code, body = rest(double, "POST", f"/collections/{collection}/points/count", {"exact": True}, MASTER)
+    code, body = rest(
+        double, "POST", f"/collections/{collection}/points/count", {"exact": True}, MASTER
+    )
     assert code == 200, body
     return int(body["result"]["count"])
 
@@ -35,12 +37,16 @@ def _taken(double: QdrantDouble, path: str) -> dict[str, Any]:
     assert rest(double, "PUT", "/collections/alpha/points?wait=true", POINTS, MASTER)[0] == 200
     code, body = rest(double, "POST", path, headers=MASTER)
     assert code == 200, body
-    assert rest(double, "POST", "/collections/alpha/points/delete?wait=true", DELETE, MASTER)[0] == 200
+    assert (
+        rest(double, "POST", "/collections/alpha/points/delete?wait=true", DELETE, MASTER)[0] == 200
+    )
     assert _count(double) == 1
     return dict(body["result"])
 
 
-def _raw(double: QdrantDouble, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def _raw(
+    double: QdrantDouble, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", double.rest_port, timeout=60)
     try:
         connection.request(method, path, body=body, headers=headers)
@@ -53,9 +59,13 @@ def _raw(double: QdrantDouble, method: str, path: str, body: bytes, headers: dic
 def _upload(double: QdrantDouble, path: str, data: bytes) -> tuple[int, bytes]:
     boundary = uuid.uuid4().hex
     form = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"snapshot\"; "
-        f"filename=\"s.snapshot\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; '
+            f'filename="s.snapshot"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     headers = {**MASTER, "Content-Type": f"multipart/form-data; boundary={boundary}"}
     return _raw(double, "POST", path, form, headers)
 
@@ -69,8 +79,11 @@ def _download(double: QdrantDouble, path: str) -> bytes:
 def test_a_shard_recovered_by_snapshot_name_gets_its_points_back(double: QdrantDouble) -> None:
     taken = _taken(double, "/collections/alpha/shards/0/snapshots")
     code, body = rest(
-        double, "PUT", "/collections/alpha/shards/0/snapshots/recover",
-        {"location": taken["name"], "checksum": taken["checksum"]}, MASTER,
+        double,
+        "PUT",
+        "/collections/alpha/shards/0/snapshots/recover",
+        {"location": taken["name"], "checksum": taken["checksum"]},
+        MASTER,
     )
     assert (code, body["result"]) == (200, True)
     assert _count(double) == 4
@@ -112,11 +125,15 @@ def test_a_snapshot_whose_checksum_differs_is_refused_before_recovery(double: Qd
     taken = _taken(double, "/collections/alpha/shards/0/snapshots")
     wrong = hashlib.sha256(b"another file").hexdigest()
     code, body = rest(
-        double, "PUT", "/collections/alpha/shards/0/snapshots/recover",
-        {"location": taken["name"], "checksum": wrong}, MASTER,
+        double,
+        "PUT",
+        "/collections/alpha/shards/0/snapshots/recover",
+        {"location": taken["name"], "checksum": wrong},
+        MASTER,
     )
     assert (code, body["status"]["error"]) == (
-        400, f"Wrong input: Snapshot checksum mismatch: expected {wrong}, got {taken['checksum']}"
+        400,
+        f"Wrong input: Snapshot checksum mismatch: expected {wrong}, got {taken['checksum']}",
     )
     assert _count(double) == 1
 
@@ -131,9 +148,12 @@ def test_url_recovery_off_is_qdrants_403_before_any_download(path: str) -> None:
     refuses as Qdrant does, without fetching."""
     double = start_double(enable_snapshot_url_recovery=False)
     try:
-        code, body = rest(double, "PUT", path, {"location": "http://example.invalid/s.snapshot"}, MASTER)
+        code, body = rest(
+            double, "PUT", path, {"location": "http://example.invalid/s.snapshot"}, MASTER
+        )
         assert (code, body["status"]["error"]) == (
-            403, "Forbidden: Snapshot recovery from remote URLs is disabled"
+            403,
+            "Forbidden: Snapshot recovery from remote URLs is disabled",
         )
     finally:
         double.stop()
@@ -141,9 +161,13 @@ def test_url_recovery_off_is_qdrants_403_before_any_download(path: str) -> None:
 
 def test_a_shard_location_with_another_scheme_is_qdrants_400(double: QdrantDouble) -> None:
     code, body = rest(
-        double, "PUT", "/collections/alpha/shards/0/snapshots/recover",
-        {"location": "file:///etc/passwd"}, MASTER,
+        double,
+        "PUT",
+        "/collections/alpha/shards/0/snapshots/recover",
+        {"location": "file:///etc/passwd"},
+        MASTER,
     )
     assert (code, body["status"]["error"]) == (
-        400, "Wrong input: Invalid snapshot URL file:///etc/passwd: URLs with file scheme are not supported"
+        400,
+        "Wrong input: Invalid snapshot URL file:///etc/passwd: URLs with file scheme are not supported",
     )

@@ -38,7 +38,9 @@ ALIAS = {"actions": [{"create_alias": {"collection_name": "alpha", "alias_name":
     ],
     ids=["collection", "full", "shard"],
 )
-def test_snapshot_listings_are_empty(double: QdrantDouble, path: str, headers: dict[str, str]) -> None:
+def test_snapshot_listings_are_empty(
+    double: QdrantDouble, path: str, headers: dict[str, str]
+) -> None:
     code, body = rest(double, "GET", path, headers=headers)
     assert (code, body["result"]) == (200, [])
 
@@ -85,7 +87,12 @@ def test_grpc_snapshot_listings_are_empty_and_deletions_not_found(channel: grpc.
     stub = snapshots_service_pb2_grpc.SnapshotsStub(channel)
     listed = stub.List(qgrpc.ListSnapshotsRequest(collection_name="alpha"), metadata=GRPC_KEY)
     assert list(listed.snapshot_descriptions) == []
-    assert list(stub.ListFull(qgrpc.ListFullSnapshotsRequest(), metadata=GRPC_KEY).snapshot_descriptions) == []
+    assert (
+        list(
+            stub.ListFull(qgrpc.ListFullSnapshotsRequest(), metadata=GRPC_KEY).snapshot_descriptions
+        )
+        == []
+    )
     deletions = [
         lambda: stub.Delete(
             qgrpc.DeleteSnapshotRequest(collection_name="alpha", snapshot_name="s.snapshot"),
@@ -99,7 +106,8 @@ def test_grpc_snapshot_listings_are_empty_and_deletions_not_found(channel: grpc.
         with pytest.raises(grpc.RpcError) as refused:
             delete()
         assert (refused.value.code(), refused.value.details()) == (
-            grpc.StatusCode.NOT_FOUND, "Not found: Snapshot s.snapshot not found"
+            grpc.StatusCode.NOT_FOUND,
+            "Not found: Snapshot s.snapshot not found",
         )
 
 
@@ -145,7 +153,9 @@ def test_a_collection_snapshot_is_named_and_described_as_qdrant_does(double: Qdr
     assert taken["size"] == len(data)
     assert taken["checksum"] == hashlib.sha256(data).hexdigest()
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?", taken["creation_time"])
-    assert rest(double, "GET", "/collections/alpha/snapshots", headers=ALPHA_R)[1]["result"] == [taken]
+    assert rest(double, "GET", "/collections/alpha/snapshots", headers=ALPHA_R)[1]["result"] == [
+        taken
+    ]
 
 
 def test_a_shard_snapshot_is_one_qdrant_edge_recovers_in_a_fresh_directory(
@@ -197,7 +207,9 @@ def test_a_collection_snapshot_holds_the_shard_and_the_collection_config(
 ) -> None:
     """Qdrant's collection snapshot layout: the shard under `0/` (its segments and WAL), the
     collection's config beside it, so that the archive says what it restores."""
-    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"]["name"]
+    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"][
+        "name"
+    ]
     data = _download(double, f"/collections/alpha/snapshots/{name}")[2]
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         names = archive.getnames()
@@ -209,7 +221,9 @@ def test_a_collection_snapshot_holds_the_shard_and_the_collection_config(
 
 def test_a_deleted_snapshot_is_gone_from_listing_and_download(double: QdrantDouble) -> None:
     """A deletion an operator was told succeeded must leave no copy of the data to download."""
-    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"]["name"]
+    name = rest(double, "POST", "/collections/alpha/snapshots", headers=ALPHA_RW)[1]["result"][
+        "name"
+    ]
     path = f"/collections/alpha/snapshots/{name}"
     code, body = rest(double, "DELETE", path, headers=ALPHA_RW)
     assert (code, body["result"]) == (200, True)

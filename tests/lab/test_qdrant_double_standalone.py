@@ -32,7 +32,8 @@ def test_recovering_the_peer_is_standalone_modes_service_error(double: QdrantDou
     """A manager asking for a Raft snapshot on a node without consensus gets Qdrant's 500."""
     code, body = rest(double, "POST", "/cluster/recover", headers=MASTER)
     assert (code, body["status"]["error"]) == (
-        500, "Service internal error: Qdrant is running in standalone mode"
+        500,
+        "Service internal error: Qdrant is running in standalone mode",
     )
     assert rest(double, "POST", "/cluster/recover", headers=GLOBAL_READ)[0] == 403
 
@@ -74,10 +75,14 @@ def test_collection_cluster_update_is_refused_without_distributed_mode(
     """Moving a shard on one node: Qdrant's 400 for a manager, 403 before it for an rw token."""
     code, body = rest(double, "POST", "/collections/alpha/cluster", MOVE_SHARD, headers=MASTER)
     assert (code, body["status"]["error"]) == (400, "Bad request: Distributed mode disabled")
-    assert rest(double, "POST", "/collections/alpha/cluster", MOVE_SHARD, headers=ALPHA_RW)[0] == 403
+    assert (
+        rest(double, "POST", "/collections/alpha/cluster", MOVE_SHARD, headers=ALPHA_RW)[0] == 403
+    )
 
 
-def test_grpc_collection_cluster_info_and_update(double: QdrantDouble, channel: grpc.Channel) -> None:
+def test_grpc_collection_cluster_info_and_update(
+    double: QdrantDouble, channel: grpc.Channel
+) -> None:
     """The same answers on gRPC: the local shard, and INVALID_ARGUMENT for an update."""
     stub = collections_service_pb2_grpc.CollectionsStub(channel)
     metadata = [("api-key", KEY)]
@@ -95,7 +100,8 @@ def test_grpc_collection_cluster_info_and_update(double: QdrantDouble, channel: 
     with pytest.raises(grpc.RpcError) as refused:
         stub.UpdateCollectionClusterSetup(update, metadata=metadata, timeout=10)
     assert (refused.value.code(), refused.value.details()) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Bad request: Distributed mode disabled"
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Bad request: Distributed mode disabled",
     )
 
 
@@ -135,7 +141,8 @@ def test_grpc_shard_key_calls_are_refused_without_distributed_mode(channel: grpc
         with pytest.raises(grpc.RpcError) as refused:
             call()
         assert (refused.value.code(), refused.value.details()) == (
-            grpc.StatusCode.INVALID_ARGUMENT, message
+            grpc.StatusCode.INVALID_ARGUMENT,
+            message,
         )
 
 
@@ -147,7 +154,8 @@ def test_cluster_telemetry_is_qdrants_service_error_without_peers(double: Qdrant
     for headers in (MASTER, ALPHA_RW):
         code, body = rest(double, "GET", "/cluster/telemetry", headers=headers)
         assert (code, body["status"]["error"]) == (
-            500, "Service internal error: Could not get telemetry from cluster"
+            500,
+            "Service internal error: Could not get telemetry from cluster",
         )
 
 

@@ -145,7 +145,7 @@ def assert_outcome(done: subprocess.CompletedProcess[str], expected: Served | Re
 
 def until_expiry(claims: Mapping[str, Any], served: Served) -> Served | Refused:
     """Qdrant refuses an expired token with 403 (ExpiredSignature), whatever its access."""
-    expired = "exp" in claims and claims["exp"] < dt.datetime.now(dt.timezone.utc).timestamp()
+    expired = "exp" in claims and claims["exp"] < dt.datetime.now(dt.UTC).timestamp()
     return Refused(GRPC_FORBIDDEN) if expired else served
 
 

@@ -14,16 +14,16 @@ from contextlib import ExitStack
 
 import pytest
 
-from model.settings import AccessRule, TokenSpec
-from model.gate_environment import OUTPUTS_VARIABLE
 from lab.edge import UNTHROTTLED, EdgeLab
 from lab.processes import clean_env
+from model.gate_environment import OUTPUTS_VARIABLE
+from model.settings import AccessRule, TokenSpec
+from tests.verify.test_verify_lab import USER_COLLECTION, start_lab
 from verify.allowlist import sync
 from verify.checks import token_checks
 from verify.client import https_request
 from verify.result import Status
 from verify.target import Target
-from tests.verify.test_verify_lab import USER_COLLECTION, start_lab
 
 SPECS = (
     TokenSpec("search", (AccessRule(USER_COLLECTION, "r"),), revocable=True),
@@ -53,7 +53,9 @@ def answers(target: Target, jwts: dict[str, str]) -> dict[str, int]:
         "read-only key": target.read_only_api_key or "",
     }
     return {
-        who: https_request(target, "GET", f"/collections/{USER_COLLECTION}", {"api-key": secret}).status
+        who: https_request(
+            target, "GET", f"/collections/{USER_COLLECTION}", {"api-key": secret}
+        ).status
         for who, secret in credentials.items()
     }
 
@@ -68,7 +70,9 @@ def test_revoking_one_token_refuses_it_at_once_while_every_other_credential_work
     allowed = stack_target(lab)
     synced = sync(allowed)
     assert synced.allowed == ("leaked", "search")
-    assert answers(allowed, jwts_of(allowed)) == dict.fromkeys(answers(allowed, jwts_of(allowed)), 200)
+    assert answers(allowed, jwts_of(allowed)) == dict.fromkeys(
+        answers(allowed, jwts_of(allowed)), 200
+    )
 
     revoked = stack_target(lab, revoked=frozenset({"leaked"}))
     assert sync(revoked).removed == 1

@@ -50,7 +50,7 @@ def shipping(logs: Any, **overrides: Any) -> Callable[[Target, Token], str]:
 
     def request(target: Target, token: Token) -> str:
         tracing_id = "secure-qdrant-verify-0123456789abcdef"
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         fields = {"remote": CLIENT, "subject": token.name, **overrides}
         caller = Caller(fields["remote"], "/collections/x", tracing_id, AUTH_JWT, fields["subject"])
         line = audit_line(
@@ -99,7 +99,7 @@ def test_a_line_naming_the_hosts_loopback_fails(logs):
 
 def test_a_line_from_long_before_the_request_fails(logs):
     """An old line with the same id is not evidence of this request."""
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     result = check(logs, shipping(logs, moment=old))
 
     assert result.status == Status.FAIL and "timestamp" in result.detail
@@ -132,6 +132,7 @@ def test_the_wait_is_bounded_and_polls(logs):
 
 def test_without_the_log_group_output_it_is_skipped_without_a_request():
     """A stack from before the audit log group: nothing to read, nothing to send."""
+
     def request(target: Target, token: Token) -> str:
         raise AssertionError("no request without a log group to find it in")
 

@@ -34,7 +34,11 @@ ADMIN_CIDRS = ("203.0.113.0/24", "2001:db8:1234::/48")
 UNLISTED_CIDR = "198.51.100.0/24"
 # moto does not validate image ids, and the audit never looks at the image.
 IMAGE_ID = "ami-12c6146b"
-METADATA_OPTIONS = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+METADATA_OPTIONS = {
+    "HttpEndpoint": "enabled",
+    "HttpTokens": "required",
+    "HttpPutResponseHopLimit": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,9 @@ def tcp(low: int, high: int | None = None) -> dict[str, Any]:
 
 
 def allow(ec2, group_id: str, ports: dict[str, Any], cidr: str) -> None:
-    ranges = {"Ipv6Ranges": [{"CidrIpv6": cidr}]} if ":" in cidr else {"IpRanges": [{"CidrIp": cidr}]}
+    ranges = (
+        {"Ipv6Ranges": [{"CidrIpv6": cidr}]} if ":" in cidr else {"IpRanges": [{"CidrIp": cidr}]}
+    )
     ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{**ports, **ranges}])
 
 
@@ -197,9 +203,7 @@ def test_port_range_covering_a_loopback_port_fails_ingress(ec2, host):
     """A range that starts on a public port still opens every port up to its end."""
     allow(ec2, host.group_id, tcp(PORTS.grpc_tls, PORTS.qdrant_grpc), cidr="::/0")
 
-    assert_fails(
-        audit(ec2, host)[INGRESS], f"tcp {PORTS.grpc_tls}-{PORTS.qdrant_grpc} from ::/0"
-    )
+    assert_fails(audit(ec2, host)[INGRESS], f"tcp {PORTS.grpc_tls}-{PORTS.qdrant_grpc} from ::/0")
 
 
 def test_all_traffic_rule_fails_ingress(ec2, host):

@@ -175,7 +175,12 @@ def test_the_gate_asks_s3_as_the_stack_signs_in(s3):
 def test_without_credentials_the_check_is_skipped_at_once(tmp_path, monkeypatch):
     """As every AWS check: no credentials says nothing about the host, and the gate must not spend
     its whole wait asking again."""
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    for variable in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))

@@ -19,9 +19,9 @@ from moto import mock_aws
 from components.alarms import AlarmTargets, alarm_specs
 from components.backups import stack_tags
 from model.settings import AlarmThresholds
+from tests.program import MINIMAL_CONFIG, Deployment, deploy
 from verify.aws_audit import ALARMS, BACKUPS, _wanted_alarms, audit_durability
 from verify.result import CheckResult, Status
-from tests.program import MINIMAL_CONFIG, Deployment, deploy
 from verify.target import Durability, target_from_outputs
 
 REGION = "eu-west-1"

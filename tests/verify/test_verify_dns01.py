@@ -20,7 +20,11 @@ def test_http_redirect_is_skipped_with_the_reason_when_the_stack_has_no_port_80(
     """A DNS-01 stack opens no port 80: there is no redirect to check, and a refused connection is
     what it should see, not a failure."""
     target = Target(
-        domain="localhost", address="::1", api_key="k", http_port=free_port(), acme_challenge="dns-01"
+        domain="localhost",
+        address="::1",
+        api_key="k",
+        http_port=free_port(),
+        acme_challenge="dns-01",
     )
 
     result = check_http_redirect(target)
@@ -30,7 +34,11 @@ def test_http_redirect_is_skipped_with_the_reason_when_the_stack_has_no_port_80(
 
 
 def test_outputs_carry_the_challenge_and_the_names_into_the_target():
-    outputs = {**OUTPUTS, "acmeChallenge": "dns-01", "certificateNames": ["qdrant.example.com", "*.example.com"]}
+    outputs = {
+        **OUTPUTS,
+        "acmeChallenge": "dns-01",
+        "certificateNames": ["qdrant.example.com", "*.example.com"],
+    }
 
     target = target_from_outputs(outputs)
 

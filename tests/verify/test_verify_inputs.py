@@ -27,41 +27,51 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from model.gate_environment import OUTPUTS_VARIABLE
 import bench.bootstrap
 import bench.edge
 import lab.cli as lab_cli
 import verify.cli as verify_cli
+from model.gate_environment import OUTPUTS_VARIABLE
 from verify.checks import HSTS_MIN_AGE, check_security_headers
 from verify.client import Response
-from verify.result import Status
 from verify.report import REDACTED, redact
+from verify.result import Status
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 # Every other output verify reads, fuzzed with any JSON value.
 OTHER_OUTPUT_KEYS = (
-    "revokedTokens", "certificateNames", "acmeChallenge", "keyGraceEndsAt", "alertTopicArn",
-    "dataVolumeId", "backupPolicyId",
+    "revokedTokens",
+    "certificateNames",
+    "acmeChallenge",
+    "keyGraceEndsAt",
+    "alertTopicArn",
+    "dataVolumeId",
+    "backupPolicyId",
 )
 # Outputs that get past the first checks often: the keys verify reads, with any JSON values, and
 # some plausible ones so that the deeper checks (URL, ports, scopes) are reached too.
 plausible = st.fixed_dictionaries(
     {},
     optional={
-        "restUrl": st.sampled_from(["https://qdrant.example.com", "https://a.b:8443"]) | json_values,
+        "restUrl": st.sampled_from(["https://qdrant.example.com", "https://a.b:8443"])
+        | json_values,
         "publicIp": st.sampled_from(["127.0.0.1", "::1", "localhost"]) | json_values,
         "apiKey": st.text(string.ascii_letters, min_size=1) | st.text(min_size=1) | json_values,
         "readOnlyApiKey": json_values,
-        "tokens": st.dictionaries(st.text(max_size=5), st.text(max_size=5) | json_values, max_size=3),
+        "tokens": st.dictionaries(
+            st.text(max_size=5), st.text(max_size=5) | json_values, max_size=3
+        ),
         "tokenScopes": st.dictionaries(
             st.text(max_size=5),
             st.fixed_dictionaries(
-                {}, optional={"access": json_values, "exp": json_values, "value_exists": json_values}
+                {},
+                optional={"access": json_values, "exp": json_values, "value_exists": json_values},
             )
             | json_values,
             max_size=3,
@@ -152,13 +162,19 @@ def test_any_outputs_text_runs_or_exits_2_in_one_line(text: str):
         ('{"restUrl": "https://a.example:99999"}', "Port out of range"),
         ('{"restUrl": "http://a.example"}', "not an https:// URL"),
         ('{"restUrl": "https://a.example", "publicIp": "a b", "apiKey": "k"}', "publicIp 'a b'"),
-        ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "tokens": []}',
-         "tokens should be an object, not a list"),
-        ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "grpcPort": 0}',
-         "grpcPort 0 is not a TCP port"),
-        ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "tokens": {"t": "j"},'
-         ' "tokenScopes": {"t": {"access": "r", "exp": "tomorrow"}}}',
-         "tokenScopes.t.exp should be a number, not a string"),
+        (
+            '{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "tokens": []}',
+            "tokens should be an object, not a list",
+        ),
+        (
+            '{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "grpcPort": 0}',
+            "grpcPort 0 is not a TCP port",
+        ),
+        (
+            '{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": "k", "tokens": {"t": "j"},'
+            ' "tokenScopes": {"t": {"access": "r", "exp": "tomorrow"}}}',
+            "tokenScopes.t.exp should be a number, not a string",
+        ),
     ],
 )
 def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
@@ -176,21 +192,41 @@ def test_malformed_outputs_are_named_in_one_line(text: str, named: str):
     [
         (json.dumps(BASE)[:-1] + f', "grpcPort": {HUGE}}}', "grpcPort inf is not a TCP port"),
         (json.dumps({**BASE, "grpcPort": HUGE}), "is not a TCP port"),
-        ('{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": ' + HUGE + "}",
-         "apiKey should be a string, not a number"),
-        (json.dumps({**BASE, "tokens": {"t": "j"}})[:-1]
-         + f', "tokenScopes": {{"t": {{"access": "r", "exp": {HUGE}}}}}}}',
-         "tokenScopes.t.exp inf is not a finite number"),
-        (json.dumps({**BASE, "tokens": {"t": DEEP_JWT}}), "tokens.t has a claims part nested too deeply"),
-        (json.dumps({**BASE, "apiKey": "k\r\nX-Injected: 1"}), "apiKey holds characters a request header"),
+        (
+            '{"restUrl": "https://a.example", "publicIp": "::1", "apiKey": ' + HUGE + "}",
+            "apiKey should be a string, not a number",
+        ),
+        (
+            json.dumps({**BASE, "tokens": {"t": "j"}})[:-1]
+            + f', "tokenScopes": {{"t": {{"access": "r", "exp": {HUGE}}}}}}}',
+            "tokenScopes.t.exp inf is not a finite number",
+        ),
+        (
+            json.dumps({**BASE, "tokens": {"t": DEEP_JWT}}),
+            "tokens.t has a claims part nested too deeply",
+        ),
+        (
+            json.dumps({**BASE, "apiKey": "k\r\nX-Injected: 1"}),
+            "apiKey holds characters a request header",
+        ),
         (json.dumps({**BASE, "apiKey": "ключ"}), "apiKey holds characters a request header"),
         (json.dumps({**BASE, "readOnlyApiKey": "k\n"}), "readOnlyApiKey holds characters"),
         (json.dumps({**BASE, "tokens": {"t": "a.b\nc"}}), "tokens.t holds characters"),
-        (json.dumps({**BASE, "restUrl": "https://a.example:0"}), "restUrl 'https://a.example:0' has port 0"),
+        (
+            json.dumps({**BASE, "restUrl": "https://a.example:0"}),
+            "restUrl 'https://a.example:0' has port 0",
+        ),
     ],
     ids=[
-        "5000-digit-port", "5000-digit-port-string", "5000-digit-api-key", "5000-digit-exp", "deeply-nested-claims",
-        "api-key-with-crlf", "api-key-not-latin-1", "read-only-key-with-lf", "token-with-lf",
+        "5000-digit-port",
+        "5000-digit-port-string",
+        "5000-digit-api-key",
+        "5000-digit-exp",
+        "deeply-nested-claims",
+        "api-key-with-crlf",
+        "api-key-not-latin-1",
+        "read-only-key-with-lf",
+        "token-with-lf",
         "rest-url-port-0",
     ],
 )
@@ -304,8 +340,13 @@ VALID_OUTPUTS = json.dumps(
 @settings(max_examples=300, deadline=None)
 def test_any_verify_arguments_run_or_exit_2_in_one_line(argv: list[str]):
     """Options too (`--wait nan`, `--http-port 99999`, `--address 'a b'`, a missing `--ca-file`)."""
-    assume(not any(arg.startswith("-h") or arg.startswith("--h") and "help".startswith(arg[2:])
-                   for arg in argv if arg.startswith("-")))
+    assume(
+        not any(
+            arg.startswith("-h") or arg.startswith("--h") and "help".startswith(arg[2:])
+            for arg in argv
+            if arg.startswith("-")
+        )
+    )
     assert_ran_or_refused(*run_verify(argv, {OUTPUTS_VARIABLE: VALID_OUTPUTS}))
 
 
@@ -398,7 +439,9 @@ credential = st.text(string.ascii_letters + string.digits + "-_.", min_size=1, m
     lambda value: value[0].isalnum() and value[-1].isalnum()
 )
 word = st.text(string.ascii_letters + string.digits + "_" + "éß", min_size=1, max_size=12)
-separator = st.sampled_from([" ", "\n", ": ", '"', "'", "=", "&", ",", "(", ")", "[", "]", "/", "; "])
+separator = st.sampled_from(
+    [" ", "\n", ": ", '"', "'", "=", "&", ",", "(", ")", "[", "]", "/", "; "]
+)
 
 
 @given(
@@ -457,8 +500,12 @@ def test_a_credential_echoed_by_a_server_is_redacted(echo: str):
 
 def reply_with_hsts(value: str) -> Response:
     headers = http.client.HTTPMessage()
-    for name, header in (("Strict-Transport-Security", value), ("X-Content-Type-Options", "nosniff"),
-                         ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")):
+    for name, header in (
+        ("Strict-Transport-Security", value),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    ):
         headers[name] = header
     return Response(status=200, headers=headers, body=b"")
 

@@ -17,15 +17,15 @@ from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 import pytest
 
-from model.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
-from model.gate_environment import OUTPUTS_VARIABLE
 from lab.edge import EdgeLab, LabFaults, running_edge_lab
 from lab.processes import LabUnavailable, free_port
+from model.gate_environment import OUTPUTS_VARIABLE
+from model.settings import AccessRule, Limits, TokenSpec, ValueExists, ValueMatch
 from verify.checks import check_master_key, endpoint_checks, token_checks
-from verify.report import as_json, table
 from verify.cli import main as verify_main
-from verify.stack import wait_until_serving
+from verify.report import as_json, table
 from verify.result import CheckResult, Status
+from verify.stack import wait_until_serving
 
 USER_COLLECTION = "products"
 TOKENS = (
@@ -36,7 +36,9 @@ TOKENS = (
 )
 
 
-def start_lab(stack: ExitStack, faults: LabFaults = LabFaults(), limits: Limits = Limits()) -> EdgeLab:
+def start_lab(
+    stack: ExitStack, faults: LabFaults = LabFaults(), limits: Limits = Limits()
+) -> EdgeLab:
     try:
         lab = stack.enter_context(running_edge_lab(limits=limits, faults=faults))
     except LabUnavailable as missing:
@@ -93,7 +95,10 @@ def test_reports_never_contain_a_credential(healthy):
     lab, results = healthy
     target = lab.verify_target(TOKENS)
 
-    for report in (table(list(results.values()), target.secrets), as_json(list(results.values()), target.secrets)):
+    for report in (
+        table(list(results.values()), target.secrets),
+        as_json(list(results.values()), target.secrets),
+    ):
         for secret in target.secrets:
             assert secret not in report
 
@@ -129,7 +134,9 @@ def rest_upstream_on_ipv6_loopback(site: str) -> str:
 def legacy_tls_enabled(site: str) -> str:
     """What enabling TLS 1.0 "for one old client" takes on OpenSSL 3: the versions and a lower
     security level for their ciphers."""
-    site = replacing("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;")(site)
+    site = replacing(
+        "ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;"
+    )(site)
     return re.sub(r"ssl_ciphers [^;]*;", "ssl_ciphers DEFAULT:@SECLEVEL=0;", site)
 
 
@@ -156,7 +163,9 @@ FAULTS = {
         {"server-version-hidden", "banner-hidden"},
     ),
     "proxy-strips-api-key": (
-        LabFaults(tls_site=replacing("proxy_pass ", 'proxy_set_header api-key "";\n        proxy_pass ')),
+        LabFaults(
+            tls_site=replacing("proxy_pass ", 'proxy_set_header api-key "";\n        proxy_pass ')
+        ),
         {"master-key", "security-headers", "banner-hidden", *(f"token:{t.name}" for t in TOKENS)},
     ),
     "banner-served-to-anyone": (
@@ -221,7 +230,10 @@ def test_a_certificate_close_to_expiry_fails_only_the_certificate_check():
         results = run_verify(start_lab(stack, LabFaults(certificate_validity_seconds=10 * 86400)))
 
     assert failing(results) == {"certificate"}
-    assert "in 9 days" in results["certificate"].detail or "in 10 days" in results["certificate"].detail
+    assert (
+        "in 9 days" in results["certificate"].detail
+        or "in 10 days" in results["certificate"].detail
+    )
 
 
 def test_an_expired_certificate_fails_the_certificate_check():
@@ -259,7 +271,14 @@ def run_cli(lab: EdgeLab, outputs: dict[str, object], *arguments: str) -> tuple[
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         status = verify_main(
-            ["--ca-file", str(lab.client_ca), "--http-port", str(lab.host.ports.http), "--no-aws", *arguments],
+            [
+                "--ca-file",
+                str(lab.client_ca),
+                "--http-port",
+                str(lab.host.ports.http),
+                "--no-aws",
+                *arguments,
+            ],
             environ,
         )
     return status, stdout.getvalue(), stderr.getvalue()
@@ -363,7 +382,9 @@ def value_exists_results() -> Iterator[dict[str, CheckResult]]:
         yield {result.name: result for result in results}
 
 
-def test_value_exists_token_whose_collection_is_missing_is_skipped_with_what_to_do(value_exists_results):
+def test_value_exists_token_whose_collection_is_missing_is_skipped_with_what_to_do(
+    value_exists_results,
+):
     """The example stack's first deploy: Qdrant refuses the token with 403 until `token-allowlist`
     exists. That is the token's design, not a broken scope, and must not fail the deploy gate."""
     result = value_exists_results["token:no-collection-yet"]
@@ -373,7 +394,9 @@ def test_value_exists_token_whose_collection_is_missing_is_skipped_with_what_to_
     assert "create the collection and a point with token='no-collection-yet'" in result.detail
 
 
-def test_value_exists_token_without_its_point_is_skipped_as_revoked_or_not_yet_allowed(value_exists_results):
+def test_value_exists_token_without_its_point_is_skipped_as_revoked_or_not_yet_allowed(
+    value_exists_results,
+):
     result = value_exists_results["token:no-point-yet"]
 
     assert result.status is Status.SKIP, result.detail

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from model.gate_environment import OUTPUTS_VARIABLE
 from tests.program import MINIMAL_CONFIG, deploy
 from tests.verify.test_verify_inputs import assert_ran_or_refused, json_values, run_verify
-from model.gate_environment import OUTPUTS_VARIABLE
 from verify.target import target_from_outputs
 
 # Stands for an output the stack does not export.

@@ -22,12 +22,15 @@ from verify.expiry import EXPIRY_WARNING, grace_window_warnings, token_expiry_wa
 from verify.result import CheckResult, Status
 from verify.target import TargetError, Token, target_from_outputs
 
-NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 MASTER = "m" * 48
 
 
 def token(
-    name: str = "app", expires_in: dt.timedelta | None = None, now: dt.datetime = NOW, **scope: object
+    name: str = "app",
+    expires_in: dt.timedelta | None = None,
+    now: dt.datetime = NOW,
+    **scope: object,
 ) -> Token:
     claims: dict[str, object] = {"access": "r"}
     if expires_in is not None:
@@ -93,7 +96,9 @@ def test_an_open_grace_window_is_a_warning_saying_until_when() -> None:
     assert "5 more hours (until 2026-11-30 05:00 UTC)" in warning.detail
 
 
-@pytest.mark.parametrize("ends_at", [None, NOW, NOW - dt.timedelta(hours=1)], ids=["none", "now", "past"])
+@pytest.mark.parametrize(
+    "ends_at", [None, NOW, NOW - dt.timedelta(hours=1)], ids=["none", "now", "past"]
+)
 def test_no_grace_window_or_a_closed_one_is_not_warned_about(ends_at: dt.datetime | None) -> None:
     assert grace_window_warnings(ends_at, NOW) == []
 
@@ -105,7 +110,13 @@ OUTPUTS = {
 }
 
 
-@pytest.mark.parametrize(("text", "expected"), [("", None), ("2030-03-18T17:46:40Z", dt.datetime(2030, 3, 18, 17, 46, 40, tzinfo=dt.timezone.utc))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", None),
+        ("2030-03-18T17:46:40Z", dt.datetime(2030, 3, 18, 17, 46, 40, tzinfo=dt.UTC)),
+    ],
+)
 def test_the_grace_end_is_read_from_the_keygraceendsat_output(text: str, expected: object) -> None:
     target = target_from_outputs({**OUTPUTS, "keyGraceEndsAt": text})
 
@@ -123,7 +134,7 @@ def run_verify(
 ) -> tuple[int, str]:
     """`python -m verify` on outputs with a token expiring in 10 days, the network checks
     replaced by `endpoint_results`."""
-    expiring = token(expires_in=dt.timedelta(days=10), now=dt.datetime.now(dt.timezone.utc))
+    expiring = token(expires_in=dt.timedelta(days=10), now=dt.datetime.now(dt.UTC))
     outputs = {
         **OUTPUTS,
         "tokens": {"app": expiring.jwt},
@@ -132,7 +143,9 @@ def run_verify(
     }
     stdout = io.StringIO()
     with (
-        mock.patch.object(verify_cli, "endpoint_checks", lambda target, rate_limit: endpoint_results),
+        mock.patch.object(
+            verify_cli, "endpoint_checks", lambda target, rate_limit: endpoint_results
+        ),
         redirect_stdout(stdout),
     ):
         status = verify_cli.main(["--no-aws", *argv], {OUTPUTS_VARIABLE: json.dumps(outputs)})
@@ -163,7 +176,7 @@ def test_a_warning_is_in_the_json_report_which_still_passes() -> None:
 
 
 def test_an_open_grace_window_is_in_the_report_of_a_passing_run() -> None:
-    ends = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
+    ends = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
 
     status, report = run_verify([], keyGraceEndsAt=f"{ends:%Y-%m-%dT%H:%M:%SZ}")
 

@@ -16,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
+from model.audit_log import RETENTION_DAYS
 from model.config import NAMESPACE, ConfigError, load_settings
 from model.config_keys import (
     CERTIFICATE_LIFETIME_DAYS,
@@ -23,6 +24,7 @@ from model.config_keys import (
     KEYS,
     KNOWN_KEYS,
     MAX_ALARM_MINUTES,
+    MAX_AUDIT_LOG_FILES,
     MAX_BACKUP_RETENTION,
     MAX_KEY_GRACE_HOURS,
     MAX_PULUMI_INTEGER,
@@ -57,6 +59,10 @@ NUMBER_RANGES = {
     "alarmCertificateDaysLeft": (1, CERTIFICATE_LIFETIME_DAYS - 1),
     "alarmQdrantDownMinutes": (1, MAX_ALARM_MINUTES),
     "alarmDataVolumeUsedPercent": (1, 99),
+    # A CloudWatch threshold, as alarmUnauthorizedPerMinute.
+    "alarmDeniedPerMinute": (1, MAX_PULUMI_INTEGER),
+    # Qdrant's max_log_files, a usize; bounded to a year of hourly files.
+    "auditMaxLogFiles": (1, MAX_AUDIT_LOG_FILES),
 }
 # A valid value of every key read by a pattern or a fixed list.
 VALID_TEXT = {
@@ -65,6 +71,8 @@ VALID_TEXT = {
     "hostedZone": "example.com",
     "acmeServer": "https://acme.example.com/dir",
     "acmeChallenge": "http-01",
+    "auditRotation": "daily",
+    "auditLogRetentionDays": "30",
     "instanceType": "t3.medium",
     "architecture": "x86_64",
     "hostOs": "ubuntu-24.04",
@@ -216,8 +224,22 @@ def test_any_value_of_any_key_is_taken_by_its_consumers_or_refused_naming_it(key
 
 
 def test_every_integer_key_of_the_table_has_its_consumers_range_here():
-    """A new integer key gets a bound from what consumes it, and is then tested against it."""
-    assert {key.name for key in KEYS if key.type == "integer"} == set(NUMBER_RANGES)
+    """A new integer key gets a bound from what consumes it, and is then tested against it: a
+    range, or the consumer's own list of values."""
+    ranged = {key.name for key in KEYS if key.type == "integer" and not key.allowed}
+    assert ranged == set(NUMBER_RANGES)
+    assert {key.name for key in KEYS if key.type == "integer" and key.allowed} == {
+        "auditLogRetentionDays"
+    }
+
+
+def test_the_log_retention_takes_exactly_cloudwatchs_values():
+    """PutRetentionPolicy refuses any other number, after the log group exists: refused before
+    anything is created instead, naming the key."""
+    for days in RETENTION_DAYS:
+        assert load(auditLogRetentionDays=str(days)).audit_log_retention_days == days
+    for days in (0, 2, 29, 31, 3654, 10**30):
+        assert f"{NAMESPACE}:auditLogRetentionDays: " in refusal(auditLogRetentionDays=str(days))
 
 
 @pytest.mark.parametrize("key", NUMBER_RANGES)

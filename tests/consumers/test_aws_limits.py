@@ -171,6 +171,7 @@ OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 )
@@ -621,6 +622,39 @@ RULES = [
             lambda r: r.inputs["retentionInDays"],
         ),
     ),
+    Rule(
+        "metric-filter-name",
+        METRIC_FILTER,
+        matches(
+            # Pulumi auto-names a filter: the resource's name, a dash and seven random characters.
+            model_shape("logs", "PutMetricFilterRequest", "filterName").metadata["pattern"][:-1]
+            + f"{{1,{max_length('logs', 'PutMetricFilterRequest', 'filterName')}}}",
+            "metric filter name",
+            lambda r: f"{r.name}-abcdefg",
+        ),
+    ),
+    Rule(
+        "metric-filter-pattern",
+        METRIC_FILTER,
+        at_most(
+            max_length("logs", "PutMetricFilterRequest", "filterPattern"),
+            "filter pattern length",
+            lambda r: len(r.inputs["pattern"]),
+        ),
+    ),
+    *[
+        Rule(
+            f"metric-filter-{member}",
+            METRIC_FILTER,
+            matches(
+                model_shape("logs", "MetricTransformation", member).metadata["pattern"][:-1]
+                + f"{{1,{max_length('logs', 'MetricTransformation', member)}}}",
+                member,
+                lambda r, field=field: r.inputs["metricTransformation"][field],
+            ),
+        )
+        for member, field in (("metricName", "name"), ("metricNamespace", "namespace"))
+    ],
     *[
         Rule(f"tags:{typ.rsplit(':', 1)[1]}", typ, tags_fit)
         for typ in (INSTANCE, VOLUME, "aws:ec2/eip:Eip", SG, ALARM, TOPIC, DLM_POLICY, LOG_GROUP)

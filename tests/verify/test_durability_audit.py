@@ -104,7 +104,9 @@ def put_metric_alarm_request(
         AlarmName=name,
         Period=int(inputs["period"]),
         EvaluationPeriods=int(inputs["evaluationPeriods"]),
-        Dimensions=[{"Name": k, "Value": ids.get(v, v)} for k, v in inputs["dimensions"].items()],
+        Dimensions=[
+            {"Name": k, "Value": ids.get(v, v)} for k, v in (inputs.get("dimensions") or {}).items()
+        ],
         AlarmActions=[ids.get(action, action) for action in inputs["alarmActions"]],
         OKActions=[ids.get(action, action) for action in inputs["okActions"]],
     )

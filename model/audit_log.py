@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-AUDIT_LOG_RETENTION_DAYS = 30
-"""How long CloudWatch keeps the lines: as long as the host keeps its daily files
-(`QDRANT_AUDIT.max_log_files`), so that an incident a month old is answered in either place."""
+from model.settings import AUDIT_LOG_RETENTION_DAYS as AUDIT_LOG_RETENTION_DAYS
 
 RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,

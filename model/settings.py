@@ -10,8 +10,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from model.audit_log import AUDIT_LOG_RETENTION_DAYS
-
 CollectionAccess = Literal["r", "rw", "prw"]
 GlobalAccess = Literal["r", "m"]
 Architecture = Literal["x86_64", "arm64"]
@@ -204,6 +202,11 @@ class Limits:
 
 
 AuditRotation = Literal["daily", "hourly"]
+
+
+AUDIT_LOG_RETENTION_DAYS = 30
+"""How long CloudWatch keeps the lines: as long as the host keeps its daily files
+(`QDRANT_AUDIT.max_log_files`), so that an incident a month old is answered in either place."""
 
 
 @dataclass(frozen=True)

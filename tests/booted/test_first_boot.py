@@ -68,6 +68,7 @@ from model.user_data import (
     CONVERGE_TIMER,
     CONVERGE_UNIT,
     METRICS_UNIT,
+    audit_dir,
     settings_env_path,
     staged_site_path,
     state_path,
@@ -584,6 +585,15 @@ def test_who_did_what_from_where_reaches_cloudwatch_logs(
         "forged": (None, client.address, "denied"),
     }
     assert found["forged"]["auth_type"] == "none"
+    # What left the host is what Qdrant wrote on it, on the data volume.
+    on_host = [
+        json.loads(line)
+        for written in sorted(booted.guest.path(audit_dir(host)).glob("audit.*.log"))
+        for line in written.read_text().splitlines()
+    ]
+    assert {
+        name: line for line in on_host for name in ids if line.get("tracing_id") == ids[name]
+    } == found
     for secret in (booted.api_key, token, forged):
         assert secret not in json.dumps(found)
 

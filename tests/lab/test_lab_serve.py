@@ -243,7 +243,7 @@ def test_serve_lists_a_file_for_the_keys_and_for_each_demo_token_with_its_scope(
     )
     assert (
         listed["token search-api"].scope
-        == '{"access": [{"collection": "products", "access": "r"}]}'
+        == '{"access": [{"collection": "products", "access": "r"}], "subject": "search-api"}'
     )
 
 

@@ -190,9 +190,15 @@ def test_the_lab_hands_out_the_tokens_whose_scopes_the_expectations_assume():
     """The expectations above read the demo tokens' names as scopes: a changed demo token must
     change them too."""
     assert LAB_SCOPES == {
-        "search-api": {"access": [{"collection": DEMO_COLLECTION, "access": "r"}]},
-        "ingest-worker": {"access": [{"collection": DEMO_COLLECTION, "access": "rw"}]},
-        "analytics": {"access": "r"},
+        "search-api": {
+            "access": [{"collection": DEMO_COLLECTION, "access": "r"}],
+            "subject": "search-api",
+        },
+        "ingest-worker": {
+            "access": [{"collection": DEMO_COLLECTION, "access": "rw"}],
+            "subject": "ingest-worker",
+        },
+        "analytics": {"access": "r", "subject": "analytics"},
     }
 
 

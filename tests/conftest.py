@@ -40,6 +40,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "lab/test_readme_against_lab.py": _LAB,
     "lab/test_vm_ports.py": _LAB,
     "verify/test_allowlist_lab.py": _LAB,
+    "verify/test_audit_logged_lab.py": _LAB,
     "verify/test_verify_dns01.py": _LAB,
     "verify/test_verify_lab.py": _LAB,
 }
